@@ -1,0 +1,61 @@
+# ops: build, test and benchmark. `make deps` installs what ops needs on
+# Debian (QEMU and a Linux kernel for the Linux guest).
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
+INIT    := guestinit/bin/init
+INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go)
+
+.PHONY: all build deps test test-short bench demo fuzz vet clean
+
+all: build
+
+# The Linux guest's init: static, no cgo, embedded into ops.
+$(INIT): $(INIT_SRC) go.mod
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./guestinit/init
+
+build: $(INIT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .
+
+# Debian packages ops needs: QEMU, and the cloud kernel the Linux guest boots.
+DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+vet: $(INIT)
+	$(GO) vet ./...
+
+# Every test: unit, round-trip, fuzz seeds, and end-to-end boots (Linux
+# guest always; Nanos when a release is installed, skipped visibly otherwise).
+test: deps build vet
+	$(GO) test -count=1 -timeout 40m ./...
+
+test-short: $(INIT)
+	$(GO) test -short -count=1 ./...
+
+# Build times, image sizes and boot times, side by side.
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/ ./cmd/
+
+FUZZTIME ?= 20s
+fuzz: $(INIT)
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./fs/
+	$(GO) test -run '^$$' -fuzz FuzzOpenTFS -fuzztime $(FUZZTIME) ./fs/
+	$(GO) test -run '^$$' -fuzz FuzzReadCPIO -fuzztime $(FUZZTIME) ./fs/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
+	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./lepton/
+	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/
+
+# The main job: build ops and boot an example program.
+demo: deps build
+	$(GO) build -o examples/hello/hello ./examples/hello
+	./ops run examples/hello/hello -a world
+
+clean:
+	rm -f ops $(INIT) examples/hello/hello

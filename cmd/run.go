@@ -1,0 +1,318 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/qemu"
+	"github.com/spf13/cobra"
+)
+
+type runFlags struct {
+	buildFlags
+	ports     []string
+	udp       []string
+	memory    string
+	smp       int
+	accel     bool
+	bridged   bool
+	tap       string
+	ip        string
+	gateway   string
+	netmask   string
+	skipBuild bool
+	debug     bool
+	machine   string
+	qemu      string
+}
+
+func newRunCmd(app *App) *cobra.Command {
+	f := &runFlags{}
+	cmd := &cobra.Command{
+		Use:   "run [ELF]",
+		Short: "Build an image from an ELF program (or reuse it) and boot it",
+		Long: `Build an image from an ELF program, or reuse the image when nothing changed,
+and boot it in the foreground. The guest's console is ops's standard output,
+and ops exits with the guest program's exit code.
+
+Port forwards listen on 127.0.0.1 unless an address is given:
+  -p 8080              host 127.0.0.1:8080 -> guest 8080
+  -p 8081:80           host 8081 -> guest 80
+  -p 0.0.0.0:8080:8080 reachable from the network
+  -p 9000-9002         three forwards, each to the same guest port`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVM(app, cmd, f, args)
+		},
+	}
+	fs := cmd.Flags()
+	f.register(fs)
+	fs.StringArrayVarP(&f.ports, "port", "p", nil, "forward a TCP port: PORT, HOST:GUEST, IP:HOST:GUEST, ranges and comma lists")
+	fs.StringArrayVar(&f.udp, "udp", nil, "forward a UDP port (same forms as -p)")
+	fs.StringVarP(&f.memory, "memory", "m", "", "guest memory, e.g. 512M or 2G (default 256M)")
+	fs.IntVar(&f.smp, "smp", 0, "number of virtual CPUs (default 1)")
+	fs.BoolVar(&f.accel, "accel", true, "use KVM where it really works; --accel=false forces software emulation")
+	fs.BoolVarP(&f.bridged, "bridged", "b", false, "bridged networking through a tap device (needs root)")
+	fs.StringVarP(&f.tap, "tapname", "t", "", "tap device name")
+	fs.StringVar(&f.ip, "ip", "", "static guest IP address")
+	fs.StringVar(&f.gateway, "gateway", "", "static guest gateway")
+	fs.StringVar(&f.netmask, "netmask", "", "static guest netmask")
+	fs.BoolVarP(&f.skipBuild, "skipbuild", "s", false, "boot the existing image as it is, writable, without building")
+	fs.BoolVarP(&f.debug, "debug", "d", false, "show the guest kernel's own messages")
+	fs.StringVar(&f.machine, "machine", "", "microvm (fast direct kernel boot, default) or q35 (BIOS boot of the whole disk, as a cloud VM)")
+	fs.StringVar(&f.qemu, "qemu", "", "QEMU binary (default qemu-system-x86_64)")
+	return cmd
+}
+
+func (f *runFlags) mergeRun(cmd *cobra.Command, c *lepton.Config) {
+	set := cmd.Flags().Changed
+	rc := &c.RunConfig
+	if set("port") {
+		rc.Ports = append(rc.Ports, f.ports...)
+	}
+	if set("udp") {
+		rc.UDPPorts = append(rc.UDPPorts, f.udp...)
+	}
+	if set("memory") {
+		rc.Memory = f.memory
+	}
+	if set("smp") {
+		rc.CPUs = f.smp
+	}
+	if set("accel") {
+		rc.Accel = &f.accel
+	}
+	if set("bridged") {
+		rc.Bridged = f.bridged
+	}
+	if set("tapname") {
+		rc.TapName = f.tap
+	}
+	if set("ip") {
+		rc.IPAddress = f.ip
+	}
+	if set("gateway") {
+		rc.Gateway = f.gateway
+	}
+	if set("netmask") {
+		rc.NetMask = f.netmask
+	}
+	if set("debug") {
+		rc.Debug = f.debug
+	}
+	if set("machine") {
+		rc.Machine = f.machine
+	}
+}
+
+// vmFor describes the VM that boots an image.
+func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM, error) {
+	rc := c.RunConfig
+	vm := qemu.VM{Machine: rc.Machine, Accel: accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort}
+	if vm.Machine == "" {
+		vm.Machine = qemu.MicroVM
+	}
+	if rc.Memory != "" {
+		n, err := lepton.ParseSize(rc.Memory)
+		if err != nil {
+			return vm, fmt.Errorf("memory: %w", err)
+		}
+		if n < 1<<20 { // a bare number means MiB, as QEMU reads -m
+			n <<= 20
+		}
+		vm.MemoryMB = int(n >> 20)
+	}
+	fwds, err := qemu.ParsePorts(rc.Ports, "tcp")
+	if err != nil {
+		return vm, err
+	}
+	udp, err := qemu.ParsePorts(rc.UDPPorts, "udp")
+	if err != nil {
+		return vm, err
+	}
+	vm.Net = qemu.Net{Mode: "user", Forwards: append(fwds, udp...)}
+	if rc.Bridged || rc.TapName != "" {
+		if rc.TapName == "" {
+			return vm, fmt.Errorf("bridged networking needs a tap device: pass --tapname")
+		}
+		vm.Net = qemu.Net{Mode: "tap", Tap: rc.TapName}
+	}
+	switch b.spec.Guest {
+	case lepton.GuestNanos:
+		vm.RNG = true
+		vm.Drives = []qemu.Drive{{File: b.result.Path, Snapshot: snapshot}}
+		if vm.Machine == qemu.MicroVM {
+			vm.Kernel = b.spec.Nanos.Kernel
+		}
+	case lepton.GuestLinux:
+		if vm.Machine != qemu.MicroVM {
+			return vm, fmt.Errorf("the Linux guest boots on microvm only")
+		}
+		vm.Kernel = b.spec.Linux.Image
+		vm.Initrd = b.result.Path
+		vm.Append = "console=ttyS0 rdinit=" + lepton.InitPath + " panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests"
+		if accel == qemu.TCG {
+			if khz := qemu.TSCkHz(readFile("/proc/cpuinfo")); khz > 0 {
+				vm.Append += fmt.Sprintf(" tsc_early_khz=%d", khz)
+			}
+		}
+		if rc.Debug {
+			vm.Append += " ops.debug=1"
+		} else {
+			vm.Append += " quiet loglevel=1"
+		}
+	}
+	return vm, nil
+}
+
+func runVM(app *App, cmd *cobra.Command, f *runFlags, args []string) error {
+	c, err := f.loadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	f.mergeRun(cmd, c)
+	// Stop on Ctrl-C or SIGTERM from here on: nothing is left behind.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got os.Signal
+	go func() {
+		select {
+		case s := <-sigs:
+			got = s
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	var b *built
+	if f.skipBuild {
+		b, err = existingImage(cmd, &f.buildFlags, c, args)
+	} else {
+		b, err = buildImage(cmd, &f.buildFlags, c, args)
+	}
+	if err != nil {
+		return err
+	}
+	if b.note != "" {
+		fmt.Fprintln(app.Stderr, b.note)
+	}
+	allow := c.RunConfig.Accel == nil || *c.RunConfig.Accel
+	accel, why := qemu.DecideAccel(qemu.HostProbe(allow))
+	vm, err := vmFor(b, c, accel, !f.skipBuild)
+	if err != nil {
+		return err
+	}
+	vm.Binary = f.qemu
+	if err := qemu.CheckFree(vm.Net.Forwards); err != nil {
+		return err
+	}
+	if c.RunConfig.Verbose {
+		state := "built"
+		if b.result.Reused {
+			state = "reused"
+		}
+		fmt.Fprintf(app.Stderr, "image %s (%s guest, %s in %v); accel %s: %s\n", b.result.Path, b.spec.Guest, state, b.took.Round(time.Millisecond), accel, why)
+	}
+	for _, fw := range vm.Net.Forwards {
+		if c.RunConfig.Verbose {
+			fmt.Fprintf(app.Stderr, "forward %s\n", fw)
+		}
+	}
+	var res *qemu.Result
+	if ctx.Err() == nil {
+		if res, err = boot(ctx, app, vm, c.RunConfig.Verbose); err != nil {
+			return err
+		}
+	} else {
+		res = &qemu.Result{Stopped: true}
+	}
+	if accel == qemu.KVM && !res.Stopped && res.StartFailed() {
+		fmt.Fprintf(app.Stderr, "ops: QEMU failed under KVM (%s); retrying with software emulation\n", strings.TrimSpace(res.QEMUError()))
+		vm.Accel = qemu.TCG
+		if res, err = boot(ctx, app, vm, c.RunConfig.Verbose); err != nil {
+			return err
+		}
+	}
+	if res.Stopped {
+		if got == syscall.SIGTERM {
+			return &ExitError{Code: 143}
+		}
+		return &ExitError{Code: 130}
+	}
+	code, err := res.GuestExitCode()
+	if err != nil {
+		return err
+	}
+	return exitWith(code)
+}
+
+func exitWith(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return &ExitError{Code: code}
+}
+
+func boot(ctx context.Context, app *App, vm qemu.VM, verbose bool) (*qemu.Result, error) {
+	argv, err := vm.Args()
+	if err != nil {
+		return nil, err
+	}
+	if verbose {
+		fmt.Fprintln(app.Stderr, strings.Join(argv, " "))
+	}
+	p, err := qemu.Start(argv, app.Stdout, app.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return p.Wait(ctx), nil
+}
+
+// existingImage finds the image for -s without building it.
+func existingImage(cmd *cobra.Command, f *buildFlags, c *lepton.Config, args []string) (*built, error) {
+	home, err := lepton.DefaultHome()
+	if err != nil {
+		return nil, err
+	}
+	prog := c.Program
+	if len(args) > 0 {
+		prog = args[0]
+	}
+	name := c.RunConfig.ImageName
+	if name == "" && prog != "" {
+		name = prog[strings.LastIndex(prog, "/")+1:]
+	}
+	b := &built{home: home}
+	if b.note, err = chooseGuest(home, c, &b.spec); err != nil {
+		return nil, err
+	}
+	if b.spec.Guest == lepton.GuestLinux {
+		name += ".initramfs"
+	}
+	path := f.output
+	if path == "" {
+		if path, err = home.ImagePath(name); err != nil {
+			return nil, err
+		}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--skipbuild: no image at %s; build it first", path)
+	}
+	b.result = &lepton.BuildResult{Path: path, Reused: true, Size: st.Size()}
+	return b, nil
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}

@@ -1,0 +1,193 @@
+package fs
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Disk layout constants (see the Nanos image format notes, section 1).
+const (
+	KlogSize       = 4096
+	BootFSSize     = 12 << 20
+	RootSlack      = 512 << 10
+	regionOffset   = 0x1aa
+	regionFS       = 12
+	partTableOff   = 0x1be
+	partTypeLinux  = 0x83
+	partTypeEFI    = 0xef
+	mbrSignatureAt = 0x1fe
+)
+
+// BootLoader is a checked boot.img: stage1 (the MBR) followed by stage2.
+type BootLoader struct {
+	Data   []byte
+	Stage2 uint64 // length of stage2, from the filesystem region record
+}
+
+// ParseBootImg checks a boot.img: the 55AA signature, the filesystem region
+// record in the MBR, and a length that matches the record.
+func ParseBootImg(b []byte) (*BootLoader, error) {
+	if len(b) < SectorSize {
+		return nil, fmt.Errorf("boot.img is %d bytes, shorter than one sector", len(b))
+	}
+	if b[mbrSignatureAt] != 0x55 || b[mbrSignatureAt+1] != 0xaa {
+		return nil, errors.New("boot.img has no 55AA boot signature")
+	}
+	length := binary.LittleEndian.Uint64(b[regionOffset+8:])
+	typ := binary.LittleEndian.Uint32(b[regionOffset+16:])
+	if typ != regionFS {
+		return nil, fmt.Errorf("boot.img has no filesystem region record (type %d, want %d)", typ, regionFS)
+	}
+	if uint64(len(b)) != SectorSize+length {
+		return nil, fmt.Errorf("boot.img is %d bytes but its region record says stage2 is %d (want %d in all)", len(b), length, SectorSize+length)
+	}
+	return &BootLoader{Data: b, Stage2: length}, nil
+}
+
+// Partition is one MBR entry.
+type Partition struct {
+	Type     byte
+	LBA      uint32
+	Sectors  uint32
+	Bootable bool
+}
+
+// chs encodes an LBA the way mkfs does (63 sectors a track, 255 heads).
+func chs(lba uint64) [3]byte {
+	c, h, s := lba/63/255, (lba/63)%255, lba%63+1
+	if c > 1023 {
+		c, h, s = 1023, 254, 63
+	}
+	return [3]byte{byte(h), byte(c>>8) | byte(s), byte(c)} // mkfs's placement, not the standard one
+}
+
+// PutPartitions writes the four MBR partition entries into mbr.
+func PutPartitions(mbr []byte, parts []Partition) error {
+	if len(parts) > 4 {
+		return errors.New("an MBR holds at most four partitions")
+	}
+	for i := 0; i < 4; i++ {
+		e := mbr[partTableOff+16*i : partTableOff+16*i+16]
+		clear(e)
+		if i >= len(parts) {
+			continue
+		}
+		p := parts[i]
+		if p.Bootable {
+			e[0] = 0x80
+		}
+		first := chs(uint64(p.LBA))
+		copy(e[1:4], first[:])
+		e[4] = p.Type
+		last := chs(uint64(p.LBA) + uint64(p.Sectors) - 1)
+		copy(e[5:8], last[:])
+		binary.LittleEndian.PutUint32(e[8:], p.LBA)
+		binary.LittleEndian.PutUint32(e[12:], p.Sectors)
+	}
+	mbr[mbrSignatureAt], mbr[mbrSignatureAt+1] = 0x55, 0xaa
+	return nil
+}
+
+// ReadPartitions decodes the four MBR entries of a disk's first sector.
+func ReadPartitions(mbr []byte) ([]Partition, error) {
+	if len(mbr) < SectorSize || mbr[mbrSignatureAt] != 0x55 || mbr[mbrSignatureAt+1] != 0xaa {
+		return nil, errors.New("no MBR boot signature")
+	}
+	var out []Partition
+	for i := 0; i < 4; i++ {
+		e := mbr[partTableOff+16*i:]
+		out = append(out, Partition{
+			Bootable: e[0] == 0x80,
+			Type:     e[4],
+			LBA:      binary.LittleEndian.Uint32(e[8:]),
+			Sectors:  binary.LittleEndian.Uint32(e[12:]),
+		})
+	}
+	return out, nil
+}
+
+// NanosDisk describes a whole Nanos disk: boot loader, boot filesystem
+// (kernel and klibs) and root filesystem (program tree and manifest).
+type NanosDisk struct {
+	Boot   *BootLoader
+	BootFS *TFS
+	RootFS *TFS
+}
+
+// Offsets returns the byte offsets of the boot and root filesystems.
+func (d *NanosDisk) Offsets() (boot, root int64) {
+	boot = SectorSize + int64(d.Boot.Stage2) + KlogSize
+	return boot, boot + int64(d.BootFS.SizeSecs)*SectorSize
+}
+
+// Size is the image size in bytes.
+func (d *NanosDisk) Size() int64 {
+	_, root := d.Offsets()
+	return root + int64(d.RootFS.SizeSecs)*SectorSize
+}
+
+// WriteTo writes the image into f, which must be empty. The file is
+// extended to its full size first, so free space stays sparse.
+func (d *NanosDisk) WriteTo(f *os.File) error {
+	boot, root := d.Offsets()
+	if boot%SectorSize != 0 {
+		return errors.New("boot.img length is not a whole number of sectors")
+	}
+	if err := f.Truncate(d.Size()); err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	if err := d.BootFS.WriteAt(f, boot, buf); err != nil {
+		return fmt.Errorf("boot filesystem: %w", err)
+	}
+	if err := d.RootFS.WriteAt(f, root, buf); err != nil {
+		return fmt.Errorf("root filesystem: %w", err)
+	}
+	mbr := append([]byte(nil), d.Boot.Data...)
+	if err := PutPartitions(mbr, []Partition{
+		{Type: partTypeLinux, LBA: uint32(boot / SectorSize), Sectors: uint32(d.BootFS.SizeSecs), Bootable: true},
+		{Type: partTypeLinux, LBA: uint32(root / SectorSize), Sectors: uint32(d.RootFS.SizeSecs), Bootable: true},
+	}); err != nil {
+		return err
+	}
+	_, err := f.WriteAt(mbr, 0)
+	return err
+}
+
+// OpenNanosDisk finds the boot and root filesystems of a Nanos disk image
+// by the same partition rule the kernel uses.
+func OpenNanosDisk(r io.ReaderAt, size int64) (boot, root *Reader, err error) {
+	mbr := make([]byte, SectorSize)
+	if _, err := r.ReadAt(mbr, 0); err != nil {
+		return nil, nil, fmt.Errorf("reading the MBR: %w", err)
+	}
+	parts, err := ReadPartitions(mbr)
+	if err != nil {
+		return nil, nil, err
+	}
+	bi, ri := 0, 1
+	if parts[0].Type == partTypeEFI {
+		bi, ri = 1, 2
+	}
+	open := func(p Partition, sizeFromEntry bool) (*Reader, error) {
+		off := int64(p.LBA) * SectorSize
+		if p.LBA == 0 || off >= size {
+			return nil, fmt.Errorf("partition at LBA %d lies outside the %d-byte image", p.LBA, size)
+		}
+		n := size - off
+		if sizeFromEntry {
+			n = min(n, int64(p.Sectors)*SectorSize)
+		}
+		return OpenTFS(io.NewSectionReader(r, off, n), n)
+	}
+	if boot, err = open(parts[bi], true); err != nil {
+		return nil, nil, fmt.Errorf("boot filesystem: %w", err)
+	}
+	if root, err = open(parts[ri], false); err != nil {
+		return nil, nil, fmt.Errorf("root filesystem: %w", err)
+	}
+	return boot, root, nil
+}

@@ -1,0 +1,492 @@
+package fs
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// TFS format constants.
+const (
+	SectorSize      = 512
+	tfsVersion      = 5
+	ExtensionSecs   = 1024  // one log extension: 512 KiB, as mkfs and ops use
+	MaxExtentSecs   = 65536 // extents are capped at 32 MiB, as mkfs does
+	recEndOfLog     = 0x01
+	recAvailable    = 0x02
+	recExtended     = 0x03
+	recEndOfSegment = 0x04
+	recLink         = 0x05
+	maxLabel        = 31
+)
+
+var magic = []byte("NVMTFS")
+
+// TFS is a filesystem laid out and ready to write: its log (metadata) and
+// where each file's data goes. Offsets are in sectors from the start of the
+// filesystem.
+type TFS struct {
+	log      []byte // sectors 1..: the log extensions, whole
+	logSecs  uint64
+	label    string
+	files    []placed
+	used     uint64 // sectors used, from sector 0
+	uuid     [16]byte
+	SizeSecs uint64 // total size in sectors (used plus free space)
+}
+
+type placed struct {
+	e      *Entry
+	offset uint64 // first sector
+}
+
+// UUID is the filesystem's UUID, derived from its contents.
+func (t *TFS) UUID() [16]byte { return t.uuid }
+
+// UsedBytes is the number of bytes from the start of the filesystem to the
+// end of the last sector written.
+func (t *TFS) UsedBytes() int64 { return int64(t.used) * SectorSize }
+
+// TFSOptions tunes a layout.
+type TFSOptions struct {
+	Label   string
+	MinSize int64 // the filesystem is at least this many bytes
+	// Slack is free space kept after the data, rounded up together with it
+	// to a multiple of Slack (mkfs's rule with 512 KiB). Zero means no slack.
+	Slack int64
+}
+
+// LayoutTFS places tree entries into a new filesystem whose root tuple also
+// carries the keys in root (for the root filesystem, the manifest). root's
+// children are replaced by the tree.
+func LayoutTFS(tree *Tree, root *Tuple, opt TFSOptions) (*TFS, error) {
+	if len(opt.Label) > maxLabel {
+		return nil, fmt.Errorf("volume label %q is longer than %d bytes", opt.Label, maxLabel)
+	}
+	if root == nil {
+		root = NewTuple()
+	}
+	// Start with one extension; grow if the metadata does not fit.
+	for exts := uint64(1); ; exts++ {
+		t := &TFS{label: opt.Label, logSecs: exts * ExtensionSecs}
+		data := 1 + t.logSecs
+		nodes, err := buildNodes(tree, func(e *Entry) (*Tuple, error) {
+			file := NewTuple()
+			secs := uint64(e.Size+SectorSize-1) / SectorSize
+			extents := NewTuple()
+			for off := uint64(0); off < secs; off += MaxExtentSecs {
+				n := min(secs-off, MaxExtentSecs)
+				extents.Set(strconv.FormatUint(off, 10), NewTuple().
+					Set("offset", Int(data+off)).
+					Set("length", Int(n)).
+					Set("allocated", Int(n)))
+			}
+			file.Set("extents", extents)
+			file.Set("filelength", Int(e.Size))
+			if secs > 0 {
+				t.files = append(t.files, placed{e: e, offset: data})
+			}
+			data += secs
+			return file, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range nodes.Keys() {
+			v, _ := nodes.Get(k)
+			root.Set(k, v)
+		}
+		enc, err := NewEncoder().Append(nil, root)
+		if err != nil {
+			return nil, fmt.Errorf("encoding filesystem metadata: %w", err)
+		}
+		logb, ok := layoutLog(enc, exts)
+		if !ok {
+			continue
+		}
+		t.log = logb
+		t.used = data
+		size := int64(data) * SectorSize
+		if opt.Slack > 0 {
+			size = (size + opt.Slack + opt.Slack - 1) / opt.Slack * opt.Slack
+		}
+		if size < opt.MinSize {
+			size = (opt.MinSize + SectorSize - 1) / SectorSize * SectorSize
+		}
+		t.SizeSecs = uint64(size / SectorSize)
+		return t, nil
+	}
+}
+
+// buildNodes turns the tree into the root's children tuple (returned as a
+// tuple holding "children"), asking file for each regular file's node.
+func buildNodes(tree *Tree, file func(*Entry) (*Tuple, error)) (*Tuple, error) {
+	dirs := map[string]*Tuple{}
+	rootChildren := NewTuple()
+	dirs["/"] = rootChildren
+	for _, e := range tree.Entries() {
+		if e.Path == "/" {
+			continue
+		}
+		parent := dirs[path.Dir(e.Path)]
+		if parent == nil {
+			return nil, fmt.Errorf("%s: parent is not a directory", e.Path)
+		}
+		name := path.Base(e.Path)
+		switch e.Kind {
+		case KindDir:
+			c := NewTuple()
+			dirs[e.Path] = c
+			parent.Set(name, NewTuple().Set("children", c))
+		case KindSymlink:
+			parent.Set(name, NewTuple().Set("linktarget", String(e.Target)))
+		case KindFile:
+			n, err := file(e)
+			if err != nil {
+				return nil, err
+			}
+			parent.Set(name, n)
+		}
+	}
+	return NewTuple().Set("children", rootChildren), nil
+}
+
+// layoutLog splits the encoded root tuple over exts extensions of
+// ExtensionSecs sectors each (starting at sector 1), linking them in order.
+// It reports false when the metadata does not fit.
+func layoutLog(enc []byte, exts uint64) ([]byte, bool) {
+	ext := ExtensionSecs * SectorSize
+	out := make([]byte, 0, int(exts)*ext)
+	rest := enc
+	for i := uint64(0); i < exts; i++ {
+		start := len(out)
+		out = append(out, magic...)
+		out = appendVarint(out, tfsVersion)
+		out = appendVarint(out, ExtensionSecs)
+		last := i == exts-1
+		// Room: keep 16 bytes for a link record and the end byte.
+		room := ext - (len(out) - start) - 16 - 2*10
+		if room <= 0 {
+			return nil, false
+		}
+		seg := min(len(rest), room)
+		if i == 0 {
+			out = append(out, recAvailable)
+			out = appendVarint(out, uint64(len(enc)))
+		} else if seg > 0 {
+			out = append(out, recExtended)
+		}
+		if i == 0 || seg > 0 {
+			out = appendVarint(out, uint64(seg))
+			out = append(out, rest[:seg]...)
+			rest = rest[seg:]
+		}
+		if last {
+			if len(rest) > 0 {
+				return nil, false
+			}
+			out = append(out, recEndOfLog)
+		} else {
+			out = append(out, recLink)
+			out = appendVarint(out, 1+(i+1)*ExtensionSecs)
+			out = appendVarint(out, ExtensionSecs)
+		}
+		out = append(out, make([]byte, start+ext-len(out))...)
+	}
+	return out, true
+}
+
+// header returns sector 0: the initial extension with UUID and label,
+// linking to the first real extension.
+func (t *TFS) header() []byte {
+	b := make([]byte, 0, SectorSize)
+	b = append(b, magic...)
+	b = appendVarint(b, tfsVersion)
+	b = appendVarint(b, 1)
+	b = append(b, t.uuid[:]...)
+	b = append(b, t.label...)
+	b = append(b, 0)
+	b = append(b, recLink)
+	b = appendVarint(b, 1)
+	b = appendVarint(b, ExtensionSecs)
+	b = append(b, recEndOfLog)
+	return append(b, make([]byte, SectorSize-len(b))...)
+}
+
+// WriteAt writes the filesystem into f at byte offset base. The region
+// must already read as zeros (a new or truncated file): free space is not
+// written. File contents are hashed as they are copied, and the UUID is
+// derived from the metadata and that hash, so equal contents give equal
+// bytes.
+func (t *TFS) WriteAt(f *os.File, base int64, buf []byte) error {
+	h := sha256.New()
+	h.Write([]byte(t.label))
+	h.Write(t.log)
+	if _, err := f.WriteAt(t.log, base+SectorSize); err != nil {
+		return err
+	}
+	for _, p := range t.files {
+		if err := writeFile(f, base+int64(p.offset)*SectorSize, p.e, h, buf); err != nil {
+			return err
+		}
+	}
+	copy(t.uuid[:], h.Sum(nil))
+	t.uuid[6] = t.uuid[6]&0x0f | 0x50 // name-based UUID (version 5 form)
+	t.uuid[8] = t.uuid[8]&0x3f | 0x80 // RFC 4122 variant
+	_, err := f.WriteAt(t.header(), base)
+	return err
+}
+
+// writeFile copies one entry's contents to off, feeding them to h.
+func writeFile(f *os.File, off int64, e *Entry, h io.Writer, buf []byte) error {
+	if e.Data != nil {
+		h.Write(e.Data)
+		_, err := f.WriteAt(e.Data, off)
+		return err
+	}
+	src, err := os.Open(e.Source)
+	if err != nil {
+		return fmt.Errorf("%s: %w", e.Path, err)
+	}
+	defer src.Close()
+	var n int64
+	for {
+		k, rerr := src.Read(buf)
+		if k > 0 {
+			h.Write(buf[:k])
+			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
+				return err
+			}
+			n += int64(k)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("reading %s: %w", e.Source, rerr)
+		}
+	}
+	if n != e.Size {
+		return fmt.Errorf("%s changed size while the image was written (%d bytes, expected %d)", e.Source, n, e.Size)
+	}
+	return nil
+}
+
+// Reader reads a TFS filesystem: its root tuple and file contents.
+type Reader struct {
+	r     io.ReaderAt
+	size  int64
+	Root  *Tuple
+	UUID  [16]byte
+	Label string
+}
+
+// maxLogSecs bounds how much log a reader will follow.
+const maxLogSecs = 1 << 20
+
+// OpenTFS reads the log of the filesystem held in r (size bytes).
+func OpenTFS(r io.ReaderAt, size int64) (*Reader, error) {
+	rd := &Reader{r: r, size: size}
+	d := NewDecoder()
+	var pending []byte
+	var want uint64
+	start, secs := uint64(0), uint64(1)
+	read := uint64(0)
+	for hop := 0; ; hop++ {
+		if hop > 4096 || read > maxLogSecs {
+			return nil, errors.New("tfs: log too long or looping")
+		}
+		if int64(start+secs)*SectorSize > size {
+			return nil, fmt.Errorf("tfs: log extension at sector %d (%d sectors) lies beyond the filesystem", start, secs)
+		}
+		read += secs
+		b := make([]byte, secs*SectorSize)
+		if _, err := r.ReadAt(b, int64(start)*SectorSize); err != nil {
+			return nil, fmt.Errorf("tfs: reading sector %d: %w", start, err)
+		}
+		if len(b) < len(magic) || string(b[:len(magic)]) != string(magic) {
+			return nil, fmt.Errorf("tfs: no NVMTFS header at sector %d", start)
+		}
+		p := len(magic)
+		ver, k, err := readVarint(b[p:])
+		if err != nil {
+			return nil, fmt.Errorf("tfs: header at sector %d: %w", start, err)
+		}
+		p += k
+		if ver != tfsVersion {
+			return nil, fmt.Errorf("tfs: version %d is not supported (want %d)", ver, tfsVersion)
+		}
+		if _, k, err = readVarint(b[p:]); err != nil {
+			return nil, fmt.Errorf("tfs: header at sector %d: %w", start, err)
+		}
+		p += k
+		if start == 0 {
+			if len(b)-p < 17 {
+				return nil, errors.New("tfs: short header")
+			}
+			copy(rd.UUID[:], b[p:p+16])
+			p += 16
+			end := p
+			for end < len(b) && b[end] != 0 && end-p <= maxLabel {
+				end++
+			}
+			if end >= len(b) || b[end] != 0 {
+				return nil, errors.New("tfs: invalid label")
+			}
+			rd.Label = string(b[p:end])
+			p = end + 1
+		}
+		next := false
+	records:
+		for p < len(b) {
+			rec := b[p]
+			p++
+			switch rec {
+			case recEndOfLog:
+				break records
+			case recEndOfSegment:
+			case recLink:
+				s, k, err := readVarint(b[p:])
+				if err != nil {
+					return nil, fmt.Errorf("tfs: link: %w", err)
+				}
+				p += k
+				n, k, err := readVarint(b[p:])
+				if err != nil {
+					return nil, fmt.Errorf("tfs: link: %w", err)
+				}
+				if n == 0 || n > maxLogSecs {
+					return nil, fmt.Errorf("tfs: bad extension size %d", n)
+				}
+				start, secs, next = s, n, true
+				break records
+			case recAvailable, recExtended:
+				if rec == recAvailable {
+					if want > 0 {
+						return nil, errors.New("tfs: new tuple while one is incomplete")
+					}
+					tot, k, err := readVarint(b[p:])
+					if err != nil {
+						return nil, err
+					}
+					p += k
+					if tot > 32<<20 {
+						return nil, fmt.Errorf("tfs: tuple of %d bytes is too large", tot)
+					}
+					want = tot
+					pending = pending[:0]
+				} else if want == 0 {
+					return nil, errors.New("tfs: extended data without a tuple")
+				}
+				seg, k, err := readVarint(b[p:])
+				if err != nil {
+					return nil, err
+				}
+				p += k
+				if seg > uint64(len(b)-p) || uint64(len(pending))+seg > want {
+					return nil, errors.New("tfs: tuple segment overruns its extension or tuple")
+				}
+				pending = append(pending, b[p:p+int(seg)]...)
+				p += int(seg)
+				if uint64(len(pending)) == want {
+					v, n, err := d.Decode(pending)
+					if err != nil {
+						return nil, fmt.Errorf("tfs: %w", err)
+					}
+					if n != len(pending) {
+						return nil, errors.New("tfs: trailing bytes after tuple")
+					}
+					if t, ok := v.(*Tuple); ok && rd.Root == nil {
+						rd.Root = t
+					}
+					want = 0
+				}
+			default:
+				return nil, fmt.Errorf("tfs: unknown record 0x%02x at sector %d", rec, start)
+			}
+		}
+		if !next {
+			break
+		}
+	}
+	if want > 0 {
+		return nil, errors.New("tfs: log ends inside a tuple")
+	}
+	if rd.Root == nil {
+		return nil, errors.New("tfs: log holds no root tuple")
+	}
+	return rd, nil
+}
+
+// Lookup walks path from the root, following no links.
+func (rd *Reader) Lookup(p string) (*Tuple, error) {
+	n := rd.Root
+	for _, part := range strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/") {
+		if part == "" {
+			continue
+		}
+		c := n.Tuple("children")
+		if c == nil {
+			return nil, fmt.Errorf("%s: not a directory", p)
+		}
+		if n = c.Tuple(part); n == nil {
+			return nil, fmt.Errorf("%s: no such file", p)
+		}
+	}
+	return n, nil
+}
+
+// ReadFile returns the contents of the regular file node n.
+func (rd *Reader) ReadFile(n *Tuple) ([]byte, error) {
+	length, ok := n.Uint("filelength")
+	if !ok {
+		return nil, errors.New("not a regular file")
+	}
+	if int64(length) > rd.size {
+		return nil, fmt.Errorf("file length %d exceeds the filesystem", length)
+	}
+	out := make([]byte, length)
+	ext := n.Tuple("extents")
+	if ext == nil {
+		return nil, errors.New("file has no extents")
+	}
+	for _, k := range ext.Keys() {
+		fileSec, err := strconv.ParseUint(k, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("extent key %q is not a number", k)
+		}
+		e := ext.Tuple(k)
+		if e == nil {
+			return nil, fmt.Errorf("extent %s is not a tuple", k)
+		}
+		off, ok1 := e.Uint("offset")
+		l, ok2 := e.Uint("length")
+		_, ok3 := e.Uint("allocated")
+		if !ok1 || !ok2 || !ok3 {
+			return nil, fmt.Errorf("extent %s lacks offset, length or allocated", k)
+		}
+		if fileSec > length/SectorSize+1 || l > length/SectorSize+1 {
+			return nil, fmt.Errorf("extent %s lies beyond the file", k)
+		}
+		if _, u := e.Get("uninited"); u {
+			continue
+		}
+		from := fileSec * SectorSize
+		if from >= length {
+			continue
+		}
+		cnt := min(l*SectorSize, length-from)
+		if int64(off*SectorSize+cnt) > rd.size {
+			return nil, fmt.Errorf("extent %s lies beyond the filesystem", k)
+		}
+		if _, err := rd.r.ReadAt(out[from:from+cnt], int64(off)*SectorSize); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,145 @@
+// Package fs writes and reads the disk formats ops produces: the Nanos
+// TFS filesystem and its value encoding, the bootable disk layout around it,
+// and the newc cpio archive used by the Linux guest.
+package fs
+
+import (
+	"sort"
+	"strconv"
+)
+
+// Value is one node of a TFS value tree: *Tuple, Vector, String, Int or Null.
+type Value interface{ isValue() }
+
+// String is a byte string value (type 4).
+type String string
+
+// Int is an integer value (type 3).
+type Int int64
+
+// Null is the untyped one-byte value Nanos uses for flags.
+type Null struct{}
+
+// Vector is an ordered list of values (type 2).
+type Vector []Value
+
+// Tuple is a map from symbol to value (type 1). Keys keep their insertion
+// order, which is the order the encoder writes; builders insert in sorted
+// order so equal inputs encode identically.
+type Tuple struct {
+	keys []string
+	vals map[string]Value
+}
+
+func (*Tuple) isValue() {}
+func (String) isValue() {}
+func (Int) isValue()    {}
+func (Null) isValue()   {}
+func (Vector) isValue() {}
+
+// NewTuple returns an empty tuple.
+func NewTuple() *Tuple { return &Tuple{vals: map[string]Value{}} }
+
+// Set adds or replaces key.
+func (t *Tuple) Set(key string, v Value) *Tuple {
+	if t.vals == nil {
+		t.vals = map[string]Value{}
+	}
+	if _, ok := t.vals[key]; !ok {
+		t.keys = append(t.keys, key)
+	}
+	t.vals[key] = v
+	return t
+}
+
+// Get returns the value stored at key.
+func (t *Tuple) Get(key string) (Value, bool) {
+	v, ok := t.vals[key]
+	return v, ok
+}
+
+// Delete removes key.
+func (t *Tuple) Delete(key string) {
+	if _, ok := t.vals[key]; !ok {
+		return
+	}
+	delete(t.vals, key)
+	for i, k := range t.keys {
+		if k == key {
+			t.keys = append(t.keys[:i], t.keys[i+1:]...)
+			break
+		}
+	}
+}
+
+// Len is the number of entries.
+func (t *Tuple) Len() int { return len(t.keys) }
+
+// Keys returns the keys in sorted order.
+func (t *Tuple) Keys() []string {
+	ks := append([]string(nil), t.keys...)
+	sort.Strings(ks)
+	return ks
+}
+
+// Tuple returns the tuple stored at key, or nil.
+func (t *Tuple) Tuple(key string) *Tuple {
+	v, _ := t.vals[key].(*Tuple)
+	return v
+}
+
+// Uint reads key as a non-negative number, accepting both integers and
+// decimal strings (Nanos accepts both forms in extents).
+func (t *Tuple) Uint(key string) (uint64, bool) {
+	switch v := t.vals[key].(type) {
+	case Int:
+		if v < 0 {
+			return 0, false
+		}
+		return uint64(v), true
+	case String:
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
+// String renders a value the way Nanos's dump tool prints it, for tests and
+// `ops image tree`.
+func Format(v Value) string {
+	var b []byte
+	b = appendFormat(b, v)
+	return string(b)
+}
+
+func appendFormat(b []byte, v Value) []byte {
+	switch v := v.(type) {
+	case *Tuple:
+		b = append(b, '(')
+		for i, k := range v.Keys() {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = append(b, k...)
+			b = append(b, ':')
+			b = appendFormat(b, v.vals[k])
+		}
+		return append(b, ')')
+	case Vector:
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = appendFormat(b, e)
+		}
+		return append(b, ']')
+	case String:
+		return append(b, v...)
+	case Int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case Null:
+		return b
+	}
+	return append(b, '?')
+}

@@ -1,0 +1,224 @@
+//go:build linux && amd64
+
+// Command init is PID 1 of the Linux guest: it prepares a minimal system,
+// runs the one program named in /.ops/manifest.json, and reports the
+// program's exit code to the host through QEMU's isa-debug-exit device.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opsdev/ops/guestinit"
+	"golang.org/x/sys/unix"
+)
+
+func outb(port uint16, val uint8)
+
+func main() {
+	start := time.Now()
+	setupConsole()
+	code := run(start)
+	exit(code)
+}
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "ops-init: "+format+"\n", a...)
+}
+
+// setupConsole mounts devtmpfs and points stdio at the console; the
+// kernel could not open /dev/console before /dev existed.
+func setupConsole() {
+	_ = unix.Mount("devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755")
+	if fd, err := unix.Open("/dev/console", unix.O_RDWR, 0); err == nil {
+		for i := 0; i < 3; i++ {
+			_ = unix.Dup2(fd, i)
+		}
+		if fd > 2 {
+			unix.Close(fd)
+		}
+	}
+}
+
+func run(start time.Time) int {
+	for _, m := range []struct{ src, dst, typ, data string }{
+		{"proc", "/proc", "proc", ""},
+		{"sysfs", "/sys", "sysfs", ""},
+		{"tmpfs", "/tmp", "tmpfs", "mode=1777"},
+	} {
+		_ = os.MkdirAll(m.dst, 0o755)
+		if err := unix.Mount(m.src, m.dst, m.typ, unix.MS_NOSUID|unix.MS_NODEV, m.data); err != nil {
+			logf("mount %s: %v", m.dst, err)
+		}
+	}
+	_ = os.MkdirAll("/dev/pts", 0o755)
+	_ = unix.Mount("devpts", "/dev/pts", "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, "")
+	_ = os.MkdirAll("/dev/shm", 0o1777)
+	_ = unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
+
+	b, err := os.ReadFile(guestinit.ManifestPathInGuest)
+	if err != nil {
+		logf("reading the manifest: %v", err)
+		return 126
+	}
+	var m guestinit.Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		logf("bad manifest: %v", err)
+		return 126
+	}
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && strings.Contains(string(b), "ops.debug=1") {
+		m.Debug = true
+	}
+	if m.Debug {
+		logf("manifest read after %v", time.Since(start))
+	}
+	for _, mod := range m.Modules {
+		if err := loadModule(mod); err != nil {
+			logf("loading module %s: %v", mod, err)
+		}
+	}
+	if m.Debug {
+		logf("modules loaded after %v", time.Since(start))
+	}
+	if err := setupNetwork(m.Net); err != nil {
+		logf("network: %v", err)
+	}
+	if m.Debug {
+		logf("network up after %v", time.Since(start))
+	}
+	if _, err := os.Stat("/etc/resolv.conf"); os.IsNotExist(err) && len(m.Net.DNS) > 0 {
+		var sb strings.Builder
+		for _, d := range m.Net.DNS {
+			fmt.Fprintf(&sb, "nameserver %s\n", d)
+		}
+		_ = os.MkdirAll("/etc", 0o755)
+		_ = os.WriteFile("/etc/resolv.conf", []byte(sb.String()), 0o644)
+	}
+	if m.Debug {
+		logf("starting %s after %v", m.Program, time.Since(start))
+	}
+	return runProgram(m)
+}
+
+func loadModule(p string) error {
+	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	err = unix.FinitModule(fd, "", 0)
+	if err == unix.EEXIST {
+		return nil
+	}
+	return err
+}
+
+// runProgram starts the program, forwards signals to it, reaps every
+// orphan (init's duty), and returns the program's exit code.
+func runProgram(m guestinit.Manifest) int {
+	cmd := exec.Command(m.Program)
+	cmd.Args = m.Args
+	if len(cmd.Args) == 0 {
+		cmd.Args = []string{m.Program}
+	}
+	cmd.Env = m.Env
+	cmd.Dir = m.Cwd
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	if err := cmd.Start(); err != nil {
+		logf("cannot start %s: %v", m.Program, err)
+		return 127
+	}
+	pid := cmd.Process.Pid
+	go func() {
+		for s := range sigs {
+			_ = syscall.Kill(pid, s.(syscall.Signal))
+		}
+	}()
+	for {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			logf("wait: %v", err)
+			return 126
+		}
+		if wpid != pid {
+			continue
+		}
+		switch {
+		case ws.Exited():
+			return ws.ExitStatus()
+		case ws.Signaled():
+			return 128 + int(ws.Signal())
+		}
+	}
+}
+
+// exit reports code to the host and powers off.
+func exit(code int) {
+	_ = os.Stdout.Sync()
+	if err := unix.Ioperm(guestinit.ExitPort, 1, 1); err == nil {
+		outb(guestinit.ExitPort, uint8(code))
+	}
+	// No isa-debug-exit device: power off (QEMU then exits with status 0).
+	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// setupNetwork brings up lo and, when present, eth0 with a static address
+// and default route, over rtnetlink.
+func setupNetwork(n guestinit.Net) error {
+	nl, err := newNetlink()
+	if err != nil {
+		return err
+	}
+	defer nl.close()
+	if lo, err := net.InterfaceByName("lo"); err == nil {
+		if err := nl.linkUp(lo.Index); err != nil {
+			return fmt.Errorf("lo: %w", err)
+		}
+	}
+	if n.Address == "" {
+		return nil
+	}
+	var eth *net.Interface
+	for i := 0; i < 200; i++ {
+		if eth, err = net.InterfaceByName("eth0"); err == nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if eth == nil {
+		return fmt.Errorf("no eth0")
+	}
+	ip, ipn, err := net.ParseCIDR(n.Address)
+	if err != nil {
+		return err
+	}
+	ones, _ := ipn.Mask.Size()
+	if err := nl.addAddr(eth.Index, ip.To4(), ones); err != nil {
+		return fmt.Errorf("eth0 address: %w", err)
+	}
+	if err := nl.linkUp(eth.Index); err != nil {
+		return fmt.Errorf("eth0 up: %w", err)
+	}
+	if gw := net.ParseIP(n.Gateway).To4(); gw != nil {
+		if err := nl.addDefaultRoute(eth.Index, gw); err != nil {
+			return fmt.Errorf("default route: %w", err)
+		}
+	}
+	return nil
+}

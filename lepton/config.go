@@ -1,0 +1,155 @@
+// Package lepton is the core of ops: configuration, ELF dependencies, the
+// image plan, image builders for each guest, kernel releases and the ops
+// home folder.
+package lepton
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// Config is config.json: the keys nanovms/ops users already write. Keys
+// match case-insensitively; unknown keys are an error.
+type Config struct {
+	Program             string
+	Args                []string
+	Env                 map[string]string
+	Files               []string
+	Dirs                []string
+	MapDirs             map[string]string
+	NameServers         []string
+	Mounts              map[string]string
+	TargetRoot          string
+	ManifestPassthrough map[string]any
+	Kernel              string
+	Boot                string
+	Klibs               []string
+	KlibDir             string
+	NanosVersion        string
+	Uefi                bool
+	BaseVolumeSz        string
+	CwdPath             string `json:"Cwd"`
+	Guest               string // "nanos" or "linux"
+	LinuxKernel         string // a vmlinuz or vmlinux for the Linux guest
+	Version             string // package manifests carry it
+	RunConfig           RunConfig
+}
+
+// RunConfig holds how the VM runs.
+type RunConfig struct {
+	Accel        *bool
+	CPUs         int
+	Memory       string
+	Ports        []string
+	UDPPorts     []string
+	Bridged      bool
+	BridgeName   string
+	TapName      string
+	IPAddress    string
+	NetMask      string
+	Gateway      string
+	ImageName    string
+	InstanceName string
+	Verbose      bool
+	Background   bool
+	QMP          bool
+	GdbPort      int
+	Debug        bool
+	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
+}
+
+// LoadConfig reads a config file. An empty path gives the zero config.
+func LoadConfig(path string) (*Config, error) {
+	c := &Config{}
+	if path == "" {
+		return c, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if err := DecodeConfig(b, c); err != nil {
+		return nil, fmt.Errorf("%s:%w", path, err)
+	}
+	return c, nil
+}
+
+// DecodeConfig decodes a config document strictly into c. Errors start
+// with the line number ("12: ...") so callers can prefix the file name.
+func DecodeConfig(b []byte, c *Config) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	d.UseNumber()
+	if err := d.Decode(c); err != nil {
+		return describeJSONError(b, err)
+	}
+	if d.More() {
+		return fmt.Errorf("%d: unexpected data after the JSON object", lineAt(b, int(d.InputOffset())))
+	}
+	if c.Guest != "" && c.Guest != "nanos" && c.Guest != "linux" {
+		return fmt.Errorf("%d: Guest is %q; use \"nanos\" or \"linux\"", lineOf(b, "Guest"), c.Guest)
+	}
+	return nil
+}
+
+var unknownField = regexp.MustCompile(`unknown field "([^"]*)"`)
+
+func describeJSONError(b []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%d: invalid JSON: %v", lineAt(b, int(se.Offset)), se)
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "the document"
+		}
+		return fmt.Errorf("%d: %s must be %s, not a JSON %s", lineAt(b, int(te.Offset)), field, jsonKind(te.Type.String()), te.Value)
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("1: the file is empty; write {} for no settings")
+	}
+	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+		return fmt.Errorf("%d: unknown key %q (keys are listed in config.example.json)", lineOf(b, m[1]), m[1])
+	}
+	return fmt.Errorf("1: %v", err)
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map["):
+		return "an object"
+	case goType == "string":
+		return "a string"
+	case goType == "bool", goType == "*bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "a whole number"
+	}
+	return "a " + goType
+}
+
+// lineAt is the 1-based line of byte offset off.
+func lineAt(b []byte, off int) int {
+	if off > len(b) {
+		off = len(b)
+	}
+	return bytes.Count(b[:off], []byte{'\n'}) + 1
+}
+
+// lineOf is the line of the first key named key (case-insensitively).
+func lineOf(b []byte, key string) int {
+	re := regexp.MustCompile(`(?i)"` + regexp.QuoteMeta(key) + `"\s*:`)
+	if loc := re.FindIndex(b); loc != nil {
+		return lineAt(b, loc[0])
+	}
+	return 1
+}

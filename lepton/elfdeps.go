@@ -1,0 +1,312 @@
+package lepton
+
+import (
+	"bufio"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// ELFInfo is what ops needs to know about a program or library, read from
+// its headers only: ops never runs the user's binary.
+type ELFInfo struct {
+	Interp  string   // PT_INTERP, empty for static programs
+	Needed  []string // DT_NEEDED
+	RPath   []string
+	RunPath []string
+	Dynamic bool // has a dynamic section (static-PIE too)
+}
+
+// ErrNotELF marks a file that is not an ELF object.
+var ErrNotELF = errors.New("not an ELF file")
+
+// ReadELF reads the dynamic linking facts of an x86-64 ELF.
+func ReadELF(p string) (*ELFInfo, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readELF(f, p)
+}
+
+func readELF(r io.ReaderAt, name string) (info *ELFInfo, err error) {
+	var magic [4]byte
+	if _, err := r.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
+		return nil, fmt.Errorf("%s: %w", name, ErrNotELF)
+	}
+	// debug/elf can panic on some malformed inputs; turn that into an error.
+	defer func() {
+		if r := recover(); r != nil {
+			info, err = nil, fmt.Errorf("%s: malformed ELF: %v", name, r)
+		}
+	}()
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: malformed ELF: %w", name, err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
+		return nil, fmt.Errorf("%s: built for %s %s; ops runs x86-64 (64-bit) programs", name, f.Class, f.Machine)
+	}
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return nil, fmt.Errorf("%s: ELF type %s is not a program or shared library", name, f.Type)
+	}
+	info = &ELFInfo{}
+	for _, p := range f.Progs {
+		switch p.Type {
+		case elf.PT_INTERP:
+			if p.Filesz > 4096 {
+				return nil, fmt.Errorf("%s: interpreter path too long", name)
+			}
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err != nil {
+				return nil, fmt.Errorf("%s: reading PT_INTERP: %w", name, err)
+			}
+			info.Interp = strings.TrimRight(string(b), "\x00")
+		case elf.PT_DYNAMIC:
+			info.Dynamic = true
+		}
+	}
+	if !info.Dynamic {
+		return info, nil
+	}
+	get := func(tag elf.DynTag) ([]string, error) {
+		v, err := f.DynString(tag)
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading dynamic section: %w", name, err)
+		}
+		return v, nil
+	}
+	if info.Needed, err = get(elf.DT_NEEDED); err != nil {
+		return nil, err
+	}
+	rp, err := get(elf.DT_RPATH)
+	if err != nil {
+		return nil, err
+	}
+	rnp, err := get(elf.DT_RUNPATH)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range rp {
+		info.RPath = append(info.RPath, filepath.SplitList(s)...)
+	}
+	for _, s := range rnp {
+		info.RunPath = append(info.RunPath, filepath.SplitList(s)...)
+	}
+	return info, nil
+}
+
+// Dep is one file the program needs at run time.
+type Dep struct {
+	Guest string // where the loader will look for it in the guest
+	Host  string // the host file with its contents
+}
+
+// Deps is the result of resolving a program's dependencies.
+type Deps struct {
+	Interp    *Dep
+	Libs      []Dep    // in the order found (breadth first)
+	ExtraDirs []string // guest dirs outside the loader's defaults that hold libraries
+}
+
+// defaultLibDirs is where glibc's loader looks without a cache.
+var defaultLibDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+
+// Resolver finds shared libraries the way the dynamic loader would,
+// inside a root folder ("/" for the host).
+type Resolver struct {
+	Root string
+	dirs []string // ld.so.conf dirs, then the defaults
+}
+
+// NewResolver reads root's /etc/ld.so.conf (with includes).
+func NewResolver(root string) *Resolver {
+	if root == "" {
+		root = "/"
+	}
+	r := &Resolver{Root: root}
+	seen := map[string]bool{}
+	r.readConf("/etc/ld.so.conf", seen, 0)
+	for _, d := range defaultLibDirs {
+		if !seen[d] {
+			seen[d] = true
+			r.dirs = append(r.dirs, d)
+		}
+	}
+	return r
+}
+
+func (r *Resolver) host(guest string) string { return filepath.Join(r.Root, filepath.FromSlash(guest)) }
+
+func (r *Resolver) readConf(p string, seen map[string]bool, depth int) {
+	if depth > 8 {
+		return
+	}
+	f, err := os.Open(r.host(p))
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" {
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "include"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+			pat := strings.TrimSpace(rest)
+			if !path.IsAbs(pat) {
+				pat = path.Join(path.Dir(p), pat)
+			}
+			matches, _ := filepath.Glob(r.host(pat))
+			for _, m := range matches {
+				rel, err := filepath.Rel(r.Root, m)
+				if err == nil {
+					r.readConf("/"+filepath.ToSlash(rel), seen, depth+1)
+				}
+			}
+			continue
+		}
+		for _, d := range strings.FieldsFunc(line, func(c rune) bool { return c == ':' || c == ',' || c == ' ' || c == '\t' }) {
+			d = path.Clean(d)
+			if path.IsAbs(d) && !seen[d] {
+				seen[d] = true
+				r.dirs = append(r.dirs, d)
+			}
+		}
+	}
+}
+
+// object is an ELF being resolved: where it is on the host and in the guest.
+type object struct {
+	host, guest string
+	info        *ELFInfo
+}
+
+// Resolve finds the interpreter and every library program needs, reading
+// ELF headers only. guestPath is where the program will sit in the guest
+// (it anchors $ORIGIN).
+func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
+	info, err := ReadELF(hostPath)
+	if err != nil {
+		return nil, err
+	}
+	deps := &Deps{}
+	if info.Interp != "" {
+		h := r.host(info.Interp)
+		if _, err := os.Stat(h); err != nil {
+			return nil, fmt.Errorf("%s needs the program interpreter %s, which is not in %s", hostPath, info.Interp, r.Root)
+		}
+		deps.Interp = &Dep{Guest: info.Interp, Host: h}
+	}
+	exe := &object{host: hostPath, guest: guestPath, info: info}
+	queue := []*object{exe}
+	found := map[string]bool{}
+	extra := map[string]bool{}
+	for len(queue) > 0 {
+		o := queue[0]
+		queue = queue[1:]
+		for _, name := range o.info.Needed {
+			if found[name] {
+				continue
+			}
+			dep, lib, tried, err := r.find(name, o, exe)
+			if err != nil {
+				return nil, err
+			}
+			if dep == nil {
+				return nil, fmt.Errorf("library %s, needed by %s, was not found (searched %s)", name, o.host, strings.Join(tried, ", "))
+			}
+			found[name] = true
+			if deps.Interp != nil && dep.Guest == deps.Interp.Guest {
+				continue
+			}
+			deps.Libs = append(deps.Libs, *dep)
+			if d := path.Dir(dep.Guest); !isDefaultDir(d) && !extra[d] && !strings.Contains(name, "/") {
+				extra[d] = true
+				deps.ExtraDirs = append(deps.ExtraDirs, d)
+			}
+			queue = append(queue, &object{host: dep.Host, guest: dep.Guest, info: lib})
+		}
+	}
+	return deps, nil
+}
+
+func isDefaultDir(d string) bool {
+	for _, x := range defaultLibDirs {
+		if d == x {
+			return true
+		}
+	}
+	return false
+}
+
+// find looks for one DT_NEEDED name in the order the loader uses: the
+// object's DT_RPATH (and the executable's) unless it has DT_RUNPATH, then
+// DT_RUNPATH, then ld.so.conf, then the default dirs. Candidates of another
+// class or machine are skipped, as the loader does.
+func (r *Resolver) find(name string, o, exe *object) (*Dep, *ELFInfo, []string, error) {
+	type cand struct{ host, guest string }
+	var cands []cand
+	originDir := func(ob *object, d string) cand {
+		if strings.HasPrefix(d, "$ORIGIN") || strings.HasPrefix(d, "${ORIGIN}") {
+			rest := strings.TrimPrefix(strings.TrimPrefix(d, "$ORIGIN"), "${ORIGIN}")
+			return cand{filepath.Join(filepath.Dir(ob.host), filepath.FromSlash(rest)), path.Join(path.Dir(ob.guest), rest)}
+		}
+		return cand{r.host(d), path.Clean(d)}
+	}
+	if strings.Contains(name, "/") {
+		c := cand{r.host(name), path.Clean("/" + name)}
+		if !path.IsAbs(name) {
+			c = cand{filepath.Join(filepath.Dir(o.host), name), path.Join(path.Dir(o.guest), name)}
+		}
+		cands = append(cands, c)
+	} else {
+		var dirs []cand
+		if len(o.info.RunPath) == 0 {
+			for _, d := range o.info.RPath {
+				dirs = append(dirs, originDir(o, d))
+			}
+			if o != exe {
+				for _, d := range exe.info.RPath {
+					dirs = append(dirs, originDir(exe, d))
+				}
+			}
+		}
+		for _, d := range o.info.RunPath {
+			dirs = append(dirs, originDir(o, d))
+		}
+		for _, d := range r.dirs {
+			dirs = append(dirs, cand{r.host(d), d})
+		}
+		for _, d := range dirs {
+			cands = append(cands, cand{filepath.Join(d.host, name), path.Join(d.guest, name)})
+		}
+	}
+	var tried []string
+	for _, c := range cands {
+		tried = append(tried, path.Dir(c.guest))
+		st, err := os.Stat(c.host)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		info, err := ReadELF(c.host)
+		if err != nil {
+			if errors.Is(err, ErrNotELF) || strings.Contains(err.Error(), "x86-64") {
+				continue // wrong class or machine: the loader skips it too
+			}
+			return nil, nil, nil, err
+		}
+		return &Dep{Guest: c.guest, Host: c.host}, info, nil, nil
+	}
+	return nil, nil, tried, nil
+}

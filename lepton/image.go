@@ -1,0 +1,194 @@
+package lepton
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	opsfs "github.com/opsdev/ops/fs"
+)
+
+// formatVersion changes whenever the bytes ops writes for the same inputs
+// change, so cached images from an older ops are rebuilt.
+const formatVersion = "ops-image-1"
+
+// Guest kinds.
+const (
+	GuestNanos = "nanos"
+	GuestLinux = "linux"
+)
+
+// ImageSpec is everything an image is made from.
+type ImageSpec struct {
+	Plan    *Plan
+	Guest   string
+	Nanos   NanosKernel  // when Guest is nanos
+	Linux   *LinuxKernel // when Guest is linux
+	Init    []byte       // the Linux guest's init program
+	Out     string       // image path
+	MinRoot int64        // BaseVolumeSz
+}
+
+// BuildResult says what BuildImage did.
+type BuildResult struct {
+	Path   string
+	Reused bool
+	Size   int64
+}
+
+// BuildImage writes the image for spec, or reuses the existing one when
+// nothing it is made from has changed (same plan, same source files by
+// path, size, modification time and inode, same kernel). The image is
+// written to a temporary file in the same folder and renamed into place.
+func BuildImage(spec ImageSpec) (*BuildResult, error) {
+	key, err := spec.key()
+	if err != nil {
+		return nil, err
+	}
+	keyFile := filepath.Join(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".key")
+	if st, err := os.Stat(spec.Out); err == nil {
+		if b, err := os.ReadFile(keyFile); err == nil && string(b) == key+"\n"+fileStamp(st) {
+			return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size()}, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(spec.Out), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".tmp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	switch spec.Guest {
+	case GuestNanos:
+		err = writeNanos(tmp, spec)
+	case GuestLinux:
+		err = writeLinux(tmp, spec)
+	default:
+		err = fmt.Errorf("unknown guest %q", spec.Guest)
+	}
+	if err == nil {
+		err = tmp.Chmod(0o644)
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(keyFile)
+	if err := os.Rename(tmp.Name(), spec.Out); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(spec.Out)
+	if err != nil {
+		return nil, err
+	}
+	// The key records the image's own stamp, so an image changed since
+	// (booted writable with --skipbuild) is rebuilt.
+	if err := WriteFileAtomic(keyFile, []byte(key+"\n"+fileStamp(st)), 0o644); err != nil {
+		return nil, err
+	}
+	return &BuildResult{Path: spec.Out, Size: st.Size()}, nil
+}
+
+func writeNanos(f *os.File, spec ImageSpec) error {
+	disk, err := LayoutNanos(spec.Plan, spec.Nanos, spec.MinRoot)
+	if err != nil {
+		return err
+	}
+	return disk.WriteTo(f)
+}
+
+// fileStamp identifies a file's version without reading it.
+func fileStamp(st os.FileInfo) string {
+	ino := uint64(0)
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = s.Ino
+	}
+	return fmt.Sprintf("%d %d %d %o", st.Size(), st.ModTime().UnixNano(), ino, st.Mode())
+}
+
+func stampFile(h hash.Hash, label, p string) error {
+	if p == "" {
+		fmt.Fprintf(h, "%s: none\n", label)
+		return nil
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "%s: %s %s\n", label, p, fileStamp(st))
+	return nil
+}
+
+// key hashes everything the image is made from.
+func (spec ImageSpec) key() (string, error) {
+	h := sha256.New()
+	p := spec.Plan
+	fmt.Fprintf(h, "%s\nguest %s\nminroot %d\n", formatVersion, spec.Guest, spec.MinRoot)
+	plan, err := json.Marshal(struct {
+		Program     string
+		Args        []string
+		Env         []EnvVar
+		Cwd         string
+		Net         Network
+		Mounts      map[string]string
+		Passthrough map[string]any
+		Klibs       []string
+	}{p.Program, p.Args, p.Env, p.Cwd, p.Network, p.Mounts, p.Passthrough, p.Klibs})
+	if err != nil {
+		return "", err
+	}
+	h.Write(plan)
+	for _, e := range p.Tree.Entries() {
+		fmt.Fprintf(h, "\n%q %d %o %q ", e.Path, e.Kind, e.Mode, e.Target)
+		switch {
+		case e.Kind != opsfs.KindFile:
+		case e.Data != nil:
+			fmt.Fprintf(h, "data %x", sha256.Sum256(e.Data))
+		default:
+			if err := stampFile(h, "src", e.Source); err != nil {
+				return "", err
+			}
+		}
+	}
+	switch spec.Guest {
+	case GuestNanos:
+		for _, f := range []struct{ l, p string }{{"kernel", spec.Nanos.Kernel}, {"boot", spec.Nanos.Boot}} {
+			if err := stampFile(h, f.l, f.p); err != nil {
+				return "", err
+			}
+		}
+		for _, k := range p.Klibs {
+			if err := stampFile(h, "klib", filepath.Join(spec.Nanos.KlibDir, k)); err != nil {
+				return "", fmt.Errorf("klib %s: %w", k, err)
+			}
+		}
+	case GuestLinux:
+		if spec.Linux == nil {
+			return "", fmt.Errorf("no Linux guest kernel")
+		}
+		fmt.Fprintf(h, "linux %s init %x\n", spec.Linux.Version, sha256.Sum256(spec.Init))
+		for _, m := range spec.Linux.Modules {
+			if err := stampFile(h, "module", m); err != nil {
+				return "", err
+			}
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ImagePath is where an image named name is kept.
+func (h Home) ImagePath(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("image name %q must be a plain file name", name)
+	}
+	return filepath.Join(h.ImagesDir(), name), nil
+}

@@ -1,0 +1,265 @@
+package lepton
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	opsfs "github.com/opsdev/ops/fs"
+)
+
+// Plan is a guest described independently of the guest kernel: the file
+// tree, the program and how it starts, and network settings. Both image
+// writers (Nanos TFS, Linux initramfs) read only a Plan.
+type Plan struct {
+	Tree        *opsfs.Tree
+	Program     string   // guest path of the program
+	Args        []string // argv, argv[0] included
+	Env         []EnvVar // sorted by name
+	Cwd         string
+	Network     Network
+	Mounts      map[string]string
+	Passthrough map[string]any
+	Klibs       []string
+}
+
+// EnvVar is one environment variable.
+type EnvVar struct{ Name, Value string }
+
+// Network holds a static address; empty means DHCP (Nanos) or QEMU's
+// user-mode defaults (Linux guest).
+type Network struct {
+	IP, Netmask, Gateway string
+	NameServers          []string
+}
+
+// PlanInput is what a plan is made from: the merged config, the program's
+// host path as the user typed it, and the folder relative paths start from.
+type PlanInput struct {
+	Config  *Config
+	Program string // host path of the ELF (as typed)
+	Dir     string // working folder for relative Files, Dirs, MapDirs
+}
+
+// NewPlan makes a plan: the program and its ELF dependencies, then Dirs,
+// MapDirs and Files, each layer able to replace what came before.
+func NewPlan(in PlanInput) (*Plan, error) {
+	c := in.Config
+	if in.Program == "" {
+		return nil, fmt.Errorf("no program: name an ELF file or set Program in config.json")
+	}
+	host := in.Program
+	if !filepath.IsAbs(host) {
+		host = filepath.Join(in.Dir, host)
+	}
+	st, err := os.Stat(host)
+	if err != nil {
+		return nil, fmt.Errorf("program %s: %w", in.Program, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("program %s is not a regular file", in.Program)
+	}
+	p := &Plan{
+		Tree:        opsfs.NewTree(),
+		Program:     "/" + filepath.Base(host),
+		Cwd:         "/",
+		Mounts:      c.Mounts,
+		Passthrough: c.ManifestPassthrough,
+		Klibs:       c.Klibs,
+	}
+	if c.CwdPath != "" {
+		if p.Cwd, err = opsfs.CleanPath(c.CwdPath); err != nil {
+			return nil, fmt.Errorf("Cwd: %w", err)
+		}
+	}
+	res := NewResolver(c.TargetRoot)
+	deps, err := res.Resolve(host, p.Program)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Interp != nil {
+		if err := p.addHostFile(deps.Interp.Host, deps.Interp.Guest); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range deps.Libs {
+		if err := p.addHostFile(d.Host, d.Guest); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range c.Dirs {
+		hd := resolveHost(in.Dir, d)
+		if err := p.addDir(hd, guestPathFor(d)); err != nil {
+			return nil, fmt.Errorf("Dirs: %w", err)
+		}
+	}
+	mapKeys := make([]string, 0, len(c.MapDirs))
+	for k := range c.MapDirs {
+		mapKeys = append(mapKeys, k)
+	}
+	sort.Strings(mapKeys)
+	for _, pat := range mapKeys {
+		matches, err := filepath.Glob(resolveHost(in.Dir, pat))
+		if err != nil {
+			return nil, fmt.Errorf("MapDirs: bad pattern %q: %w", pat, err)
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("MapDirs: %q matches no files", pat)
+		}
+		for _, m := range matches {
+			dest := path.Join(guestPathFor(c.MapDirs[pat]), filepath.Base(m))
+			if err := p.addAny(m, dest); err != nil {
+				return nil, fmt.Errorf("MapDirs: %w", err)
+			}
+		}
+	}
+	for _, f := range c.Files {
+		if err := p.addAny(resolveHost(in.Dir, f), guestPathFor(f)); err != nil {
+			return nil, fmt.Errorf("Files: %w", err)
+		}
+	}
+	// The program last, so nothing replaces it.
+	if err := p.addHostFile(host, p.Program); err != nil {
+		return nil, err
+	}
+	if e, _ := p.Tree.Get(p.Program); e != nil {
+		e.Mode = 0o755
+	}
+	argv0 := in.Program
+	if c.Program != "" && filepath.Clean(c.Program) == filepath.Clean(in.Program) {
+		argv0 = c.Program
+	}
+	p.Args = append([]string{argv0}, c.Args...)
+	env := map[string]string{}
+	if len(deps.ExtraDirs) > 0 {
+		env["LD_LIBRARY_PATH"] = strings.Join(deps.ExtraDirs, ":")
+	}
+	for k, v := range c.Env {
+		env[k] = v
+	}
+	for k, v := range env {
+		p.Env = append(p.Env, EnvVar{k, v})
+	}
+	sort.Slice(p.Env, func(i, j int) bool { return p.Env[i].Name < p.Env[j].Name })
+	rc := c.RunConfig
+	p.Network = Network{IP: rc.IPAddress, Netmask: rc.NetMask, Gateway: rc.Gateway, NameServers: c.NameServers}
+	if len(c.NameServers) > 0 {
+		var b strings.Builder
+		for _, ns := range c.NameServers {
+			fmt.Fprintf(&b, "nameserver %s\n", ns)
+		}
+		if err := p.Tree.Add(opsfs.Entry{Path: "/etc/resolv.conf", Kind: opsfs.KindFile, Data: []byte(b.String())}); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func resolveHost(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// guestPathFor maps a config path to its guest path: relative paths land
+// below the root at the same relative path.
+func guestPathFor(p string) string {
+	return path.Clean("/" + filepath.ToSlash(p))
+}
+
+// addHostFile adds a regular file's contents (following links).
+func (p *Plan) addHostFile(host, guest string) error {
+	st, err := os.Stat(host)
+	if err != nil {
+		return fmt.Errorf("%s: %w", host, err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", host)
+	}
+	return p.Tree.Add(opsfs.Entry{Path: guest, Kind: opsfs.KindFile, Source: host, Size: st.Size(), Mode: st.Mode().Perm()})
+}
+
+// AddHostFile adds one host file at a guest path.
+func (p *Plan) AddHostFile(host, guest string) error { return p.addHostFile(host, guest) }
+
+// addAny adds a file or, recursively, a directory.
+func (p *Plan) addAny(host, guest string) error {
+	st, err := os.Stat(host)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return p.addDir(host, guest)
+	}
+	return p.addHostFile(host, guest)
+}
+
+// addDir copies a host directory recursively. Symlinks stay symlinks when
+// their target stays inside the copied tree; other links are followed.
+func (p *Plan) addDir(hostDir, guestDir string) error {
+	hostDir = filepath.Clean(hostDir)
+	st, err := os.Stat(hostDir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", hostDir)
+	}
+	return p.AddDirAt(hostDir, guestDir)
+}
+
+// AddDirAt lays hostDir's contents over guestDir.
+func (p *Plan) AddDirAt(hostDir, guestDir string) error {
+	return filepath.WalkDir(hostDir, func(h string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(hostDir, h)
+		if err != nil {
+			return err
+		}
+		g := path.Join(guestDir, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindDir, Mode: info.Mode().Perm()})
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(h)
+			if err != nil {
+				return err
+			}
+			if linkStaysInside(hostDir, h, target) {
+				return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindSymlink, Target: target})
+			}
+			st, err := os.Stat(h)
+			if err != nil {
+				return fmt.Errorf("%s: link to %s: %w", h, target, err)
+			}
+			if st.IsDir() {
+				return p.addDir(h, g)
+			}
+			return p.addHostFile(h, g)
+		case d.Type().IsRegular():
+			return p.addHostFile(h, g)
+		}
+		return nil // sockets, devices, fifos are not copied
+	})
+}
+
+// linkStaysInside reports whether a relative link at host path h resolves
+// inside root.
+func linkStaysInside(root, h, target string) bool {
+	if filepath.IsAbs(target) {
+		return false
+	}
+	r, err := filepath.Rel(root, filepath.Join(filepath.Dir(h), target))
+	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
+}

@@ -1,0 +1,166 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Result is how a QEMU process ended.
+type Result struct {
+	Status  int    // exit status; -1 when killed by a signal
+	Stopped bool   // ops stopped it (context cancelled)
+	Stderr  string // the tail of what QEMU printed on stderr
+	Pid     int
+}
+
+// tail keeps the last bytes written to it.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
+
+// StopGrace is how long QEMU gets to exit after SIGTERM before SIGKILL.
+const StopGrace = 500 * time.Millisecond
+
+// Process is a running QEMU.
+type Process struct {
+	cmd    *exec.Cmd
+	errBuf *tail
+	done   chan struct{}
+	err    error
+}
+
+// Start runs argv with the guest console on stdout. QEMU runs in its own
+// process group (so a terminal's Ctrl-C reaches ops, which then stops
+// QEMU) and dies with ops (PR_SET_PDEATHSIG).
+func Start(argv []string, stdout, stderr io.Writer) (*Process, error) {
+	if len(argv) == 0 {
+		return nil, errors.New("empty QEMU command line")
+	}
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return nil, fmt.Errorf("%s not found; install QEMU (on Debian: apt-get install qemu-system-x86, or 'make deps')", argv[0])
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout = stdout
+	errBuf := &tail{max: 8192}
+	cmd.Stderr = io.MultiWriter(stderr, errBuf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
+	}
+	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// Pid is QEMU's process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Wait waits for QEMU to exit, stopping it when ctx is cancelled: SIGTERM
+// to its process group, then SIGKILL after StopGrace.
+func (p *Process) Wait(ctx context.Context) *Result {
+	stopped := false
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		stopped = true
+		pg := -p.cmd.Process.Pid
+		_ = syscall.Kill(pg, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(StopGrace):
+			_ = syscall.Kill(pg, syscall.SIGKILL)
+			<-p.done
+		}
+	}
+	r := &Result{Status: p.cmd.ProcessState.ExitCode(), Stopped: stopped, Stderr: p.errBuf.String(), Pid: p.cmd.Process.Pid}
+	return r
+}
+
+// ErrNoExitCode means the guest stopped without reporting an exit code.
+var ErrNoExitCode = errors.New("the guest stopped without reporting an exit code (a kernel panic, a crash, or a power-off)")
+
+// StartFailed reports whether QEMU itself failed (rather than the guest
+// exiting): QEMU's errors are lines "qemu-system-…: message" on stderr.
+func (r *Result) StartFailed() bool {
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		if strings.HasPrefix(line, "qemu-system-") && !strings.Contains(line, "warning:") {
+			return true
+		}
+	}
+	return false
+}
+
+// QEMUError is the last error line QEMU printed.
+func (r *Result) QEMUError() string {
+	var last string
+	for _, line := range strings.Split(r.Stderr, "\n") {
+		if strings.HasPrefix(line, "qemu-system-") && !strings.Contains(line, "warning:") {
+			last = line
+		}
+	}
+	return last
+}
+
+// GuestExitCode turns QEMU's status into the guest program's exit code.
+// With isa-debug-exit, a guest code N makes QEMU exit with N<<1 | 1.
+func (r *Result) GuestExitCode() (int, error) {
+	switch {
+	case r.Status < 0:
+		return 0, errors.New("QEMU was killed by a signal")
+	case r.StartFailed():
+		return 0, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(r.QEMUError()))
+	case r.Status&1 == 1:
+		return r.Status >> 1, nil
+	case r.Status == 0:
+		return 0, ErrNoExitCode
+	}
+	return 0, fmt.Errorf("QEMU exited with status %d", r.Status)
+}
+
+// Alive reports whether a process exists, for tests and `ops instance`.
+func Alive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	if err != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// A zombie is not alive.
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}

@@ -1,0 +1,249 @@
+package qemu
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Accel is the accelerator QEMU uses.
+type Accel string
+
+// Accelerators.
+const (
+	KVM Accel = "kvm"
+	TCG Accel = "tcg"
+)
+
+// AccelProbe holds what the accelerator decision is made from, so it can
+// be tested with fake inputs.
+type AccelProbe struct {
+	CPUInfo string       // /proc/cpuinfo
+	OpenKVM func() error // opens /dev/kvm read-write
+	Allow   bool         // false when the user asked for no acceleration
+}
+
+// HostProbe reads this machine.
+func HostProbe(allow bool) AccelProbe {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return AccelProbe{CPUInfo: string(b), Allow: allow, OpenKVM: func() error {
+		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		return f.Close()
+	}}
+}
+
+// DecideAccel picks KVM only where it really works: the CPU advertises
+// vmx or svm (nested hypervisors such as PVM expose /dev/kvm without
+// them, and ordinary guests die there) and /dev/kvm opens. It returns the
+// reason for the choice.
+func DecideAccel(p AccelProbe) (Accel, string) {
+	if !p.Allow {
+		return TCG, "acceleration turned off"
+	}
+	if !hasVirtFlag(p.CPUInfo) {
+		return TCG, "the CPU advertises neither vmx nor svm"
+	}
+	if p.OpenKVM == nil {
+		return TCG, "no /dev/kvm"
+	}
+	if err := p.OpenKVM(); err != nil {
+		return TCG, fmt.Sprintf("/dev/kvm cannot be opened: %v", err)
+	}
+	return KVM, "vmx/svm present and /dev/kvm opens"
+}
+
+func hasVirtFlag(cpuinfo string) bool {
+	for _, line := range strings.Split(cpuinfo, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "flags" {
+			continue
+		}
+		for _, f := range strings.Fields(v) {
+			if f == "vmx" || f == "svm" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Machine types ops boots.
+const (
+	MicroVM = "microvm" // direct kernel boot, virtio-mmio devices
+	Q35     = "q35"     // BIOS boot of the whole disk, PCI devices
+)
+
+// Drive is a disk attached to the VM.
+type Drive struct {
+	File     string
+	Snapshot bool // writes go to a temporary overlay; the file is left as it was
+}
+
+// Net is the VM's network card.
+type Net struct {
+	Mode     string // "user", "tap" or "none"
+	Forwards []Forward
+	Tap      string
+	MAC      string
+	GuestFwd []GuestFwd // user mode: guest connections to IP:port go to a host address
+}
+
+// GuestFwd sends guest TCP connections to IP:Port on to Host (host:port).
+type GuestFwd struct {
+	IP   string
+	Port int
+	Host string
+}
+
+// VM is a QEMU invocation described by its parts.
+type VM struct {
+	Binary    string
+	Machine   string
+	Accel     Accel
+	MemoryMB  int
+	CPUs      int
+	Kernel    string // direct kernel boot (microvm)
+	Initrd    string
+	Append    string
+	Drives    []Drive
+	Net       Net
+	DebugExit bool
+	RNG       bool
+	QMP       string // unix socket path
+	GdbPort   int
+	Extra     []string
+}
+
+// Args returns the QEMU argv, binary first.
+func (vm VM) Args() ([]string, error) {
+	bin := vm.Binary
+	if bin == "" {
+		bin = "qemu-system-x86_64"
+	}
+	a := []string{bin, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"}
+	mem := vm.MemoryMB
+	if mem <= 0 {
+		mem = 256
+	}
+	cpus := max(vm.CPUs, 1)
+	switch vm.Accel {
+	case KVM:
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	case TCG, "":
+		accel := "tcg"
+		if cpus > 1 {
+			accel += ",thread=multi"
+		}
+		a = append(a, "-accel", accel, "-cpu", "max")
+	default:
+		return nil, fmt.Errorf("unknown accelerator %q", vm.Accel)
+	}
+	a = append(a, "-m", strconv.Itoa(mem)+"M", "-smp", strconv.Itoa(cpus))
+	var blk, nic, rng string
+	switch vm.Machine {
+	case MicroVM, "":
+		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
+		// Linux guest's kernel is happy with both.
+		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off", "-global", "virtio-mmio.force-legacy=false")
+		blk, nic, rng = "virtio-blk-device", "virtio-net-device", "virtio-rng-device"
+		if vm.Kernel == "" {
+			return nil, fmt.Errorf("microvm boots a kernel directly; no kernel given")
+		}
+	case Q35:
+		a = append(a, "-machine", "q35")
+		nic, rng = "virtio-net-pci", "virtio-rng-pci"
+		if len(vm.Drives) > 0 {
+			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
+		}
+	default:
+		return nil, fmt.Errorf("unknown machine type %q (use microvm or q35)", vm.Machine)
+	}
+	if vm.Kernel != "" {
+		a = append(a, "-kernel", vm.Kernel)
+	}
+	if vm.Initrd != "" {
+		a = append(a, "-initrd", vm.Initrd)
+	}
+	if vm.Append != "" {
+		a = append(a, "-append", vm.Append)
+	}
+	for i, d := range vm.Drives {
+		if strings.ContainsAny(d.File, ",") {
+			return nil, fmt.Errorf("disk path %q contains a comma, which QEMU cannot take", d.File)
+		}
+		id := fmt.Sprintf("hd%d", i)
+		opt := fmt.Sprintf("if=none,id=%s,format=raw,file=%s", id, d.File)
+		if d.Snapshot {
+			opt += ",snapshot=on"
+		}
+		a = append(a, "-drive", opt)
+		if blk != "" {
+			a = append(a, "-device", blk+",drive="+id)
+		} else {
+			a = append(a, "-device", "scsi-hd,bus=scsi0.0,drive="+id)
+		}
+	}
+	switch vm.Net.Mode {
+	case "", "none":
+	case "user":
+		nd := "user,id=n0"
+		for _, f := range vm.Net.Forwards {
+			nd += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", f.Proto, f.HostIP, f.HostPort, f.GuestPort)
+		}
+		for _, g := range vm.Net.GuestFwd {
+			nd += fmt.Sprintf(",guestfwd=tcp:%s:%d-tcp:%s", g.IP, g.Port, g.Host)
+		}
+		a = append(a, "-netdev", nd, "-device", nicArg(nic, vm.Net.MAC))
+	case "tap":
+		if vm.Net.Tap == "" {
+			return nil, fmt.Errorf("tap networking needs a tap device name")
+		}
+		a = append(a, "-netdev", "tap,id=n0,ifname="+vm.Net.Tap+",script=no,downscript=no", "-device", nicArg(nic, vm.Net.MAC))
+	default:
+		return nil, fmt.Errorf("unknown network mode %q", vm.Net.Mode)
+	}
+	if vm.RNG {
+		a = append(a, "-device", rng)
+	}
+	if vm.DebugExit {
+		a = append(a, "-device", "isa-debug-exit")
+	}
+	if vm.QMP != "" {
+		a = append(a, "-qmp", "unix:"+vm.QMP+",server=on,wait=off")
+	}
+	if vm.GdbPort > 0 {
+		a = append(a, "-gdb", fmt.Sprintf("tcp::%d", vm.GdbPort))
+	}
+	return append(a, vm.Extra...), nil
+}
+
+func nicArg(dev, mac string) string {
+	s := dev + ",netdev=n0"
+	if mac != "" {
+		s += ",mac=" + mac
+	}
+	return s
+}
+
+// TSCkHz reads the host CPU frequency from /proc/cpuinfo text. Under TCG
+// the guest's TSC counts at the host's rate; a Linux guest told this rate
+// (tsc_early_khz=) skips calibrating against the PIT, which fails now and
+// then under emulation and leaves the guest without a clock.
+func TSCkHz(cpuinfo string) int {
+	for _, line := range strings.Split(cpuinfo, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(k) != "cpu MHz" {
+			continue
+		}
+		mhz, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || mhz <= 0 {
+			return 0
+		}
+		return int(mhz * 1000)
+	}
+	return 0
+}
