@@ -211,6 +211,9 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 	exe := &object{host: hostPath, guest: guestPath, info: info}
 	queue := []*object{exe}
 	found := map[string]bool{}
+	if info.Interp != "" {
+		found[path.Base(info.Interp)] = true // the loader is already loaded, under its soname
+	}
 	extra := map[string]bool{}
 	for len(queue) > 0 {
 		o := queue[0]
@@ -227,9 +230,6 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 				return nil, fmt.Errorf("library %s, needed by %s, was not found (searched %s)", name, o.host, strings.Join(tried, ", "))
 			}
 			found[name] = true
-			if deps.Interp != nil && dep.Guest == deps.Interp.Guest {
-				continue
-			}
 			deps.Libs = append(deps.Libs, *dep)
 			if d := path.Dir(dep.Guest); !isDefaultDir(d) && !extra[d] && !strings.Contains(name, "/") {
 				extra[d] = true

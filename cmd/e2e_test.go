@@ -1,0 +1,479 @@
+package cmd_test
+
+// End-to-end tests: they build the ops binary and real guest programs, boot
+// real VMs under QEMU and read what the guest printed and its exit code.
+// The Linux guest always runs; Nanos tests skip, saying why, when no Nanos
+// release is installed.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// env is shared by every end-to-end test in one run: the ops binary, the
+// test programs and an ops home (so the Linux guest's kernel is unpacked
+// once).
+type env struct {
+	dir, ops, home string
+	progs          map[string]string
+}
+
+var (
+	envOnce sync.Once
+	theEnv  *env
+	envErr  error
+)
+
+func repoRoot() string {
+	wd, _ := os.Getwd()
+	return filepath.Dir(wd)
+}
+
+func getEnv(t testing.TB) *env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	envOnce.Do(func() { theEnv, envErr = newEnv() })
+	if envErr != nil {
+		t.Fatal(envErr)
+	}
+	return theEnv
+}
+
+func run(dir string, name string, args ...string) error {
+	c := exec.Command(name, args...)
+	c.Dir = dir
+	c.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+const helloC = `#include <stdio.h>
+#include <stdlib.h>
+int main(int argc, char **argv) {
+	printf("hello from C, %d args\n", argc);
+	return argc > 1 ? atoi(argv[1]) : 0;
+}
+`
+
+const serverGo = `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	port := "8080"
+	if len(os.Args) > 1 {
+		port = os.Args[1]
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello over http on %s\n", port)
+	})
+	fmt.Println("listening on", port)
+	if err := http.ListenAndServe(":"+port, nil); err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+}
+`
+
+func newEnv() (*env, error) {
+	dir, err := os.MkdirTemp("", "ops-e2e-")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir, ops: filepath.Join(dir, "ops"), home: filepath.Join(dir, "home"), progs: map[string]string{}}
+	root := repoRoot()
+	if _, err := os.Stat(filepath.Join(root, "guestinit", "bin", "init")); err != nil {
+		return nil, fmt.Errorf("the Linux guest's init is not built; run the tests with 'make test'")
+	}
+	if err := run(root, "go", "build", "-o", e.ops, "."); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hello.c"), []byte(helloC), 0o644); err != nil {
+		return nil, err
+	}
+	if err := run(dir, "gcc", "-O2", "-static", "-o", "hello_static", "hello.c"); err != nil {
+		return nil, fmt.Errorf("building a static C program (needs gcc and libc6-dev: 'make deps'): %w", err)
+	}
+	if err := run(dir, "gcc", "-O2", "-o", "hello_dynamic", "hello.c"); err != nil {
+		return nil, err
+	}
+	srv := filepath.Join(dir, "server")
+	if err := os.MkdirAll(srv, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(srv, "main.go"), []byte(serverGo), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(srv, "go.mod"), []byte("module server\n\ngo 1.22\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := run(srv, "go", "build", "-o", filepath.Join(dir, "goserver"), "."); err != nil {
+		return nil, err
+	}
+	for _, p := range []string{"hello_static", "hello_dynamic", "goserver"} {
+		e.progs[p] = filepath.Join(dir, p)
+	}
+	return e, nil
+}
+
+// nanosHome links an installed Nanos release into a fresh ops home, or
+// skips the test saying why.
+func nanosHome(t *testing.T) string {
+	t.Helper()
+	src := os.Getenv("OPS_TEST_NANOS_HOME")
+	if src == "" {
+		if h, err := os.UserHomeDir(); err == nil {
+			src = filepath.Join(h, ".ops")
+		}
+	}
+	v, err := os.ReadFile(filepath.Join(src, "latest.txt"))
+	ver := strings.TrimSpace(string(v))
+	if err != nil || ver == "" {
+		t.Skipf("SKIP: no Nanos release installed in %s (install one with 'ops update', or set OPS_TEST_NANOS_HOME)", src)
+	}
+	if _, err := os.Stat(filepath.Join(src, ver, "kernel.img")); err != nil {
+		t.Skipf("SKIP: Nanos %s named in %s/latest.txt is not installed", ver, src)
+	}
+	home := t.TempDir()
+	if err := os.Symlink(filepath.Join(src, ver), filepath.Join(home, ver)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "latest.txt"), []byte(ver+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// ops runs the ops binary with an ops home and waits at most timeout.
+func (e *env) opsCmd(ctx context.Context, home string, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, e.ops, args...)
+	c.Dir = e.dir
+	c.Env = append(os.Environ(), "OPS_HOME="+home)
+	return c
+}
+
+func (e *env) run(t *testing.T, home string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c := e.opsCmd(ctx, home, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("ops %s: %v", strings.Join(args, " "), err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+func forEachGuest(t *testing.T, f func(t *testing.T, guest, home string)) {
+	e := getEnv(t)
+	for _, g := range []string{"linux", "nanos"} {
+		t.Run(g, func(t *testing.T) {
+			home := e.home
+			if g == "nanos" {
+				home = nanosHome(t)
+			}
+			f(t, g, home)
+		})
+	}
+}
+
+func TestE2EHello(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		for _, prog := range []string{"hello_static", "hello_dynamic"} {
+			r := e.run(t, home, "run", "--guest", guest, "./"+prog)
+			if r.code != 0 || !strings.Contains(r.stdout, "hello from C, 1 args") {
+				t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", prog, r.code, r.stdout, r.stderr)
+			}
+		}
+	})
+}
+
+func TestE2EExitCode(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		r := e.run(t, home, "run", "--guest", guest, "./hello_static", "-a", "3")
+		if r.code != 3 || !strings.Contains(r.stdout, "hello from C, 2 args") {
+			t.Fatalf("exit %d, want 3\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+// freePorts finds n consecutive free TCP ports on 127.0.0.1.
+func freePorts(t *testing.T, n int) int {
+	t.Helper()
+	for base := 20000 + os.Getpid()%10000; base < 60000; base += n + 7 {
+		ok := true
+		var ls []net.Listener
+		for i := 0; i < n; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no free ports")
+	return 0
+}
+
+// getUntil polls url until it answers 200 or the deadline passes.
+func getUntil(url string, deadline time.Time) (string, error) {
+	var last error
+	for time.Now().Before(deadline) {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get(url)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return string(b), nil
+			}
+			last = fmt.Errorf("HTTP %d", resp.StatusCode)
+		} else {
+			last = err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "", last
+}
+
+// startServer boots the Go server in the background and returns a stop
+// function that interrupts ops like Ctrl-C and reports how it ended.
+func startServer(t *testing.T, e *env, home string, args ...string) (stop func() (int, string)) {
+	t.Helper()
+	c := e.opsCmd(context.Background(), home, args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	stopped := false
+	stop = func() (int, string) {
+		if !stopped {
+			stopped = true
+			c.Process.Signal(syscall.SIGINT)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				c.Process.Kill()
+				<-done
+				t.Errorf("ops did not stop within 10 s of SIGINT")
+			}
+		}
+		return c.ProcessState.ExitCode(), out.String() + errb.String()
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+func TestE2EHTTPServerPorts(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		base := freePorts(t, 3)
+		// A range: three host ports, each forwarded to the same guest port;
+		// the server listens on the middle one.
+		spec := fmt.Sprintf("%d-%d", base, base+2)
+		stop := startServer(t, e, home, "run", "--guest", guest, "./goserver", "-a", fmt.Sprint(base+1), "-p", spec)
+		body, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", base+1), time.Now().Add(90*time.Second))
+		if err != nil {
+			code, out := stop()
+			t.Fatalf("no HTTP answer through -p %s: %v (ops exit %d)\n%s", spec, err, code, out)
+		}
+		if !strings.Contains(body, fmt.Sprintf("hello over http on %d", base+1)) {
+			t.Fatalf("body %q", body)
+		}
+		code, out := stop()
+		if code != 130 {
+			t.Fatalf("ops exit %d after SIGINT, want 130\n%s", code, out)
+		}
+	})
+}
+
+func TestE2EMappedPort(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		host := freePorts(t, 1)
+		stop := startServer(t, e, home, "run", "--guest", guest, "./goserver", "-p", fmt.Sprintf("%d:8080", host))
+		if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", host), time.Now().Add(90*time.Second)); err != nil {
+			code, out := stop()
+			t.Fatalf("no answer on host port %d -> guest 8080: %v (exit %d)\n%s", host, err, code, out)
+		}
+	})
+}
+
+// qemuChildren lists QEMU processes whose parent is pid.
+func qemuChildren(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "qemu-system") {
+			continue
+		}
+		var ppid, qpid int
+		var state string
+		fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
+		fmt.Sscanf(d.Name(), "%d", &qpid)
+		if ppid == pid {
+			out = append(out, qpid)
+		}
+	}
+	return out
+}
+
+func TestE2ECtrlCLeavesNoQEMU(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		host := freePorts(t, 1)
+		c := e.opsCmd(context.Background(), home, "run", "--guest", guest, "./goserver", "-p", fmt.Sprintf("%d:8080", host))
+		var out bytes.Buffer
+		c.Stdout, c.Stderr = &out, &out
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", host), time.Now().Add(90*time.Second)); err != nil {
+			c.Process.Kill()
+			c.Wait()
+			t.Fatalf("server did not come up: %v\n%s", err, out.String())
+		}
+		kids := qemuChildren(c.Process.Pid)
+		if len(kids) != 1 {
+			t.Fatalf("found QEMU children %v of ops %d", kids, c.Process.Pid)
+		}
+		start := time.Now()
+		c.Process.Signal(syscall.SIGINT)
+		err := c.Wait()
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("ops took %v to stop after SIGINT", took)
+		}
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+			t.Errorf("ops ended with %v after SIGINT, want exit 130", err)
+		}
+		for i := 0; i < 20 && processAlive(kids[0]); i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if processAlive(kids[0]) {
+			t.Fatalf("QEMU %d is still running after ops stopped", kids[0])
+		}
+	})
+}
+
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func TestE2ENanosQ35FullDisk(t *testing.T) {
+	e := getEnv(t)
+	home := nanosHome(t)
+	r := e.run(t, home, "run", "--guest", "nanos", "--machine", "q35", "./hello_static", "-a", "3")
+	if r.code != 3 || !strings.Contains(r.stdout, "hello from C, 2 args") {
+		t.Fatalf("q35 BIOS boot: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestE2EBuildReproducible(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		var sums [2][]byte
+		for i := range sums {
+			out := filepath.Join(t.TempDir(), "img")
+			r := e.run(t, home, "build", "--guest", guest, "./hello_dynamic", "-o", out, "-e", "A=B")
+			if r.code != 0 {
+				t.Fatalf("build: %d %s", r.code, r.stderr)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums[i] = b
+		}
+		if !bytes.Equal(sums[0], sums[1]) {
+			t.Fatal("two builds of the same inputs differ")
+		}
+	})
+}
+
+func TestE2EGuestNanosWithoutRelease(t *testing.T) {
+	e := getEnv(t)
+	r := e.run(t, t.TempDir(), "run", "--guest", "nanos", "./hello_static")
+	if r.code == 0 || !strings.Contains(r.stderr, "ops update") {
+		t.Fatalf("--guest nanos without a release: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestE2EDefaultGuestNote(t *testing.T) {
+	e := getEnv(t)
+	r := e.run(t, e.home, "run", "./hello_static")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "guest: linux") || !strings.Contains(r.stderr, "no Nanos release installed") {
+		t.Fatalf("missing the one-line guest note in stderr: %q", r.stderr)
+	}
+}
+
+func TestE2EPortInUse(t *testing.T) {
+	e := getEnv(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	r := e.run(t, e.home, "run", "--guest", "linux", "./goserver", "-p", fmt.Sprint(port))
+	if r.code == 0 || !strings.Contains(r.stderr, fmt.Sprint(port)) || !strings.Contains(r.stderr, "in use") {
+		t.Fatalf("port in use: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
