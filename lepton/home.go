@@ -111,23 +111,34 @@ func (h Home) Installed() []string {
 	return out
 }
 
-// versionLess compares dotted versions numerically where it can.
+// versionLess orders version strings naturally: runs of digits compare
+// as numbers ("6.1.0-10" after "6.1.0-9"), everything else byte by byte.
 func versionLess(a, b string) bool {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, e1 := strconv.Atoi(as[i])
-		y, e2 := strconv.Atoi(bs[i])
-		if e1 == nil && e2 == nil {
+	for a != "" && b != "" {
+		da, db := digitRun(a), digitRun(b)
+		if da > 0 && db > 0 {
+			x, _ := strconv.ParseUint(strings.TrimLeft(a[:da], "0")+"0", 10, 64)
+			y, _ := strconv.ParseUint(strings.TrimLeft(b[:db], "0")+"0", 10, 64)
 			if x != y {
 				return x < y
 			}
+			a, b = a[da:], b[db:]
 			continue
 		}
-		if as[i] != bs[i] {
-			return as[i] < bs[i]
+		if a[0] != b[0] {
+			return a[0] < b[0]
 		}
+		a, b = a[1:], b[1:]
 	}
-	return len(as) < len(bs)
+	return len(a) < len(b)
+}
+
+func digitRun(s string) int {
+	n := 0
+	for n < len(s) && n < 18 && s[n] >= '0' && s[n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // CheckKernel checks that a kernel.img is a 64-bit x86 ELF.

@@ -1,0 +1,186 @@
+package lepton
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func needGCC(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("SKIP: gcc not installed ('make deps')")
+	}
+}
+
+func gcc(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	c := exec.Command("gcc", args...)
+	c.Dir = dir
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("gcc %v: %v\n%s", args, err, out)
+	}
+}
+
+func guestPaths(d *Deps) []string {
+	var out []string
+	for _, l := range d.Libs {
+		out = append(out, l.Guest)
+	}
+	return out
+}
+
+func TestResolveSystemBinary(t *testing.T) {
+	// /bin/ls is dynamic on every Debian machine.
+	d, err := NewResolver("/").Resolve("/bin/ls", "/ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Interp == nil || d.Interp.Guest != "/lib64/ld-linux-x86-64.so.2" {
+		t.Fatalf("interpreter %+v", d.Interp)
+	}
+	libs := strings.Join(guestPaths(d), " ")
+	if !strings.Contains(libs, "/libc.so.6") {
+		t.Fatalf("libc not among %s", libs)
+	}
+	if strings.Contains(libs, "ld-linux") {
+		t.Fatalf("the interpreter is listed again as a library: %s", libs)
+	}
+}
+
+func TestResolveKinds(t *testing.T) {
+	needGCC(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "m.c"), "int f(void); int main(void){return f();}\n")
+	writeFile(t, filepath.Join(dir, "f.c"), "int f(void){return 0;}\n")
+	writeFile(t, filepath.Join(dir, "s.c"), "int main(void){return 0;}\n")
+	gcc(t, dir, "-O2", "-static", "-o", "static", "s.c")
+	gcc(t, dir, "-O2", "-static-pie", "-o", "staticpie", "s.c")
+	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gcc(t, dir, "-shared", "-fPIC", "-o", "lib/libf.so", "f.c")
+	gcc(t, dir, "-o", "origin", "m.c", "-Llib", "-lf", "-Wl,-rpath,$ORIGIN/lib")
+	gcc(t, dir, "-o", "runpath", "m.c", "-Llib", "-lf", "-Wl,--enable-new-dtags,-rpath,"+filepath.Join(dir, "lib"))
+	gcc(t, dir, "-o", "missing", "m.c", "-Llib", "-lf")
+
+	cases := []struct {
+		prog   string
+		interp bool
+		want   []string // guest paths that must be among the libraries
+		err    string
+	}{
+		{"static", false, nil, ""},
+		{"staticpie", false, nil, ""},
+		{"origin", true, []string{"/app/lib/libf.so"}, ""},
+		{"runpath", true, []string{filepath.Join(dir, "lib", "libf.so")}, ""},
+		{"missing", true, nil, "library libf.so, needed by"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.prog, func(t *testing.T) {
+			d, err := NewResolver("/").Resolve(filepath.Join(dir, tc.prog), "/app/"+tc.prog)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "searched") {
+					t.Fatalf("error %v, want %q naming the dirs searched", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (d.Interp != nil) != tc.interp {
+				t.Fatalf("interp %+v", d.Interp)
+			}
+			got := strings.Join(guestPaths(d), " ")
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Fatalf("%s not among %s", w, got)
+				}
+			}
+			if !tc.interp && len(d.Libs) != 0 {
+				t.Fatalf("static program has libraries %v", got)
+			}
+		})
+	}
+	// A library outside the loader's default dirs is announced, so the
+	// plan can set LD_LIBRARY_PATH.
+	d, err := NewResolver("/").Resolve(filepath.Join(dir, "origin"), "/app/origin")
+	if err != nil || len(d.ExtraDirs) != 1 || d.ExtraDirs[0] != "/app/lib" {
+		t.Fatalf("extra dirs %v, %v", d.ExtraDirs, err)
+	}
+}
+
+// elfHeader crafts a minimal ELF header.
+func elfHeader(class elf.Class, machine elf.Machine) []byte {
+	b := make([]byte, 64)
+	copy(b, elf.ELFMAG)
+	b[4] = byte(class)
+	b[5] = byte(elf.ELFDATA2LSB)
+	b[6] = 1
+	binary.LittleEndian.PutUint16(b[16:], uint16(elf.ET_EXEC))
+	binary.LittleEndian.PutUint16(b[18:], uint16(machine))
+	binary.LittleEndian.PutUint32(b[20:], 1)
+	if class == elf.ELFCLASS64 {
+		binary.LittleEndian.PutUint16(b[52:], 64)
+	} else {
+		binary.LittleEndian.PutUint16(b[40:], 52)
+	}
+	return b
+}
+
+func TestReadELFBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		data []byte
+		err  string
+	}{
+		{"script", []byte("#!/bin/sh\necho hi\n"), "not an ELF"},
+		{"empty", nil, "not an ELF"},
+		{"truncated", []byte("\x7fELF\x02\x01"), "malformed"},
+		{"32-bit", elfHeader(elf.ELFCLASS32, elf.EM_386), "x86-64"},
+		{"arm64", elfHeader(elf.ELFCLASS64, elf.EM_AARCH64), "x86-64"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.name)
+			if err := os.WriteFile(p, tc.data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadELF(p)
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error %v, want %q naming the file", err, tc.err)
+			}
+			if tc.err == "not an ELF" && !errors.Is(err, ErrNotELF) {
+				t.Fatal("not wrapped as ErrNotELF")
+			}
+		})
+	}
+}
+
+func TestLdSoConfIncludes(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "etc/ld.so.conf"), "# comment\ninclude /etc/ld.so.conf.d/*.conf\n/opt/a\n")
+	writeFile(t, filepath.Join(root, "etc/ld.so.conf.d/x.conf"), "/opt/b:/opt/c\n")
+	r := NewResolver(root)
+	got := strings.Join(r.dirs, " ")
+	if !strings.HasPrefix(got, "/opt/b /opt/c /opt/a /lib/x86_64-linux-gnu") {
+		t.Fatalf("search dirs %s", got)
+	}
+}
+
+func FuzzReadELF(f *testing.F) {
+	if b, err := os.ReadFile("/bin/true"); err == nil {
+		f.Add(b[:min(len(b), 8192)])
+	}
+	f.Add(elfHeader(elf.ELFCLASS64, elf.EM_X86_64))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = readELF(bytes.NewReader(b), "fuzz")
+	})
+}

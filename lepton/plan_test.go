@@ -1,0 +1,250 @@
+package lepton
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	opsfs "github.com/opsdev/ops/fs"
+)
+
+// fakeRelease writes a boot.img with a valid region record and uses a
+// real x86-64 ELF as the kernel, enough to lay out and read back images.
+func fakeRelease(t testing.TB, dir string) NanosKernel {
+	t.Helper()
+	const s2 = 2 * 512
+	boot := make([]byte, 512+s2)
+	binary.LittleEndian.PutUint64(boot[0x1aa:], 0x8000)
+	binary.LittleEndian.PutUint64(boot[0x1aa+8:], s2)
+	binary.LittleEndian.PutUint32(boot[0x1aa+16:], 12)
+	boot[510], boot[511] = 0x55, 0xaa
+	copy(boot[512:], "stage2")
+	k := NanosKernel{Boot: filepath.Join(dir, "boot.img"), Kernel: filepath.Join(dir, "kernel.img"), KlibDir: filepath.Join(dir, "klibs")}
+	if err := os.WriteFile(k.Boot, boot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kern, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(k.Kernel, kern, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(k.KlibDir, "strace"), "klib")
+	return k
+}
+
+func TestPlanLayers(t *testing.T) {
+	dir := t.TempDir()
+	prog, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app"), prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "conf/app.yaml"), "a: 1")
+	writeFile(t, filepath.Join(dir, "static/css/site.css"), "body{}")
+	writeFile(t, filepath.Join(dir, "assets/one.txt"), "1")
+	writeFile(t, filepath.Join(dir, "assets/two.txt"), "2")
+	if err := os.Symlink("css/site.css", filepath.Join(dir, "static/inside")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../conf/app.yaml", filepath.Join(dir, "static/outside")); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{
+		Files:       []string{"conf/app.yaml"},
+		Dirs:        []string{"static"},
+		MapDirs:     map[string]string{"assets/*": "/var/www"},
+		Args:        []string{"-x"},
+		Env:         map[string]string{"B": "2", "A": "1"},
+		NameServers: []string{"1.1.1.1"},
+	}
+	p, err := NewPlan(PlanInput{Config: c, Program: "./app", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]opsfs.Kind{
+		"/app": opsfs.KindFile, "/conf/app.yaml": opsfs.KindFile, "/static/css/site.css": opsfs.KindFile,
+		"/static/inside": opsfs.KindSymlink, "/static/outside": opsfs.KindFile,
+		"/var/www/one.txt": opsfs.KindFile, "/var/www/two.txt": opsfs.KindFile,
+		"/etc/resolv.conf": opsfs.KindFile, "/lib64/ld-linux-x86-64.so.2": opsfs.KindFile,
+	}
+	for path, kind := range want {
+		e, ok := p.Tree.Get(path)
+		if !ok || e.Kind != kind {
+			t.Errorf("%s: %+v, want kind %d", path, e, kind)
+		}
+	}
+	if p.Program != "/app" || strings.Join(p.Args, " ") != "./app -x" {
+		t.Fatalf("program %s args %v", p.Program, p.Args)
+	}
+	if len(p.Env) != 2 || p.Env[0].Name != "A" {
+		t.Fatalf("env not sorted: %v", p.Env)
+	}
+	if e, _ := p.Tree.Get("/app"); e.Mode != 0o755 {
+		t.Fatalf("program mode %o", e.Mode)
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "script.sh"), "#!/bin/sh\n")
+	for _, tc := range []struct {
+		prog string
+		c    Config
+		err  string
+	}{
+		{"", Config{}, "no program"},
+		{"./nope", Config{}, "nope"},
+		{"./script.sh", Config{}, "not an ELF"},
+		{"/bin/true", Config{Files: []string{"missing.txt"}}, "Files:"},
+		{"/bin/true", Config{MapDirs: map[string]string{"nomatch/*": "/x"}}, "matches no files"},
+	} {
+		_, err := NewPlan(PlanInput{Config: &tc.c, Program: tc.prog, Dir: dir})
+		if err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%s %+v: error %v, want %q", tc.prog, tc.c, err, tc.err)
+		}
+	}
+}
+
+func TestNanosImageRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	k := fakeRelease(t, dir)
+	c := &Config{Env: map[string]string{"MODE": "prod"}, Klibs: []string{"strace"},
+		ManifestPassthrough: map[string]any{"exec_wait_for_ip4_secs": "5", "uname": map[string]any{"sysname": "ops"}},
+		RunConfig:           RunConfig{IPAddress: "10.3.0.10", Gateway: "10.3.0.1", NetMask: "255.255.255.0"}}
+	p, err := NewPlan(PlanInput{Config: c, Program: "/bin/true", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "images", "true")
+	spec := ImageSpec{Plan: p, Guest: GuestNanos, Nanos: k, Out: out}
+	res, err := BuildImage(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Reused {
+		t.Fatal("first build reported as reused")
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	boot, root, err := opsfs.OpenNanosDisk(f, st.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	kn, err := boot.Lookup("/kernel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := boot.ReadFile(kn)
+	if want, _ := os.ReadFile(k.Kernel); !bytes.Equal(kb, want) {
+		t.Fatal("boot filesystem /kernel differs from kernel.img")
+	}
+	if _, err := boot.Lookup("/klib/strace"); err != nil {
+		t.Fatal(err)
+	}
+	got := opsfs.Format(root.Root)
+	for _, w := range []string{"program:/true", "arguments:[/bin/true]", "environment:(MODE:prod)", "debug_exit:t",
+		"klibs:bootfs", "en1:(gateway:10.3.0.1 ipaddr:10.3.0.10 netmask:255.255.255.0)", "exec_wait_for_ip4_secs:5", "uname:(sysname:ops)"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("manifest lacks %s:\n%s", w, got)
+		}
+	}
+	n, err := root.Lookup("/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := root.ReadFile(n)
+	if want, _ := os.ReadFile("/bin/true"); !bytes.Equal(pb, want) {
+		t.Fatal("program contents differ")
+	}
+	// Disk layout: boot FS right after boot.img and the 4 KiB klog area,
+	// root FS after the 12 MiB boot FS, image ends with the root FS.
+	mbr := make([]byte, 512)
+	f.ReadAt(mbr, 0)
+	parts, _ := opsfs.ReadPartitions(mbr)
+	if parts[0].LBA != (512+1024+4096)/512 || parts[0].Sectors != 12<<20/512 || parts[1].LBA != parts[0].LBA+parts[0].Sectors {
+		t.Fatalf("partitions %+v", parts)
+	}
+	if int64(parts[1].LBA+parts[1].Sectors)*512 != st.Size() || st.Size()%512 != 0 {
+		t.Fatalf("root partition %+v does not end the %d-byte image", parts[1], st.Size())
+	}
+	if st.Mode().Perm() != 0o644 {
+		t.Fatalf("image mode %o", st.Mode().Perm())
+	}
+
+	// Unchanged inputs reuse the image; a touched source rebuilds it.
+	if res, err = BuildImage(spec); err != nil || !res.Reused {
+		t.Fatalf("second build: reused=%v err=%v", res != nil && res.Reused, err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(k.Kernel, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = BuildImage(spec); err != nil || res.Reused {
+		t.Fatalf("build after the kernel changed: reused=%v err=%v", res != nil && res.Reused, err)
+	}
+	// An image changed since it was built (booted writable) is rebuilt.
+	if err := os.WriteFile(out, []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = BuildImage(spec); err != nil || res.Reused {
+		t.Fatalf("build after the image changed: reused=%v err=%v", res != nil && res.Reused, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "images", ".*tmp*")); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
+
+func TestNanosImageReproducible(t *testing.T) {
+	var imgs [][]byte
+	for i := 0; i < 2; i++ {
+		dir := t.TempDir()
+		k := fakeRelease(t, dir)
+		p, err := NewPlan(PlanInput{Config: &Config{Args: []string{"a"}}, Program: "/bin/ls", Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "img")
+		if _, err := BuildImage(ImageSpec{Plan: p, Guest: GuestNanos, Nanos: k, Out: out}); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(out)
+		imgs = append(imgs, b)
+	}
+	if !bytes.Equal(imgs[0], imgs[1]) {
+		t.Fatal("the same inputs in two folders gave different images")
+	}
+}
+
+func TestLayoutNanosErrors(t *testing.T) {
+	dir := t.TempDir()
+	k := fakeRelease(t, dir)
+	p, err := NewPlan(PlanInput{Config: &Config{Klibs: []string{"nope"}}, Program: "/bin/true", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LayoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), `klib "nope" not found`) {
+		t.Fatalf("error %v", err)
+	}
+	p.Klibs = []string{"../x"}
+	if _, err := LayoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), "not a klib name") {
+		t.Fatalf("error %v", err)
+	}
+	bad := k
+	bad.Boot = k.Kernel
+	p.Klibs = nil
+	if _, err := LayoutNanos(p, bad, 0); err == nil || !strings.Contains(err.Error(), "boot.img") && !strings.Contains(err.Error(), "55AA") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -1,0 +1,164 @@
+package lepton
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// releaseTarball packs a fake release the way Nanos publishes one.
+func releaseTarball(t *testing.T, k NanosKernel, breakBoot bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	add := func(name string, data []byte) {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	kern, _ := os.ReadFile(k.Kernel)
+	boot, _ := os.ReadFile(k.Boot)
+	if breakBoot {
+		boot[510] = 0
+	}
+	add("kernel.img", kern)
+	add("boot.img", boot)
+	add("klibs/strace", []byte("klib"))
+	tw.Close()
+	zw.Close()
+	return buf.Bytes()
+}
+
+func TestInstallRelease(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "release")
+	os.Mkdir(src, 0o755)
+	k := fakeRelease(t, src)
+	home := Home{Dir: t.TempDir()}
+	if _, err := home.Release(""); err == nil || !strings.Contains(err.Error(), "no Nanos release") {
+		t.Fatalf("empty home: %v", err)
+	}
+	// From a folder, version from --version.
+	r, err := home.InstallRelease(src, "0.1.50")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(r.KlibDir, "strace")); err != nil {
+		t.Fatal(err)
+	}
+	// From a tarball, version from its name; latest.txt follows.
+	tgz := filepath.Join(t.TempDir(), "nanos-release-linux-0.1.55.tar.gz")
+	os.WriteFile(tgz, releaseTarball(t, k, false), 0o644)
+	if r, err = home.InstallRelease(tgz, ""); err != nil || r.Version != "0.1.55" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if v, _ := home.Latest(); v != "0.1.55" {
+		t.Fatalf("latest %q", v)
+	}
+	if got := strings.Join(home.Installed(), " "); got != "0.1.50 0.1.55" {
+		t.Fatalf("installed %q", got)
+	}
+	if r, err = home.Release("0.1.50"); err != nil || r.Version != "0.1.50" {
+		t.Fatal(err)
+	}
+	if _, err := home.Release("9.9.9"); err == nil || !strings.Contains(err.Error(), "installed: 0.1.50, 0.1.55") {
+		t.Fatalf("unknown version: %v", err)
+	}
+	// A broken release is refused and nothing changes.
+	bad := filepath.Join(t.TempDir(), "nanos-release-linux-0.1.56.tar.gz")
+	os.WriteFile(bad, releaseTarball(t, k, true), 0o644)
+	if _, err := home.InstallRelease(bad, ""); err == nil || !strings.Contains(err.Error(), "55AA") {
+		t.Fatalf("broken boot.img: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home.Dir, "0.1.56")); err == nil {
+		t.Fatal("broken release was installed")
+	}
+	if v, _ := home.Latest(); v != "0.1.55" {
+		t.Fatalf("latest changed to %q", v)
+	}
+	if left, _ := filepath.Glob(filepath.Join(home.Dir, ".*")); len(left) > 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+	if _, err := home.InstallRelease(src, ""); err == nil || !strings.Contains(err.Error(), "--version") {
+		t.Fatalf("no version: %v", err)
+	}
+	if _, err := home.InstallRelease(src, "../x"); err == nil {
+		t.Fatal("a version with a path was accepted")
+	}
+}
+
+func TestDownloadRelease(t *testing.T) {
+	k := fakeRelease(t, t.TempDir())
+	tgz := releaseTarball(t, k, false)
+	sum := sha256.Sum256(tgz)
+	var publishSum string
+	mux := http.NewServeMux()
+	mux.HandleFunc("/latest.txt", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("0.1.60\n")) })
+	mux.HandleFunc("/0.1.60/nanos-release-linux-0.1.60.tar.gz", func(w http.ResponseWriter, r *http.Request) { w.Write(tgz) })
+	mux.HandleFunc("/0.1.60/nanos-release-linux-0.1.60.tar.gz.sha256", func(w http.ResponseWriter, r *http.Request) {
+		if publishSum == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte(publishSum + "  nanos-release-linux-0.1.60.tar.gz\n"))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	ctx := context.Background()
+	d := Downloader{BaseURL: srv.URL}
+	v, err := d.LatestVersion(ctx)
+	if err != nil || v != "0.1.60" {
+		t.Fatalf("%q %v", v, err)
+	}
+	for _, tc := range []struct {
+		name, sum string
+		verified  bool
+		err       string
+	}{
+		{"no published checksum", "", false, ""},
+		{"checksum matches", hex.EncodeToString(sum[:]), true, ""},
+		{"checksum mismatch", strings.Repeat("0", 64), false, "checksum mismatch"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			publishSum = tc.sum
+			home := Home{Dir: t.TempDir()}
+			r, verified, err := d.Install(ctx, home, "0.1.60")
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v", err)
+				}
+				if _, err := home.Release(""); err == nil {
+					t.Fatal("installed despite the mismatch")
+				}
+				return
+			}
+			if err != nil || verified != tc.verified || r.Version != "0.1.60" {
+				t.Fatalf("%+v verified=%v err=%v", r, verified, err)
+			}
+		})
+	}
+	// Offline: one clear line.
+	off := Downloader{BaseURL: "http://127.0.0.1:1"}
+	if _, err := off.LatestVersion(ctx); err == nil || !strings.Contains(err.Error(), "offline") || !strings.Contains(err.Error(), "--from") {
+		t.Fatalf("offline error %v", err)
+	}
+}
+
+func TestVersionFromName(t *testing.T) {
+	for in, want := range map[string]string{
+		"/x/nanos-release-linux-0.1.55.tar.gz": "0.1.55", "nanos-release-linux-0.1.55.tgz": "0.1.55",
+		"/r/0.1.49/": "0.1.49", "/tmp/release": "",
+	} {
+		if got := VersionFromName(in); got != want {
+			t.Errorf("%s: %q, want %q", in, got, want)
+		}
+	}
+}

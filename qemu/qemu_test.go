@@ -1,0 +1,204 @@
+package qemu
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestParsePorts(t *testing.T) {
+	cases := []struct {
+		in   []string
+		want string
+		err  string
+	}{
+		{[]string{"8080"}, "tcp 127.0.0.1:8080 -> guest 8080", ""},
+		{[]string{"8081:80"}, "tcp 127.0.0.1:8081 -> guest 80", ""},
+		{[]string{"0.0.0.0:8080:8080"}, "tcp 0.0.0.0:8080 -> guest 8080", ""},
+		{[]string{"[::1]:8080:80"}, "tcp ::1:8080 -> guest 80", ""},
+		{[]string{"9000-9002"}, "tcp 127.0.0.1:9000 -> guest 9000|tcp 127.0.0.1:9001 -> guest 9001|tcp 127.0.0.1:9002 -> guest 9002", ""},
+		{[]string{"8000-8001:9000-9001"}, "tcp 127.0.0.1:8000 -> guest 9000|tcp 127.0.0.1:8001 -> guest 9001", ""},
+		{[]string{"80,443", "22"}, "tcp 127.0.0.1:80 -> guest 80|tcp 127.0.0.1:443 -> guest 443|tcp 127.0.0.1:22 -> guest 22", ""},
+		{[]string{"0"}, "", "not a port number"},
+		{[]string{"70000"}, "", "not a port number"},
+		{[]string{"http"}, "", "not a port number"},
+		{[]string{"9002-9000"}, "", "backwards"},
+		{[]string{"8000-8002:9000-9001"}, "", "differ in length"},
+		{[]string{"1.2.3:80:80"}, "", "not an IP"},
+		{[]string{"80", "80"}, "", "forwarded twice"},
+		{[]string{"a:b:c:d"}, "", "use PORT"},
+	}
+	for _, tc := range cases {
+		got, err := ParsePorts(tc.in, "tcp")
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%v: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v: %v", tc.in, err)
+			continue
+		}
+		var s []string
+		for _, f := range got {
+			s = append(s, f.String())
+		}
+		if strings.Join(s, "|") != tc.want {
+			t.Errorf("%v:\n got %s\nwant %s", tc.in, strings.Join(s, "|"), tc.want)
+		}
+	}
+}
+
+func TestDecideAccel(t *testing.T) {
+	ok := func() error { return nil }
+	denied := func() error { return errors.New("permission denied") }
+	vmx := "processor\t: 0\nflags\t\t: fpu vme vmx sse\n"
+	none := "processor\t: 0\nflags\t\t: fpu vme sse hypervisor\n"
+	cases := []struct {
+		name string
+		p    AccelProbe
+		want Accel
+	}{
+		{"kvm works", AccelProbe{CPUInfo: vmx, OpenKVM: ok, Allow: true}, KVM},
+		{"svm works", AccelProbe{CPUInfo: "flags: svm\n", OpenKVM: ok, Allow: true}, KVM},
+		{"nested PVM: /dev/kvm opens but no vmx/svm", AccelProbe{CPUInfo: none, OpenKVM: ok, Allow: true}, TCG},
+		{"no /dev/kvm access", AccelProbe{CPUInfo: vmx, OpenKVM: denied, Allow: true}, TCG},
+		{"no /dev/kvm", AccelProbe{CPUInfo: vmx, Allow: true}, TCG},
+		{"--accel=false", AccelProbe{CPUInfo: vmx, OpenKVM: ok, Allow: false}, TCG},
+		{"vmx only in another field", AccelProbe{CPUInfo: "model name: vmx-like\nflags: sse\n", OpenKVM: ok, Allow: true}, TCG},
+	}
+	for _, tc := range cases {
+		got, why := DecideAccel(tc.p)
+		if got != tc.want || why == "" {
+			t.Errorf("%s: %s (%s), want %s", tc.name, got, why, tc.want)
+		}
+	}
+	// This machine: whatever it is, the answer must come without error,
+	// and where the CPU shows no vmx/svm it must be TCG.
+	p := HostProbe(true)
+	if a, _ := DecideAccel(p); !hasVirtFlag(p.CPUInfo) && a != TCG {
+		t.Fatalf("host without vmx/svm chose %s", a)
+	}
+}
+
+func TestVMArgs(t *testing.T) {
+	fw := []Forward{{Proto: "tcp", HostIP: "127.0.0.1", HostPort: 8080, GuestPort: 80}, {Proto: "udp", HostIP: "0.0.0.0", HostPort: 53, GuestPort: 5353}}
+	cases := []struct {
+		name string
+		vm   VM
+		want []string // each must appear, in order, as one argv element or a run of them
+		not  []string
+		err  string
+	}{
+		{"microvm nanos", VM{Kernel: "k.img", Drives: []Drive{{File: "d.img", Snapshot: true}}, DebugExit: true, RNG: true, Net: Net{Mode: "user", Forwards: fw}},
+			[]string{"qemu-system-x86_64", "-nodefaults", "-accel tcg", "-cpu max", "-m 256M", "-smp 1",
+				"-machine microvm,rtc=on,ioapic2=off", "-global virtio-mmio.force-legacy=false", "-kernel k.img",
+				"-drive if=none,id=hd0,format=raw,file=d.img,snapshot=on", "-device virtio-blk-device,drive=hd0",
+				"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:5353", "-device virtio-net-device,netdev=n0",
+				"-device virtio-rng-device", "-device isa-debug-exit"}, []string{"-cpu host"}, ""},
+		{"q35 full disk", VM{Machine: Q35, Drives: []Drive{{File: "d.img"}}, Accel: KVM, MemoryMB: 2048, CPUs: 2, Net: Net{Mode: "user"}},
+			[]string{"-accel kvm", "-cpu host", "-m 2048M", "-smp 2", "-machine q35", "-device virtio-scsi-pci,id=scsi0",
+				"-drive if=none,id=hd0,format=raw,file=d.img", "-device scsi-hd,bus=scsi0.0,drive=hd0", "-device virtio-net-pci,netdev=n0"},
+			[]string{"-cpu max", "-kernel", "snapshot=on"}, ""},
+		{"linux guest", VM{Kernel: "vmlinux", Initrd: "i.cpio", Append: "console=ttyS0", CPUs: 2, Net: Net{Mode: "none"}},
+			[]string{"-accel tcg,thread=multi", "-kernel vmlinux", "-initrd i.cpio", "-append console=ttyS0"}, []string{"-netdev"}, ""},
+		{"tap", VM{Kernel: "k", Net: Net{Mode: "tap", Tap: "tap0", MAC: "52:54:00:12:34:56"}},
+			[]string{"-netdev tap,id=n0,ifname=tap0,script=no,downscript=no", "-device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"}, nil, ""},
+		{"guestfwd", VM{Kernel: "k", Net: Net{Mode: "user", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Host: "127.0.0.1:9000"}}}},
+			[]string{"-netdev user,id=n0,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:9000"}, nil, ""},
+		{"qmp and gdb", VM{Kernel: "k", QMP: "/tmp/q.sock", GdbPort: 1234, Binary: "/opt/qemu"},
+			[]string{"/opt/qemu", "-qmp unix:/tmp/q.sock,server=on,wait=off", "-gdb tcp::1234"}, nil, ""},
+		{"microvm needs a kernel", VM{}, nil, nil, "no kernel"},
+		{"bad machine", VM{Machine: "pc-i440fx"}, nil, nil, "unknown machine"},
+		{"tap needs a name", VM{Kernel: "k", Net: Net{Mode: "tap"}}, nil, nil, "tap device name"},
+		{"comma in disk path", VM{Kernel: "k", Drives: []Drive{{File: "a,b"}}}, nil, nil, "comma"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args, err := tc.vm.Args()
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			joined := " " + strings.Join(args, " ") + " "
+			pos := 0
+			for _, w := range tc.want {
+				i := strings.Index(joined[pos:], " "+w+" ")
+				if i < 0 {
+					t.Fatalf("%q missing (or out of order) in\n%s", w, joined)
+				}
+				pos += i + 1
+			}
+			for _, n := range tc.not {
+				if strings.Contains(joined, " "+n) {
+					t.Fatalf("%q present in\n%s", n, joined)
+				}
+			}
+			if strings.Count(joined, " -cpu ") != 1 {
+				t.Fatalf("-cpu given %d times", strings.Count(joined, " -cpu "))
+			}
+		})
+	}
+}
+
+func TestGuestExitCode(t *testing.T) {
+	cases := []struct {
+		r    Result
+		code int
+		err  string
+	}{
+		{Result{Status: 1}, 0, ""},
+		{Result{Status: 7}, 3, ""},
+		{Result{Status: 255}, 127, ""},
+		{Result{Status: 0}, 0, "without reporting"},
+		{Result{Status: 1, Stderr: "qemu-system-x86_64: -drive file=x: Could not open 'x'\n"}, 0, "QEMU failed"},
+		{Result{Status: 1, Stderr: "qemu-system-x86_64: warning: host doesn't support requested feature\n"}, 0, ""},
+		{Result{Status: -1}, 0, "signal"},
+		{Result{Status: 2}, 0, "status 2"},
+	}
+	for _, tc := range cases {
+		code, err := tc.r.GuestExitCode()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%+v: error %v, want %q", tc.r, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || code != tc.code {
+			t.Errorf("%+v: %d %v, want %d", tc.r, code, err, tc.code)
+		}
+	}
+}
+
+func TestTSCkHz(t *testing.T) {
+	if got := TSCkHz("processor: 0\ncpu MHz\t\t: 2096.032\n"); got != 2096032 {
+		t.Fatalf("got %d", got)
+	}
+	if got := TSCkHz("flags: sse\n"); got != 0 {
+		t.Fatalf("got %d", got)
+	}
+}
+
+func TestCheckFree(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	fw := []Forward{{Proto: "tcp", HostIP: "127.0.0.1", HostPort: port, GuestPort: 80}}
+	if err := CheckFree(fw); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("host port %d", port)) {
+		t.Fatalf("busy port: %v", err)
+	}
+	l.Close()
+	if err := CheckFree(fw); err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+}
