@@ -231,7 +231,7 @@ func TestE2EExitCode(t *testing.T) {
 }
 
 // freePorts finds n consecutive free TCP ports on 127.0.0.1.
-func freePorts(t *testing.T, n int) int {
+func freePorts(t testing.TB, n int) int {
 	t.Helper()
 	for base := 20000 + os.Getpid()%10000; base < 60000; base += n + 7 {
 		ok := true
