@@ -84,7 +84,7 @@ func firstOK(b *testing.B, e *env, home string, args []string, url string) {
 		c.Process.Signal(os.Interrupt)
 		c.Wait()
 	}()
-	client := http.Client{Timeout: time.Second}
+	client := http.Client{Timeout: 150 * time.Millisecond}
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := client.Get(url)

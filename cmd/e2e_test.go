@@ -477,3 +477,11 @@ func TestE2EPortInUse(t *testing.T) {
 		t.Fatalf("port in use: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if theEnv != nil {
+		os.RemoveAll(theEnv.dir)
+	}
+	os.Exit(code)
+}

@@ -8,7 +8,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/netip"
+	"strconv"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -83,11 +84,18 @@ func run(start time.Time) int {
 		if err := loadModule(mod); err != nil {
 			logf("loading module %s: %v", mod, err)
 		}
+		if m.Debug {
+			logf("module %s loaded after %v", mod, time.Since(start))
+		}
 	}
 	if m.Debug {
 		logf("modules loaded after %v", time.Since(start))
 	}
-	if err := setupNetwork(m.Net); err != nil {
+	if err := setupNetwork(m.Net, func(step string) {
+		if m.Debug {
+			logf("network: %s after %v", step, time.Since(start))
+		}
+	}); err != nil {
 		logf("network: %v", err)
 	}
 	if m.Debug {
@@ -180,45 +188,59 @@ func exit(code int) {
 
 // setupNetwork brings up lo and, when present, eth0 with a static address
 // and default route, over rtnetlink.
-func setupNetwork(n guestinit.Net) error {
+func setupNetwork(n guestinit.Net, trace func(string)) error {
 	nl, err := newNetlink()
 	if err != nil {
 		return err
 	}
 	defer nl.close()
-	if lo, err := net.InterfaceByName("lo"); err == nil {
-		if err := nl.linkUp(lo.Index); err != nil {
+	if lo, err := ifIndex("lo"); err == nil {
+		if err := nl.linkUp(lo); err != nil {
 			return fmt.Errorf("lo: %w", err)
 		}
 	}
+	trace("lo up")
 	if n.Address == "" {
 		return nil
 	}
-	var eth *net.Interface
+	eth := 0
 	for i := 0; i < 200; i++ {
-		if eth, err = net.InterfaceByName("eth0"); err == nil {
+		if eth, err = ifIndex("eth0"); err == nil {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if eth == nil {
+	if eth == 0 {
 		return fmt.Errorf("no eth0")
 	}
-	ip, ipn, err := net.ParseCIDR(n.Address)
-	if err != nil {
-		return err
+	trace("eth0 found")
+	pfx, err := netip.ParsePrefix(n.Address)
+	if err != nil || !pfx.Addr().Is4() {
+		return fmt.Errorf("address %q is not an IPv4 CIDR", n.Address)
 	}
-	ones, _ := ipn.Mask.Size()
-	if err := nl.addAddr(eth.Index, ip.To4(), ones); err != nil {
+	ip := pfx.Addr().As4()
+	if err := nl.addAddr(eth, ip[:], pfx.Bits()); err != nil {
 		return fmt.Errorf("eth0 address: %w", err)
 	}
-	if err := nl.linkUp(eth.Index); err != nil {
+	trace("eth0 address set")
+	if err := nl.linkUp(eth); err != nil {
 		return fmt.Errorf("eth0 up: %w", err)
 	}
-	if gw := net.ParseIP(n.Gateway).To4(); gw != nil {
-		if err := nl.addDefaultRoute(eth.Index, gw); err != nil {
+	trace("eth0 up")
+	if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
+		g := gw.As4()
+		if err := nl.addDefaultRoute(eth, g[:]); err != nil {
 			return fmt.Errorf("default route: %w", err)
 		}
 	}
 	return nil
+}
+
+// ifIndex reads an interface's index from sysfs.
+func ifIndex(name string) (int, error) {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/ifindex")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
