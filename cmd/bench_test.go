@@ -99,4 +99,3 @@ func firstOK(b *testing.B, e *env, home string, args []string, url string) {
 	}
 	b.Fatalf("no HTTP 200 from %s", url)
 }
-
