@@ -213,8 +213,11 @@ func TestE2EHello(t *testing.T) {
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		for _, prog := range []string{"hello_static", "hello_dynamic"} {
 			r := e.run(t, home, "run", "--guest", guest, "./"+prog)
-			if r.code != 0 || !strings.Contains(r.stdout, "hello from C, 1 args") {
-				t.Fatalf("%s: exit %d\nstdout: %s\nstderr: %s", prog, r.code, r.stdout, r.stderr)
+			if r.code != 0 || !strings.Contains(r.stdout, "hello from C, 1 args\n") {
+				t.Fatalf("%s: exit %d\nstdout: %q\nstderr: %s", prog, r.code, r.stdout, r.stderr)
+			}
+			if strings.Contains(r.stdout, "\r") {
+				t.Fatalf("%s: the console translated newlines: %q", prog, r.stdout)
 			}
 		}
 	})
@@ -443,6 +446,27 @@ func TestE2EBuildReproducible(t *testing.T) {
 			t.Fatal("two builds of the same inputs differ")
 		}
 	})
+}
+
+func TestE2ECrashAndMissingProgram(t *testing.T) {
+	e := getEnv(t)
+	crash := filepath.Join(e.dir, "crash")
+	if _, err := os.Stat(crash); err != nil {
+		os.WriteFile(crash+".c", []byte("#include <stdio.h>\nint main(void){puts(\"about to crash\");fflush(stdout);*(volatile int*)0=1;return 0;}\n"), 0o644)
+		if err := run(e.dir, "gcc", "-static", "-o", "crash", "crash.c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		r := e.run(t, home, "run", "--guest", guest, "./crash")
+		if r.code != 11 || !strings.Contains(r.stdout, "about to crash") {
+			t.Fatalf("crash: exit %d, want 11 (SIGSEGV)\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	})
+	r := e.run(t, e.home, "run", "--guest", "linux", "./no-such-program")
+	if r.code == 0 || !strings.Contains(r.stderr, "no-such-program") {
+		t.Fatalf("missing program: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 func TestE2EGuestNanosWithoutRelease(t *testing.T) {

@@ -215,6 +215,21 @@ func (p *Plan) addDir(hostDir, guestDir string) error {
 
 // AddDirAt lays hostDir's contents over guestDir.
 func (p *Plan) AddDirAt(hostDir, guestDir string) error {
+	return p.walkDir(hostDir, guestDir, map[string]bool{})
+}
+
+// walkDir copies a folder; followed links to folders recurse, and a link
+// back to a folder being copied is an error rather than an endless loop.
+func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool) error {
+	real, err := filepath.EvalSymlinks(hostDir)
+	if err != nil {
+		return err
+	}
+	if active[real] {
+		return fmt.Errorf("%s: symbolic links loop back to %s", hostDir, real)
+	}
+	active[real] = true
+	defer delete(active, real)
 	return filepath.WalkDir(hostDir, func(h string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -244,7 +259,7 @@ func (p *Plan) AddDirAt(hostDir, guestDir string) error {
 				return fmt.Errorf("%s: link to %s: %w", h, target, err)
 			}
 			if st.IsDir() {
-				return p.addDir(h, g)
+				return p.walkDir(h, g, active)
 			}
 			return p.addHostFile(h, g)
 		case d.Type().IsRegular():

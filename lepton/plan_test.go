@@ -95,6 +95,10 @@ func TestPlanLayers(t *testing.T) {
 func TestPlanErrors(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "script.sh"), "#!/bin/sh\n")
+	writeFile(t, filepath.Join(dir, "loop/inner/f"), "x")
+	if err := os.Symlink("../../loop", filepath.Join(dir, "loop/inner/up")); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		prog string
 		c    Config
@@ -105,6 +109,7 @@ func TestPlanErrors(t *testing.T) {
 		{"./script.sh", Config{}, "not an ELF"},
 		{"/bin/true", Config{Files: []string{"missing.txt"}}, "Files:"},
 		{"/bin/true", Config{MapDirs: map[string]string{"nomatch/*": "/x"}}, "matches no files"},
+		{"/bin/true", Config{Dirs: []string{"loop/inner"}}, "loop back"},
 	} {
 		_, err := NewPlan(PlanInput{Config: &tc.c, Program: tc.prog, Dir: dir})
 		if err == nil || !strings.Contains(err.Error(), tc.err) {

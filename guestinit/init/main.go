@@ -46,6 +46,13 @@ func setupConsole() {
 			unix.Close(fd)
 		}
 	}
+	// The program's output goes to the host as it was written: no \n to
+	// \r\n translation, no echo of input.
+	if t, err := unix.IoctlGetTermios(1, unix.TCGETS); err == nil {
+		t.Oflag &^= unix.ONLCR
+		t.Lflag &^= unix.ECHO
+		_ = unix.IoctlSetTermios(1, unix.TCSETS, t)
+	}
 }
 
 func run(start time.Time) int {
@@ -168,7 +175,10 @@ func runProgram(m guestinit.Manifest) int {
 		case ws.Exited():
 			return ws.ExitStatus()
 		case ws.Signaled():
-			return 128 + int(ws.Signal())
+			// QEMU's exit status carries 7 bits: report the signal number,
+			// as Nanos does, and say what happened.
+			logf("%s was killed by signal %d (%v)", m.Program, int(ws.Signal()), ws.Signal())
+			return int(ws.Signal())
 		}
 	}
 }
