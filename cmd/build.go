@@ -162,25 +162,35 @@ func chooseGuest(home lepton.Home, c *lepton.Config, spec *lepton.ImageSpec) (st
 	return fmt.Sprintf("guest: linux %s (no Nanos release installed; run 'ops update')", spec.Linux.Version), nil
 }
 
-// buildImage turns the command line into a built (or reused) image.
-func buildImage(cmd *cobra.Command, f *buildFlags, c *lepton.Config, args []string) (*built, error) {
-	start := time.Now()
+// elfInput is the plan input for an ELF named on the command line (or by
+// Program in config.json), with the default image name.
+func elfInput(c *lepton.Config, args []string) (lepton.PlanInput, string, error) {
 	prog := c.Program
 	if len(args) > 0 {
 		prog = args[0]
 	}
 	if prog == "" {
-		return nil, errors.New("name the program to run: ops run ./program (or set Program in config.json)")
+		return lepton.PlanInput{}, "", errors.New("name the program to run: ops run ./program (or set Program in config.json)")
 	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return lepton.PlanInput{}, "", err
+	}
+	argv0 := prog
+	if c.Program != "" && filepath.Clean(c.Program) == filepath.Clean(prog) {
+		argv0 = c.Program
+	}
+	return lepton.PlanInput{Config: c, Program: prog, Dir: wd, Argv: []string{argv0}}, filepath.Base(prog), nil
+}
+
+// buildImage makes the plan and builds (or reuses) its image.
+func buildImage(f *buildFlags, c *lepton.Config, in lepton.PlanInput, defaultName string) (*built, error) {
+	start := time.Now()
 	home, err := lepton.DefaultHome()
 	if err != nil {
 		return nil, err
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	plan, err := lepton.NewPlan(lepton.PlanInput{Config: c, Program: prog, Dir: wd})
+	plan, err := lepton.NewPlan(in)
 	if err != nil {
 		return nil, err
 	}
@@ -192,16 +202,7 @@ func buildImage(cmd *cobra.Command, f *buildFlags, c *lepton.Config, args []stri
 	if b.note, err = chooseGuest(home, c, &b.spec); err != nil {
 		return nil, err
 	}
-	name := c.RunConfig.ImageName
-	if name == "" {
-		name = filepath.Base(prog)
-	}
-	if b.spec.Guest == lepton.GuestLinux {
-		name += ".initramfs"
-	}
-	if f.output != "" {
-		b.spec.Out = f.output
-	} else if b.spec.Out, err = home.ImagePath(name); err != nil {
+	if b.spec.Out, err = imagePath(home, f, c, b.spec.Guest, defaultName); err != nil {
 		return nil, err
 	}
 	if b.result, err = lepton.BuildImage(b.spec); err != nil {
@@ -209,6 +210,22 @@ func buildImage(cmd *cobra.Command, f *buildFlags, c *lepton.Config, args []stri
 	}
 	b.took = time.Since(start)
 	return b, nil
+}
+
+// imagePath is -o, else <home>/images/<name> (".initramfs" added for the
+// Linux guest), the name from -i, RunConfig.ImageName or the default.
+func imagePath(home lepton.Home, f *buildFlags, c *lepton.Config, guest, defaultName string) (string, error) {
+	if f.output != "" {
+		return f.output, nil
+	}
+	name := c.RunConfig.ImageName
+	if name == "" {
+		name = defaultName
+	}
+	if guest == lepton.GuestLinux {
+		name += ".initramfs"
+	}
+	return home.ImagePath(name)
 }
 
 func newBuildCmd(app *App) *cobra.Command {
@@ -222,7 +239,11 @@ func newBuildCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := buildImage(cmd, f, c, args)
+			in, name, err := elfInput(c, args)
+			if err != nil {
+				return err
+			}
+			b, err := buildImage(f, c, in, name)
 			if err != nil {
 				return err
 			}

@@ -503,6 +503,16 @@ func TestE2EPortInUse(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	if !testing.Short() {
+		src := os.Getenv("OPS_TEST_NANOS_HOME")
+		if src == "" {
+			h, _ := os.UserHomeDir()
+			src = filepath.Join(h, ".ops")
+		}
+		if _, err := os.Stat(filepath.Join(src, "latest.txt")); err != nil {
+			fmt.Fprintf(os.Stderr, "SKIP: Nanos end-to-end tests: no Nanos release installed in %s (ops update, or OPS_TEST_NANOS_HOME); the Linux guest tests run\n", src)
+		}
+	}
 	code := m.Run()
 	if theEnv != nil {
 		os.RemoveAll(theEnv.dir)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -48,9 +49,29 @@ Port forwards listen on 127.0.0.1 unless an address is given:
   -p 9000-9002         three forwards, each to the same guest port`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVM(app, cmd, f, args)
+			c, err := f.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			f.mergeRun(cmd, c)
+			var in lepton.PlanInput
+			var name string
+			if !f.skipBuild {
+				if in, name, err = elfInput(c, args); err != nil {
+					return err
+				}
+			} else if name = c.Program; len(args) > 0 {
+				name = args[0]
+			}
+			return runVM(app, f, c, in, filepath.Base(name))
 		},
 	}
+	f.registerRun(cmd)
+	return cmd
+}
+
+// registerRun adds the build and run flags to cmd.
+func (f *runFlags) registerRun(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	f.register(fs)
 	fs.StringArrayVarP(&f.ports, "port", "p", nil, "forward a TCP port: PORT, HOST:GUEST, IP:HOST:GUEST, ranges and comma lists")
@@ -67,7 +88,6 @@ Port forwards listen on 127.0.0.1 unless an address is given:
 	fs.BoolVarP(&f.debug, "debug", "d", false, "show the guest kernel's own messages")
 	fs.StringVar(&f.machine, "machine", "", "microvm (fast direct kernel boot, default) or q35 (BIOS boot of the whole disk, as a cloud VM)")
 	fs.StringVar(&f.qemu, "qemu", "", "QEMU binary (default qemu-system-x86_64)")
-	return cmd
 }
 
 func (f *runFlags) mergeRun(cmd *cobra.Command, c *lepton.Config) {
@@ -156,7 +176,10 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 		}
 		vm.Kernel = b.spec.Linux.Image
 		vm.Initrd = b.result.Path
-		vm.Append = "console=ttyS0 rdinit=" + lepton.InitPath + " panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests"
+		if rc.Memory == "" {
+			vm.MemoryMB = linuxMemoryMB(b.result.Size)
+		}
+		vm.Append = "console=ttyS0 rdinit=" + lepton.InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests"
 		if accel == qemu.TCG {
 			if khz := qemu.TSCkHz(readFile("/proc/cpuinfo")); khz > 0 {
 				vm.Append += fmt.Sprintf(" tsc_early_khz=%d", khz)
@@ -171,12 +194,9 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 	return vm, nil
 }
 
-func runVM(app *App, cmd *cobra.Command, f *runFlags, args []string) error {
-	c, err := f.loadConfig(cmd)
-	if err != nil {
-		return err
-	}
-	f.mergeRun(cmd, c)
+// runVM builds (or reuses) the image for in and boots it in the
+// foreground; ops's exit code is the guest program's.
+func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name string) error {
 	// Stop on Ctrl-C or SIGTERM from here on: nothing is left behind.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -194,10 +214,11 @@ func runVM(app *App, cmd *cobra.Command, f *runFlags, args []string) error {
 	}()
 
 	var b *built
+	var err error
 	if f.skipBuild {
-		b, err = existingImage(cmd, &f.buildFlags, c, args)
+		b, err = existingImage(&f.buildFlags, c, name)
 	} else {
-		b, err = buildImage(cmd, &f.buildFlags, c, args)
+		b, err = buildImage(&f.buildFlags, c, in, name)
 	}
 	if err != nil {
 		return err
@@ -278,31 +299,18 @@ func boot(ctx context.Context, app *App, vm qemu.VM, verbose bool) (*qemu.Result
 }
 
 // existingImage finds the image for -s without building it.
-func existingImage(cmd *cobra.Command, f *buildFlags, c *lepton.Config, args []string) (*built, error) {
+func existingImage(f *buildFlags, c *lepton.Config, name string) (*built, error) {
 	home, err := lepton.DefaultHome()
 	if err != nil {
 		return nil, err
-	}
-	prog := c.Program
-	if len(args) > 0 {
-		prog = args[0]
-	}
-	name := c.RunConfig.ImageName
-	if name == "" && prog != "" {
-		name = prog[strings.LastIndex(prog, "/")+1:]
 	}
 	b := &built{home: home}
 	if b.note, err = chooseGuest(home, c, &b.spec); err != nil {
 		return nil, err
 	}
-	if b.spec.Guest == lepton.GuestLinux {
-		name += ".initramfs"
-	}
-	path := f.output
-	if path == "" {
-		if path, err = home.ImagePath(name); err != nil {
-			return nil, err
-		}
+	path, err := imagePath(home, f, c, b.spec.Guest, name)
+	if err != nil {
+		return nil, err
 	}
 	st, err := os.Stat(path)
 	if err != nil {
@@ -315,4 +323,12 @@ func existingImage(cmd *cobra.Command, f *buildFlags, c *lepton.Config, args []s
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
+}
+
+// linuxMemoryMB sizes the Linux guest: the initramfs sits in memory twice
+// while the kernel unpacks it, and the program needs room beyond that.
+func linuxMemoryMB(imageBytes int64) int {
+	mb := int(2*imageBytes>>20) + 192
+	mb = (mb + 63) / 64 * 64
+	return max(mb, 256)
 }

@@ -38,7 +38,30 @@ type Config struct {
 	Guest               string // "nanos" or "linux"
 	LinuxKernel         string // a vmlinuz or vmlinux for the Linux guest
 	Version             string // package manifests carry it
+	Language            string
+	Description         string
+	DisableArgsCopy     bool // packages: do not copy Args[1] from the current folder
+	PackageBaseURL      string
+	PackageManifestURL  string
 	RunConfig           RunConfig
+
+	// Keys nanovms/ops accepts that this ops reads but does not act on
+	// (cloud providers, build folders, tracing): accepted so existing
+	// config files keep working.
+	UefiBoot                  string
+	BuildDir                  string
+	CloudConfig               json.RawMessage
+	TargetConfig              map[string]string
+	Debugflags                []string
+	Force                     bool
+	Home                      string
+	NightlyBuild              bool
+	NoTrace                   []string
+	ProgramPath               string
+	RebootOnExit              bool
+	LocalFilesParentDirectory string
+	TFSv4                     bool
+	VolumesDir                string
 }
 
 // RunConfig holds how the VM runs.
@@ -62,6 +85,29 @@ type RunConfig struct {
 	GdbPort      int
 	Debug        bool
 	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
+
+	// Accepted for compatibility with nanovms/ops config files.
+	AtExit                       string
+	BridgeIPAddress              string
+	CanIPForward                 bool
+	GPUs                         int
+	GPUType                      string
+	IPv6Address                  string
+	InstanceGroup                string
+	Kernel                       string
+	Mgmt                         string
+	Vga                          bool
+	VirtfsShares                 map[string]string
+	Mounts                       []string
+	AttachVolumeOnInstanceCreate bool
+	Nics                         json.RawMessage
+	BackgroundDetach             bool
+	ShowDebug                    bool
+	ShowErrors                   bool
+	ShowWarnings                 bool
+	JSON                         bool
+	VolumeSizeInGb               int
+	ThreadsPerCore               int64
 }
 
 // LoadConfig reads a config file. An empty path gives the zero config.

@@ -8,10 +8,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/packages"
 )
 
 // Home is the ops home folder (~/.ops, or $OPS_HOME), laid out as
@@ -111,35 +111,7 @@ func (h Home) Installed() []string {
 	return out
 }
 
-// versionLess orders version strings naturally: runs of digits compare
-// as numbers ("6.1.0-10" after "6.1.0-9"), everything else byte by byte.
-func versionLess(a, b string) bool {
-	for a != "" && b != "" {
-		da, db := digitRun(a), digitRun(b)
-		if da > 0 && db > 0 {
-			x, _ := strconv.ParseUint(strings.TrimLeft(a[:da], "0")+"0", 10, 64)
-			y, _ := strconv.ParseUint(strings.TrimLeft(b[:db], "0")+"0", 10, 64)
-			if x != y {
-				return x < y
-			}
-			a, b = a[da:], b[db:]
-			continue
-		}
-		if a[0] != b[0] {
-			return a[0] < b[0]
-		}
-		a, b = a[1:], b[1:]
-	}
-	return len(a) < len(b)
-}
-
-func digitRun(s string) int {
-	n := 0
-	for n < len(s) && n < 18 && s[n] >= '0' && s[n] <= '9' {
-		n++
-	}
-	return n
-}
+func versionLess(a, b string) bool { return packages.VersionLess(a, b) }
 
 // CheckKernel checks that a kernel.img is a 64-bit x86 ELF.
 func CheckKernel(p string) error {

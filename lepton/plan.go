@@ -43,7 +43,17 @@ type PlanInput struct {
 	Config  *Config
 	Program string // host path of the ELF (as typed)
 	Dir     string // working folder for relative Files, Dirs, MapDirs
+
+	// Set when loading a package:
+	ProgramGuest string   // guest path of the program (default /<file name>)
+	Argv         []string // argv before the config's Args (default: the program as typed)
+	Layers       []Layer  // host folders laid over the image first (a package's sysroot)
+	Files        []Layer  // host files placed before the config's Files
+	NoDeps       bool     // the layers already hold the program's libraries
 }
+
+// Layer places a host path at a guest path.
+type Layer struct{ Host, Guest string }
 
 // NewPlan makes a plan: the program and its ELF dependencies, then Dirs,
 // MapDirs and Files, each layer able to replace what came before.
@@ -76,9 +86,27 @@ func NewPlan(in PlanInput) (*Plan, error) {
 			return nil, fmt.Errorf("Cwd: %w", err)
 		}
 	}
-	res := NewResolver(c.TargetRoot)
-	deps, err := res.Resolve(host, p.Program)
-	if err != nil {
+	if in.ProgramGuest != "" {
+		if p.Program, err = opsfs.CleanPath(in.ProgramGuest); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range in.Layers {
+		if err := p.addDir(l.Host, l.Guest); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range in.Files {
+		if err := p.addAny(l.Host, l.Guest); err != nil {
+			return nil, err
+		}
+	}
+	deps := &Deps{}
+	if in.NoDeps {
+		if _, err := ReadELF(host); err != nil {
+			return nil, err
+		}
+	} else if deps, err = NewResolver(c.TargetRoot).Resolve(host, p.Program); err != nil {
 		return nil, err
 	}
 	if deps.Interp != nil {
@@ -129,11 +157,11 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	if e, _ := p.Tree.Get(p.Program); e != nil {
 		e.Mode = 0o755
 	}
-	argv0 := in.Program
-	if c.Program != "" && filepath.Clean(c.Program) == filepath.Clean(in.Program) {
-		argv0 = c.Program
+	argv := in.Argv
+	if len(argv) == 0 {
+		argv = []string{in.Program}
 	}
-	p.Args = append([]string{argv0}, c.Args...)
+	p.Args = append(append([]string(nil), argv...), c.Args...)
 	env := map[string]string{}
 	if len(deps.ExtraDirs) > 0 {
 		env["LD_LIBRARY_PATH"] = strings.Join(deps.ExtraDirs, ":")

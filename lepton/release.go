@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
 )
 
@@ -110,7 +111,7 @@ func copyRelease(src, dest string) error {
 		return err
 	}
 	for _, n := range []string{"kernel.img", "boot.img", "bootx64.efi"} {
-		if err := copyFile(filepath.Join(src, n), filepath.Join(dest, n)); err != nil {
+		if err := fileutil.CopyFile(filepath.Join(src, n), filepath.Join(dest, n), 0o644); err != nil {
 			if errors.Is(err, os.ErrNotExist) && n == "bootx64.efi" {
 				continue
 			}
@@ -123,7 +124,7 @@ func copyRelease(src, dest string) error {
 	}
 	for _, e := range ents {
 		if e.Type().IsRegular() {
-			if err := copyFile(filepath.Join(src, "klibs", e.Name()), filepath.Join(dest, "klibs", e.Name())); err != nil {
+			if err := fileutil.CopyFile(filepath.Join(src, "klibs", e.Name()), filepath.Join(dest, "klibs", e.Name()), 0o644); err != nil {
 				return err
 			}
 		}
@@ -131,43 +132,10 @@ func copyRelease(src, dest string) error {
 	return nil
 }
 
-func copyFile(src, dest string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dest)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
 // WriteFileAtomic writes a file through a temporary file in the same
 // folder and a rename, so readers never see it half-written.
 func WriteFileAtomic(name string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), name)
+	return fileutil.WriteAtomic(name, data, mode)
 }
 
 // Downloader fetches release files. Progress, when set, wraps the body so

@@ -1,0 +1,354 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/packages"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// pkgEnv is what every package command needs: the store and the repo.
+type pkgEnv struct {
+	store packages.Store
+	repo  packages.Repo
+}
+
+func newPkgEnv(c *lepton.Config) (*pkgEnv, error) {
+	home, err := lepton.DefaultHome()
+	if err != nil {
+		return nil, err
+	}
+	store := packages.Store{Home: home.Dir, Arch: "amd64"}
+	repo := packages.Repo{ManifestURL: packages.DefaultManifestURL, CacheFile: store.IndexCache(), MaxAge: time.Hour}
+	if c != nil && c.PackageManifestURL != "" {
+		repo.ManifestURL = c.PackageManifestURL
+	}
+	if u := os.Getenv("OPS_PACKAGE_MANIFEST_URL"); u != "" {
+		repo.ManifestURL = u
+	}
+	if c != nil && c.PackageBaseURL != "" {
+		repo.BaseURL = c.PackageBaseURL
+	}
+	if u := os.Getenv("OPS_PACKAGE_BASE_URL"); u != "" {
+		repo.BaseURL = u
+	}
+	return &pkgEnv{store: store, repo: repo}, nil
+}
+
+// index loads the repository index, printing the offline notice if any.
+func (e *pkgEnv) index(app *App) ([]packages.Package, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ix, notice, err := e.repo.Load(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if notice != "" {
+		fmt.Fprintln(app.Stderr, notice)
+	}
+	return ix.Packages, nil
+}
+
+// progress shows a bar only when stderr is a terminal.
+func progress(app *App, label string) func(int64, io.Reader) io.Reader {
+	f, ok := app.Stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	return func(total int64, r io.Reader) io.Reader {
+		bar := progressbar.DefaultBytes(total, label)
+		rd := progressbar.NewReader(r, bar)
+		return &rd
+	}
+}
+
+// resolve finds a package folder: local (-l) or downloaded (getting it
+// first when it is not cached yet).
+func (e *pkgEnv) resolve(app *App, name string, local bool) (string, packages.Package, error) {
+	ref, err := packages.ParseRef(name)
+	if err != nil {
+		return "", packages.Package{}, err
+	}
+	if local {
+		pkgs, err := e.store.Local()
+		if err != nil {
+			return "", packages.Package{}, err
+		}
+		p, err := packages.Find(pkgs, ref)
+		if err != nil {
+			return "", p, fmt.Errorf("local packages: %w", err)
+		}
+		return e.store.LocalDirOf(p), p, nil
+	}
+	pkgs, err := e.index(app)
+	if err != nil {
+		return "", packages.Package{}, err
+	}
+	p, err := packages.Find(pkgs, ref)
+	if err != nil {
+		return "", p, err
+	}
+	if e.store.Installed(p) {
+		return e.store.Dir(p), p, nil
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	dir, err := e.store.Install(ctx, e.repo, p, progress(app, "downloading "+p.Ref()))
+	return dir, p, err
+}
+
+func newPkgCmd(app *App) *cobra.Command {
+	pkg := &cobra.Command{Use: "pkg", Short: "Language runtimes and other packages: list, search, get, load, contents, from-run, add"}
+	pkg.AddCommand(newPkgListCmd(app, "list"), newPkgSearchCmd(app), newPkgGetCmd(app), newPkgContentsCmd(app),
+		newLoadCmd(app), newFromRunCmd(app), newPkgAddCmd(app))
+	return pkg
+}
+
+func newPkgListCmd(app *App, use string) *cobra.Command {
+	var local, asJSON bool
+	var search string
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "List packages: NAMESPACE NAME VERSION LANGUAGE ARCH DESCRIPTION",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			var pkgs []packages.Package
+			if local {
+				pkgs, err = e.store.Local()
+			} else {
+				pkgs, err = e.index(app)
+			}
+			if err != nil {
+				return err
+			}
+			if search != "" {
+				re, err := regexp.Compile(search)
+				if err != nil {
+					return fmt.Errorf("-s %q: %w", search, err)
+				}
+				var keep []packages.Package
+				for _, p := range pkgs {
+					if re.MatchString(p.Name) || re.MatchString(p.Namespace+"/"+p.Name) {
+						keep = append(keep, p)
+					}
+				}
+				pkgs = keep
+			}
+			return printPackages(app, pkgs, asJSON)
+		},
+	}
+	cmd.Flags().BoolVarP(&local, "local", "l", false, "local packages")
+	cmd.Flags().StringVarP(&search, "search", "s", "", "only names matching this regular expression")
+	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON")
+	return cmd
+}
+
+func printPackages(app *App, pkgs []packages.Package, asJSON bool) error {
+	sort.SliceStable(pkgs, func(i, j int) bool {
+		if pkgs[i].Namespace+pkgs[i].Name != pkgs[j].Namespace+pkgs[j].Name {
+			return pkgs[i].Namespace+pkgs[i].Name < pkgs[j].Namespace+pkgs[j].Name
+		}
+		return packages.VersionLess(pkgs[i].Version, pkgs[j].Version)
+	})
+	if asJSON {
+		if pkgs == nil {
+			pkgs = []packages.Package{}
+		}
+		return json.NewEncoder(app.Stdout).Encode(pkgs)
+	}
+	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tNAME\tVERSION\tLANGUAGE\tARCH\tDESCRIPTION")
+	for _, p := range pkgs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, p.Version, p.Language, p.Arch, p.Description)
+	}
+	return tw.Flush()
+}
+
+func newPkgSearchCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "search TERM",
+		Short: "Search package names and descriptions",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			pkgs, err := e.index(app)
+			if err != nil {
+				return err
+			}
+			term := strings.ToLower(args[0])
+			var hits []packages.Package
+			for _, p := range pkgs {
+				if strings.Contains(strings.ToLower(p.Name), term) || strings.Contains(strings.ToLower(p.Description), term) ||
+					strings.Contains(strings.ToLower(p.Language), term) {
+					hits = append(hits, p)
+				}
+			}
+			return printPackages(app, hits, false)
+		},
+	}
+}
+
+func newPkgGetCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAME",
+		Short: "Download, verify and unpack a package (namespace/name:version)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			dir, p, err := e.resolve(app, args[0], false)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "%s in %s\n", p.Ref(), dir)
+			return nil
+		},
+	}
+}
+
+func newPkgContentsCmd(app *App) *cobra.Command {
+	var local bool
+	cmd := &cobra.Command{
+		Use:   "contents NAME",
+		Short: "List the files of a package",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			dir, _, err := e.resolve(app, args[0], local)
+			if err != nil {
+				return err
+			}
+			return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(dir, p)
+				if rel == "." {
+					return nil
+				}
+				if d.IsDir() {
+					rel += "/"
+				}
+				fmt.Fprintln(app.Stdout, rel)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
+	return cmd
+}
+
+// newLoadCmd is `ops pkg load` (and `ops load`): run a package's program
+// with the run flags.
+func newLoadCmd(app *App) *cobra.Command {
+	f := &runFlags{}
+	var local bool
+	cmd := &cobra.Command{
+		Use:   "load NAME",
+		Short: "Run a package's program: ops pkg load node:20 -a hi.js",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := f.loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			f.mergeRun(cmd, c)
+			e, err := newPkgEnv(c)
+			if err != nil {
+				return err
+			}
+			dir, p, err := e.resolve(app, args[0], local)
+			if err != nil {
+				return err
+			}
+			wd, err := os.Getwd()
+			if err != nil {
+				return err
+			}
+			in, err := lepton.PackagePlan(dir, c, wd)
+			if err != nil {
+				return err
+			}
+			return runVM(app, f, c, in, p.DirName())
+		},
+	}
+	f.registerRun(cmd)
+	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
+	return cmd
+}
+
+func newFromRunCmd(app *App) *cobra.Command {
+	var name, version, targetRoot string
+	cmd := &cobra.Command{
+		Use:   "from-run ELF",
+		Short: "Make a local package from a host program and the libraries it needs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			dir, err := lepton.MakeLocalPackage(e.store, args[0], name, version, &lepton.Config{TargetRoot: targetRoot})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "local package %s:%s in %s\n", filepath.Base(strings.TrimSuffix(dir, "_"+version)), version, dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "package name (default: the program's file name)")
+	cmd.Flags().StringVar(&version, "version", "", "package version (required)")
+	cmd.Flags().StringVar(&targetRoot, "target-root", "", "find libraries under this root folder")
+	return cmd
+}
+
+func newPkgAddCmd(app *App) *cobra.Command {
+	var name, version string
+	cmd := &cobra.Command{
+		Use:   "add DIR|TARBALL",
+		Short: "Import a package folder or tarball as a local package",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			dir, err := e.store.AddLocal(args[0], name, version)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "local package in %s\n", dir)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", "", "package name (default: from the folder or file name)")
+	cmd.Flags().StringVar(&version, "version", "", "package version (default: the manifest's Version)")
+	return cmd
+}

@@ -1,0 +1,286 @@
+package packages
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/opsdev/ops/internal/fileutil"
+)
+
+// ManifestFile is the file every package folder holds: a config.json
+// document naming the program, its arguments and the version.
+const ManifestFile = "package.manifest"
+
+// Store is where packages live under the ops home, laid out as
+// nanovms/ops lays them out:
+//
+//	<home>/packages/manifest.json                  the cached index
+//	<home>/packages/<arch>/<namespace>/<name>_<version>/
+//	<home>/local_packages/<arch>/<name>_<version>/
+type Store struct {
+	Home string
+	Arch string // "amd64"
+}
+
+// CacheDir holds downloaded packages.
+func (s Store) CacheDir() string { return filepath.Join(s.Home, "packages", s.Arch) }
+
+// LocalDir holds local packages.
+func (s Store) LocalDir() string { return filepath.Join(s.Home, "local_packages", s.Arch) }
+
+// IndexCache is the cached repository index.
+func (s Store) IndexCache() string { return filepath.Join(s.Home, "packages", "manifest.json") }
+
+// Dir is where a downloaded package is (or will be) unpacked.
+func (s Store) Dir(p Package) string {
+	return filepath.Join(s.CacheDir(), p.Namespace, p.DirName())
+}
+
+// Installed reports whether a downloaded package is unpacked.
+func (s Store) Installed(p Package) bool {
+	_, err := os.Stat(filepath.Join(s.Dir(p), ManifestFile))
+	return err == nil
+}
+
+// Install downloads, verifies and unpacks p. The tarball's SHA-256 is
+// checked before it is opened, it is unpacked into a temporary folder
+// with every safety check, and only a complete package is renamed into
+// place.
+func (s Store) Install(ctx context.Context, r Repo, p Package, progress func(int64, io.Reader) io.Reader) (string, error) {
+	dest := s.Dir(p)
+	parent := filepath.Dir(dest)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(parent, ".get-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	tgz := filepath.Join(tmp, "pkg.tar.gz")
+	if err := r.Download(ctx, p, tgz, progress); err != nil {
+		return "", err
+	}
+	dir, err := unpack(tgz, filepath.Join(tmp, "x"))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p.Ref(), err)
+	}
+	return dest, replaceDir(dir, dest, tmp)
+}
+
+// unpack extracts a package tarball and returns its package folder: the
+// single top folder holding package.manifest, or the top itself.
+func unpack(tgz, into string) (string, error) {
+	f, err := os.Open(tgz)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := ExtractTarGz(f, into, DefaultLimits); err != nil {
+		return "", err
+	}
+	return packageRoot(into)
+}
+
+func packageRoot(dir string) (string, error) {
+	if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err == nil {
+		return dir, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var dirs []string
+	for _, e := range ents {
+		if e.IsDir() {
+			dirs = append(dirs, e.Name())
+		}
+	}
+	if len(dirs) == 1 {
+		if _, err := os.Stat(filepath.Join(dir, dirs[0], ManifestFile)); err == nil {
+			return filepath.Join(dir, dirs[0]), nil
+		}
+	}
+	return "", fmt.Errorf("no %s at the top of the package or in its single folder", ManifestFile)
+}
+
+// replaceDir moves a complete folder into place, replacing an older copy
+// only once the new one is there.
+func replaceDir(src, dest, tmp string) error {
+	old := ""
+	if _, err := os.Stat(dest); err == nil {
+		old = filepath.Join(tmp, "old")
+		if err := os.Rename(dest, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(src, dest); err != nil {
+		if old != "" {
+			os.Rename(old, dest)
+		}
+		return err
+	}
+	return nil
+}
+
+// Meta is what a package manifest says about the package, beyond the
+// config keys ops reads when loading it.
+type Meta struct {
+	Version     string
+	Language    string
+	Description string
+}
+
+// ReadMeta reads a package folder's manifest for listing.
+func ReadMeta(dir string) (Meta, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return Meta{}, err
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Meta{}, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
+	}
+	return m, nil
+}
+
+// Local lists local packages.
+func (s Store) Local() ([]Package, error) {
+	ents, err := os.ReadDir(s.LocalDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Package
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		m, err := ReadMeta(filepath.Join(s.LocalDir(), e.Name()))
+		if err != nil {
+			continue
+		}
+		name, version := splitDirName(e.Name(), m.Version)
+		out = append(out, Package{Name: name, Version: version, Language: m.Language, Description: m.Description, Arch: s.Arch})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DirName() < out[j].DirName() })
+	return out, nil
+}
+
+// splitDirName splits name_version, preferring the manifest's version.
+func splitDirName(dir, version string) (string, string) {
+	if version != "" && strings.HasSuffix(dir, "_"+version) {
+		return strings.TrimSuffix(dir, "_"+version), version
+	}
+	if i := strings.LastIndex(dir, "_"); i > 0 {
+		return dir[:i], dir[i+1:]
+	}
+	return dir, ""
+}
+
+// LocalDirOf is a local package's folder.
+func (s Store) LocalDirOf(p Package) string { return filepath.Join(s.LocalDir(), p.DirName()) }
+
+// AddLocal imports a package folder or tarball as a local package named
+// name_version, after the same safety checks as a download. name and
+// version default to the folder name and the manifest's Version.
+func (s Store) AddLocal(src, name, version string) (string, error) {
+	if err := os.MkdirAll(s.LocalDir(), 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(s.LocalDir(), ".add-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	st, err := os.Stat(src)
+	if err != nil {
+		return "", err
+	}
+	var dir string
+	if st.IsDir() {
+		dir = filepath.Join(tmp, "x")
+		if err := CopyTree(src, dir); err != nil {
+			return "", err
+		}
+		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
+			return "", fmt.Errorf("%s has no %s", src, ManifestFile)
+		}
+	} else if dir, err = unpack(src, filepath.Join(tmp, "x")); err != nil {
+		return "", fmt.Errorf("%s: %w", src, err)
+	}
+	m, err := ReadMeta(dir)
+	if err != nil {
+		return "", err
+	}
+	if name == "" {
+		base := filepath.Base(filepath.Clean(src))
+		base = strings.TrimSuffix(strings.TrimSuffix(base, ".tar.gz"), ".tgz")
+		name, version = splitDirNameDefault(base, m.Version, version)
+	}
+	if version == "" {
+		version = m.Version
+	}
+	if version == "" {
+		return "", fmt.Errorf("%s: no version; pass --version or set Version in %s", src, ManifestFile)
+	}
+	p := Package{Name: name, Version: version}
+	if _, err := ParseRef(p.Ref()); err != nil {
+		return "", err
+	}
+	dest := s.LocalDirOf(p)
+	return dest, replaceDir(dir, dest, tmp)
+}
+
+func splitDirNameDefault(base, manifestVersion, version string) (string, string) {
+	if version != "" {
+		return strings.TrimSuffix(base, "_"+version), version
+	}
+	return splitDirName(base, manifestVersion)
+}
+
+// CopyTree copies a folder, refusing links that point outside it and
+// special files, as extraction does.
+func CopyTree(src, dest string) error {
+	src = filepath.Clean(src)
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dest, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if !LinkInside(filepath.ToSlash(rel), link) {
+				return fmt.Errorf("%s: link to %q points outside the package", p, link)
+			}
+			return os.Symlink(link, target)
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return fileutil.CopyFile(p, target, info.Mode().Perm()|0o600)
+		}
+		return fmt.Errorf("%s: special files are not allowed in a package", p)
+	})
+}
