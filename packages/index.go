@@ -353,4 +353,3 @@ func digitRun(s string) int {
 	}
 	return n
 }
-
