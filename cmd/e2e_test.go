@@ -8,6 +8,7 @@ package cmd_test
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -503,6 +504,7 @@ func TestE2EPortInUse(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse()
 	if !testing.Short() {
 		src := os.Getenv("OPS_TEST_NANOS_HOME")
 		if src == "" {

@@ -129,7 +129,7 @@ func newImageCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
-	img.AddCommand(list, tree, cat, ls)
+	img.AddCommand(list, tree, cat, ls, newImagePushCmd(app))
 	return img
 }
 
@@ -158,4 +158,8 @@ func openImage(nameOrPath string) (*opsfs.Reader, error) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
 	return root, nil
+}
+
+func openNanosDisk(f *os.File, size int64) (*opsfs.Reader, *opsfs.Reader, error) {
+	return opsfs.OpenNanosDisk(f, size)
 }

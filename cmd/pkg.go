@@ -115,7 +115,7 @@ func (e *pkgEnv) resolve(app *App, name string, local bool) (string, packages.Pa
 func newPkgCmd(app *App) *cobra.Command {
 	pkg := &cobra.Command{Use: "pkg", Short: "Language runtimes and other packages: list, search, get, load, contents, from-run, add"}
 	pkg.AddCommand(newPkgListCmd(app, "list"), newPkgSearchCmd(app), newPkgGetCmd(app), newPkgContentsCmd(app),
-		newLoadCmd(app), newFromRunCmd(app), newPkgAddCmd(app))
+		newLoadCmd(app), newFromRunCmd(app), newPkgAddCmd(app), newFromImageCmd(app), newPkgPushCmd(app), newPkgPullCmd(app))
 	return pkg
 }
 

@@ -142,7 +142,53 @@ func NewResolver(root string) *Resolver {
 	return r
 }
 
-func (r *Resolver) host(guest string) string { return filepath.Join(r.Root, filepath.FromSlash(guest)) }
+func (r *Resolver) host(guest string) string {
+	if r.Root == "/" {
+		return guest
+	}
+	return ResolveInRoot(r.Root, guest)
+}
+
+// ResolveInRoot maps a guest path to the host file it names inside root,
+// following symlinks as the guest would: absolute targets start again at
+// root and ".." never climbs above it. A path that does not exist maps to
+// where it would be.
+func ResolveInRoot(root, guest string) string {
+	p := path.Clean("/" + guest)
+	for hops := 0; hops < 40; hops++ {
+		resolved := "/"
+		parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+		restart := false
+		for i, part := range parts {
+			if part == "" {
+				continue
+			}
+			next := path.Join(resolved, part)
+			st, err := os.Lstat(filepath.Join(root, filepath.FromSlash(next)))
+			if err != nil || st.Mode()&os.ModeSymlink == 0 {
+				resolved = next
+				continue
+			}
+			target, err := os.Readlink(filepath.Join(root, filepath.FromSlash(next)))
+			if err != nil {
+				resolved = next
+				continue
+			}
+			rest := strings.Join(parts[i+1:], "/")
+			if path.IsAbs(target) {
+				p = path.Clean(target + "/" + rest)
+			} else {
+				p = path.Clean(resolved + "/" + target + "/" + rest)
+			}
+			restart = true
+			break
+		}
+		if !restart {
+			return filepath.Join(root, filepath.FromSlash(resolved))
+		}
+	}
+	return filepath.Join(root, filepath.FromSlash(p))
+}
 
 func (r *Resolver) readConf(p string, seen map[string]bool, depth int) {
 	if depth > 8 {

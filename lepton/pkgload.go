@@ -30,9 +30,15 @@ func PackagePlan(pkgDir string, user *Config, cwd string) (PlanInput, error) {
 	c := *user
 	in := PlanInput{Config: &c, Dir: cwd, NoDeps: true}
 	if path.IsAbs(pkg.Program) {
-		// A program inside the sysroot, at its guest path.
-		in.Program = filepath.Join(pkgDir, "sysroot", filepath.FromSlash(pkg.Program))
-		in.ProgramGuest = pkg.Program
+		// A program inside the sysroot, at its guest path with links
+		// resolved (/bin may be a link to usr/bin).
+		sys := filepath.Join(pkgDir, "sysroot")
+		in.Program = ResolveInRoot(sys, pkg.Program)
+		rel, err := filepath.Rel(sys, in.Program)
+		if err != nil {
+			return PlanInput{}, err
+		}
+		in.ProgramGuest = "/" + filepath.ToSlash(rel)
 	} else {
 		// "name_version/prog": the file sits at the top of the package.
 		base := path.Base(pkg.Program)
@@ -43,7 +49,7 @@ func PackagePlan(pkgDir string, user *Config, cwd string) (PlanInput, error) {
 		return PlanInput{}, fmt.Errorf("%s: Program %s is not in the package", mf, pkg.Program)
 	}
 	if sys := filepath.Join(pkgDir, "sysroot"); isDir(sys) {
-		in.Layers = append(in.Layers, Layer{Host: sys, Guest: "/"})
+		in.Layers = append(in.Layers, Layer{Host: sys, Guest: "/", Root: true})
 	}
 	for _, d := range pkg.Dirs {
 		in.Layers = append(in.Layers, Layer{Host: filepath.Join(pkgDir, d), Guest: guestPathFor(d)})
@@ -73,6 +79,9 @@ func PackagePlan(pkgDir string, user *Config, cwd string) (PlanInput, error) {
 		env[k] = v
 	}
 	c.Env = env
+	if c.CwdPath == "" {
+		c.CwdPath = pkg.CwdPath
+	}
 	if c.ManifestPassthrough == nil {
 		c.ManifestPassthrough = pkg.ManifestPassthrough
 	}

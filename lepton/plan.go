@@ -52,8 +52,13 @@ type PlanInput struct {
 	NoDeps       bool     // the layers already hold the program's libraries
 }
 
-// Layer places a host path at a guest path.
-type Layer struct{ Host, Guest string }
+// Layer places a host path at a guest path. A Root layer is a root
+// filesystem (a package's sysroot): its symlinks are kept as written,
+// since they name guest paths.
+type Layer struct {
+	Host, Guest string
+	Root        bool
+}
 
 // NewPlan makes a plan: the program and its ELF dependencies, then Dirs,
 // MapDirs and Files, each layer able to replace what came before.
@@ -92,7 +97,13 @@ func NewPlan(in PlanInput) (*Plan, error) {
 		}
 	}
 	for _, l := range in.Layers {
-		if err := p.addDir(l.Host, l.Guest); err != nil {
+		var err error
+		if l.Root {
+			err = p.addRoot(l.Host, l.Guest)
+		} else {
+			err = p.addDir(l.Host, l.Guest)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -294,6 +305,42 @@ func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool) error {
 			return p.addHostFile(h, g)
 		}
 		return nil // sockets, devices, fifos are not copied
+	})
+}
+
+// addRoot lays a root filesystem over guestDir: links stay links, as
+// written, and are never followed on the host.
+func (p *Plan) addRoot(hostDir, guestDir string) error {
+	return filepath.WalkDir(hostDir, func(h string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(hostDir, h)
+		if err != nil {
+			return err
+		}
+		g := path.Join(guestDir, filepath.ToSlash(rel))
+		switch {
+		case d.IsDir():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindDir, Mode: info.Mode().Perm()})
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(h)
+			if err != nil {
+				return err
+			}
+			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindSymlink, Target: target})
+		case d.Type().IsRegular():
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindFile, Source: h, Size: info.Size(), Mode: info.Mode().Perm()})
+		}
+		return nil
 	})
 }
 

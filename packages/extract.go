@@ -19,6 +19,11 @@ type Limits struct {
 	MaxFileSize  int64
 	MaxTotalSize int64
 	MaxEntries   int
+	// RootFS unpacks a whole root filesystem (a container image): symlinks
+	// are kept as written, absolute ones included, since they mean paths in
+	// the guest; they are never followed here, and nothing is written
+	// through them. Device files and fifos are skipped.
+	RootFS bool
 }
 
 // DefaultLimits suit language runtimes and kernel releases.
@@ -86,11 +91,24 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
 				return err
 			}
+			if lim.RootFS {
+				os.Remove(target)
+			}
 			if err := writeEntry(target, tr, h.Size, os.FileMode(h.Mode)&0o755|0o600); err != nil {
 				return fmt.Errorf("%s: %w", h.Name, err)
 			}
 		case tar.TypeSymlink:
-			if !LinkInside(name, h.Linkname) {
+			if lim.RootFS && !strings.ContainsRune(h.Linkname, 0) && h.Linkname != "" {
+				if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+					return err
+				}
+				os.Remove(target) // a later layer's entry replaces an earlier one
+				if err := os.Symlink(h.Linkname, target); err != nil {
+					return err
+				}
+				continue
+			}
+			if !LinkInside(name, h.Linkname) && !InSysroot(name) {
 				return fmt.Errorf("%s: link to %q points outside the archive", h.Name, h.Linkname)
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
@@ -114,6 +132,10 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 				return err
 			}
 		case tar.TypeXGlobalHeader, tar.TypeXHeader:
+		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+			if !lim.RootFS {
+				return fmt.Errorf("%s: entry type %q (device, fifo or other special file) is not allowed", h.Name, h.Typeflag)
+			}
 		default:
 			return fmt.Errorf("%s: entry type %q (device, fifo or other special file) is not allowed", h.Name, h.Typeflag)
 		}
@@ -138,6 +160,15 @@ func SafeName(name string) (string, error) {
 		return "", nil
 	}
 	return c, nil
+}
+
+// InSysroot reports whether an entry lies in a package's sysroot/, a root
+// filesystem whose links name guest paths: an absolute link there means a
+// path inside the sysroot, and ".." stops at it, so every link stays in
+// the package. Such links are kept as written and never followed.
+func InSysroot(name string) bool {
+	parts := strings.Split(name, "/")
+	return (len(parts) >= 2 && parts[0] == "sysroot") || (len(parts) >= 3 && parts[1] == "sysroot")
 }
 
 // LinkInside reports whether a symlink at name with target stays inside

@@ -49,6 +49,7 @@ func TestExtractGood(t *testing.T) {
 		{name: "node_20/sysroot/lib/libx.so", typ: tar.TypeSymlink, link: "libx.so.1"},
 		{name: "node_20/hard", typ: tar.TypeLink, link: "node_20/package.manifest"},
 		{name: "./node_20/./sub/../other.txt", body: "x"},
+		{name: "node_20/sysroot/bin", typ: tar.TypeSymlink, link: "/usr/bin"},
 	})
 	if err := ExtractTar(bytes.NewReader(data), dest, DefaultLimits); err != nil {
 		t.Fatal(err)
@@ -72,6 +73,8 @@ func TestExtractHostile(t *testing.T) {
 		{"dot-dot escape", []ent{{name: "a/../../evil", body: "x"}}, DefaultLimits, "climbs out"},
 		{"symlink out", []ent{{name: "l", typ: tar.TypeSymlink, link: "../../etc"}}, DefaultLimits, "outside"},
 		{"absolute symlink", []ent{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}, DefaultLimits, "outside"},
+		{"absolute symlink beside the sysroot", []ent{{name: "p/notsysroot/l", typ: tar.TypeSymlink, link: "/etc"}}, DefaultLimits, "outside"},
+		{"write through a sysroot link", []ent{{name: "p/sysroot/etc", typ: tar.TypeSymlink, link: "/etc"}, {name: "p/sysroot/etc/evil", body: "x"}}, DefaultLimits, "through the link"},
 		{"write through a symlink", []ent{{name: "d", typ: tar.TypeSymlink, link: "."}, {name: "d/x", body: "x"}}, DefaultLimits, "through the link"},
 		{"hard link out", []ent{{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}}, DefaultLimits, "outside"},
 		{"device", []ent{{name: "dev", typ: tar.TypeChar}}, DefaultLimits, "not allowed"},
@@ -103,6 +106,36 @@ func TestExtractHostile(t *testing.T) {
 				t.Fatal("escape wrote evil")
 			}
 		})
+	}
+}
+
+func TestExtractRootFSMode(t *testing.T) {
+	lim := DefaultLimits
+	lim.RootFS = true
+	dest := filepath.Join(t.TempDir(), "root")
+	// Absolute links are kept as written; special files are skipped.
+	if err := ExtractTar(bytes.NewReader(mkTar([]ent{
+		{name: "bin", typ: tar.TypeSymlink, link: "/usr/bin"},
+		{name: "dev/null", typ: tar.TypeChar},
+		{name: "usr/bin/x", body: "x"},
+	})), dest, lim); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := os.Readlink(filepath.Join(dest, "bin")); l != "/usr/bin" {
+		t.Fatalf("link %q", l)
+	}
+	// Still: no climbing out, no writing through a link.
+	for _, ents := range [][]ent{
+		{{name: "../evil", body: "x"}},
+		{{name: "etc", typ: tar.TypeSymlink, link: "/tmp"}, {name: "etc/evil", body: "x"}},
+	} {
+		d := filepath.Join(t.TempDir(), "r")
+		if err := ExtractTar(bytes.NewReader(mkTar(ents)), d, lim); err == nil {
+			t.Fatalf("%v accepted", ents)
+		}
+		if _, err := os.Stat("/tmp/evil"); err == nil {
+			t.Fatal("wrote /tmp/evil")
+		}
 	}
 }
 

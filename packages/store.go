@@ -270,7 +270,7 @@ func CopyTree(src, dest string) error {
 			if err != nil {
 				return err
 			}
-			if !LinkInside(filepath.ToSlash(rel), link) {
+			if !LinkInside(filepath.ToSlash(rel), link) && !InSysroot(filepath.ToSlash(rel)) {
 				return fmt.Errorf("%s: link to %q points outside the package", p, link)
 			}
 			return os.Symlink(link, target)

@@ -1,0 +1,217 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/packages"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// registry returns registry options with a progress bar on a terminal;
+// call done when the transfer is over.
+func registry(app *App, insecure bool, label string) (packages.Registry, func()) {
+	r := packages.Registry{Insecure: insecure}
+	f, ok := app.Stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return r, func() {}
+	}
+	ch := make(chan v1.Update, 16)
+	finished := make(chan struct{})
+	r.Progress = ch
+	go func() {
+		defer close(finished)
+		var bar *progressbar.ProgressBar
+		for u := range ch {
+			if bar == nil && u.Total > 0 {
+				bar = progressbar.DefaultBytes(u.Total, label)
+			}
+			if bar != nil {
+				bar.Set64(u.Complete)
+			}
+		}
+		if bar != nil {
+			bar.Finish()
+		}
+	}()
+	return r, func() { <-finished }
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newFromImageCmd(app *App) *cobra.Command {
+	var opt lepton.FromImageOptions
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "from-image IMAGE",
+		Short: "Make a local package from a container image (registry reference, docker-archive tarball or OCI layout)",
+		Long: `Make a local package from a container image, without a Docker daemon:
+
+  ops pkg from-image docker.io/library/redis:7 --name redis --version 7
+  ops pkg from-image ./image.tar --name app --version 1      (docker save output)
+  ops pkg from-image ./oci-layout-dir --name app --version 1
+
+The layers are flattened in order (whiteouts and opaque folders applied) into
+the package's sysroot/. The program and its arguments come from ENTRYPOINT and
+CMD (an entrypoint script is skipped: a unikernel has no shell), the environment
+and working folder from the image config. --minimal keeps only the program, its
+libraries and the paths named with --include. Registry credentials come from
+~/.docker/config.json.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			// Image layers are read lazily while they are flattened, so
+			// there is no single transfer to show progress for.
+			reg := packages.Registry{Insecure: insecure}
+			img, err := reg.LoadImage(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			dir, note, err := lepton.PackageFromImage(e.store, img, opt)
+			if err != nil {
+				return err
+			}
+			if note != "" {
+				fmt.Fprintln(app.Stderr, note)
+			}
+			fmt.Fprintf(app.Stdout, "local package %s:%s in %s\n", opt.Name, opt.Version, dir)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opt.Name, "name", "", "package name (required)")
+	fs.StringVar(&opt.Version, "version", "", "package version (required)")
+	fs.StringVar(&opt.Program, "program", "", "the program to run (default: from ENTRYPOINT and CMD)")
+	fs.StringArrayVarP(&opt.Args, "args", "a", nil, "arguments replacing the image's CMD (repeatable)")
+	fs.BoolVar(&opt.Minimal, "minimal", false, "keep only the program, its libraries and --include paths")
+	fs.StringArrayVar(&opt.Include, "include", nil, "a path in the image to keep with --minimal (repeatable)")
+	fs.BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	return cmd
+}
+
+func newPkgPushCmd(app *App) *cobra.Command {
+	var local, insecure bool
+	cmd := &cobra.Command{
+		Use:   "push NAME REFERENCE",
+		Short: "Push a package to a registry as a single-layer OCI image",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			dir, p, err := e.resolve(app, args[0], local)
+			if err != nil {
+				return err
+			}
+			img, err := packages.PackageImage(dir, p)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			reg, done := registry(app, insecure, "pushing "+p.Ref())
+			d, err := reg.Push(ctx, img, args[1])
+			if err != nil {
+				return err
+			}
+			done() // the registry client closes the progress channel when it is done
+			fmt.Fprintln(app.Stdout, d)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	return cmd
+}
+
+func newPkgPullCmd(app *App) *cobra.Command {
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "pull REFERENCE",
+		Short: "Pull a package pushed with 'ops pkg push' into the local packages",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := newPkgEnv(nil)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			reg := packages.Registry{Insecure: insecure}
+			p, dir, err := reg.PullPackage(ctx, args[0], e.store)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "local package %s in %s\n", p.Ref(), dir)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	return cmd
+}
+
+func newImagePushCmd(app *App) *cobra.Command {
+	var insecure bool
+	cmd := &cobra.Command{
+		Use:   "push IMAGE REFERENCE",
+		Short: "Push a built Nanos disk image as a KubeVirt containerDisk OCI image",
+		Long: `Push a built Nanos disk image (name or path) to a registry as a single-layer
+OCI image holding the disk at /disk/<name>.img, as KubeVirt's containerDisk
+expects. The README shows the KubeVirt VirtualMachine to run it.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p := args[0]
+			if !strings.Contains(p, "/") {
+				home, err := lepton.DefaultHome()
+				if err != nil {
+					return err
+				}
+				if p, err = home.ImagePath(args[0]); err != nil {
+					return err
+				}
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			st, _ := f.Stat()
+			_, _, derr := openNanosDisk(f, st.Size())
+			f.Close()
+			if derr != nil {
+				return fmt.Errorf("%s is not a Nanos disk image (the Linux guest's initramfs is not a disk): %w", p, derr)
+			}
+			img, err := packages.DiskImage(p)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			reg, done := registry(app, insecure, "pushing "+args[0])
+			d, err := reg.Push(ctx, img, args[1])
+			if err != nil {
+				return err
+			}
+			done() // the registry client closes the progress channel when it is done
+			fmt.Fprintln(app.Stdout, d)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	return cmd
+}
