@@ -5,7 +5,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
 INIT    := guestinit/bin/init
-INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go)
+INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go netlink/*.go)
 
 .PHONY: all build deps test test-short bench demo fuzz vet clean
 
@@ -19,7 +19,7 @@ build: $(INIT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .
 
 # Debian packages ops needs: QEMU, and the cloud kernel the Linux guest boots.
-DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2
+DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 redis-server
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

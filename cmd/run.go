@@ -236,6 +236,16 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if err := qemu.CheckFree(vm.Net.Forwards); err != nil {
 		return err
 	}
+	if vm.Net.Mode == "tap" {
+		if b.spec.Guest == lepton.GuestLinux && c.RunConfig.IPAddress == "" {
+			return fmt.Errorf("the Linux guest on a tap device needs a static address (--ip, --netmask, --gateway); Nanos asks DHCP")
+		}
+		cleanup, err := setupTap(c.RunConfig.TapName, c.RunConfig.BridgeName)
+		defer cleanup()
+		if err != nil {
+			return err
+		}
+	}
 	if c.RunConfig.Verbose {
 		state := "built"
 		if b.result.Reused {

@@ -50,6 +50,9 @@ type PlanInput struct {
 	Layers       []Layer  // host folders laid over the image first (a package's sysroot)
 	Files        []Layer  // host files placed before the config's Files
 	NoDeps       bool     // the layers already hold the program's libraries
+
+	// Extra entries added last (compose writes /etc/hosts this way).
+	Extra []opsfs.Entry
 }
 
 // Layer places a host path at a guest path. A Root layer is a root
@@ -159,6 +162,11 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	for _, f := range c.Files {
 		if err := p.addAny(resolveHost(in.Dir, f), guestPathFor(f)); err != nil {
 			return nil, fmt.Errorf("Files: %w", err)
+		}
+	}
+	for _, e := range in.Extra {
+		if err := p.Tree.Add(e); err != nil {
+			return nil, err
 		}
 	}
 	// The program last, so nothing replaces it.

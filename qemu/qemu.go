@@ -92,11 +92,12 @@ type Net struct {
 	GuestFwd []GuestFwd // user mode: guest connections to IP:port go to a host address
 }
 
-// GuestFwd sends guest TCP connections to IP:Port on to Host (host:port).
+// GuestFwd runs Cmd on the host for each guest TCP connection to IP:Port,
+// with the connection on its standard input and output.
 type GuestFwd struct {
 	IP   string
 	Port int
-	Host string
+	Cmd  string
 }
 
 // VM is a QEMU invocation described by its parts.
@@ -195,7 +196,10 @@ func (vm VM) Args() ([]string, error) {
 			nd += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", f.Proto, f.HostIP, f.HostPort, f.GuestPort)
 		}
 		for _, g := range vm.Net.GuestFwd {
-			nd += fmt.Sprintf(",guestfwd=tcp:%s:%d-tcp:%s", g.IP, g.Port, g.Host)
+			if strings.Contains(g.Cmd, ",") {
+				return nil, fmt.Errorf("guest forward command %q contains a comma, which QEMU cannot take", g.Cmd)
+			}
+			nd += fmt.Sprintf(",guestfwd=tcp:%s:%d-cmd:%s", g.IP, g.Port, g.Cmd)
 		}
 		a = append(a, "-netdev", nd, "-device", nicArg(nic, vm.Net.MAC))
 	case "tap":

@@ -12,12 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/opsdev/ops/guestinit"
+	"github.com/opsdev/ops/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -199,13 +199,13 @@ func exit(code int) {
 // setupNetwork brings up lo and, when present, eth0 with a static address
 // and default route, over rtnetlink.
 func setupNetwork(n guestinit.Net, trace func(string)) error {
-	nl, err := newNetlink()
+	nl, err := netlink.Dial()
 	if err != nil {
 		return err
 	}
-	defer nl.close()
-	if lo, err := ifIndex("lo"); err == nil {
-		if err := nl.linkUp(lo); err != nil {
+	defer nl.Close()
+	if lo, err := netlink.IfIndex("lo"); err == nil {
+		if err := nl.LinkUp(lo); err != nil {
 			return fmt.Errorf("lo: %w", err)
 		}
 	}
@@ -215,7 +215,7 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 	}
 	eth := 0
 	for i := 0; i < 200; i++ {
-		if eth, err = ifIndex("eth0"); err == nil {
+		if eth, err = netlink.IfIndex("eth0"); err == nil {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -228,29 +228,18 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 	if err != nil || !pfx.Addr().Is4() {
 		return fmt.Errorf("address %q is not an IPv4 CIDR", n.Address)
 	}
-	ip := pfx.Addr().As4()
-	if err := nl.addAddr(eth, ip[:], pfx.Bits()); err != nil {
+	if err := nl.AddAddr(eth, pfx.Addr().As4(), pfx.Bits()); err != nil {
 		return fmt.Errorf("eth0 address: %w", err)
 	}
 	trace("eth0 address set")
-	if err := nl.linkUp(eth); err != nil {
+	if err := nl.LinkUp(eth); err != nil {
 		return fmt.Errorf("eth0 up: %w", err)
 	}
 	trace("eth0 up")
 	if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
-		g := gw.As4()
-		if err := nl.addDefaultRoute(eth, g[:]); err != nil {
+		if err := nl.AddDefaultRoute(eth, gw.As4()); err != nil {
 			return fmt.Errorf("default route: %w", err)
 		}
 	}
 	return nil
-}
-
-// ifIndex reads an interface's index from sysfs.
-func ifIndex(name string) (int, error) {
-	b, err := os.ReadFile("/sys/class/net/" + name + "/ifindex")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
 }

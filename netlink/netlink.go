@@ -1,0 +1,196 @@
+//go:build linux
+
+// Package netlink is the little of rtnetlink ops needs, over
+// golang.org/x/sys: links up, addresses, default routes, bridges, tap
+// devices. The Linux guest's init and ops's tap networking share it.
+package netlink
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a route netlink socket.
+type Conn struct {
+	fd  int
+	seq uint32
+}
+
+// Dial opens a route netlink socket.
+func Dial() (*Conn, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return &Conn{fd: fd}, nil
+}
+
+// Close closes the socket.
+func (c *Conn) Close() error { return unix.Close(c.fd) }
+
+func attr(typ uint16, data []byte) []byte {
+	l := 4 + len(data)
+	b := make([]byte, (l+3)&^3)
+	binary.LittleEndian.PutUint16(b[0:], uint16(l))
+	binary.LittleEndian.PutUint16(b[2:], typ)
+	copy(b[4:], data)
+	return b
+}
+
+func u32(v uint32) []byte {
+	b := make([]byte, 4)
+	binary.LittleEndian.PutUint32(b, v)
+	return b
+}
+
+// request sends one message and waits for its acknowledgement.
+func (c *Conn) request(typ uint16, flags uint16, body []byte) error {
+	c.seq++
+	msg := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+len(body))
+	msg = append(msg, body...)
+	binary.LittleEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.LittleEndian.PutUint16(msg[4:], typ)
+	binary.LittleEndian.PutUint16(msg[6:], flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	binary.LittleEndian.PutUint32(msg[8:], c.seq)
+	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	buf := make([]byte, 8192)
+	for {
+		n, _, err := unix.Recvfrom(c.fd, buf, 0)
+		if err != nil {
+			return err
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != c.seq || m.Header.Type != unix.NLMSG_ERROR {
+				continue
+			}
+			if len(m.Data) < 4 {
+				return errors.New("short netlink error")
+			}
+			if e := int32(binary.LittleEndian.Uint32(m.Data)); e != 0 {
+				return unix.Errno(-e)
+			}
+			return nil
+		}
+	}
+}
+
+func ifinfo(index int, flags, change uint32) []byte {
+	b := make([]byte, unix.SizeofIfInfomsg)
+	b[0] = unix.AF_UNSPEC
+	binary.LittleEndian.PutUint32(b[4:], uint32(index))
+	binary.LittleEndian.PutUint32(b[8:], flags)
+	binary.LittleEndian.PutUint32(b[12:], change)
+	return b
+}
+
+// LinkUp sets a link up.
+func (c *Conn) LinkUp(index int) error {
+	return c.request(unix.RTM_NEWLINK, 0, ifinfo(index, unix.IFF_UP, unix.IFF_UP))
+}
+
+// AddAddr adds an IPv4 address with its prefix length.
+func (c *Conn) AddAddr(index int, ip [4]byte, prefix int) error {
+	b := make([]byte, unix.SizeofIfAddrmsg)
+	b[0] = unix.AF_INET
+	b[1] = byte(prefix)
+	binary.LittleEndian.PutUint32(b[4:], uint32(index))
+	b = append(b, attr(unix.IFA_LOCAL, ip[:])...)
+	b = append(b, attr(unix.IFA_ADDRESS, ip[:])...)
+	return c.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, b)
+}
+
+// AddDefaultRoute adds a default IPv4 route through gw on a link.
+func (c *Conn) AddDefaultRoute(index int, gw [4]byte) error {
+	b := make([]byte, unix.SizeofRtMsg)
+	b[0] = unix.AF_INET
+	b[4] = unix.RT_TABLE_MAIN
+	b[5] = unix.RTPROT_BOOT
+	b[6] = unix.RT_SCOPE_UNIVERSE
+	b[7] = unix.RTN_UNICAST
+	b = append(b, attr(unix.RTA_GATEWAY, gw[:])...)
+	b = append(b, attr(unix.RTA_OIF, u32(uint32(index)))...)
+	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, b)
+}
+
+// AddBridge creates a bridge.
+func (c *Conn) AddBridge(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	b := ifinfo(0, 0, 0)
+	b = append(b, attr(unix.IFLA_IFNAME, append([]byte(name), 0))...)
+	b = append(b, attr(unix.IFLA_LINKINFO, attr(unix.IFLA_INFO_KIND, []byte("bridge\x00")))...)
+	return c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, b)
+}
+
+// SetMaster enslaves a link to a bridge.
+func (c *Conn) SetMaster(index, master int) error {
+	b := ifinfo(index, 0, 0)
+	b = append(b, attr(unix.IFLA_MASTER, u32(uint32(master)))...)
+	return c.request(unix.RTM_NEWLINK, 0, b)
+}
+
+// DeleteLink removes a link.
+func (c *Conn) DeleteLink(index int) error {
+	return c.request(unix.RTM_DELLINK, 0, ifinfo(index, 0, 0))
+}
+
+func checkName(name string) error {
+	if name == "" || len(name) >= unix.IFNAMSIZ || strings.ContainsAny(name, "/ \x00") {
+		return fmt.Errorf("interface name %q must be 1 to %d characters without / or spaces", name, unix.IFNAMSIZ-1)
+	}
+	return nil
+}
+
+// IfIndex reads an interface's index from sysfs, which needs no net
+// package (the guest init stays small).
+func IfIndex(name string) (int, error) {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/ifindex")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// AddTap creates a persistent tap device (no packet information header),
+// which QEMU then opens by name.
+func AddTap(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening /dev/net/tun: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fmt.Errorf("creating tap %s: %w", name, err)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), uintptr(unix.TUNSETPERSIST), 1); e != 0 {
+		return fmt.Errorf("making tap %s persistent: %w", name, e)
+	}
+	return nil
+}
+
