@@ -193,4 +193,3 @@ func AddTap(name string) error {
 	}
 	return nil
 }
-
