@@ -24,6 +24,7 @@ type runFlags struct {
 	accel     bool
 	bridged   bool
 	tap       string
+	bridge    string
 	ip        string
 	gateway   string
 	netmask   string
@@ -80,7 +81,8 @@ func (f *runFlags) registerRun(cmd *cobra.Command) {
 	fs.IntVar(&f.smp, "smp", 0, "number of virtual CPUs (default 1)")
 	fs.BoolVar(&f.accel, "accel", true, "use KVM where it really works; --accel=false forces software emulation")
 	fs.BoolVarP(&f.bridged, "bridged", "b", false, "bridged networking through a tap device (needs root)")
-	fs.StringVarP(&f.tap, "tapname", "t", "", "tap device name")
+	fs.StringVarP(&f.tap, "tapname", "t", "", "tap device name (created if missing, removed on exit if ops made it)")
+	fs.StringVar(&f.bridge, "bridgename", "", "bridge to attach the tap device to (created if missing)")
 	fs.StringVar(&f.ip, "ip", "", "static guest IP address")
 	fs.StringVar(&f.gateway, "gateway", "", "static guest gateway")
 	fs.StringVar(&f.netmask, "netmask", "", "static guest netmask")
@@ -113,6 +115,9 @@ func (f *runFlags) mergeRun(cmd *cobra.Command, c *lepton.Config) {
 	}
 	if set("tapname") {
 		rc.TapName = f.tap
+	}
+	if set("bridgename") {
+		rc.BridgeName = f.bridge
 	}
 	if set("ip") {
 		rc.IPAddress = f.ip
