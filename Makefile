@@ -1,6 +1,7 @@
 # ops: build, test and benchmark. `make deps` installs what ops needs on
 # Debian (QEMU and a Linux kernel for the Linux guest).
 
+SHELL   := /bin/bash
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
@@ -33,8 +34,13 @@ vet: $(INIT)
 
 # Every test: unit, round-trip, fuzz seeds, and end-to-end boots (Linux
 # guest always; Nanos when a release is installed, skipped visibly otherwise).
+# The whole log goes to .work/test.log; the screen shows each test's result
+# and every skip or failure with its reason.
 test: deps build vet
-	$(GO) test -count=1 -timeout 40m ./...
+	@mkdir -p .work
+	@set -o pipefail; $(GO) test -count=1 -timeout 40m -v ./... 2>&1 | tee .work/test.log | \
+		grep -E '^(ok|FAIL|panic:|--- |    --- )|^SKIP|_test\.go:[0-9]+:|^\s+Error' ; \
+		status=$$?; echo "full log: .work/test.log"; exit $$status
 
 test-short: $(INIT)
 	$(GO) test -short -count=1 ./...

@@ -42,13 +42,22 @@ func (f *buildFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.json, "json", "j", false, "print results as JSON")
 }
 
+// override sets *dst to v when the user set the flag name: flags win over
+// config.json only when given.
+func override[T any](fl *pflag.FlagSet, name string, dst *T, v T) {
+	if fl.Changed(name) {
+		*dst = v
+	}
+}
+
 // loadConfig reads -c and merges the flags the user actually set over it.
 func (f *buildFlags) loadConfig(cmd *cobra.Command) (*lepton.Config, error) {
 	c, err := lepton.LoadConfig(f.config)
 	if err != nil {
 		return nil, err
 	}
-	set := cmd.Flags().Changed
+	fl := cmd.Flags()
+	set := fl.Changed
 	if set("args") {
 		c.Args = append(c.Args, f.args...)
 	}
@@ -64,21 +73,11 @@ func (f *buildFlags) loadConfig(cmd *cobra.Command) (*lepton.Config, error) {
 			c.Env[k] = v
 		}
 	}
-	if set("imagename") {
-		c.RunConfig.ImageName = f.imageName
-	}
-	if set("nanos-version") {
-		c.NanosVersion = f.nanosVersion
-	}
-	if set("guest") {
-		c.Guest = f.guest
-	}
-	if set("target-root") {
-		c.TargetRoot = f.targetRoot
-	}
-	if set("verbose") {
-		c.RunConfig.Verbose = f.verbose
-	}
+	override(fl, "imagename", &c.RunConfig.ImageName, f.imageName)
+	override(fl, "nanos-version", &c.NanosVersion, f.nanosVersion)
+	override(fl, "guest", &c.Guest, f.guest)
+	override(fl, "target-root", &c.TargetRoot, f.targetRoot)
+	override(fl, "verbose", &c.RunConfig.Verbose, f.verbose)
 	if c.Guest != "" && c.Guest != lepton.GuestNanos && c.Guest != lepton.GuestLinux {
 		return nil, fmt.Errorf("--guest %q: use nanos or linux", c.Guest)
 	}

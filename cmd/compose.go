@@ -337,57 +337,115 @@ func bridgeName(project string) string {
 	return n
 }
 
+// links creates taps and bridges and remembers what it made, so cleanup
+// removes exactly that (on any exit, Ctrl-C included).
+type links struct {
+	nl   *netlink.Conn
+	made []string
+}
+
+func openLinks() (*links, error) {
+	nl, err := netlink.Dial()
+	if err != nil {
+		return nil, err
+	}
+	return &links{nl: nl}, nil
+}
+
+func (l *links) cleanup() {
+	for i := len(l.made) - 1; i >= 0; i-- {
+		if idx, err := ifIndexNet(l.made[i]); err == nil {
+			l.nl.DeleteLink(idx)
+		}
+	}
+	l.nl.Close()
+}
+
+// tap returns the index of a tap device, creating it when missing.
+func (l *links) tap(name string) (int, error) {
+	if i, err := ifIndexNet(name); err == nil {
+		return i, nil
+	}
+	if err := netlink.AddTap(name); err != nil {
+		return 0, privilegeHint(err)
+	}
+	l.made = append(l.made, name)
+	return ifIndexNet(name)
+}
+
+// bridge returns the index of a bridge, creating it when missing, up.
+func (l *links) bridge(name string) (int, error) {
+	if _, err := ifIndexNet(name); err != nil {
+		if err := l.nl.AddBridge(name); err != nil {
+			return 0, privilegeHint(fmt.Errorf("creating bridge %s: %w", name, err))
+		}
+		l.made = append(l.made, name)
+	}
+	i, err := ifIndexNet(name)
+	if err != nil {
+		return 0, err
+	}
+	return i, l.nl.LinkUp(i)
+}
+
+// attach puts a tap on a bridge and sets it up.
+func (l *links) attach(tap, bridge int) error {
+	if err := l.nl.SetMaster(tap, bridge); err != nil {
+		return privilegeHint(fmt.Errorf("adding a tap to its bridge: %w", err))
+	}
+	return l.nl.LinkUp(tap)
+}
+
 // setupBridge makes the project's bridge (with the gateway address) and
 // a tap per service; cleanup removes them all.
 func setupBridge(file *compose.File, layout *compose.Net, svcs []*service) (cleanup func(), err error) {
-	nl, err := netlink.Dial()
+	l, err := openLinks()
 	if err != nil {
 		return func() {}, err
 	}
-	var made []string
-	cleanup = func() {
-		for i := len(made) - 1; i >= 0; i-- {
-			if idx, err := ifIndexNet(made[i]); err == nil {
-				nl.DeleteLink(idx)
-			}
-		}
-		nl.Close()
-	}
 	br := bridgeName(file.Name)
-	if err := nl.AddBridge(br); err != nil {
-		return cleanup, privilegeHint(fmt.Errorf("creating bridge %s: %w", br, err))
+	if _, err := ifIndexNet(br); err == nil {
+		return l.cleanup, fmt.Errorf("bridge %s already exists: is project %s up already?", br, file.Name)
 	}
-	made = append(made, br)
-	bi, err := ifIndexNet(br)
+	bi, err := l.bridge(br)
 	if err != nil {
-		return cleanup, err
+		return l.cleanup, err
 	}
 	ones, _ := layout.Subnet.Mask.Size()
-	gw := net.ParseIP(layout.Gateway).To4()
-	if err := nl.AddAddr(bi, [4]byte(gw), ones); err != nil {
-		return cleanup, fmt.Errorf("address on %s: %w", br, err)
-	}
-	if err := nl.LinkUp(bi); err != nil {
-		return cleanup, err
+	if err := l.nl.AddAddr(bi, [4]byte(net.ParseIP(layout.Gateway).To4()), ones); err != nil {
+		return l.cleanup, fmt.Errorf("address on %s: %w", br, err)
 	}
 	for _, s := range svcs {
-		tap := s.vm.Net.Tap
-		if err := netlink.AddTap(tap); err != nil {
-			return cleanup, privilegeHint(err)
-		}
-		made = append(made, tap)
-		ti, err := ifIndexNet(tap)
+		ti, err := l.tap(s.vm.Net.Tap)
 		if err != nil {
-			return cleanup, err
+			return l.cleanup, err
 		}
-		if err := nl.SetMaster(ti, bi); err != nil {
-			return cleanup, fmt.Errorf("adding %s to %s: %w", tap, br, err)
-		}
-		if err := nl.LinkUp(ti); err != nil {
-			return cleanup, err
+		if err := l.attach(ti, bi); err != nil {
+			return l.cleanup, err
 		}
 	}
-	return cleanup, nil
+	return l.cleanup, nil
+}
+
+// setupTap makes the tap device (and the bridge, when named) unless they
+// exist; cleanup removes only what it created.
+func setupTap(tap, bridge string) (func(), error) {
+	l, err := openLinks()
+	if err != nil {
+		return func() {}, err
+	}
+	ti, err := l.tap(tap)
+	if err != nil {
+		return l.cleanup, err
+	}
+	if bridge == "" {
+		return l.cleanup, privilegeHint(l.nl.LinkUp(ti))
+	}
+	bi, err := l.bridge(bridge)
+	if err != nil {
+		return l.cleanup, err
+	}
+	return l.cleanup, l.attach(ti, bi)
 }
 
 func ifIndexNet(name string) (int, error) {
@@ -527,52 +585,4 @@ func composeDown(app *App, f *composeFlags) error {
 	os.Remove(filepath.Join(dir, "pid"))
 	fmt.Fprintf(app.Stdout, "compose %s: down\n", file.Name)
 	return nil
-}
-
-// setupTap creates the tap device (and the bridge, when named and
-// missing) unless they exist, and returns a cleanup that removes only
-// what it created.
-func setupTap(tap, bridge string) (func(), error) {
-	nl, err := netlink.Dial()
-	if err != nil {
-		return func() {}, err
-	}
-	var made []string
-	cleanup := func() {
-		for i := len(made) - 1; i >= 0; i-- {
-			if idx, err := ifIndexNet(made[i]); err == nil {
-				nl.DeleteLink(idx)
-			}
-		}
-		nl.Close()
-	}
-	if _, err := ifIndexNet(tap); err != nil {
-		if err := netlink.AddTap(tap); err != nil {
-			return cleanup, privilegeHint(err)
-		}
-		made = append(made, tap)
-	}
-	ti, err := ifIndexNet(tap)
-	if err != nil {
-		return cleanup, err
-	}
-	if bridge != "" {
-		if _, err := ifIndexNet(bridge); err != nil {
-			if err := nl.AddBridge(bridge); err != nil {
-				return cleanup, privilegeHint(err)
-			}
-			made = append(made, bridge)
-		}
-		bi, err := ifIndexNet(bridge)
-		if err != nil {
-			return cleanup, err
-		}
-		if err := nl.LinkUp(bi); err != nil {
-			return cleanup, err
-		}
-		if err := nl.SetMaster(ti, bi); err != nil {
-			return cleanup, privilegeHint(fmt.Errorf("adding %s to %s: %w", tap, bridge, err))
-		}
-	}
-	return cleanup, privilegeHint(nl.LinkUp(ti))
 }

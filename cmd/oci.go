@@ -123,16 +123,7 @@ func newPkgPushCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			reg, done := registry(app, insecure, "pushing "+p.Ref())
-			d, err := reg.Push(ctx, img, args[1])
-			if err != nil {
-				return err
-			}
-			done() // the registry client closes the progress channel when it is done
-			fmt.Fprintln(app.Stdout, d)
-			return nil
+			return push(app, insecure, "pushing "+p.Ref(), img, args[1])
 		},
 	}
 	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
@@ -200,18 +191,24 @@ expects. The README shows the KubeVirt VirtualMachine to run it.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			reg, done := registry(app, insecure, "pushing "+args[0])
-			d, err := reg.Push(ctx, img, args[1])
-			if err != nil {
-				return err
-			}
-			done() // the registry client closes the progress channel when it is done
-			fmt.Fprintln(app.Stdout, d)
-			return nil
+			return push(app, insecure, "pushing "+args[0], img, args[1])
 		},
 	}
 	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
 	return cmd
+}
+
+// push writes img to ref, with progress on a terminal, and prints the
+// pushed digest reference.
+func push(app *App, insecure bool, label string, img v1.Image, ref string) error {
+	ctx, stop := signalContext()
+	defer stop()
+	reg, done := registry(app, insecure, label)
+	d, err := reg.Push(ctx, img, ref)
+	if err != nil {
+		return err
+	}
+	done() // the registry client closes the progress channel when it is done
+	fmt.Fprintln(app.Stdout, d)
+	return nil
 }

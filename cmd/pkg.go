@@ -1,17 +1,14 @@
 package cmd
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -52,7 +49,7 @@ func newPkgEnv(c *lepton.Config) (*pkgEnv, error) {
 
 // index loads the repository index, printing the offline notice if any.
 func (e *pkgEnv) index(app *App) ([]packages.Package, error) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	ix, notice, err := e.repo.Load(ctx, false)
 	if err != nil {
@@ -106,7 +103,7 @@ func (e *pkgEnv) resolve(app *App, name string, local bool) (string, packages.Pa
 	if e.store.Installed(p) {
 		return e.store.Dir(p), p, nil
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	dir, err := e.store.Install(ctx, e.repo, p, progress(app, "downloading "+p.Ref()))
 	return dir, p, err

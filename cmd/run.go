@@ -93,7 +93,8 @@ func (f *runFlags) registerRun(cmd *cobra.Command) {
 }
 
 func (f *runFlags) mergeRun(cmd *cobra.Command, c *lepton.Config) {
-	set := cmd.Flags().Changed
+	fl := cmd.Flags()
+	set := fl.Changed
 	rc := &c.RunConfig
 	if set("port") {
 		rc.Ports = append(rc.Ports, f.ports...)
@@ -101,39 +102,17 @@ func (f *runFlags) mergeRun(cmd *cobra.Command, c *lepton.Config) {
 	if set("udp") {
 		rc.UDPPorts = append(rc.UDPPorts, f.udp...)
 	}
-	if set("memory") {
-		rc.Memory = f.memory
-	}
-	if set("smp") {
-		rc.CPUs = f.smp
-	}
-	if set("accel") {
-		rc.Accel = &f.accel
-	}
-	if set("bridged") {
-		rc.Bridged = f.bridged
-	}
-	if set("tapname") {
-		rc.TapName = f.tap
-	}
-	if set("bridgename") {
-		rc.BridgeName = f.bridge
-	}
-	if set("ip") {
-		rc.IPAddress = f.ip
-	}
-	if set("gateway") {
-		rc.Gateway = f.gateway
-	}
-	if set("netmask") {
-		rc.NetMask = f.netmask
-	}
-	if set("debug") {
-		rc.Debug = f.debug
-	}
-	if set("machine") {
-		rc.Machine = f.machine
-	}
+	override(fl, "memory", &rc.Memory, f.memory)
+	override(fl, "smp", &rc.CPUs, f.smp)
+	override(fl, "accel", &rc.Accel, &f.accel)
+	override(fl, "bridged", &rc.Bridged, f.bridged)
+	override(fl, "tapname", &rc.TapName, f.tap)
+	override(fl, "bridgename", &rc.BridgeName, f.bridge)
+	override(fl, "ip", &rc.IPAddress, f.ip)
+	override(fl, "gateway", &rc.Gateway, f.gateway)
+	override(fl, "netmask", &rc.NetMask, f.netmask)
+	override(fl, "debug", &rc.Debug, f.debug)
+	override(fl, "machine", &rc.Machine, f.machine)
 }
 
 // vmFor describes the VM that boots an image.

@@ -1,17 +1,11 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/opsdev/ops/lepton"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func newUpdateCmd(app *App) *cobra.Command {
@@ -48,16 +42,10 @@ installed atomically, and recorded in latest.txt.`,
 			if url == "" {
 				url = lepton.DefaultReleaseURL
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := signalContext()
 			defer stop()
 			d := lepton.Downloader{BaseURL: url}
-			if f, ok := app.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-				d.Progress = func(total int64, r io.Reader) io.Reader {
-					bar := progressbar.DefaultBytes(total, "downloading Nanos")
-					rd := progressbar.NewReader(r, bar)
-					return &rd
-				}
-			}
+			d.Progress = progress(app, "downloading Nanos")
 			if version == "" {
 				if version, err = d.LatestVersion(ctx); err != nil {
 					return err

@@ -262,12 +262,14 @@ func (p *Plan) addDir(hostDir, guestDir string) error {
 
 // AddDirAt lays hostDir's contents over guestDir.
 func (p *Plan) AddDirAt(hostDir, guestDir string) error {
-	return p.walkDir(hostDir, guestDir, map[string]bool{})
+	return p.walkDir(hostDir, guestDir, map[string]bool{}, false)
 }
 
-// walkDir copies a folder; followed links to folders recurse, and a link
-// back to a folder being copied is an error rather than an endless loop.
-func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool) error {
+// walkDir copies a folder. Links that stay inside it (or all links, with
+// keepLinks) are kept as links; others are followed, folders recursively,
+// and a link back to a folder being copied is an error rather than an
+// endless loop.
+func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool, keepLinks bool) error {
 	real, err := filepath.EvalSymlinks(hostDir)
 	if err != nil {
 		return err
@@ -298,7 +300,7 @@ func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool) error {
 			if err != nil {
 				return err
 			}
-			if linkStaysInside(hostDir, h, target) {
+			if keepLinks || linkStaysInside(hostDir, h, target) {
 				return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindSymlink, Target: target})
 			}
 			st, err := os.Stat(h)
@@ -306,7 +308,7 @@ func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool) error {
 				return fmt.Errorf("%s: link to %s: %w", h, target, err)
 			}
 			if st.IsDir() {
-				return p.walkDir(h, g, active)
+				return p.walkDir(h, g, active, false)
 			}
 			return p.addHostFile(h, g)
 		case d.Type().IsRegular():
@@ -317,39 +319,9 @@ func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool) error {
 }
 
 // addRoot lays a root filesystem over guestDir: links stay links, as
-// written, and are never followed on the host.
+// written (they name guest paths), and are never followed on the host.
 func (p *Plan) addRoot(hostDir, guestDir string) error {
-	return filepath.WalkDir(hostDir, func(h string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(hostDir, h)
-		if err != nil {
-			return err
-		}
-		g := path.Join(guestDir, filepath.ToSlash(rel))
-		switch {
-		case d.IsDir():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindDir, Mode: info.Mode().Perm()})
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(h)
-			if err != nil {
-				return err
-			}
-			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindSymlink, Target: target})
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindFile, Source: h, Size: info.Size(), Mode: info.Mode().Perm()})
-		}
-		return nil
-	})
+	return p.walkDir(hostDir, guestDir, map[string]bool{}, true)
 }
 
 // linkStaysInside reports whether a relative link at host path h resolves
