@@ -25,7 +25,7 @@ const (
 	maxLabel        = 31
 )
 
-var magic = []byte("NVMTFS")
+const magic = "NVMTFS"
 
 // TFS is a filesystem laid out and ready to write: its log (metadata) and
 // where each file's data goes. Offsets are in sectors from the start of the
@@ -309,7 +309,7 @@ func OpenTFS(r io.ReaderAt, size int64) (*Reader, error) {
 		if _, err := r.ReadAt(b, int64(start)*SectorSize); err != nil {
 			return nil, fmt.Errorf("tfs: reading sector %d: %w", start, err)
 		}
-		if len(b) < len(magic) || string(b[:len(magic)]) != string(magic) {
+		if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 			return nil, fmt.Errorf("tfs: no NVMTFS header at sector %d", start)
 		}
 		p := len(magic)

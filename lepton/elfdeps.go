@@ -116,7 +116,9 @@ type Deps struct {
 }
 
 // defaultLibDirs is where glibc's loader looks without a cache.
-var defaultLibDirs = []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+func defaultLibDirs() []string {
+	return []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+}
 
 // Resolver finds shared libraries the way the dynamic loader would,
 // inside a root folder ("/" for the host).
@@ -133,7 +135,7 @@ func NewResolver(root string) *Resolver {
 	r := &Resolver{Root: root}
 	seen := map[string]bool{}
 	r.readConf("/etc/ld.so.conf", seen, 0)
-	for _, d := range defaultLibDirs {
+	for _, d := range defaultLibDirs() {
 		if !seen[d] {
 			seen[d] = true
 			r.dirs = append(r.dirs, d)
@@ -288,7 +290,7 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 }
 
 func isDefaultDir(d string) bool {
-	for _, x := range defaultLibDirs {
+	for _, x := range defaultLibDirs() {
 		if d == x {
 			return true
 		}

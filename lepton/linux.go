@@ -28,7 +28,7 @@ type LinuxKernel struct {
 
 // GuestModules are the drivers the Linux guest needs on microvm: the
 // virtio-mmio transport and the network card. Built-in drivers are skipped.
-var GuestModules = []string{"virtio_mmio", "virtio_net"}
+func GuestModules() []string { return []string{"virtio_mmio", "virtio_net"} }
 
 // ErrNoLinuxKernel means no guest kernel was found on the host.
 var ErrNoLinuxKernel = errors.New("no Linux guest kernel found (install one with 'make deps', or apt-get install linux-image-cloud-amd64, or set LinuxKernel in config.json)")
@@ -60,7 +60,7 @@ func FindLinuxKernel(configured, bootDir, modDir string) (*LinuxKernel, error) {
 			}
 			continue
 		}
-		mods, err := ModuleOrder(md, GuestModules)
+		mods, err := ModuleOrder(md, GuestModules())
 		if err != nil {
 			return nil, err
 		}

@@ -71,7 +71,7 @@ func (h Home) InstallRelease(src, version string) (*Release, error) {
 		if err != nil {
 			return nil, err
 		}
-		err = packages.ExtractTarGz(f, stage, packages.DefaultLimits)
+		err = packages.ExtractTarGz(f, stage, packages.DefaultLimits())
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", src, err)

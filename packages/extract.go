@@ -27,7 +27,9 @@ type Limits struct {
 }
 
 // DefaultLimits suit language runtimes and kernel releases.
-var DefaultLimits = Limits{MaxFileSize: 2 << 30, MaxTotalSize: 8 << 30, MaxEntries: 200000}
+func DefaultLimits() Limits {
+	return Limits{MaxFileSize: 2 << 30, MaxTotalSize: 8 << 30, MaxEntries: 200000}
+}
 
 // ExtractTarGz unpacks a gzip-compressed tarball into dest, which must not
 // exist yet. On any error dest is removed, so nothing is left half-written.

@@ -51,7 +51,7 @@ func TestExtractGood(t *testing.T) {
 		{name: "./node_20/./sub/../other.txt", body: "x"},
 		{name: "node_20/sysroot/bin", typ: tar.TypeSymlink, link: "/usr/bin"},
 	})
-	if err := ExtractTar(bytes.NewReader(data), dest, DefaultLimits); err != nil {
+	if err := ExtractTar(bytes.NewReader(data), dest, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"node_20/package.manifest", "node_20/sysroot/lib/libx.so", "node_20/hard", "node_20/other.txt"} {
@@ -69,20 +69,20 @@ func TestExtractHostile(t *testing.T) {
 		lim  Limits
 		err  string
 	}{
-		{"absolute path", []ent{{name: "/etc/evil", body: "x"}}, DefaultLimits, "absolute"},
-		{"dot-dot escape", []ent{{name: "a/../../evil", body: "x"}}, DefaultLimits, "climbs out"},
-		{"symlink out", []ent{{name: "l", typ: tar.TypeSymlink, link: "../../etc"}}, DefaultLimits, "outside"},
-		{"absolute symlink", []ent{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}, DefaultLimits, "outside"},
-		{"absolute symlink beside the sysroot", []ent{{name: "p/notsysroot/l", typ: tar.TypeSymlink, link: "/etc"}}, DefaultLimits, "outside"},
-		{"write through a sysroot link", []ent{{name: "p/sysroot/etc", typ: tar.TypeSymlink, link: "/etc"}, {name: "p/sysroot/etc/evil", body: "x"}}, DefaultLimits, "through the link"},
-		{"write through a symlink", []ent{{name: "d", typ: tar.TypeSymlink, link: "."}, {name: "d/x", body: "x"}}, DefaultLimits, "through the link"},
-		{"hard link out", []ent{{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}}, DefaultLimits, "outside"},
-		{"device", []ent{{name: "dev", typ: tar.TypeChar}}, DefaultLimits, "not allowed"},
-		{"fifo", []ent{{name: "p", typ: tar.TypeFifo}}, DefaultLimits, "not allowed"},
+		{"absolute path", []ent{{name: "/etc/evil", body: "x"}}, DefaultLimits(), "absolute"},
+		{"dot-dot escape", []ent{{name: "a/../../evil", body: "x"}}, DefaultLimits(), "climbs out"},
+		{"symlink out", []ent{{name: "l", typ: tar.TypeSymlink, link: "../../etc"}}, DefaultLimits(), "outside"},
+		{"absolute symlink", []ent{{name: "l", typ: tar.TypeSymlink, link: "/etc/passwd"}}, DefaultLimits(), "outside"},
+		{"absolute symlink beside the sysroot", []ent{{name: "p/notsysroot/l", typ: tar.TypeSymlink, link: "/etc"}}, DefaultLimits(), "outside"},
+		{"write through a sysroot link", []ent{{name: "p/sysroot/etc", typ: tar.TypeSymlink, link: "/etc"}, {name: "p/sysroot/etc/evil", body: "x"}}, DefaultLimits(), "through the link"},
+		{"write through a symlink", []ent{{name: "d", typ: tar.TypeSymlink, link: "."}, {name: "d/x", body: "x"}}, DefaultLimits(), "through the link"},
+		{"hard link out", []ent{{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}}, DefaultLimits(), "outside"},
+		{"device", []ent{{name: "dev", typ: tar.TypeChar}}, DefaultLimits(), "not allowed"},
+		{"fifo", []ent{{name: "p", typ: tar.TypeFifo}}, DefaultLimits(), "not allowed"},
 		{"file too big", []ent{{name: "big", body: strings.Repeat("x", 101)}}, small, "limit"},
 		{"total too big", []ent{{name: "a", body: strings.Repeat("x", 90)}, {name: "b", body: strings.Repeat("x", 90)}}, small, "more than"},
 		{"too many entries", []ent{{name: "1"}, {name: "2"}, {name: "3"}, {name: "4"}, {name: "5"}, {name: "6"}}, small, "more than 5 entries"},
-		{"duplicate file", []ent{{name: "a", body: "1"}, {name: "a", body: "2"}}, DefaultLimits, "exists"},
+		{"duplicate file", []ent{{name: "a", body: "1"}, {name: "a", body: "2"}}, DefaultLimits(), "exists"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestExtractHostile(t *testing.T) {
 }
 
 func TestExtractRootFSMode(t *testing.T) {
-	lim := DefaultLimits
+	lim := DefaultLimits()
 	lim.RootFS = true
 	dest := filepath.Join(t.TempDir(), "root")
 	// Absolute links are kept as written; special files are skipped.
@@ -140,7 +140,7 @@ func TestExtractRootFSMode(t *testing.T) {
 }
 
 func TestExtractTarGzNotGzip(t *testing.T) {
-	err := ExtractTarGz(strings.NewReader("plain"), filepath.Join(t.TempDir(), "x"), DefaultLimits)
+	err := ExtractTarGz(strings.NewReader("plain"), filepath.Join(t.TempDir(), "x"), DefaultLimits())
 	if err == nil || !strings.Contains(err.Error(), "gzip") {
 		t.Fatalf("error %v", err)
 	}

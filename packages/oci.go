@@ -25,7 +25,7 @@ import (
 )
 
 // Platform is the only platform ops runs.
-var Platform = v1.Platform{OS: "linux", Architecture: "amd64"}
+func Platform() v1.Platform { return v1.Platform{OS: "linux", Architecture: "amd64"} }
 
 // Annotations ops puts on the packages it pushes.
 const (
@@ -42,7 +42,7 @@ type Registry struct {
 }
 
 func (r Registry) options(ctx context.Context) []remote.Option {
-	o := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(Platform)}
+	o := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(Platform())}
 	if r.Transport != nil {
 		o = append(o, remote.WithTransport(r.Transport))
 	}
@@ -127,13 +127,13 @@ func imageFromLayout(dir string) (v1.Image, error) {
 				return nil, err
 			}
 			for _, sd := range sim.Manifests {
-				if sd.Platform == nil || sd.Platform.Satisfies(Platform) {
+				if sd.Platform == nil || sd.Platform.Satisfies(Platform()) {
 					return sub.Image(sd.Digest)
 				}
 			}
 			continue
 		}
-		if d.Platform == nil || d.Platform.Satisfies(Platform) {
+		if d.Platform == nil || d.Platform.Satisfies(Platform()) {
 			img, err := idx.Image(d.Digest)
 			if err != nil {
 				return nil, err
@@ -150,7 +150,7 @@ func checkPlatform(src string, img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("%s: reading the image config: %w", src, err)
 	}
-	if (cf.OS != "" && cf.OS != Platform.OS) || (cf.Architecture != "" && cf.Architecture != Platform.Architecture) {
+	if (cf.OS != "" && cf.OS != Platform().OS) || (cf.Architecture != "" && cf.Architecture != Platform().Architecture) {
 		return fmt.Errorf("%s is a %s/%s image; ops runs linux/amd64 programs", src, cf.OS, cf.Architecture)
 	}
 	return nil
@@ -162,7 +162,7 @@ func checkPlatform(src string, img v1.Image) error {
 func Flatten(img v1.Image, dest string) error {
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	lim := DefaultLimits
+	lim := DefaultLimits()
 	lim.RootFS = true
 	return ExtractTar(rc, dest, lim)
 }
@@ -239,7 +239,7 @@ func withPlatform(layer v1.Layer, annotations map[string]string) (v1.Image, erro
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = Platform.OS, Platform.Architecture
+	cf.OS, cf.Architecture = Platform().OS, Platform().Architecture
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, err
 	}
@@ -364,7 +364,7 @@ func (r Registry) PullPackage(ctx context.Context, ref string, s Store) (Package
 		return Package{}, "", err
 	}
 	defer os.RemoveAll(tmp)
-	if err := ExtractTar(rc, filepath.Join(tmp, "x"), DefaultLimits); err != nil {
+	if err := ExtractTar(rc, filepath.Join(tmp, "x"), DefaultLimits()); err != nil {
 		return Package{}, "", fmt.Errorf("%s: %w", ref, err)
 	}
 	dir, err := packageRoot(filepath.Join(tmp, "x"))

@@ -84,7 +84,7 @@ func unpack(tgz, into string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	if err := ExtractTarGz(f, into, DefaultLimits); err != nil {
+	if err := ExtractTarGz(f, into, DefaultLimits()); err != nil {
 		return "", err
 	}
 	return packageRoot(into)
