@@ -57,6 +57,8 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/
+	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime $(FUZZTIME) ./netlink/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./compose/
 
 # The main job: build ops and boot an example program.
 demo: deps build

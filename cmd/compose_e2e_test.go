@@ -272,3 +272,20 @@ func TestE2ERunTap(t *testing.T) {
 		}
 	})
 }
+
+// TestE2ELinuxDHCP: the Linux guest's init asks DHCP for its address when
+// told to (QEMU's user-mode network has a DHCP server).
+func TestE2ELinuxDHCP(t *testing.T) {
+	e := getEnv(t)
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(cfg, []byte(`{"RunConfig": {"DHCP": true}}`), 0o644)
+	port := freePorts(t, 1)
+	stop := startServer(t, e, e.home, "run", "--guest", "linux", "-c", cfg, "./goserver", "-d", "-p", fmt.Sprintf("%d:8080", port))
+	if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", port), time.Now().Add(90*time.Second)); err != nil {
+		_, out := stop()
+		t.Fatalf("no answer: %v\n%s", err, out)
+	}
+	if _, out := stop(); !strings.Contains(out, "DHCP lease 10.0.2.15/24") {
+		t.Fatalf("init did not report a DHCP lease:\n%s", out)
+	}
+}

@@ -221,9 +221,6 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 		return err
 	}
 	if vm.Net.Mode == "tap" {
-		if b.spec.Guest == lepton.GuestLinux && c.RunConfig.IPAddress == "" {
-			return fmt.Errorf("the Linux guest on a tap device needs a static address (--ip, --netmask, --gateway); Nanos asks DHCP")
-		}
 		cleanup, err := setupTap(c.RunConfig.TapName, c.RunConfig.BridgeName)
 		defer cleanup()
 		if err != nil {

@@ -18,7 +18,8 @@ type Manifest struct {
 
 // Net configures eth0.
 type Net struct {
-	Address string   `json:"address"` // CIDR, e.g. 10.0.2.15/24
+	DHCP    bool     `json:"dhcp,omitempty"` // ask a DHCP server instead of Address
+	Address string   `json:"address"`        // CIDR, e.g. 10.0.2.15/24
 	Gateway string   `json:"gateway"`
 	DNS     []string `json:"dns"`
 }

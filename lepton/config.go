@@ -85,6 +85,7 @@ type RunConfig struct {
 	GdbPort      int
 	Debug        bool
 	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
+	DHCP         bool   // the Linux guest asks DHCP for its address (Nanos does unless given IPAddress)
 
 	// Accepted for compatibility with nanovms/ops config files.
 	AtExit                       string

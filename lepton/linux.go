@@ -340,6 +340,8 @@ func InitManifest(p *Plan, k *LinuxKernel, debug bool) guestinit.Manifest {
 	if p.Network.IP != "" {
 		m.Net.Address = p.Network.IP + "/" + maskBits(p.Network.Netmask)
 		m.Net.Gateway = p.Network.Gateway
+	} else if p.Network.DHCP {
+		m.Net = guestinit.Net{DHCP: true}
 	}
 	if len(p.Network.NameServers) > 0 {
 		m.Net.DNS = p.Network.NameServers

@@ -35,6 +35,7 @@ type EnvVar struct{ Name, Value string }
 type Network struct {
 	IP, Netmask, Gateway string
 	NameServers          []string
+	DHCP                 bool // ask DHCP (on a tap without an address, or when asked)
 }
 
 // PlanInput is what a plan is made from: the merged config, the program's
@@ -193,7 +194,8 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	}
 	sort.Slice(p.Env, func(i, j int) bool { return p.Env[i].Name < p.Env[j].Name })
 	rc := c.RunConfig
-	p.Network = Network{IP: rc.IPAddress, Netmask: rc.NetMask, Gateway: rc.Gateway, NameServers: c.NameServers}
+	p.Network = Network{IP: rc.IPAddress, Netmask: rc.NetMask, Gateway: rc.Gateway, NameServers: c.NameServers,
+		DHCP: rc.IPAddress == "" && (rc.DHCP || rc.Bridged || rc.TapName != "")}
 	if len(c.NameServers) > 0 {
 		var b strings.Builder
 		for _, ns := range c.NameServers {

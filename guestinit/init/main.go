@@ -108,14 +108,7 @@ func run(start time.Time) int {
 	if m.Debug {
 		logf("network up after %v", time.Since(start))
 	}
-	if _, err := os.Stat("/etc/resolv.conf"); os.IsNotExist(err) && len(m.Net.DNS) > 0 {
-		var sb strings.Builder
-		for _, d := range m.Net.DNS {
-			fmt.Fprintf(&sb, "nameserver %s\n", d)
-		}
-		_ = os.MkdirAll("/etc", 0o755)
-		_ = os.WriteFile("/etc/resolv.conf", []byte(sb.String()), 0o644)
-	}
+	writeResolvConf(m.Net.DNS)
 	if m.Debug {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
@@ -210,7 +203,7 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		}
 	}
 	trace("lo up")
-	if n.Address == "" {
+	if n.Address == "" && !n.DHCP {
 		return nil
 	}
 	eth := 0
@@ -224,6 +217,28 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		return fmt.Errorf("no eth0")
 	}
 	trace("eth0 found")
+	if n.DHCP {
+		if err := nl.LinkUp(eth); err != nil {
+			return fmt.Errorf("eth0 up: %w", err)
+		}
+		mac, err := readMAC("eth0")
+		if err != nil {
+			return err
+		}
+		lease, err := netlink.DHCP(eth, mac, 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("eth0: %w", err)
+		}
+		trace("DHCP lease " + lease.Addr.String())
+		n.Address, n.Gateway = lease.Addr.String(), lease.Gateway.String()
+		if len(lease.DNS) > 0 {
+			n.DNS = nil
+			for _, d := range lease.DNS {
+				n.DNS = append(n.DNS, d.String())
+			}
+			writeResolvConf(n.DNS)
+		}
+	}
 	pfx, err := netip.ParsePrefix(n.Address)
 	if err != nil || !pfx.Addr().Is4() {
 		return fmt.Errorf("address %q is not an IPv4 CIDR", n.Address)
@@ -232,8 +247,10 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		return fmt.Errorf("eth0 address: %w", err)
 	}
 	trace("eth0 address set")
-	if err := nl.LinkUp(eth); err != nil {
-		return fmt.Errorf("eth0 up: %w", err)
+	if !n.DHCP {
+		if err := nl.LinkUp(eth); err != nil {
+			return fmt.Errorf("eth0 up: %w", err)
+		}
 	}
 	trace("eth0 up")
 	if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
@@ -242,4 +259,31 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		}
 	}
 	return nil
+}
+
+// writeResolvConf writes the name servers unless the image has its own
+// /etc/resolv.conf.
+func writeResolvConf(dns []string) {
+	if _, err := os.Stat("/etc/resolv.conf"); !os.IsNotExist(err) || len(dns) == 0 {
+		return
+	}
+	var sb strings.Builder
+	for _, d := range dns {
+		fmt.Fprintf(&sb, "nameserver %s\n", d)
+	}
+	_ = os.MkdirAll("/etc", 0o755)
+	_ = os.WriteFile("/etc/resolv.conf", []byte(sb.String()), 0o644)
+}
+
+// readMAC reads an interface's hardware address from sysfs.
+func readMAC(name string) ([]byte, error) {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/address")
+	if err != nil {
+		return nil, err
+	}
+	var mac [6]byte
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]); err != nil {
+		return nil, fmt.Errorf("%s: bad address %q", name, b)
+	}
+	return mac[:], nil
 }
