@@ -62,10 +62,11 @@ func newImageCmd(app *App) *cobra.Command {
 		Short: "Print the manifest and file tree of a Nanos image (path or name)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rd, err := openImage(args[0])
+			rd, f, err := openImage(args[0])
 			if err != nil {
 				return err
 			}
+			defer f.Close()
 			fmt.Fprintln(app.Stdout, opsfs.Format(rd.Root))
 			return nil
 		},
@@ -75,10 +76,11 @@ func newImageCmd(app *App) *cobra.Command {
 		Short: "Print a file from a Nanos image",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rd, err := openImage(args[0])
+			rd, f, err := openImage(args[0])
 			if err != nil {
 				return err
 			}
+			defer f.Close()
 			n, err := rd.Lookup(args[1])
 			if err != nil {
 				return err
@@ -96,10 +98,11 @@ func newImageCmd(app *App) *cobra.Command {
 		Short: "List a folder of a Nanos image",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rd, err := openImage(args[0])
+			rd, f, err := openImage(args[0])
 			if err != nil {
 				return err
 			}
+			defer f.Close()
 			p := "/"
 			if len(args) == 2 {
 				p = args[1]
@@ -133,31 +136,34 @@ func newImageCmd(app *App) *cobra.Command {
 	return img
 }
 
-func openImage(nameOrPath string) (*opsfs.Reader, error) {
+// openImage opens a Nanos image's root filesystem; close the returned
+// file when done with the reader.
+func openImage(nameOrPath string) (*opsfs.Reader, *os.File, error) {
 	p := nameOrPath
 	if !strings.Contains(p, "/") {
 		home, err := lepton.DefaultHome()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if p, err = home.ImagePath(nameOrPath); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		f.Close()
+		return nil, nil, err
 	}
 	_, root, err := opsfs.OpenNanosDisk(f, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", p, err)
 	}
-	return root, nil
+	return root, f, nil
 }
 
 func openNanosDisk(f *os.File, size int64) (*opsfs.Reader, *opsfs.Reader, error) {

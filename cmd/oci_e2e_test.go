@@ -161,6 +161,16 @@ func TestE2EImagePush(t *testing.T) {
 	if r := e.run(t, home, "build", "--guest", "nanos", "-c", cfg, "./hello_static", "-i", "server"); r.code != 0 {
 		t.Fatalf("build: %s", r.stderr)
 	}
+	// The image can be read back: tree, ls, cat.
+	if r := e.run(t, home, "image", "cat", "server", "/etc/hosts"); r.code != 0 || !strings.Contains(r.stdout, "localhost") {
+		t.Fatalf("image cat: %q %q", r.stdout, r.stderr)
+	}
+	if r := e.run(t, home, "image", "ls", "server"); !strings.Contains(r.stdout, "hello_static") || !strings.Contains(r.stdout, "etc/") {
+		t.Fatalf("image ls: %q %q", r.stdout, r.stderr)
+	}
+	if r := e.run(t, home, "image", "tree", "server"); !strings.Contains(r.stdout, "program:/hello_static") {
+		t.Fatalf("image tree: %q %q", r.stdout, r.stderr)
+	}
 	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")

@@ -170,6 +170,12 @@ func NewPlan(in PlanInput) (*Plan, error) {
 			return nil, err
 		}
 	}
+	// localhost resolves without DNS, unless the image brings its own hosts.
+	if _, ok := p.Tree.Get("/etc/hosts"); !ok {
+		if err := p.Tree.Add(opsfs.Entry{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: []byte("127.0.0.1\tlocalhost\n::1\tlocalhost\n")}); err != nil {
+			return nil, err
+		}
+	}
 	// The program last, so nothing replaces it.
 	if err := p.addHostFile(host, p.Program); err != nil {
 		return nil, err

@@ -73,7 +73,7 @@ func TestPlanLayers(t *testing.T) {
 		"/app": opsfs.KindFile, "/conf/app.yaml": opsfs.KindFile, "/static/css/site.css": opsfs.KindFile,
 		"/static/inside": opsfs.KindSymlink, "/static/outside": opsfs.KindFile,
 		"/var/www/one.txt": opsfs.KindFile, "/var/www/two.txt": opsfs.KindFile,
-		"/etc/resolv.conf": opsfs.KindFile, "/lib64/ld-linux-x86-64.so.2": opsfs.KindFile,
+		"/etc/resolv.conf": opsfs.KindFile, "/lib64/ld-linux-x86-64.so.2": opsfs.KindFile, "/etc/hosts": opsfs.KindFile,
 	}
 	for path, kind := range want {
 		e, ok := p.Tree.Get(path)
