@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -163,17 +164,11 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 		if rc.Memory == "" {
 			vm.MemoryMB = linuxMemoryMB(b.result.Size)
 		}
-		vm.Append = "console=ttyS0 rdinit=" + lepton.InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests"
+		khz := 0
 		if accel == qemu.TCG {
-			if khz := qemu.TSCkHz(readFile("/proc/cpuinfo")); khz > 0 {
-				vm.Append += fmt.Sprintf(" tsc_early_khz=%d", khz)
-			}
+			khz = qemu.TSCkHz(readFile("/proc/cpuinfo"))
 		}
-		if rc.Debug {
-			vm.Append += " ops.debug=1"
-		} else {
-			vm.Append += " quiet loglevel=1"
-		}
+		vm.Append = lepton.LinuxCommandLine(rc.Debug, khz)
 	}
 	return vm, nil
 }
@@ -182,20 +177,8 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 // foreground; ops's exit code is the guest program's.
 func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name string) error {
 	// Stop on Ctrl-C or SIGTERM from here on: nothing is left behind.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var got os.Signal
-	go func() {
-		select {
-		case s := <-sigs:
-			got = s
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop, caught := stopOnSignal()
+	defer stop()
 
 	var b *built
 	var err error
@@ -234,8 +217,8 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 		}
 		fmt.Fprintf(app.Stderr, "image %s (%s guest, %s in %v); accel %s: %s\n", b.result.Path, b.spec.Guest, state, b.took.Round(time.Millisecond), accel, why)
 	}
-	for _, fw := range vm.Net.Forwards {
-		if c.RunConfig.Verbose {
+	if c.RunConfig.Verbose {
+		for _, fw := range vm.Net.Forwards {
 			fmt.Fprintf(app.Stderr, "forward %s\n", fw)
 		}
 	}
@@ -255,7 +238,7 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 		}
 	}
 	if res.Stopped {
-		if got == syscall.SIGTERM {
+		if caught() == syscall.SIGTERM {
 			return &ExitError{Code: 143}
 		}
 		return &ExitError{Code: 130}
@@ -322,4 +305,31 @@ func linuxMemoryMB(imageBytes int64) int {
 	mb := int(2*imageBytes>>20) + 192
 	mb = (mb + 63) / 64 * 64
 	return max(mb, 256)
+}
+
+// stopOnSignal returns a context cancelled by the first SIGINT or SIGTERM,
+// a function to release the handler, and one telling which signal came.
+func stopOnSignal() (context.Context, func(), func() os.Signal) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var got os.Signal
+	go func() {
+		select {
+		case s := <-sigs:
+			mu.Lock()
+			got = s
+			mu.Unlock()
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	stop := func() { signal.Stop(sigs); cancel() }
+	caught := func() os.Signal {
+		mu.Lock()
+		defer mu.Unlock()
+		return got
+	}
+	return ctx, stop, caught
 }

@@ -321,6 +321,21 @@ const (
 	modulesDir   = "/.ops/modules"
 )
 
+// LinuxCommandLine is the guest kernel's command line. tscKHz, when known
+// (software emulation runs the guest's TSC at the host's rate), spares the
+// kernel calibrating against the PIT, which fails now and then under
+// emulation and leaves the guest without a clock.
+func LinuxCommandLine(debug bool, tscKHz int) string {
+	s := "console=ttyS0 rdinit=" + InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests"
+	if tscKHz > 0 {
+		s += fmt.Sprintf(" tsc_early_khz=%d", tscKHz)
+	}
+	if debug {
+		return s + " ops.debug=1"
+	}
+	return s + " quiet loglevel=1"
+}
+
 // InitManifest turns a plan into what the guest init reads.
 func InitManifest(p *Plan, k *LinuxKernel, debug bool) guestinit.Manifest {
 	m := guestinit.Manifest{
