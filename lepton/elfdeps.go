@@ -32,10 +32,16 @@ func ReadELF(p string) (*ELFInfo, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readELF(f, p)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return readELF(f, st.Size(), p)
 }
 
-func readELF(r io.ReaderAt, name string) (info *ELFInfo, err error) {
+// readELF reads an ELF of size bytes. Headers that claim more bytes than
+// the file holds are refused before anything is allocated for them.
+func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) {
 	var magic [4]byte
 	if _, err := r.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
 		return nil, fmt.Errorf("%s: %w", name, ErrNotELF)
@@ -55,6 +61,16 @@ func readELF(r io.ReaderAt, name string) (info *ELFInfo, err error) {
 	}
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("%s: ELF type %s is not a program or shared library", name, f.Type)
+	}
+	for _, sec := range f.Sections {
+		if sec.Type != elf.SHT_NOBITS && (sec.Size > uint64(size) || sec.Offset > uint64(size)-min(sec.Size, uint64(size))) {
+			return nil, fmt.Errorf("%s: malformed ELF: section %q lies beyond the file", name, sec.Name)
+		}
+	}
+	for _, p := range f.Progs {
+		if p.Filesz > uint64(size) || p.Off > uint64(size)-min(p.Filesz, uint64(size)) {
+			return nil, fmt.Errorf("%s: malformed ELF: a program header lies beyond the file", name)
+		}
 	}
 	info = &ELFInfo{}
 	for _, p := range f.Progs {

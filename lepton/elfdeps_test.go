@@ -181,6 +181,6 @@ func FuzzReadELF(f *testing.F) {
 	}
 	f.Add(elfHeader(elf.ELFCLASS64, elf.EM_X86_64))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = readELF(bytes.NewReader(b), "fuzz")
+		_, _ = readELF(bytes.NewReader(b), int64(len(b)), "fuzz")
 	})
 }
