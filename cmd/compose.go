@@ -96,8 +96,24 @@ compose.yaml:
 	return c
 }
 
-func stateDir(home lepton.Home, project string) string {
-	return filepath.Join(home.Dir, "compose", project)
+// projectState loads the compose file and finds the project's state
+// folder (<ops home>/compose/<name>) and the PID of its background
+// supervisor (0 when there is none).
+func projectState(f *composeFlags) (*compose.File, string, int, error) {
+	file, err := compose.Load(f.file)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	home, err := lepton.DefaultHome()
+	if err != nil {
+		return nil, "", 0, err
+	}
+	dir := filepath.Join(home.Dir, "compose", file.Name)
+	pid := 0
+	if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	return file, dir, pid, nil
 }
 
 // service is one running service.
@@ -495,19 +511,12 @@ func prefixWriter(w io.Writer, name string) io.Writer {
 // composeDetach starts `compose up` in the background in its own session,
 // its output in the project's log, and records its PID.
 func composeDetach(app *App, f *composeFlags) error {
-	file, err := compose.Load(f.file)
+	file, dir, pid, err := projectState(f)
 	if err != nil {
 		return err
 	}
-	home, err := lepton.DefaultHome()
-	if err != nil {
-		return err
-	}
-	dir := stateDir(home, file.Name)
-	if b, err := os.ReadFile(filepath.Join(dir, "pid")); err == nil {
-		if pid, _ := strconv.Atoi(strings.TrimSpace(string(b))); qemu.Alive(pid) {
-			return fmt.Errorf("project %s is already up (pid %d); stop it with 'ops compose down'", file.Name, pid)
-		}
+	if qemu.Alive(pid) {
+		return fmt.Errorf("project %s is already up (pid %d); stop it with 'ops compose down'", file.Name, pid)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -545,22 +554,12 @@ func composeDetach(app *App, f *composeFlags) error {
 }
 
 func composeDown(app *App, f *composeFlags) error {
-	file, err := compose.Load(f.file)
+	file, dir, pid, err := projectState(f)
 	if err != nil {
 		return err
 	}
-	home, err := lepton.DefaultHome()
-	if err != nil {
-		return err
-	}
-	dir := stateDir(home, file.Name)
-	b, err := os.ReadFile(filepath.Join(dir, "pid"))
-	if err != nil {
-		return fmt.Errorf("project %s is not up (no %s)", file.Name, filepath.Join(dir, "pid"))
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("%s: bad pid", filepath.Join(dir, "pid"))
+	if pid <= 1 {
+		return fmt.Errorf("project %s is not up (no pid in %s)", file.Name, dir)
 	}
 	if qemu.Alive(pid) {
 		syscall.Kill(pid, syscall.SIGTERM)

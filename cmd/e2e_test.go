@@ -166,6 +166,18 @@ func nanosHome(t *testing.T) string {
 	return home
 }
 
+// writableHome gives a Nanos test home (links to a release) a fresh
+// folder of its own, so a test can add packages beside the release.
+func writableHome(t *testing.T, home string) string {
+	t.Helper()
+	h := t.TempDir()
+	ents, _ := os.ReadDir(home)
+	for _, en := range ents {
+		os.Symlink(filepath.Join(home, en.Name()), filepath.Join(h, en.Name()))
+	}
+	return h
+}
+
 type result struct {
 	stdout, stderr string
 	code           int

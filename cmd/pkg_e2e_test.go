@@ -47,13 +47,7 @@ func TestE2EPackageFromRunNode(t *testing.T) {
 	os.WriteFile(script, []byte(`console.log("hello from node " + process.argv.slice(2).join(",")); process.exit(5);`), 0o644)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		if guest == "nanos" {
-			// The Nanos home links the release; packages live beside it.
-			home2 := t.TempDir()
-			ents, _ := os.ReadDir(home)
-			for _, en := range ents {
-				os.Symlink(filepath.Join(home, en.Name()), filepath.Join(home2, en.Name()))
-			}
-			home = home2
+			home = writableHome(t, home) // packages live beside the linked release
 		}
 		if r := e.run(t, home, "pkg", "from-run", node, "--name", "node", "--version", "20"); r.code != 0 {
 			t.Fatalf("from-run: %d %s", r.code, r.stderr)
