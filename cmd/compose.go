@@ -548,8 +548,8 @@ func composeDetach(app *App, f *composeFlags) error {
 		c.Process.Kill()
 		return err
 	}
-	c.Process.Release()
 	fmt.Fprintf(app.Stdout, "compose %s: started in the background (pid %d); logs in %s; stop with 'ops compose down -f %s'\n", file.Name, c.Process.Pid, logPath, f.file)
+	c.Process.Release()
 	return nil
 }
 

@@ -63,7 +63,8 @@ func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) 
 		return nil, fmt.Errorf("%s: ELF type %s is not a program or shared library", name, f.Type)
 	}
 	for _, sec := range f.Sections {
-		if sec.Type != elf.SHT_NOBITS && (sec.Size > uint64(size) || sec.Offset > uint64(size)-min(sec.Size, uint64(size))) {
+		// FileSize: compressed sections (Go's DWARF) are smaller on disk.
+		if sec.Type != elf.SHT_NOBITS && (sec.FileSize > uint64(size) || sec.Offset > uint64(size)-min(sec.FileSize, uint64(size))) {
 			return nil, fmt.Errorf("%s: malformed ELF: section %q lies beyond the file", name, sec.Name)
 		}
 	}

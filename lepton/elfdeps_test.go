@@ -36,6 +36,18 @@ func guestPaths(d *Deps) []string {
 	return out
 }
 
+// TestReadELFGoProgram: Go compresses its DWARF sections; their size in
+// the file is smaller than their size in memory.
+func TestReadELFGoProgram(t *testing.T) {
+	exe, err := os.Executable() // this test binary, built by Go with DWARF
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadELF(exe); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestResolveSystemBinary(t *testing.T) {
 	// /bin/ls is dynamic on every Debian machine.
 	d, err := NewResolver("/").Resolve("/bin/ls", "/ls")
