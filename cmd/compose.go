@@ -18,6 +18,7 @@ import (
 
 	"github.com/opsdev/ops/compose"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
@@ -544,7 +545,7 @@ func composeDetach(app *App, f *composeFlags) error {
 	if err := c.Start(); err != nil {
 		return err
 	}
-	if err := lepton.WriteFileAtomic(filepath.Join(dir, "pid"), []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(dir, "pid"), []byte(strconv.Itoa(c.Process.Pid)+"\n"), 0o644); err != nil {
 		c.Process.Kill()
 		return err
 	}

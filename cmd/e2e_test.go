@@ -193,9 +193,17 @@ func (e *env) opsCmd(ctx context.Context, home string, args ...string) *exec.Cmd
 
 func (e *env) run(t *testing.T, home string, args ...string) result {
 	t.Helper()
+	return e.runWith(t, home, nil, args...)
+}
+
+// runWith runs ops with extra environment variables, for at most three
+// minutes.
+func (e *env) runWith(t *testing.T, home string, extra []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := e.opsCmd(ctx, home, args...)
+	c.Env = append(c.Env, extra...)
 	var out, errb bytes.Buffer
 	c.Stdout, c.Stderr = &out, &errb
 	err := c.Run()

@@ -13,15 +13,13 @@ import (
 	"github.com/opsdev/ops/packages"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 // registry returns registry options with a progress bar on a terminal;
 // call done when the transfer is over.
 func registry(app *App, insecure bool, label string) (packages.Registry, func()) {
 	r := packages.Registry{Insecure: insecure}
-	f, ok := app.Stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !onTerminal(app) {
 		return r, func() {}
 	}
 	ch := make(chan v1.Update, 16)

@@ -63,8 +63,7 @@ func (e *pkgEnv) index(app *App) ([]packages.Package, error) {
 
 // progress shows a bar only when stderr is a terminal.
 func progress(app *App, label string) func(int64, io.Reader) io.Reader {
-	f, ok := app.Stderr.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !onTerminal(app) {
 		return nil
 	}
 	return func(total int64, r io.Reader) io.Reader {
@@ -348,4 +347,11 @@ func newPkgAddCmd(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "package name (default: from the folder or file name)")
 	cmd.Flags().StringVar(&version, "version", "", "package version (default: the manifest's Version)")
 	return cmd
+}
+
+// onTerminal reports whether ops's messages go to a terminal: progress
+// bars show there and stay out of scripts and CI logs.
+func onTerminal(app *App) bool {
+	f, ok := app.Stderr.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

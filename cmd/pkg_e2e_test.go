@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -17,23 +16,6 @@ import (
 	"testing"
 	"time"
 )
-
-// withEnv runs ops with extra environment variables.
-func (e *env) runWith(t *testing.T, home string, extra []string, args ...string) result {
-	t.Helper()
-	c := e.opsCmd(context.Background(), home, args...)
-	c.Env = append(c.Env, extra...)
-	var out, errb bytes.Buffer
-	c.Stdout, c.Stderr = &out, &errb
-	err := c.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
-}
 
 // TestE2EPackageFromRunNode makes a local package from the machine's node
 // and loads a script with it.

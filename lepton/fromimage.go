@@ -98,10 +98,7 @@ func PackageFromImage(store packages.Store, img v1.Image, opt FromImageOptions) 
 		return "", "", err
 	}
 	dest := store.LocalDirOf(p)
-	if err := os.RemoveAll(dest); err != nil {
-		return "", "", err
-	}
-	return dest, note, os.Rename(dir, dest)
+	return dest, note, fileutil.ReplaceDir(dir, dest, tmp)
 }
 
 // chooseProgram finds the first element of argv that names an ELF inside

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/fileutil"
 )
 
 // formatVersion changes whenever the bytes ops writes for the same inputs
@@ -92,7 +93,7 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 	}
 	// The key records the image's own stamp, so an image changed since
 	// (booted writable with --skipbuild) is rebuilt.
-	if err := WriteFileAtomic(keyFile, []byte(key+"\n"+fileStamp(st)), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+fileStamp(st)), 0o644); err != nil {
 		return nil, err
 	}
 	return &BuildResult{Path: spec.Out, Size: st.Size()}, nil

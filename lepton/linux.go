@@ -16,6 +16,7 @@ import (
 
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/guestinit"
+	"github.com/opsdev/ops/internal/fileutil"
 )
 
 // LinuxKernel is the host distribution's kernel, used by the Linux guest.
@@ -181,10 +182,10 @@ func (h Home) PrepareBootKernel(k *LinuxKernel) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(out, elfData, 0o644); err != nil {
+	if err := fileutil.WriteAtomic(out, elfData, 0o644); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(stamp, []byte(k.Vmlinuz+" "+fileStamp(st)), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(stamp, []byte(k.Vmlinuz+" "+fileStamp(st)), 0o644); err != nil {
 		return err
 	}
 	k.Image = out

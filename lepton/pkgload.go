@@ -168,11 +168,5 @@ func MakeLocalPackage(store packages.Store, program, name, version string, c *Co
 		return "", err
 	}
 	dest := store.LocalDirOf(p)
-	if err := os.RemoveAll(dest); err != nil {
-		return "", err
-	}
-	if err := os.Rename(dir, dest); err != nil {
-		return "", err
-	}
-	return dest, nil
+	return dest, fileutil.ReplaceDir(dir, dest, tmp)
 }

@@ -86,21 +86,10 @@ func (h Home) InstallRelease(src, version string) (*Release, error) {
 	if err := CheckReleaseDir(stage); err != nil {
 		return nil, fmt.Errorf("%s is not a Nanos release: %w", src, err)
 	}
-	dest := filepath.Join(h.Dir, version)
-	old := ""
-	if _, err := os.Stat(dest); err == nil {
-		old = filepath.Join(tmp, "old")
-		if err := os.Rename(dest, old); err != nil {
-			return nil, err
-		}
-	}
-	if err := os.Rename(stage, dest); err != nil {
-		if old != "" {
-			os.Rename(old, dest)
-		}
+	if err := fileutil.ReplaceDir(stage, filepath.Join(h.Dir, version), tmp); err != nil {
 		return nil, err
 	}
-	if err := WriteFileAtomic(filepath.Join(h.Dir, "latest.txt"), []byte(version+"\n"), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(h.Dir, "latest.txt"), []byte(version+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	return h.Release(version)
@@ -130,12 +119,6 @@ func copyRelease(src, dest string) error {
 		}
 	}
 	return nil
-}
-
-// WriteFileAtomic writes a file through a temporary file in the same
-// folder and a rename, so readers never see it half-written.
-func WriteFileAtomic(name string, data []byte, mode os.FileMode) error {
-	return fileutil.WriteAtomic(name, data, mode)
 }
 
 // Downloader fetches release files. Progress, when set, wraps the body so

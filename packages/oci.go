@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opsdev/ops/internal/fileutil"
 )
 
 // Platform is the only platform ops runs.
@@ -372,5 +373,5 @@ func (r Registry) PullPackage(ctx context.Context, ref string, s Store) (Package
 		return Package{}, "", fmt.Errorf("%s: %w", ref, err)
 	}
 	dest := s.LocalDirOf(p)
-	return p, dest, replaceDir(dir, dest, tmp)
+	return p, dest, fileutil.ReplaceDir(dir, dest, tmp)
 }

@@ -73,7 +73,7 @@ func (s Store) Install(ctx context.Context, r Repo, p Package, progress func(int
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", p.Ref(), err)
 	}
-	return dest, replaceDir(dir, dest, tmp)
+	return dest, fileutil.ReplaceDir(dir, dest, tmp)
 }
 
 // unpack extracts a package tarball and returns its package folder: the
@@ -110,25 +110,6 @@ func packageRoot(dir string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no %s at the top of the package or in its single folder", ManifestFile)
-}
-
-// replaceDir moves a complete folder into place, replacing an older copy
-// only once the new one is there.
-func replaceDir(src, dest, tmp string) error {
-	old := ""
-	if _, err := os.Stat(dest); err == nil {
-		old = filepath.Join(tmp, "old")
-		if err := os.Rename(dest, old); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(src, dest); err != nil {
-		if old != "" {
-			os.Rename(old, dest)
-		}
-		return err
-	}
-	return nil
 }
 
 // Meta is what a package manifest says about the package, beyond the
@@ -239,7 +220,7 @@ func (s Store) AddLocal(src, name, version string) (string, error) {
 		return "", err
 	}
 	dest := s.LocalDirOf(p)
-	return dest, replaceDir(dir, dest, tmp)
+	return dest, fileutil.ReplaceDir(dir, dest, tmp)
 }
 
 func splitDirNameDefault(base, manifestVersion, version string) (string, string) {

@@ -47,3 +47,23 @@ func CopyFile(src, dest string, mode os.FileMode) error {
 	}
 	return out.Close()
 }
+
+// ReplaceDir moves a complete folder src into place at dest. An older dest
+// is first moved into tmp (a folder on the same filesystem, removed by the
+// caller) and put back if the move fails, so dest is never half there.
+func ReplaceDir(src, dest, tmp string) error {
+	old := ""
+	if _, err := os.Stat(dest); err == nil {
+		old = filepath.Join(tmp, "old")
+		if err := os.Rename(dest, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(src, dest); err != nil {
+		if old != "" {
+			os.Rename(old, dest)
+		}
+		return err
+	}
+	return nil
+}
