@@ -198,7 +198,7 @@ func composeUp(app *App, f *composeFlags) error {
 			return fmt.Errorf("service %s: %w", s.name, err)
 		}
 		if f.verbose {
-			fmt.Fprintf(app.Stderr, "[%s] %s\n", s.name, strings.Join(argv, " "))
+			fmt.Fprintf(app.Stderr, "[%s] %s\n", s.name, qemu.ShellLine(argv))
 		}
 		out := prefixWriter(app.Stdout, s.name)
 		p, err := qemu.Start(argv, out, prefixWriter(app.Stderr, s.name))

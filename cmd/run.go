@@ -168,7 +168,7 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 		if accel == qemu.TCG {
 			khz = qemu.TSCkHz(readFile("/proc/cpuinfo"))
 		}
-		vm.Append = lepton.LinuxCommandLine(rc.Debug, khz)
+		vm.Append = lepton.LinuxCommandLine(rc.Debug, khz, vm.CPUs)
 	}
 	return vm, nil
 }
@@ -263,7 +263,7 @@ func boot(ctx context.Context, app *App, vm qemu.VM, verbose bool) (*qemu.Result
 		return nil, err
 	}
 	if verbose {
-		fmt.Fprintln(app.Stderr, strings.Join(argv, " "))
+		fmt.Fprintln(app.Stderr, qemu.ShellLine(argv))
 	}
 	p, err := qemu.Start(argv, app.Stdout, app.Stderr)
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 
 // formatVersion changes whenever the bytes ops writes for the same inputs
 // change, so cached images from an older ops are rebuilt.
-const formatVersion = "ops-image-1"
+const formatVersion = "ops-image-2"
 
 // Guest kinds.
 const (

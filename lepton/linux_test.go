@@ -2,6 +2,7 @@ package lepton
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,6 +98,59 @@ func TestVersionLess(t *testing.T) {
 	} {
 		if got := versionLess(tc.a, tc.b); got != tc.less {
 			t.Errorf("versionLess(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+func TestStripModuleSignature(t *testing.T) {
+	signed := func(body, sig string, signer, keyID byte) []byte {
+		d := make([]byte, 12)
+		d[3], d[4] = signer, keyID
+		binary.BigEndian.PutUint32(d[8:], uint32(len(sig))-uint32(signer)-uint32(keyID))
+		return []byte(body + sig + string(d) + moduleSigMagic)
+	}
+	tooLong := append([]byte("ab\x00\x00\x00\x00\x00\x00\x00\x00\xff\x00\x00\x00"), moduleSigMagic...)
+	cases := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"signed", signed("\x7fELF module", "PKCS7-SIG", 0, 0), "\x7fELF module"},
+		{"signer and key id", signed("mod", "SIGNERKEYsig", 6, 3), "mod"},
+		{"unsigned", []byte("\x7fELF module"), "\x7fELF module"},
+		{"magic only", []byte(moduleSigMagic), moduleSigMagic},
+		{"length beyond start", tooLong, string(tooLong)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(StripModuleSignature(tc.in)); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLinuxCommandLine(t *testing.T) {
+	cases := []struct {
+		debug     bool
+		khz, cpus int
+		has, not  []string
+	}{
+		{false, 2596142, 1, []string{"noreplace-smp", "nolapic_timer", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
+		{false, 0, 4, []string{"noreplace-smp"}, []string{"nolapic_timer", "tsc_early_khz"}},
+		{true, 0, 0, []string{"nolapic_timer", "ops.debug=1"}, []string{"quiet"}},
+	}
+	for _, tc := range cases {
+		s := " " + LinuxCommandLine(tc.debug, tc.khz, tc.cpus) + " "
+		for _, w := range tc.has {
+			if !strings.Contains(s, " "+w+" ") {
+				t.Errorf("%q lacks %q", s, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(s, " "+w) {
+				t.Errorf("%q has %q", s, w)
+			}
 		}
 	}
 }

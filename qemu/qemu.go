@@ -100,6 +100,13 @@ type GuestFwd struct {
 	Cmd  string
 }
 
+// TCGCPU is the CPU model under software emulation: every feature QEMU
+// emulates, except the fast-string ones. TCG runs `rep movsb`/`rep stosb`
+// one byte per step, so a guest that believes them fast (ERMS, FSRM) copies
+// and clears memory several times slower than with word-sized loops; the
+// Linux guest's boot is about 0.13 s shorter without them.
+const TCGCPU = "max,erms=off,fsrm=off"
+
 // VM is a QEMU invocation described by its parts.
 type VM struct {
 	Binary    string
@@ -139,7 +146,7 @@ func (vm VM) Args() ([]string, error) {
 		if cpus > 1 {
 			accel += ",thread=multi"
 		}
-		a = append(a, "-accel", accel, "-cpu", "max")
+		a = append(a, "-accel", accel, "-cpu", TCGCPU)
 	default:
 		return nil, fmt.Errorf("unknown accelerator %q", vm.Accel)
 	}
@@ -250,4 +257,28 @@ func TSCkHz(cpuinfo string) int {
 		return int(mhz * 1000)
 	}
 	return 0
+}
+
+// ShellLine renders argv as one line a POSIX shell runs as the same
+// command: arguments holding anything but plain characters are quoted.
+func ShellLine(argv []string) string {
+	var sb strings.Builder
+	for i, a := range argv {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		plain := a != ""
+		for _, r := range a {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=,./:@%+", r)) {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			sb.WriteString(a)
+		} else {
+			sb.WriteString("'" + strings.ReplaceAll(a, "'", `'\''`) + "'")
+		}
+	}
+	return sb.String()
 }

@@ -94,7 +94,7 @@ func TestVMArgs(t *testing.T) {
 		err  string
 	}{
 		{"microvm nanos", VM{Kernel: "k.img", Drives: []Drive{{File: "d.img", Snapshot: true}}, DebugExit: true, RNG: true, Net: Net{Mode: "user", Forwards: fw}},
-			[]string{"qemu-system-x86_64", "-nodefaults", "-accel tcg", "-cpu max", "-m 256M", "-smp 1",
+			[]string{"qemu-system-x86_64", "-nodefaults", "-accel tcg", "-cpu max,erms=off,fsrm=off", "-m 256M", "-smp 1",
 				"-machine microvm,rtc=on,ioapic2=off", "-global virtio-mmio.force-legacy=false", "-kernel k.img",
 				"-drive if=none,id=hd0,format=raw,file=d.img,snapshot=on", "-device virtio-blk-device,drive=hd0",
 				"-netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp:0.0.0.0:53-:5353", "-device virtio-net-device,netdev=n0",
@@ -200,5 +200,22 @@ func TestCheckFree(t *testing.T) {
 	l.Close()
 	if err := CheckFree(fw); err != nil {
 		t.Fatalf("free port: %v", err)
+	}
+}
+
+func TestShellLine(t *testing.T) {
+	cases := []struct {
+		in   []string
+		want string
+	}{
+		{[]string{"qemu", "-m", "256M", "-drive", "if=none,file=/a/b.img"}, "qemu -m 256M -drive if=none,file=/a/b.img"},
+		{[]string{"-append", "console=ttyS0 quiet"}, "-append 'console=ttyS0 quiet'"},
+		{[]string{"it's", ""}, `'it'\''s' ''`},
+		{[]string{"cmd:/bin/ops proxy 127.0.0.1:9000", "$HOME"}, "'cmd:/bin/ops proxy 127.0.0.1:9000' '$HOME'"},
+	}
+	for _, tc := range cases {
+		if got := ShellLine(tc.in); got != tc.want {
+			t.Errorf("ShellLine(%q) = %s, want %s", tc.in, got, tc.want)
+		}
 	}
 }
