@@ -67,8 +67,19 @@ func run(dir string, name string, args ...string) error {
 
 const helloC = `#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 int main(int argc, char **argv) {
 	printf("hello from C, %d args\n", argc);
+	if (argc > 2 && strcmp(argv[1], "sleep") == 0) {
+		struct timespec a, b;
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		usleep(atoi(argv[2]) * 1000);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		printf("slept %ld ms\n", (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
+		return 0;
+	}
 	return argc > 1 ? atoi(argv[1]) : 0;
 }
 `
@@ -250,6 +261,22 @@ func TestE2EExitCode(t *testing.T) {
 		r := e.run(t, home, "run", "--guest", guest, "./hello_static", "-a", "3")
 		if r.code != 3 || !strings.Contains(r.stdout, "hello from C, 2 args") {
 			t.Fatalf("exit %d, want 3\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	})
+}
+
+// TestE2ESleep checks that the guest's timers fire when it is idle: a
+// program that sleeps wakes up on time.
+func TestE2ESleep(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		r := e.run(t, home, "run", "--guest", guest, "./hello_static", "-a", "sleep", "-a", "300")
+		ms := -1
+		if i := strings.Index(r.stdout, "slept"); i >= 0 {
+			fmt.Sscanf(r.stdout[i:], "slept %d ms", &ms)
+		}
+		if r.code != 0 || ms < 300 || ms > 3000 {
+			t.Fatalf("exit %d, slept %d ms (want 300 to 3000)\nstdout: %s\nstderr: %s", r.code, ms, r.stdout, r.stderr)
 		}
 	})
 }

@@ -132,16 +132,16 @@ func TestStripModuleSignature(t *testing.T) {
 
 func TestLinuxCommandLine(t *testing.T) {
 	cases := []struct {
-		debug     bool
-		khz, cpus int
-		has, not  []string
+		debug, emulated bool
+		khz             int
+		has, not        []string
 	}{
-		{false, 2596142, 1, []string{"noreplace-smp", "nolapic_timer", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
-		{false, 0, 4, []string{"noreplace-smp"}, []string{"nolapic_timer", "tsc_early_khz"}},
-		{true, 0, 0, []string{"nolapic_timer", "ops.debug=1"}, []string{"quiet"}},
+		{false, true, 2596142, []string{"noreplace-smp", "highres=off", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
+		{false, false, 0, []string{"noreplace-smp", "cryptomgr.notests"}, []string{"tsc_early_khz", "highres"}},
+		{true, false, 0, []string{"ops.debug=1"}, []string{"quiet"}},
 	}
 	for _, tc := range cases {
-		s := " " + LinuxCommandLine(tc.debug, tc.khz, tc.cpus) + " "
+		s := " " + LinuxCommandLine(tc.debug, tc.emulated, tc.khz) + " "
 		for _, w := range tc.has {
 			if !strings.Contains(s, " "+w+" ") {
 				t.Errorf("%q lacks %q", s, w)

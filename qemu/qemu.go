@@ -126,6 +126,7 @@ type VM struct {
 	// that touches a little of many 2 MiB regions (Nanos sets up its heaps
 	// so) pays for zeroing each whole region on first touch.
 	SmallPages bool
+	NoPIT      bool   // microvm without the legacy i8254 timer
 	QMP        string // unix socket path
 	GdbPort    int
 	Extra      []string
@@ -164,7 +165,11 @@ func (vm VM) Args() ([]string, error) {
 	case MicroVM, "":
 		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
 		// Linux guest's kernel is happy with both.
-		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off"+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
+		m := "microvm,rtc=on,ioapic2=off"
+		if vm.NoPIT {
+			m += ",pit=off"
+		}
+		a = append(a, "-machine", m+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
 		blk, nic, rng = "virtio-blk-device", "virtio-net-device", "virtio-rng-device"
 		if vm.Kernel == "" {
 			return nil, fmt.Errorf("microvm boots a kernel directly; no kernel given")
