@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,7 +177,9 @@ func (spec ImageSpec) key() (string, error) {
 		if spec.Linux == nil {
 			return "", fmt.Errorf("no Linux guest kernel")
 		}
-		fmt.Fprintf(h, "linux %s init %x\n", spec.Linux.Version, sha256.Sum256(spec.Init))
+		// The init is ops's own embedded program: a CRC tells its builds
+		// apart, and costs 0.3 ms where SHA-256 of its 2.5 MB costs 16.
+		fmt.Fprintf(h, "linux %s init %d %08x\n", spec.Linux.Version, len(spec.Init), crc32.Checksum(spec.Init, crc32.MakeTable(crc32.Castagnoli)))
 		for _, m := range spec.Linux.Modules {
 			if err := stampFile(h, "module", m); err != nil {
 				return "", err
