@@ -45,6 +45,39 @@ func (t *tail) String() string {
 	return string(t.buf)
 }
 
+// dropStopNotice passes QEMU's stderr through line by line, except the
+// "terminating on signal" notice QEMU prints when ops stops it: the user
+// asked for the stop and ops reports it.
+type dropStopNotice struct {
+	w    io.Writer
+	line []byte
+}
+
+func (d *dropStopNotice) Write(p []byte) (int, error) {
+	d.line = append(d.line, p...)
+	for {
+		i := bytes.IndexByte(d.line, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l := d.line[:i+1]
+		if !bytes.HasPrefix(l, []byte("qemu-system-")) || !bytes.Contains(l, []byte(": terminating on signal ")) {
+			if _, err := d.w.Write(l); err != nil {
+				return len(p), err
+			}
+		}
+		d.line = d.line[i+1:]
+	}
+}
+
+// flush writes what is left of an unfinished last line.
+func (d *dropStopNotice) flush() {
+	if len(d.line) > 0 {
+		_, _ = d.w.Write(d.line)
+		d.line = nil
+	}
+}
+
 // StopGrace is how long QEMU gets to exit after SIGTERM before SIGKILL.
 const StopGrace = 500 * time.Millisecond
 
@@ -69,7 +102,8 @@ func Start(argv []string, stdout, stderr io.Writer) (*Process, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = stdout
 	errBuf := &tail{max: 8192}
-	cmd.Stderr = io.MultiWriter(stderr, errBuf)
+	notices := &dropStopNotice{w: stderr}
+	cmd.Stderr = io.MultiWriter(notices, errBuf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
@@ -77,6 +111,7 @@ func Start(argv []string, stdout, stderr io.Writer) (*Process, error) {
 	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		notices.flush()
 		close(p.done)
 	}()
 	return p, nil

@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -220,6 +221,35 @@ func TestShellLine(t *testing.T) {
 	for _, tc := range cases {
 		if got := ShellLine(tc.in); got != tc.want {
 			t.Errorf("ShellLine(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestDropStopNotice(t *testing.T) {
+	cases := []struct {
+		writes []string
+		flush  bool
+		want   string
+	}{
+		{[]string{"qemu-system-x86_64: terminating on signal 15 from pid 7 (ops)\n"}, false, ""},
+		{[]string{"qemu-system-x86_64: -netdev user: Could not set up host forwarding rule\n"}, false, "qemu-system-x86_64: -netdev user: Could not set up host forwarding rule\n"},
+		{[]string{"warn", "ing: a\nqemu-system-x86_64: termin", "ating on signal 2\nend\n"}, false, "warning: a\nend\n"},
+		{[]string{"no newline yet"}, false, ""},
+		{[]string{"no newline yet"}, true, "no newline yet"},
+	}
+	for _, tc := range cases {
+		var out bytes.Buffer
+		d := &dropStopNotice{w: &out}
+		for _, w := range tc.writes {
+			if n, err := d.Write([]byte(w)); n != len(w) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", w, n, err)
+			}
+		}
+		if tc.flush {
+			d.flush()
+		}
+		if out.String() != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.writes, out.String(), tc.want)
 		}
 	}
 }
