@@ -172,11 +172,7 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 		if accel == qemu.TCG {
 			khz = qemu.TSCkHz(readFile("/proc/cpuinfo"))
 		}
-		vm.Append = lepton.LinuxCommandLine(rc.Debug, accel == qemu.TCG, khz)
-		// Without the PIT the kernel skips its PIT calibration loops and
-		// timer interrupts (~0.13 s sooner under emulation); it keeps time
-		// with the TSC and the local APIC timer. Nanos needs the PIT.
-		vm.NoPIT = true
+		vm.Append = lepton.LinuxCommandLine(rc.Debug, khz)
 	}
 	return vm, nil
 }

@@ -322,25 +322,18 @@ const (
 	modulesDir   = "/.ops/modules"
 )
 
-// LinuxCommandLine is the guest kernel's command line; emulated says the
-// VM runs under software emulation (TCG). tscKHz, when known (emulation
-// runs the guest's TSC at the host's rate), spares the kernel calibrating
-// against the PIT, which fails now and then under emulation and leaves the
-// guest without a clock (and which the VM may not have).
+// LinuxCommandLine is the guest kernel's command line. tscKHz, when known
+// (software emulation runs the guest's TSC at the host's rate), spares the
+// kernel calibrating against the PIT, which fails now and then under
+// emulation and leaves the guest without a clock.
 //
 // The rest shortens the boot under emulation, where the kernel's own
 // housekeeping dominates: cryptomgr.notests skips the crypto self-tests
 // (~0.3 s), and noreplace-smp keeps the kernel from rewriting every lock
 // prefix when it finds one CPU (thousands of text pokes, each a page-table
-// switch: ~0.11 s). Under emulation, highres=off drives timers from the
-// periodic tick instead of reprogramming the local APIC timer for each one
-// (each an emulated MMIO write): ~0.2 s sooner to the program, at the price
-// of timer resolution (4 ms on Debian's kernels).
-func LinuxCommandLine(debug, emulated bool, tscKHz int) string {
+// switch: ~0.1 s).
+func LinuxCommandLine(debug bool, tscKHz int) string {
 	s := "console=ttyS0 rdinit=" + InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests noreplace-smp"
-	if emulated {
-		s += " highres=off"
-	}
 	if tscKHz > 0 {
 		s += fmt.Sprintf(" tsc_early_khz=%d", tscKHz)
 	}
@@ -398,30 +391,6 @@ func maskBits(mask string) string {
 	return fmt.Sprint(n)
 }
 
-// moduleSigMagic ends a kernel module that carries an appended signature.
-const moduleSigMagic = "~Module signature appended~\n"
-
-// StripModuleSignature returns a kernel module without its appended
-// signature. The guest kernel checks a signature with RSA when it loads a
-// module, which costs milliseconds per module under software emulation; it
-// does not require one unless booted in lockdown (Secure Boot), which the
-// guest never is. A module without a well-formed signature is returned as is.
-func StripModuleSignature(b []byte) []byte {
-	// The signature is followed by a 12-byte descriptor ending in its
-	// big-endian length, then the magic string.
-	const desc = 12
-	if !bytes.HasSuffix(b, []byte(moduleSigMagic)) || len(b) < len(moduleSigMagic)+desc {
-		return b
-	}
-	end := len(b) - len(moduleSigMagic)
-	d := b[end-desc : end]
-	n := int64(binary.BigEndian.Uint32(d[8:])) + int64(d[3]) + int64(d[4]) // signature, signer, key id
-	if n > int64(end-desc) {
-		return b
-	}
-	return b[:int64(end-desc)-n]
-}
-
 // writeLinux writes the initramfs: the plan's tree, then ops's init, the
 // modules in load order and the manifest under /.ops.
 func writeLinux(f *os.File, spec ImageSpec) error {
@@ -447,11 +416,11 @@ func writeLinux(f *os.File, spec ImageSpec) error {
 		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
 	}
 	for i, mod := range spec.Linux.Modules {
-		b, err := os.ReadFile(mod)
+		st, err := os.Stat(mod)
 		if err != nil {
 			return err
 		}
-		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Data: StripModuleSignature(b)})
+		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/etc"} {
 		extra = append(extra, opsfs.Entry{Path: d, Kind: opsfs.KindDir})

@@ -2,7 +2,6 @@ package lepton
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,46 +101,18 @@ func TestVersionLess(t *testing.T) {
 	}
 }
 
-func TestStripModuleSignature(t *testing.T) {
-	signed := func(body, sig string, signer, keyID byte) []byte {
-		d := make([]byte, 12)
-		d[3], d[4] = signer, keyID
-		binary.BigEndian.PutUint32(d[8:], uint32(len(sig))-uint32(signer)-uint32(keyID))
-		return []byte(body + sig + string(d) + moduleSigMagic)
-	}
-	tooLong := append([]byte("ab\x00\x00\x00\x00\x00\x00\x00\x00\xff\x00\x00\x00"), moduleSigMagic...)
-	cases := []struct {
-		name string
-		in   []byte
-		want string
-	}{
-		{"signed", signed("\x7fELF module", "PKCS7-SIG", 0, 0), "\x7fELF module"},
-		{"signer and key id", signed("mod", "SIGNERKEYsig", 6, 3), "mod"},
-		{"unsigned", []byte("\x7fELF module"), "\x7fELF module"},
-		{"magic only", []byte(moduleSigMagic), moduleSigMagic},
-		{"length beyond start", tooLong, string(tooLong)},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := string(StripModuleSignature(tc.in)); got != tc.want {
-				t.Fatalf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestLinuxCommandLine(t *testing.T) {
 	cases := []struct {
-		debug, emulated bool
-		khz             int
-		has, not        []string
+		debug    bool
+		khz      int
+		has, not []string
 	}{
-		{false, true, 2596142, []string{"noreplace-smp", "highres=off", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
-		{false, false, 0, []string{"noreplace-smp", "cryptomgr.notests"}, []string{"tsc_early_khz", "highres"}},
-		{true, false, 0, []string{"ops.debug=1"}, []string{"quiet"}},
+		{false, 2596142, []string{"noreplace-smp", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
+		{false, 0, []string{"noreplace-smp", "cryptomgr.notests"}, []string{"tsc_early_khz"}},
+		{true, 0, []string{"ops.debug=1"}, []string{"quiet"}},
 	}
 	for _, tc := range cases {
-		s := " " + LinuxCommandLine(tc.debug, tc.emulated, tc.khz) + " "
+		s := " " + LinuxCommandLine(tc.debug, tc.khz) + " "
 		for _, w := range tc.has {
 			if !strings.Contains(s, " "+w+" ") {
 				t.Errorf("%q lacks %q", s, w)
