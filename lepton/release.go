@@ -29,8 +29,17 @@ func VersionFromName(p string) string {
 	if m := releaseName.FindStringSubmatch(base); m != nil {
 		return m[1]
 	}
-	if ValidVersion(base) && base[0] >= '0' && base[0] <= '9' {
-		return base
+	// A folder named VERSION, or NAME-VERSION (release-0.1.55, or an
+	// unpacked nanos-release-linux-0.1.55).
+	for v := base; v != ""; {
+		if ValidVersion(v) && v[0] >= '0' && v[0] <= '9' {
+			return v
+		}
+		_, rest, ok := strings.Cut(v, "-")
+		if !ok {
+			break
+		}
+		v = rest
 	}
 	return ""
 }

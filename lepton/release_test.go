@@ -155,7 +155,8 @@ func TestDownloadRelease(t *testing.T) {
 func TestVersionFromName(t *testing.T) {
 	for in, want := range map[string]string{
 		"/x/nanos-release-linux-0.1.55.tar.gz": "0.1.55", "nanos-release-linux-0.1.55.tgz": "0.1.55",
-		"/r/0.1.49/": "0.1.49", "/tmp/release": "",
+		"/r/0.1.49/": "0.1.49", "/tmp/release": "", "/b/release-0.1.99": "0.1.99",
+		"nanos-release-linux-0.1.55": "0.1.55", "my-build": "", "release-": "",
 	} {
 		if got := VersionFromName(in); got != want {
 			t.Errorf("%s: %q, want %q", in, got, want)
