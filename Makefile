@@ -46,8 +46,8 @@ test-short: $(INIT)
 	$(GO) test -short -count=1 ./...
 
 # Build times and image sizes, then boot times side by side (medians of
-# 15 runs each; BOOTRUNS=30 make bench for more).
-BOOTRUNS ?= 15
+# 20 runs each; BOOTRUNS=30 make bench for more).
+BOOTRUNS ?= 20
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench . -benchtime $(BOOTRUNS)x -timeout 60m ./cmd/

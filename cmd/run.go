@@ -152,8 +152,8 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 	case lepton.GuestNanos:
 		vm.RNG = true
 		// Under emulation Nanos boots ~12 ms (serves HTTP ~23 ms) sooner
-		// without transparent huge pages; Linux, which touches most of its
-		// memory, is ~30 ms slower without them.
+		// without transparent huge pages; the Linux guest, which touches
+		// most of its memory, gains nothing from it.
 		vm.SmallPages = accel == qemu.TCG
 		vm.Drives = []qemu.Drive{{File: b.result.Path, Snapshot: snapshot}}
 		if vm.Machine == qemu.MicroVM {

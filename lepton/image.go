@@ -18,7 +18,7 @@ import (
 
 // formatVersion changes whenever the bytes ops writes for the same inputs
 // change, so cached images from an older ops are rebuilt.
-const formatVersion = "ops-image-3"
+const formatVersion = "ops-image-1"
 
 // Guest kinds.
 const (

@@ -46,8 +46,9 @@ func (t *tail) String() string {
 }
 
 // dropStopNotice passes QEMU's stderr through line by line, except the
-// "terminating on signal" notice QEMU prints when ops stops it: the user
-// asked for the stop and ops reports it.
+// "terminating on signal" notice QEMU prints when a signal stops it: ops
+// sends that signal on Ctrl-C and reports the stop itself. The unfiltered
+// stderr still goes to Result.Stderr.
 type dropStopNotice struct {
 	w    io.Writer
 	line []byte
