@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opsdev/ops/qemu"
 )
 
 // nanosHomeB is nanosHome for benchmarks: "" when no release is installed.
@@ -48,6 +50,11 @@ func BenchmarkBoot(b *testing.B) {
 	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
 	for _, guest := range []string{"nanos", "linux"} {
 		home := homes[guest]
+		if guest == "linux" {
+			// As ops starts the Linux guest's QEMU (qemu.PagesSmall); the
+			// setting stays for this process, so Nanos goes first.
+			qemu.DisableHugePages()
+		}
 		port := freePorts(b, 1)
 		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 		for _, bc := range []struct {

@@ -201,7 +201,7 @@ func composeUp(app *App, f *composeFlags) error {
 			fmt.Fprintf(app.Stderr, "[%s] %s\n", s.name, qemu.ShellLine(argv))
 		}
 		out := prefixWriter(app.Stdout, s.name)
-		p, err := qemu.Start(argv, out, prefixWriter(app.Stderr, s.name))
+		p, err := qemu.Start(argv, s.vm.Pages, out, prefixWriter(app.Stderr, s.name))
 		if err != nil {
 			cancel()
 			wg.Wait()

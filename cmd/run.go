@@ -151,10 +151,9 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 	switch b.spec.Guest {
 	case lepton.GuestNanos:
 		vm.RNG = true
-		// Under emulation Nanos boots ~12 ms (serves HTTP ~23 ms) sooner
-		// without transparent huge pages; the Linux guest, which touches
-		// most of its memory, gains nothing from it.
-		vm.SmallPages = accel == qemu.TCG
+		if accel == qemu.TCG {
+			vm.Pages = qemu.PagesMemfdRAM
+		}
 		vm.Drives = []qemu.Drive{{File: b.result.Path, Snapshot: snapshot}}
 		if vm.Machine == qemu.MicroVM {
 			vm.Kernel = b.spec.Nanos.Kernel
@@ -165,6 +164,9 @@ func vmFor(b *built, c *lepton.Config, accel qemu.Accel, snapshot bool) (qemu.VM
 		}
 		vm.Kernel = b.spec.Linux.Image
 		vm.Initrd = b.result.Path
+		if accel == qemu.TCG {
+			vm.Pages = qemu.PagesSmall
+		}
 		if rc.Memory == "" {
 			vm.MemoryMB = linuxMemoryMB(b.result.Size)
 		}
@@ -269,7 +271,7 @@ func boot(ctx context.Context, app *App, vm qemu.VM, verbose bool) (*qemu.Result
 	if verbose {
 		fmt.Fprintln(app.Stderr, qemu.ShellLine(argv))
 	}
-	p, err := qemu.Start(argv, app.Stdout, app.Stderr)
+	p, err := qemu.Start(argv, vm.Pages, app.Stdout, app.Stderr)
 	if err != nil {
 		return nil, err
 	}

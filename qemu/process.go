@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Result is how a QEMU process ended.
@@ -92,10 +94,14 @@ type Process struct {
 
 // Start runs argv with the guest console on stdout. QEMU runs in its own
 // process group (so a terminal's Ctrl-C reaches ops, which then stops
-// QEMU) and dies with ops (PR_SET_PDEATHSIG).
-func Start(argv []string, stdout, stderr io.Writer) (*Process, error) {
+// QEMU) and dies with ops (PR_SET_PDEATHSIG). With PagesSmall, huge pages
+// are turned off first (DisableHugePages).
+func Start(argv []string, pages Pages, stdout, stderr io.Writer) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty QEMU command line")
+	}
+	if pages == PagesSmall {
+		DisableHugePages()
 	}
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return nil, fmt.Errorf("%s not found; install QEMU (on Debian: apt-get install qemu-system-x86, or 'make deps')", argv[0])
@@ -116,6 +122,17 @@ func Start(argv []string, stdout, stderr io.Writer) (*Process, error) {
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// DisableHugePages turns transparent huge pages off for the calling
+// process and, since the setting (PR_SET_THP_DISABLE) is inherited across
+// fork and exec, for every process it starts from then on: there is no
+// way to set it for a child alone. ops's own memory is small, so the
+// cost is nil; a QEMU started later in the same ops (compose) gets small
+// pages too, which only slows Nanos by a few ms. Kernels without the
+// setting (before 3.15) keep huge pages: it is a speed-up, not a need.
+func DisableHugePages() {
+	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 }
 
 // Pid is QEMU's process ID.

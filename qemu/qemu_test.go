@@ -2,8 +2,10 @@ package qemu
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -106,9 +108,9 @@ func TestVMArgs(t *testing.T) {
 			[]string{"-cpu max", "-kernel", "snapshot=on"}, ""},
 		{"linux guest", VM{Kernel: "vmlinux", Initrd: "i.cpio", Append: "console=ttyS0", CPUs: 2, Net: Net{Mode: "none"}},
 			[]string{"-accel tcg,thread=multi", "-machine microvm,rtc=on,ioapic2=off", "-kernel vmlinux", "-initrd i.cpio", "-append console=ttyS0"}, []string{"-netdev"}, ""},
-		{"small pages", VM{Kernel: "k", MemoryMB: 512, SmallPages: true},
+		{"memfd RAM", VM{Kernel: "k", MemoryMB: 512, Pages: PagesMemfdRAM},
 			[]string{"-m 512M", "-object memory-backend-memfd,id=ram0,size=512M", "-machine microvm,rtc=on,ioapic2=off,memory-backend=ram0"}, nil, ""},
-		{"small pages q35", VM{Machine: Q35, SmallPages: true},
+		{"memfd RAM q35", VM{Machine: Q35, Pages: PagesMemfdRAM},
 			[]string{"-m 256M", "-object memory-backend-memfd,id=ram0,size=256M", "-machine q35,memory-backend=ram0"}, nil, ""},
 		{"tap", VM{Kernel: "k", Net: Net{Mode: "tap", Tap: "tap0", MAC: "52:54:00:12:34:56"}},
 			[]string{"-netdev tap,id=n0,ifname=tap0,script=no,downscript=no", "-device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"}, nil, ""},
@@ -251,5 +253,21 @@ func TestDropStopNotice(t *testing.T) {
 		if out.String() != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.writes, out.String(), tc.want)
 		}
+	}
+}
+
+// TestStartSmallPages checks that a process started with PagesSmall runs
+// without transparent huge pages (the kernel shows it from Linux 5.0 on).
+func TestStartSmallPages(t *testing.T) {
+	var out bytes.Buffer
+	p, err := Start([]string{"grep", "THP_enabled", "/proc/self/status"}, PagesSmall, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := p.Wait(context.Background()); res.Status != 0 {
+		t.Skipf("SKIP: this kernel does not show THP_enabled in /proc/PID/status (grep: %d)", res.Status)
+	}
+	if got := strings.Join(strings.Fields(out.String()), " "); got != "THP_enabled: 0" {
+		t.Errorf("child status says %q, want THP_enabled: 0", got)
 	}
 }
