@@ -322,6 +322,17 @@ const (
 	modulesDir   = "/.ops/modules"
 )
 
+// skippedInitcalls are the kernel's boot-time set-up functions the Linux
+// guest skips (initcall_blacklist; a name the kernel does not have is
+// ignored). All three prepare function tracing and trace events, which a
+// single-program guest has no use for: a pass over every traceable
+// function's symbol (~40k lookups), the rewrite of enum names in every
+// trace event's format, and the tracefs files of every event. Without them
+// the guest reaches its program ~0.13 s sooner under emulation (paired
+// runs: 37 of 40 faster for the first two, 34 of 40 for the third on top);
+// /sys/kernel/tracing then has no event files, and that is all.
+const skippedInitcalls = "ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs"
+
 // LinuxCommandLine is the guest kernel's command line. tscKHz, when known
 // (software emulation runs the guest's TSC at the host's rate), spares the
 // kernel calibrating against the PIT, which fails now and then under
@@ -331,9 +342,10 @@ const (
 // housekeeping dominates: cryptomgr.notests skips the crypto self-tests
 // (~0.3 s), and noreplace-smp keeps the kernel from rewriting every lock
 // prefix when it finds one CPU (thousands of text pokes, each a page-table
-// switch: ~0.1 s).
+// switch: ~0.1 s). skippedInitcalls leaves out the kernel's tracing set-up.
 func LinuxCommandLine(debug bool, tscKHz int) string {
-	s := "console=ttyS0 rdinit=" + InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests noreplace-smp"
+	s := "console=ttyS0 rdinit=" + InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests noreplace-smp" +
+		" initcall_blacklist=" + skippedInitcalls
 	if tscKHz > 0 {
 		s += fmt.Sprintf(" tsc_early_khz=%d", tscKHz)
 	}

@@ -108,7 +108,7 @@ func TestLinuxCommandLine(t *testing.T) {
 		has, not []string
 	}{
 		{false, 2596142, []string{"noreplace-smp", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
-		{false, 0, []string{"noreplace-smp", "cryptomgr.notests"}, []string{"tsc_early_khz"}},
+		{false, 0, []string{"noreplace-smp", "cryptomgr.notests", "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs"}, []string{"tsc_early_khz"}},
 		{true, 0, []string{"ops.debug=1"}, []string{"quiet"}},
 	}
 	for _, tc := range cases {
