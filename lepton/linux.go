@@ -403,11 +403,17 @@ func maskBits(mask string) string {
 	return fmt.Sprint(n)
 }
 
+var errNoInit = errors.New("this ops was built without the Linux guest init; build it with 'make'")
+
 // writeLinux writes the initramfs: the plan's tree, then ops's init, the
 // modules in load order and the manifest under /.ops.
 func writeLinux(f *os.File, spec ImageSpec) error {
-	if len(spec.Init) == 0 {
-		return errors.New("this ops was built without the Linux guest init; build it with 'make'")
+	if spec.Init == nil {
+		return errNoInit
+	}
+	init, err := io.ReadAll(io.NewSectionReader(spec.Init, 0, spec.Init.Size()))
+	if err != nil {
+		return fmt.Errorf("reading the embedded init: %w", err)
 	}
 	p := spec.Plan
 	tree := opsfs.NewTree()
@@ -424,7 +430,7 @@ func writeLinux(f *os.File, spec ImageSpec) error {
 		return err
 	}
 	extra := []opsfs.Entry{
-		{Path: InitPath, Kind: opsfs.KindFile, Data: spec.Init, Mode: 0o755},
+		{Path: InitPath, Kind: opsfs.KindFile, Data: init, Mode: 0o755},
 		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
 	}
 	for i, mod := range spec.Linux.Modules {
