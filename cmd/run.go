@@ -201,11 +201,17 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	}
 	allow := c.RunConfig.Accel == nil || *c.RunConfig.Accel
 	accel, why := qemu.DecideAccel(qemu.HostProbe(allow))
-	vm, err := vmFor(b, c, accel, !f.skipBuild)
+	// The VM depends on the accelerator (emulation gets its own CPU flags,
+	// memory backing and guest clock hint), so a retry under TCG remakes it.
+	makeVM := func(a qemu.Accel) (qemu.VM, error) {
+		vm, err := vmFor(b, c, a, !f.skipBuild)
+		vm.Binary = f.qemu
+		return vm, err
+	}
+	vm, err := makeVM(accel)
 	if err != nil {
 		return err
 	}
-	vm.Binary = f.qemu
 	if err := qemu.CheckFree(vm.Net.Forwards); err != nil {
 		return err
 	}
@@ -238,7 +244,9 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	}
 	if accel == qemu.KVM && !res.Stopped && res.StartFailed() {
 		fmt.Fprintf(app.Stderr, "ops: QEMU failed under KVM (%s); retrying with software emulation\n", strings.TrimSpace(res.QEMUError()))
-		vm.Accel = qemu.TCG
+		if vm, err = makeVM(qemu.TCG); err != nil {
+			return err
+		}
 		if res, err = boot(ctx, app, vm, c.RunConfig.Verbose); err != nil {
 			return err
 		}
