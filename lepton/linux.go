@@ -411,7 +411,7 @@ func writeLinux(f *os.File, spec ImageSpec) error {
 	if spec.Init == nil {
 		return errNoInit
 	}
-	init, err := io.ReadAll(io.NewSectionReader(spec.Init, 0, spec.Init.Size()))
+	initProg, err := io.ReadAll(io.NewSectionReader(spec.Init, 0, spec.Init.Size()))
 	if err != nil {
 		return fmt.Errorf("reading the embedded init: %w", err)
 	}
@@ -430,7 +430,7 @@ func writeLinux(f *os.File, spec ImageSpec) error {
 		return err
 	}
 	extra := []opsfs.Entry{
-		{Path: InitPath, Kind: opsfs.KindFile, Data: init, Mode: 0o755},
+		{Path: InitPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
 		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
 	}
 	for i, mod := range spec.Linux.Modules {
