@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,14 @@ import (
 func outb(port uint16, val uint8)
 
 func main() {
+	// With a single P, Go's scheduler monitor takes the P away from any
+	// system call still running at its next check (it checks every 20 µs
+	// while it finds work, and under emulation nearly every call of init's
+	// is that slow: mounts, module loads, netlink), so it keeps waking and
+	// handing the P around. With an idle P it leaves a call alone for
+	// 10 ms and backs off. The guest reaches the program ~25 ms sooner
+	// (55 of 80 paired runs faster).
+	runtime.GOMAXPROCS(max(2, runtime.NumCPU()))
 	start := time.Now()
 	setupConsole()
 	code := run(start)
