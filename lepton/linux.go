@@ -403,17 +403,23 @@ func maskBits(mask string) string {
 	return fmt.Sprint(n)
 }
 
-var errNoInit = errors.New("this ops was built without the Linux guest init; build it with 'make'")
+// copyInit writes the embedded init program to w, reading it in place.
+func (spec ImageSpec) copyInit(w io.Writer) error {
+	if spec.Init == nil {
+		return errors.New("this ops was built without the Linux guest init; build it with 'make'")
+	}
+	if _, err := io.Copy(w, io.NewSectionReader(spec.Init, 0, spec.Init.Size())); err != nil {
+		return fmt.Errorf("reading the embedded init: %w", err)
+	}
+	return nil
+}
 
 // writeLinux writes the initramfs: the plan's tree, then ops's init, the
 // modules in load order and the manifest under /.ops.
 func writeLinux(f *os.File, spec ImageSpec) error {
-	if spec.Init == nil {
-		return errNoInit
-	}
-	initProg, err := io.ReadAll(io.NewSectionReader(spec.Init, 0, spec.Init.Size()))
-	if err != nil {
-		return fmt.Errorf("reading the embedded init: %w", err)
+	var initProg bytes.Buffer
+	if err := spec.copyInit(&initProg); err != nil {
+		return err
 	}
 	p := spec.Plan
 	tree := opsfs.NewTree()
@@ -430,7 +436,7 @@ func writeLinux(f *os.File, spec ImageSpec) error {
 		return err
 	}
 	extra := []opsfs.Entry{
-		{Path: InitPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
+		{Path: InitPath, Kind: opsfs.KindFile, Data: initProg.Bytes(), Mode: 0o755},
 		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
 	}
 	for i, mod := range spec.Linux.Modules {
