@@ -188,6 +188,10 @@ func runProgram(m guestinit.Manifest) int {
 // exit reports code to the host and powers off.
 func exit(code int) {
 	_ = os.Stdout.Sync()
+	// The I/O permission ioperm grants belongs to the calling thread: the
+	// out instruction must run on that same thread, or init faults (and the
+	// kernel panics) instead of reporting the code.
+	runtime.LockOSThread()
 	if err := unix.Ioperm(guestinit.ExitPort, 1, 1); err == nil {
 		outb(guestinit.ExitPort, uint8(code))
 	}
