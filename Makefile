@@ -35,11 +35,16 @@ vet: $(INIT)
 # Every test: unit, round-trip, fuzz seeds, and end-to-end boots (Linux
 # guest always; Nanos when a release is installed, skipped visibly otherwise).
 # The whole log goes to .work/test.log; the screen shows each test's result
-# and every skip or failure with its reason.
+# and every skip or failure with its reason (a message's further lines too,
+# up to 60 of them, so a CI failure shows what the guest printed).
+TEST_FILTER := /^(ok|FAIL|panic:|--- |    --- )|^SKIP|^[[:space:]]+Error/ { print; more = 0; next } \
+	/_test\.go:[0-9]+:/ { print; more = 60; next } \
+	more > 0 && /^        / { print; more--; next } \
+	{ more = 0 }
 test: deps build vet
 	@mkdir -p .work
 	@set -o pipefail; $(GO) test -count=1 -timeout 40m -v ./... 2>&1 | tee .work/test.log | \
-		grep -E '^(ok|FAIL|panic:|--- |    --- )|^SKIP|_test\.go:[0-9]+:|^\s+Error' ; \
+		awk '$(TEST_FILTER)'; \
 		status=$$?; echo "full log: .work/test.log"; exit $$status
 
 test-short: $(INIT)
