@@ -104,17 +104,27 @@ func (t *Tuple) Uint(key string) (uint64, bool) {
 	return 0, false
 }
 
-// String renders a value the way Nanos's dump tool prints it, for tests and
-// `ops image tree`.
+// Format renders a value the way Nanos's dump tool prints it, for tests and
+// `ops image tree`. A filesystem read from disk is a tree, but a hostile or
+// damaged log can make references that point back up the tree or share a
+// node: a tuple or vector met a second time prints as "(…)" or "[…]", so
+// the output stays as long as the value's entries, whatever they point to.
 func Format(v Value) string {
-	var b []byte
-	b = appendFormat(b, v)
-	return string(b)
+	f := formatter{seen: map[any]bool{}}
+	return string(f.append(nil, v))
 }
 
-func appendFormat(b []byte, v Value) []byte {
+type formatter struct {
+	seen map[any]bool // *Tuple, or a vector's first element
+}
+
+func (f formatter) append(b []byte, v Value) []byte {
 	switch v := v.(type) {
 	case *Tuple:
+		if f.seen[v] {
+			return append(b, "(…)"...)
+		}
+		f.seen[v] = true
 		b = append(b, '(')
 		for i, k := range v.Keys() {
 			if i > 0 {
@@ -122,16 +132,22 @@ func appendFormat(b []byte, v Value) []byte {
 			}
 			b = append(b, k...)
 			b = append(b, ':')
-			b = appendFormat(b, v.vals[k])
+			b = f.append(b, v.vals[k])
 		}
 		return append(b, ')')
 	case Vector:
+		if len(v) > 0 {
+			if f.seen[&v[0]] {
+				return append(b, "[…]"...)
+			}
+			f.seen[&v[0]] = true
+		}
 		b = append(b, '[')
 		for i, e := range v {
 			if i > 0 {
 				b = append(b, ' ')
 			}
-			b = appendFormat(b, e)
+			b = f.append(b, e)
 		}
 		return append(b, ']')
 	case String:

@@ -124,6 +124,33 @@ func TestSymbolsImmediateOnce(t *testing.T) {
 	}
 }
 
+// TestFormatLoops: references in a damaged log can point back up the tree
+// or share a node; Format prints each tuple and vector once.
+func TestFormatLoops(t *testing.T) {
+	self := NewTuple()
+	self.Set("me", self)
+	up := NewTuple()
+	up.Set("b", NewTuple().Set("up", up))
+	shared := NewTuple().Set("x", String("1"))
+	vec := Vector{nil, Int(2)}
+	vec[0] = vec
+	for _, tc := range []struct {
+		name string
+		v    Value
+		want string
+	}{
+		{"self", self, "(me:(…))"},
+		{"parent", up, "(b:(up:(…)))"},
+		{"shared", NewTuple().Set("a", shared).Set("b", shared), "(a:(x:1) b:(…))"},
+		{"vector", vec, "[[…] 2]"},
+		{"tree", NewTuple().Set("a", NewTuple()).Set("b", NewTuple()), "(a:() b:())"},
+	} {
+		if got := Format(tc.v); got != tc.want {
+			t.Errorf("%s: Format = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	enc, _ := NewEncoder().Append(nil, workedExample())
 	f.Add(enc)
