@@ -188,5 +188,6 @@ func FuzzOpenTFS(f *testing.F) {
 		if n, err := rd.Lookup("/x"); err == nil {
 			_, _ = rd.ReadFile(n)
 		}
+		_ = Format(rd.Root) // what 'ops image tree' prints
 	})
 }
