@@ -113,8 +113,8 @@ type CPIOEntry struct {
 	Data []byte
 }
 
-// ReadCPIO parses a newc archive, for tests and `ops image ls` on Linux
-// guest images. It stops at the trailer.
+// ReadCPIO parses a newc archive, so tests can check what the writer
+// produced. It stops at the trailer.
 func ReadCPIO(b []byte) ([]CPIOEntry, error) {
 	var out []CPIOEntry
 	p := 0

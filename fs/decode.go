@@ -73,6 +73,26 @@ func (d *Decoder) lookup(idx uint64) (any, error) {
 	return d.dict[idx-1], nil
 }
 
+// lookupRef reads the dictionary index that follows a reference header and
+// returns the earlier object it names, which must be a T (what names T in
+// the error), with the bytes used.
+func lookupRef[T any](d *Decoder, b []byte, what string) (T, int, error) {
+	var zero T
+	idx, k, err := readVarint(b)
+	if err != nil {
+		return zero, 0, err
+	}
+	o, err := d.lookup(idx)
+	if err != nil {
+		return zero, 0, err
+	}
+	v, ok := o.(T)
+	if !ok {
+		return zero, 0, fmt.Errorf("reference %d is not a %s", idx, what)
+	}
+	return v, k, nil
+}
+
 // Decode reads one value from b and returns it with the bytes used. A
 // reference tuple or vector merges into the existing object and returns it.
 func (d *Decoder) Decode(b []byte) (Value, int, error) {
@@ -96,19 +116,11 @@ func (d *Decoder) decode(b []byte, depth int) (Value, int, error) {
 		if imm {
 			d.dict = append(d.dict, t)
 		} else {
-			idx, k, err := readVarint(b[used:])
-			if err != nil {
+			var k int
+			if t, k, err = lookupRef[*Tuple](d, b[used:], "tuple"); err != nil {
 				return nil, 0, err
 			}
 			used += k
-			o, err := d.lookup(idx)
-			if err != nil {
-				return nil, 0, err
-			}
-			var ok bool
-			if t, ok = o.(*Tuple); !ok {
-				return nil, 0, fmt.Errorf("reference %d is not a tuple", idx)
-			}
 		}
 		for i := uint64(0); i < n; i++ {
 			key, k, err := d.symbol(b[used:])
@@ -134,19 +146,11 @@ func (d *Decoder) decode(b []byte, depth int) (Value, int, error) {
 		if imm {
 			d.dict = append(d.dict, vr)
 		} else {
-			idx, k, err := readVarint(b[used:])
-			if err != nil {
+			var k int
+			if vr, k, err = lookupRef[*vecRef](d, b[used:], "vector"); err != nil {
 				return nil, 0, err
 			}
 			used += k
-			o, err := d.lookup(idx)
-			if err != nil {
-				return nil, 0, err
-			}
-			var ok bool
-			if vr, ok = o.(*vecRef); !ok {
-				return nil, 0, fmt.Errorf("reference %d is not a vector", idx)
-			}
 		}
 		for i := uint64(0); i < n; i++ {
 			v, k, err := d.decode(b[used:], depth+1)

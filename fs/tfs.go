@@ -45,9 +45,6 @@ type placed struct {
 	offset uint64 // first sector
 }
 
-// UUID is the filesystem's UUID, derived from its contents.
-func (t *TFS) UUID() [16]byte { return t.uuid }
-
 // UsedBytes is the number of bytes from the start of the filesystem to the
 // end of the last sector written.
 func (t *TFS) UsedBytes() int64 { return int64(t.used) * SectorSize }
@@ -487,6 +484,45 @@ func (rd *Reader) ReadFile(n *Tuple) ([]byte, error) {
 		if _, err := rd.r.ReadAt(out[from:from+cnt], int64(off)*SectorSize); err != nil {
 			return nil, err
 		}
+	}
+	return out, nil
+}
+
+// DirEntry is one entry of a TFS folder.
+type DirEntry struct {
+	Name   string
+	Kind   Kind
+	Size   uint64 // file length (KindFile); 0 when the node has none
+	Target string // link target (KindSymlink), as Format prints it
+}
+
+// ReadDir lists the folder at p, sorted by name. A node with children
+// is a folder, one with a linktarget a link, any other a file; entries
+// that are not tuples are skipped.
+func (rd *Reader) ReadDir(p string) ([]DirEntry, error) {
+	n, err := rd.Lookup(p)
+	if err != nil {
+		return nil, err
+	}
+	ch := n.Tuple("children")
+	if ch == nil {
+		return nil, fmt.Errorf("%s is not a folder", p)
+	}
+	var out []DirEntry
+	for _, k := range ch.Keys() {
+		c := ch.Tuple(k)
+		if c == nil {
+			continue
+		}
+		e := DirEntry{Name: k, Kind: KindFile}
+		if c.Tuple("children") != nil {
+			e.Kind = KindDir
+		} else if t, ok := c.Get("linktarget"); ok {
+			e.Kind, e.Target = KindSymlink, Format(t)
+		} else {
+			e.Size, _ = c.Uint("filelength")
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }

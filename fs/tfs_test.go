@@ -66,8 +66,8 @@ func TestTFSRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rd.UUID != l.UUID() {
-		t.Fatalf("uuid %x, want %x", rd.UUID, l.UUID())
+	if rd.UUID != l.uuid {
+		t.Fatalf("uuid %x, want %x", rd.UUID, l.uuid)
 	}
 	for _, c := range cases {
 		n, err := rd.Lookup(c.path)

@@ -154,6 +154,9 @@ func minimalRoot(rootfs, dest, prog string, include []string) error {
 	}
 	for _, g := range guests {
 		to := filepath.Join(dest, filepath.FromSlash(g))
+		if err := packages.CheckParents(dest, strings.TrimPrefix(g, "/")); err != nil {
+			return err
+		}
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			return err
 		}
@@ -169,11 +172,16 @@ func minimalRoot(rootfs, dest, prog string, include []string) error {
 			return fmt.Errorf("--include %s: not in the image", inc)
 		}
 		to := filepath.Join(dest, filepath.FromSlash(g))
+		// An earlier include may have placed a link on the way (/etc, then
+		// /etc/resolv.conf -> /run/...): never write through it.
+		if err := packages.CheckParents(dest, strings.TrimPrefix(g, "/")); err != nil {
+			return fmt.Errorf("--include %s: %w", inc, err)
+		}
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			return err
 		}
 		if st.IsDir() {
-			if err := copyRootTree(src, to); err != nil {
+			if err := packages.CopyRootTree(src, to); err != nil {
 				return err
 			}
 		} else if err := fileutil.CopyFile(src, to, st.Mode().Perm()|0o600); err != nil {
@@ -181,36 +189,4 @@ func minimalRoot(rootfs, dest, prog string, include []string) error {
 		}
 	}
 	return nil
-}
-
-// copyRootTree copies a folder of a root filesystem, keeping links as
-// written (they name guest paths) and never following them.
-func copyRootTree(src, dest string) error {
-	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		to := filepath.Join(dest, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(to, 0o755)
-		case d.Type()&os.ModeSymlink != 0:
-			t, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(t, to)
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return fileutil.CopyFile(p, to, info.Mode().Perm()|0o600)
-		}
-		return nil
-	})
 }

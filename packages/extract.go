@@ -75,7 +75,7 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 			continue
 		}
 		target := filepath.Join(dest, filepath.FromSlash(name))
-		if err := checkParents(dest, name); err != nil {
+		if err := CheckParents(dest, name); err != nil {
 			return err
 		}
 		switch h.Typeflag {
@@ -124,7 +124,7 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 			if err != nil || src == "" {
 				return fmt.Errorf("%s: hard link to %q points outside the archive", h.Name, h.Linkname)
 			}
-			if err := checkParents(dest, src); err != nil {
+			if err := CheckParents(dest, src); err != nil {
 				return err
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
@@ -183,9 +183,9 @@ func LinkInside(name, target string) bool {
 	return r != ".." && !strings.HasPrefix(r, "../")
 }
 
-// checkParents makes sure no directory on the way to name is a symlink, so
+// CheckParents makes sure no directory on the way to name is a symlink, so
 // an earlier link entry cannot redirect a later write.
-func checkParents(dest, name string) error {
+func CheckParents(dest, name string) error {
 	parts := strings.Split(name, "/")
 	p := dest
 	for _, part := range parts {

@@ -230,9 +230,21 @@ func splitDirNameDefault(base, manifestVersion, version string) (string, string)
 	return splitDirName(base, manifestVersion)
 }
 
-// CopyTree copies a folder, refusing links that point outside it and
-// special files, as extraction does.
-func CopyTree(src, dest string) error {
+// CopyTree copies a package folder, refusing special files and links that
+// leave it (those under sysroot/ name guest paths and are kept), as
+// extraction does.
+func CopyTree(src, dest string) error { return copyTree(src, dest, false) }
+
+// CopyRootTree copies a folder of a root filesystem: links are kept as
+// written, absolute ones included, since they name guest paths; special
+// files are skipped, as extraction with Limits.RootFS does.
+func CopyRootTree(src, dest string) error { return copyTree(src, dest, true) }
+
+// copyTree copies src into dest. Links are copied, never followed, and
+// nothing is written through a link already at the destination, so dest
+// may be a folder that earlier copies filled without letting their links
+// redirect this one out of it.
+func copyTree(src, dest string, rootFS bool) error {
 	src = filepath.Clean(src)
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -245,13 +257,16 @@ func CopyTree(src, dest string) error {
 		target := filepath.Join(dest, rel)
 		switch {
 		case d.IsDir():
+			if err := notLink(target); err != nil {
+				return err
+			}
 			return os.MkdirAll(target, 0o755)
 		case d.Type()&fs.ModeSymlink != 0:
 			link, err := os.Readlink(p)
 			if err != nil {
 				return err
 			}
-			if !LinkInside(filepath.ToSlash(rel), link) && !InSysroot(filepath.ToSlash(rel)) {
+			if !rootFS && !LinkInside(filepath.ToSlash(rel), link) && !InSysroot(filepath.ToSlash(rel)) {
 				return fmt.Errorf("%s: link to %q points outside the package", p, link)
 			}
 			return os.Symlink(link, target)
@@ -260,8 +275,24 @@ func CopyTree(src, dest string) error {
 			if err != nil {
 				return err
 			}
+			if err := notLink(target); err != nil {
+				return err
+			}
 			return fileutil.CopyFile(p, target, info.Mode().Perm()|0o600)
+		}
+		if rootFS {
+			return nil
 		}
 		return fmt.Errorf("%s: special files are not allowed in a package", p)
 	})
+}
+
+// notLink refuses a destination that is a symlink: writing there would
+// follow it, possibly out of the destination folder.
+func notLink(target string) error {
+	st, err := os.Lstat(target)
+	if err == nil && st.Mode()&fs.ModeSymlink != 0 {
+		return fmt.Errorf("%s is a link; refusing to write through it", target)
+	}
+	return nil
 }
