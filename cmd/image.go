@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -15,157 +14,142 @@ import (
 
 func newImageCmd(app *App) *cobra.Command {
 	img := &cobra.Command{Use: "image", Short: "List and inspect built images"}
+	img.AddCommand(newImageListCmd(app), newImageTreeCmd(app), newImageCatCmd(app), newImageLsCmd(app), newImagePushCmd(app))
+	return img
+}
+
+func newImageListCmd(app *App) *cobra.Command {
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List built images",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			home, err := lepton.DefaultHome()
+			home, err := app.Home()
 			if err != nil {
 				return err
 			}
-			ents, err := os.ReadDir(home.ImagesDir())
-			if err != nil && !os.IsNotExist(err) {
+			images, err := home.Images()
+			if err != nil {
 				return err
 			}
-			type row struct {
-				Name string `json:"name"`
-				Path string `json:"path"`
-				Size int64  `json:"size"`
-			}
-			var rows []row
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
-					continue
-				}
-				info, err := e.Info()
-				if err != nil {
-					continue
-				}
-				rows = append(rows, row{e.Name(), filepath.Join(home.ImagesDir(), e.Name()), info.Size()})
-			}
 			if asJSON {
-				return json.NewEncoder(app.Stdout).Encode(rows)
+				if images == nil {
+					images = []lepton.ImageFile{}
+				}
+				return json.NewEncoder(app.Stdout).Encode(images)
 			}
 			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tSIZE\tPATH")
-			for _, r := range rows {
+			for _, r := range images {
 				fmt.Fprintf(tw, "%s\t%d\t%s\n", r.Name, r.Size, r.Path)
 			}
 			return tw.Flush()
 		},
 	}
 	list.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON")
-	tree := &cobra.Command{
+	return list
+}
+
+func newImageTreeCmd(app *App) *cobra.Command {
+	return &cobra.Command{
 		Use:   "tree IMAGE",
 		Short: "Print the manifest and file tree of a Nanos image (path or name)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rd, f, err := openImage(args[0])
-			if err != nil {
+			return withImage(app, args[0], func(rd *opsfs.Reader) error {
+				_, err := fmt.Fprintln(app.Stdout, opsfs.Format(rd.Root))
 				return err
-			}
-			defer f.Close()
-			fmt.Fprintln(app.Stdout, opsfs.Format(rd.Root))
-			return nil
+			})
 		},
 	}
-	cat := &cobra.Command{
+}
+
+func newImageCatCmd(app *App) *cobra.Command {
+	return &cobra.Command{
 		Use:   "cat IMAGE PATH",
 		Short: "Print a file from a Nanos image",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rd, f, err := openImage(args[0])
-			if err != nil {
+			return withImage(app, args[0], func(rd *opsfs.Reader) error {
+				n, err := rd.Lookup(args[1])
+				if err != nil {
+					return err
+				}
+				b, err := rd.ReadFile(n)
+				if err != nil {
+					return fmt.Errorf("%s: %w", args[1], err)
+				}
+				_, err = app.Stdout.Write(b)
 				return err
-			}
-			defer f.Close()
-			n, err := rd.Lookup(args[1])
-			if err != nil {
-				return err
-			}
-			b, err := rd.ReadFile(n)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[1], err)
-			}
-			_, err = app.Stdout.Write(b)
-			return err
+			})
 		},
 	}
-	ls := &cobra.Command{
+}
+
+func newImageLsCmd(app *App) *cobra.Command {
+	return &cobra.Command{
 		Use:   "ls IMAGE [PATH]",
 		Short: "List a folder of a Nanos image",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rd, f, err := openImage(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
 			p := "/"
 			if len(args) == 2 {
 				p = args[1]
 			}
-			n, err := rd.Lookup(p)
-			if err != nil {
-				return err
-			}
-			ch := n.Tuple("children")
-			if ch == nil {
-				return fmt.Errorf("%s is not a folder", p)
-			}
-			for _, k := range ch.Keys() {
-				c := ch.Tuple(k)
-				switch {
-				case c != nil && c.Tuple("children") != nil:
-					fmt.Fprintln(app.Stdout, k+"/")
-				case c != nil:
-					if t, ok := c.Get("linktarget"); ok {
-						fmt.Fprintf(app.Stdout, "%s -> %s\n", k, opsfs.Format(t))
-					} else {
-						l, _ := c.Uint("filelength")
-						fmt.Fprintf(app.Stdout, "%s\t%d\n", k, l)
+			return withImage(app, args[0], func(rd *opsfs.Reader) error {
+				ents, err := rd.ReadDir(p)
+				if err != nil {
+					return err
+				}
+				for _, e := range ents {
+					switch e.Kind {
+					case opsfs.KindDir:
+						fmt.Fprintln(app.Stdout, e.Name+"/")
+					case opsfs.KindSymlink:
+						fmt.Fprintf(app.Stdout, "%s -> %s\n", e.Name, e.Target)
+					default:
+						fmt.Fprintf(app.Stdout, "%s\t%d\n", e.Name, e.Size)
 					}
 				}
-			}
-			return nil
+				return nil
+			})
 		},
 	}
-	img.AddCommand(list, tree, cat, ls, newImagePushCmd(app))
-	return img
 }
 
-// openImage opens a Nanos image's root filesystem; close the returned
-// file when done with the reader.
-func openImage(nameOrPath string) (*opsfs.Reader, *os.File, error) {
-	p := nameOrPath
-	if !strings.Contains(p, "/") {
-		home, err := lepton.DefaultHome()
-		if err != nil {
-			return nil, nil, err
-		}
-		if p, err = home.ImagePath(nameOrPath); err != nil {
-			return nil, nil, err
-		}
+// withImage opens a Nanos image (name or path) and hands its root
+// filesystem to fn.
+func withImage(app *App, nameOrPath string, fn func(rd *opsfs.Reader) error) error {
+	p, err := imageFile(app, nameOrPath)
+	if err != nil {
+		return err
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return nil, nil, err
+		return err
 	}
 	_, root, err := opsfs.OpenNanosDisk(f, st.Size())
 	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w", p, err)
+		return fmt.Errorf("%s: %w", p, err)
 	}
-	return root, f, nil
+	return fn(root)
 }
 
-func openNanosDisk(f *os.File, size int64) (*opsfs.Reader, *opsfs.Reader, error) {
-	return opsfs.OpenNanosDisk(f, size)
+// imageFile resolves an image argument: a plain name means
+// <ops home>/images/NAME, anything with a slash is a path.
+func imageFile(app *App, nameOrPath string) (string, error) {
+	if strings.Contains(nameOrPath, "/") {
+		return nameOrPath, nil
+	}
+	home, err := app.Home()
+	if err != nil {
+		return "", err
+	}
+	return home.ImagePath(nameOrPath)
 }

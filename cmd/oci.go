@@ -1,14 +1,10 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 	"github.com/schollz/progressbar/v3"
@@ -43,10 +39,6 @@ func registry(app *App, insecure bool, label string) (packages.Registry, func())
 	return r, func() { <-finished }
 }
 
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
-
 func newFromImageCmd(app *App) *cobra.Command {
 	var opt lepton.FromImageOptions
 	var insecure bool
@@ -67,12 +59,11 @@ libraries and the paths named with --include. Registry credentials come from
 ~/.docker/config.json.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
-			defer stop()
+			ctx := app.Context()
 			// Image layers are read lazily while they are flattened, so
 			// there is no single transfer to show progress for.
 			reg := packages.Registry{Insecure: insecure}
@@ -98,7 +89,7 @@ libraries and the paths named with --include. Registry credentials come from
 	fs.StringArrayVarP(&opt.Args, "args", "a", nil, "arguments replacing the image's CMD (repeatable)")
 	fs.BoolVar(&opt.Minimal, "minimal", false, "keep only the program, its libraries and --include paths")
 	fs.StringArrayVar(&opt.Include, "include", nil, "a path in the image to keep with --minimal (repeatable)")
-	fs.BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	insecureFlag(fs, &insecure)
 	return cmd
 }
 
@@ -109,7 +100,7 @@ func newPkgPushCmd(app *App) *cobra.Command {
 		Short: "Push a package to a registry as a single-layer OCI image",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -124,8 +115,8 @@ func newPkgPushCmd(app *App) *cobra.Command {
 			return push(app, insecure, "pushing "+p.Ref(), img, args[1])
 		},
 	}
-	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	localFlag(cmd.Flags(), &local)
+	insecureFlag(cmd.Flags(), &insecure)
 	return cmd
 }
 
@@ -136,12 +127,11 @@ func newPkgPullCmd(app *App) *cobra.Command {
 		Short: "Pull a package pushed with 'ops pkg push' into the local packages",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
-			defer stop()
+			ctx := app.Context()
 			reg := packages.Registry{Insecure: insecure}
 			p, dir, err := reg.PullPackage(ctx, args[0], e.store)
 			if err != nil {
@@ -151,7 +141,7 @@ func newPkgPullCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	insecureFlag(cmd.Flags(), &insecure)
 	return cmd
 }
 
@@ -165,25 +155,12 @@ OCI image holding the disk at /disk/<name>.img, as KubeVirt's containerDisk
 expects. The README shows the KubeVirt VirtualMachine to run it.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p := args[0]
-			if !strings.Contains(p, "/") {
-				home, err := lepton.DefaultHome()
-				if err != nil {
-					return err
-				}
-				if p, err = home.ImagePath(args[0]); err != nil {
-					return err
-				}
-			}
-			f, err := os.Open(p)
+			p, err := imageFile(app, args[0])
 			if err != nil {
 				return err
 			}
-			st, _ := f.Stat()
-			_, _, derr := openNanosDisk(f, st.Size())
-			f.Close()
-			if derr != nil {
-				return fmt.Errorf("%s is not a Nanos disk image (the Linux guest's initramfs is not a disk): %w", p, derr)
+			if err := withImage(app, p, func(*opsfs.Reader) error { return nil }); err != nil {
+				return fmt.Errorf("not a Nanos disk image (the Linux guest's initramfs is not a disk): %w", err)
 			}
 			img, err := packages.DiskImage(p)
 			if err != nil {
@@ -192,15 +169,14 @@ expects. The README shows the KubeVirt VirtualMachine to run it.`,
 			return push(app, insecure, "pushing "+args[0], img, args[1])
 		},
 	}
-	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk to the registry over plain HTTP")
+	insecureFlag(cmd.Flags(), &insecure)
 	return cmd
 }
 
 // push writes img to ref, with progress on a terminal, and prints the
 // pushed digest reference.
 func push(app *App, insecure bool, label string, img v1.Image, ref string) error {
-	ctx, stop := signalContext()
-	defer stop()
+	ctx := app.Context()
 	reg, done := registry(app, insecure, label)
 	d, err := reg.Push(ctx, img, ref)
 	if err != nil {

@@ -3,110 +3,17 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
-
-// pkgEnv is what every package command needs: the store and the repo.
-type pkgEnv struct {
-	store packages.Store
-	repo  packages.Repo
-}
-
-func newPkgEnv(c *lepton.Config) (*pkgEnv, error) {
-	home, err := lepton.DefaultHome()
-	if err != nil {
-		return nil, err
-	}
-	store := packages.Store{Home: home.Dir, Arch: "amd64"}
-	repo := packages.Repo{ManifestURL: packages.DefaultManifestURL, CacheFile: store.IndexCache(), MaxAge: time.Hour}
-	if c != nil && c.PackageManifestURL != "" {
-		repo.ManifestURL = c.PackageManifestURL
-	}
-	if u := os.Getenv("OPS_PACKAGE_MANIFEST_URL"); u != "" {
-		repo.ManifestURL = u
-	}
-	if c != nil && c.PackageBaseURL != "" {
-		repo.BaseURL = c.PackageBaseURL
-	}
-	if u := os.Getenv("OPS_PACKAGE_BASE_URL"); u != "" {
-		repo.BaseURL = u
-	}
-	return &pkgEnv{store: store, repo: repo}, nil
-}
-
-// index loads the repository index, printing the offline notice if any.
-func (e *pkgEnv) index(app *App) ([]packages.Package, error) {
-	ctx, stop := signalContext()
-	defer stop()
-	ix, notice, err := e.repo.Load(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	if notice != "" {
-		fmt.Fprintln(app.Stderr, notice)
-	}
-	return ix.Packages, nil
-}
-
-// progress shows a bar only when stderr is a terminal.
-func progress(app *App, label string) func(int64, io.Reader) io.Reader {
-	if !onTerminal(app) {
-		return nil
-	}
-	return func(total int64, r io.Reader) io.Reader {
-		bar := progressbar.DefaultBytes(total, label)
-		rd := progressbar.NewReader(r, bar)
-		return &rd
-	}
-}
-
-// resolve finds a package folder: local (-l) or downloaded (getting it
-// first when it is not cached yet).
-func (e *pkgEnv) resolve(app *App, name string, local bool) (string, packages.Package, error) {
-	ref, err := packages.ParseRef(name)
-	if err != nil {
-		return "", packages.Package{}, err
-	}
-	if local {
-		pkgs, err := e.store.Local()
-		if err != nil {
-			return "", packages.Package{}, err
-		}
-		p, err := packages.Find(pkgs, ref)
-		if err != nil {
-			return "", p, fmt.Errorf("local packages: %w", err)
-		}
-		return e.store.LocalDirOf(p), p, nil
-	}
-	pkgs, err := e.index(app)
-	if err != nil {
-		return "", packages.Package{}, err
-	}
-	p, err := packages.Find(pkgs, ref)
-	if err != nil {
-		return "", p, err
-	}
-	if e.store.Installed(p) {
-		return e.store.Dir(p), p, nil
-	}
-	ctx, stop := signalContext()
-	defer stop()
-	dir, err := e.store.Install(ctx, e.repo, p, progress(app, "downloading "+p.Ref()))
-	return dir, p, err
-}
 
 func newPkgCmd(app *App) *cobra.Command {
 	pkg := &cobra.Command{Use: "pkg", Short: "Language runtimes and other packages: list, search, get, load, contents, from-run, add"}
@@ -123,7 +30,7 @@ func newPkgListCmd(app *App, use string) *cobra.Command {
 		Short: "List packages: NAMESPACE NAME VERSION LANGUAGE ARCH DESCRIPTION",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -152,7 +59,7 @@ func newPkgListCmd(app *App, use string) *cobra.Command {
 			return printPackages(app, pkgs, asJSON)
 		},
 	}
-	cmd.Flags().BoolVarP(&local, "local", "l", false, "local packages")
+	localFlag(cmd.Flags(), &local)
 	cmd.Flags().StringVarP(&search, "search", "s", "", "only names matching this regular expression")
 	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON")
 	return cmd
@@ -185,7 +92,7 @@ func newPkgSearchCmd(app *App) *cobra.Command {
 		Short: "Search package names and descriptions",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -212,7 +119,7 @@ func newPkgGetCmd(app *App) *cobra.Command {
 		Short: "Download, verify and unpack a package (namespace/name:version)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -233,7 +140,7 @@ func newPkgContentsCmd(app *App) *cobra.Command {
 		Short: "List the files of a package",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -257,7 +164,7 @@ func newPkgContentsCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
+	localFlag(cmd.Flags(), &local)
 	return cmd
 }
 
@@ -271,12 +178,11 @@ func newLoadCmd(app *App) *cobra.Command {
 		Short: "Run a package's program: ops pkg load node:20 -a hi.js",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.loadConfig(cmd)
+			c, err := f.configFrom(cmd.Flags())
 			if err != nil {
 				return err
 			}
-			f.mergeRun(cmd, c)
-			e, err := newPkgEnv(c)
+			e, err := app.Packages(c)
 			if err != nil {
 				return err
 			}
@@ -295,8 +201,8 @@ func newLoadCmd(app *App) *cobra.Command {
 			return runVM(app, f, c, in, p.DirName())
 		},
 	}
-	f.registerRun(cmd)
-	cmd.Flags().BoolVarP(&local, "local", "l", false, "a local package")
+	f.register(cmd.Flags())
+	localFlag(cmd.Flags(), &local)
 	return cmd
 }
 
@@ -307,7 +213,7 @@ func newFromRunCmd(app *App) *cobra.Command {
 		Short: "Make a local package from a host program and the libraries it needs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -332,7 +238,7 @@ func newPkgAddCmd(app *App) *cobra.Command {
 		Short: "Import a package folder or tarball as a local package",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := newPkgEnv(nil)
+			e, err := app.Packages(nil)
 			if err != nil {
 				return err
 			}
@@ -347,11 +253,4 @@ func newPkgAddCmd(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "package name (default: from the folder or file name)")
 	cmd.Flags().StringVar(&version, "version", "", "package version (default: the manifest's Version)")
 	return cmd
-}
-
-// onTerminal reports whether ops's messages go to a terminal: progress
-// bars show there and stay out of scripts and CI logs.
-func onTerminal(app *App) bool {
-	f, ok := app.Stderr.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

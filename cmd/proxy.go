@@ -1,13 +1,20 @@
 package cmd
 
 import (
-	"io"
-	"net"
 	"os"
 	"time"
 
+	"github.com/opsdev/ops/internal/splice"
 	"github.com/spf13/cobra"
 )
+
+// stdio is ops's standard input and output as one stream: closing it
+// closes standard output, which tells QEMU the connection's reply ended.
+type stdio struct{}
+
+func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
+func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+func (stdio) Close() error                { return os.Stdout.Close() }
 
 // newProxyCmd is the connector QEMU runs for each guest connection to
 // another compose service (guestfwd ... cmd:ops proxy ADDR): it joins
@@ -20,33 +27,11 @@ func newProxyCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var conn net.Conn
-			var err error
-			// The service may still be booting: retry for a while.
-			for i := 0; i < 100; i++ {
-				if conn, err = net.DialTimeout("tcp", args[0], time.Second); err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			conn, err := splice.Dial(args[0], 10*time.Second)
 			if err != nil {
 				return &ExitError{Code: 1}
 			}
-			done := make(chan struct{}, 2)
-			go func() {
-				io.Copy(conn, os.Stdin)
-				if tc, ok := conn.(*net.TCPConn); ok {
-					tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}()
-			go func() {
-				io.Copy(os.Stdout, conn)
-				os.Stdout.Close()
-				done <- struct{}{}
-			}()
-			<-done
-			<-done
+			splice.Join(conn, stdio{})
 			return nil
 		},
 	}

@@ -3,11 +3,17 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"sync"
+	"syscall"
 
+	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/lepton"
 	"github.com/spf13/cobra"
 )
 
@@ -19,9 +25,72 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
-// App is one invocation's streams and environment.
+// App is one invocation: its streams, and what its commands share, each
+// made on first use (the ops home, the package store, the signal-aware
+// context), so a command that needs none of them pays for none.
 type App struct {
 	Stdout, Stderr io.Writer
+
+	homeOnce sync.Once
+	home     lepton.Home
+	homeErr  error
+
+	sigOnce sync.Once
+	ctx     context.Context
+	release func()
+	mu      sync.Mutex
+	caught  os.Signal
+}
+
+// Home is the ops home (~/.ops, or $OPS_HOME).
+func (a *App) Home() (lepton.Home, error) {
+	a.homeOnce.Do(func() { a.home, a.homeErr = lepton.DefaultHome() })
+	return a.home, a.homeErr
+}
+
+// Context ends at the first SIGINT or SIGTERM. The handler is installed
+// on first use: commands that never ask keep the default (Ctrl-C ends
+// them at once).
+func (a *App) Context() context.Context {
+	a.sigOnce.Do(func() {
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case s := <-sigs:
+				a.mu.Lock()
+				a.caught = s
+				a.mu.Unlock()
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		a.ctx = ctx
+		a.release = func() { signal.Stop(sigs); cancel() }
+	})
+	return a.ctx
+}
+
+// stoppedCode is the exit code after a signal stopped the command: 128
+// plus the signal's number, as shells report it.
+func (a *App) stoppedCode() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.caught == syscall.SIGTERM {
+		return 128 + int(syscall.SIGTERM)
+	}
+	return 128 + int(syscall.SIGINT)
+}
+
+// Packages is the package store in the ops home and the repository its
+// index comes from (config.json's URLs, then the environment's, win).
+func (a *App) Packages(c *lepton.Config) (*pkgEnv, error) {
+	home, err := a.Home()
+	if err != nil {
+		return nil, err
+	}
+	return newPkgEnv(home, c), nil
 }
 
 // NewRoot builds the command tree.
@@ -43,12 +112,20 @@ otherwise a minimal Linux microVM guest built from the host's kernel.`,
 	return root
 }
 
-// Main runs ops and returns the process exit code.
+// Main runs ops and returns the process exit code. An error prints as one
+// line; with -v or OPS_DEBUG=1, an unexpected one (it carries a stack from
+// where it started: I/O, QEMU, netlink, a registry) prints its stack too,
+// for bug reports.
 func Main(args []string) int {
 	app := &App{Stdout: os.Stdout, Stderr: os.Stderr}
+	defer func() {
+		if app.release != nil {
+			app.release()
+		}
+	}()
 	root := NewRoot(app)
 	root.SetArgs(args)
-	err := root.Execute()
+	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0
 	}
@@ -57,7 +134,24 @@ func Main(args []string) int {
 		return ee.Code
 	}
 	fmt.Fprintf(app.Stderr, "ops: %v\n", err)
+	var se *goerrors.Error
+	if debugging(cmd) && errors.As(err, &se) {
+		fmt.Fprintf(app.Stderr, "%s", se.Stack())
+	}
 	return 1
+}
+
+// debugging reports whether the user asked for details: -v on a command
+// that has it, or OPS_DEBUG=1.
+func debugging(cmd *cobra.Command) bool {
+	if os.Getenv("OPS_DEBUG") == "1" {
+		return true
+	}
+	if cmd == nil {
+		return false
+	}
+	v, err := cmd.Flags().GetBool("verbose")
+	return err == nil && v
 }
 
 func newVersionCmd(app *App) *cobra.Command {

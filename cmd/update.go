@@ -24,7 +24,7 @@ ELF, boot.img must carry its boot signature and filesystem region record),
 installed atomically, and recorded in latest.txt.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			home, err := lepton.DefaultHome()
+			home, err := app.Home()
 			if err != nil {
 				return err
 			}
@@ -42,8 +42,7 @@ installed atomically, and recorded in latest.txt.`,
 			if url == "" {
 				url = lepton.DefaultReleaseURL
 			}
-			ctx, stop := signalContext()
-			defer stop()
+			ctx := app.Context()
 			d := lepton.Downloader{BaseURL: url}
 			d.Progress = progress(app, "downloading Nanos")
 			if version == "" {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opsdev/ops/lepton"
 	"gopkg.in/yaml.v3"
 )
 
@@ -91,8 +92,8 @@ func Parse(b []byte) (*File, error) {
 				return nil, fmt.Errorf("service %s: expose %d is not a port", name, p)
 			}
 		}
-		if s.Guest != "" && s.Guest != "nanos" && s.Guest != "linux" {
-			return nil, fmt.Errorf("service %s: guest %q: use nanos or linux", name, s.Guest)
+		if err := lepton.CheckGuestName(s.Guest); err != nil {
+			return nil, fmt.Errorf("service %s: guest: %w", name, err)
 		}
 	}
 	return &f, nil

@@ -66,7 +66,7 @@ func benchSpec(b *testing.B, prog string, k NanosKernel, out string) ImageSpec {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return ImageSpec{Plan: p, Guest: GuestNanos, Nanos: k, Out: out}
+	return ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: out}
 }
 
 // BenchmarkNanosBuild measures a full build (plan, layout, write) of a new

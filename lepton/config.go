@@ -139,8 +139,8 @@ func DecodeConfig(b []byte, c *Config) error {
 	if d.More() {
 		return fmt.Errorf("%d: unexpected data after the JSON object", lineAt(b, int(d.InputOffset())))
 	}
-	if c.Guest != "" && c.Guest != "nanos" && c.Guest != "linux" {
-		return fmt.Errorf("%d: Guest is %q; use \"nanos\" or \"linux\"", lineOf(b, "Guest"), c.Guest)
+	if err := CheckGuestName(c.Guest); err != nil {
+		return fmt.Errorf("%d: Guest: %w", lineOf(b, "Guest"), err)
 	}
 	return nil
 }

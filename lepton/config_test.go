@@ -25,7 +25,7 @@ func TestDecodeConfig(t *testing.T) {
 		{"wrong nested type", "{\"RunConfig\": {\n\"CPUs\": \"two\"}}", nil, "2: RunConfig.CPUs must be a whole number"},
 		{"syntax error line", "{\n\"Program\": \"x\",,\n}", nil, "2: invalid JSON"},
 		{"empty file", "", nil, "empty"},
-		{"bad guest", `{"Guest": "windows"}`, nil, `Guest is "windows"`},
+		{"bad guest", `{"Guest": "windows"}`, nil, `Guest: "windows" is not a guest`},
 		{"trailing data", `{} {}`, nil, "unexpected data"},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,8 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	goerrors "github.com/go-errors/errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -116,6 +118,10 @@ func versionLess(a, b string) bool { return packages.VersionLess(a, b) }
 // CheckKernel checks that a kernel.img is a 64-bit x86 ELF.
 func CheckKernel(p string) error {
 	f, err := elf.Open(p)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return goerrors.Wrap(fmt.Errorf("kernel: %w", err), 0) // cannot be read at all
+	}
 	if err != nil {
 		return fmt.Errorf("%s is not an ELF kernel: %w", p, err)
 	}

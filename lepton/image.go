@@ -5,8 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"hash"
-	"hash/crc32"
+	goerrors "github.com/go-errors/errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,21 +20,12 @@ import (
 // change, so cached images from an older ops are rebuilt.
 const formatVersion = "ops-image-1"
 
-// Guest kinds.
-const (
-	GuestNanos = "nanos"
-	GuestLinux = "linux"
-)
-
 // ImageSpec is everything an image is made from.
 type ImageSpec struct {
 	Plan    *Plan
-	Guest   string
-	Nanos   NanosKernel       // when Guest is nanos
-	Linux   *LinuxKernel      // when Guest is linux
-	Init    *io.SectionReader // the Linux guest's init program
-	Out     string            // image path
-	MinRoot int64             // BaseVolumeSz
+	Guest   Guest
+	Out     string // image path
+	MinRoot int64  // BaseVolumeSz
 }
 
 // BuildResult says what BuildImage did.
@@ -61,52 +51,37 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(spec.Out), 0o755); err != nil {
-		return nil, err
+		return nil, goerrors.Wrap(err, 0)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".tmp-")
 	if err != nil {
-		return nil, err
+		return nil, goerrors.Wrap(err, 0)
 	}
 	defer os.Remove(tmp.Name())
-	switch spec.Guest {
-	case GuestNanos:
-		err = writeNanos(tmp, spec)
-	case GuestLinux:
-		err = writeLinux(tmp, spec)
-	default:
-		err = fmt.Errorf("unknown guest %q", spec.Guest)
-	}
+	err = spec.Guest.Write(tmp, spec.Plan, spec.MinRoot)
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = goerrors.Wrap(cerr, 0)
 	}
 	if err != nil {
 		return nil, err
 	}
 	os.Remove(keyFile)
 	if err := os.Rename(tmp.Name(), spec.Out); err != nil {
-		return nil, err
+		return nil, goerrors.Wrap(err, 0)
 	}
 	st, err := os.Stat(spec.Out)
 	if err != nil {
-		return nil, err
+		return nil, goerrors.Wrap(err, 0)
 	}
 	// The key records the image's own stamp, so an image changed since
 	// (booted writable with --skipbuild) is rebuilt.
 	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+fileStamp(st)), 0o644); err != nil {
-		return nil, err
+		return nil, goerrors.Wrap(err, 0)
 	}
 	return &BuildResult{Path: spec.Out, Size: st.Size()}, nil
-}
-
-func writeNanos(f *os.File, spec ImageSpec) error {
-	disk, err := LayoutNanos(spec.Plan, spec.Nanos, spec.MinRoot)
-	if err != nil {
-		return err
-	}
-	return disk.WriteTo(f)
 }
 
 // fileStamp identifies a file's version without reading it.
@@ -118,7 +93,7 @@ func fileStamp(st os.FileInfo) string {
 	return fmt.Sprintf("%d %d %d %o", st.Size(), st.ModTime().UnixNano(), ino, st.Mode())
 }
 
-func stampFile(h hash.Hash, label, p string) error {
+func stampFile(h io.Writer, label, p string) error {
 	if p == "" {
 		fmt.Fprintf(h, "%s: none\n", label)
 		return nil
@@ -135,7 +110,7 @@ func stampFile(h hash.Hash, label, p string) error {
 func (spec ImageSpec) key() (string, error) {
 	h := sha256.New()
 	p := spec.Plan
-	fmt.Fprintf(h, "%s\nguest %s\nminroot %d\n", formatVersion, spec.Guest, spec.MinRoot)
+	fmt.Fprintf(h, "%s\nguest %s\nminroot %d\n", formatVersion, spec.Guest.Name(), spec.MinRoot)
 	plan, err := json.Marshal(struct {
 		Program     string
 		Args        []string
@@ -162,40 +137,37 @@ func (spec ImageSpec) key() (string, error) {
 			}
 		}
 	}
-	switch spec.Guest {
-	case GuestNanos:
-		for _, f := range []struct{ l, p string }{{"kernel", spec.Nanos.Kernel}, {"boot", spec.Nanos.Boot}} {
-			if err := stampFile(h, f.l, f.p); err != nil {
-				return "", err
-			}
-		}
-		for _, k := range p.Klibs {
-			if err := stampFile(h, "klib", filepath.Join(spec.Nanos.KlibDir, k)); err != nil {
-				return "", fmt.Errorf("klib %s: %w", k, err)
-			}
-		}
-	case GuestLinux:
-		if spec.Linux == nil {
-			return "", fmt.Errorf("no Linux guest kernel")
-		}
-		// The init is ops's own embedded program: a CRC tells its builds
-		// apart, and costs 0.3 ms where SHA-256 of its 2.5 MB costs 16.
-		r, err := spec.initReader()
-		if err != nil {
-			return "", err
-		}
-		crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
-		if _, err := io.Copy(crc, r); err != nil {
-			return "", fmt.Errorf("reading the embedded init: %w", err)
-		}
-		fmt.Fprintf(h, "linux %s init %d %08x\n", spec.Linux.Version, spec.Init.Size(), crc.Sum32())
-		for _, m := range spec.Linux.Modules {
-			if err := stampFile(h, "module", m); err != nil {
-				return "", err
-			}
-		}
+	if err := spec.Guest.Key(h, p); err != nil {
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ImageFile is a built image in the ops home.
+type ImageFile struct {
+	Name string `json:"name"`
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+// Images lists the built images in the ops home, by name.
+func (h Home) Images() ([]ImageFile, error) {
+	ents, err := os.ReadDir(h.ImagesDir())
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	var out []ImageFile
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") || !e.Type().IsRegular() {
+			continue // keys and unfinished writes
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, ImageFile{e.Name(), filepath.Join(h.ImagesDir(), e.Name()), info.Size()})
+	}
+	return out, nil
 }
 
 // ImagePath is where an image named name is kept.

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/internal/fileutil"
 )
@@ -401,71 +399,4 @@ func maskBits(mask string) string {
 		v <<= 1
 	}
 	return fmt.Sprint(n)
-}
-
-// initReader reads the embedded init program in place, from its start.
-func (spec ImageSpec) initReader() (*io.SectionReader, error) {
-	if spec.Init == nil {
-		return nil, errors.New("this ops was built without the Linux guest init; build it with 'make'")
-	}
-	return io.NewSectionReader(spec.Init, 0, spec.Init.Size()), nil
-}
-
-// writeLinux writes the initramfs: the plan's tree, then ops's init, the
-// modules in load order and the manifest under /.ops.
-func writeLinux(f *os.File, spec ImageSpec) error {
-	r, err := spec.initReader()
-	if err != nil {
-		return err
-	}
-	// One buffer of the init's size: growing one to 2.5 MB step by step
-	// made the whole build take ~1.6 times as long.
-	initProg := make([]byte, r.Size())
-	if _, err := io.ReadFull(r, initProg); err != nil {
-		return fmt.Errorf("reading the embedded init: %w", err)
-	}
-	p := spec.Plan
-	tree := opsfs.NewTree()
-	for _, e := range p.Tree.Entries() {
-		if e.Path == "/.ops" || strings.HasPrefix(e.Path, "/.ops/") {
-			return fmt.Errorf("%s: /.ops is reserved for ops in the Linux guest", e.Path)
-		}
-		if err := tree.Add(*e); err != nil {
-			return err
-		}
-	}
-	man, err := json.Marshal(InitManifest(p, spec.Linux, false))
-	if err != nil {
-		return err
-	}
-	extra := []opsfs.Entry{
-		{Path: InitPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
-		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
-	}
-	for i, mod := range spec.Linux.Modules {
-		st, err := os.Stat(mod)
-		if err != nil {
-			return err
-		}
-		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
-	}
-	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/etc"} {
-		extra = append(extra, opsfs.Entry{Path: d, Kind: opsfs.KindDir})
-	}
-	for _, e := range extra {
-		if err := tree.Add(e); err != nil {
-			return err
-		}
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	cw := opsfs.NewCPIOWriter(w)
-	for _, e := range tree.Entries() {
-		if err := cw.Add(e); err != nil {
-			return err
-		}
-	}
-	if err := cw.Close(); err != nil {
-		return err
-	}
-	return w.Flush()
 }

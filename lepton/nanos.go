@@ -3,6 +3,7 @@ package lepton
 import (
 	"encoding/json"
 	"fmt"
+	goerrors "github.com/go-errors/errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -158,7 +159,7 @@ type NanosKernel struct {
 func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
 	bootData, err := os.ReadFile(k.Boot)
 	if err != nil {
-		return nil, fmt.Errorf("boot loader: %w", err)
+		return nil, goerrors.Wrap(fmt.Errorf("boot loader: %w", err), 0)
 	}
 	bl, err := opsfs.ParseBootImg(bootData)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	opsfs "github.com/opsdev/ops/fs"
@@ -68,19 +67,9 @@ type Layer struct {
 // MapDirs and Files, each layer able to replace what came before.
 func NewPlan(in PlanInput) (*Plan, error) {
 	c := in.Config
-	if in.Program == "" {
-		return nil, fmt.Errorf("no program: name an ELF file or set Program in config.json")
-	}
-	host := in.Program
-	if !filepath.IsAbs(host) {
-		host = filepath.Join(in.Dir, host)
-	}
-	st, err := os.Stat(host)
+	host, err := programFile(in)
 	if err != nil {
-		return nil, fmt.Errorf("program %s: %w", in.Program, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("program %s is not a regular file", in.Program)
+		return nil, err
 	}
 	p := &Plan{
 		Tree:        opsfs.NewTree(),
@@ -100,70 +89,15 @@ func NewPlan(in PlanInput) (*Plan, error) {
 			return nil, err
 		}
 	}
-	for _, l := range in.Layers {
-		var err error
-		if l.Root {
-			err = p.addRoot(l.Host, l.Guest)
-		} else {
-			err = p.addDir(l.Host, l.Guest)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	for _, l := range in.Files {
-		if err := p.addAny(l.Host, l.Guest); err != nil {
-			return nil, err
-		}
-	}
-	deps := &Deps{}
-	if in.NoDeps {
-		if _, err := ReadELF(host); err != nil {
-			return nil, err
-		}
-	} else if deps, err = NewResolver(c.TargetRoot).Resolve(host, p.Program); err != nil {
+	if err := p.addLayers(in); err != nil {
 		return nil, err
 	}
-	if deps.Interp != nil {
-		if err := p.addHostFile(deps.Interp.Host, deps.Interp.Guest); err != nil {
-			return nil, err
-		}
+	deps, err := p.addDeps(in, host)
+	if err != nil {
+		return nil, err
 	}
-	for _, d := range deps.Libs {
-		if err := p.addHostFile(d.Host, d.Guest); err != nil {
-			return nil, err
-		}
-	}
-	for _, d := range c.Dirs {
-		hd := resolveHost(in.Dir, d)
-		if err := p.addDir(hd, guestPathFor(d)); err != nil {
-			return nil, fmt.Errorf("Dirs: %w", err)
-		}
-	}
-	mapKeys := make([]string, 0, len(c.MapDirs))
-	for k := range c.MapDirs {
-		mapKeys = append(mapKeys, k)
-	}
-	sort.Strings(mapKeys)
-	for _, pat := range mapKeys {
-		matches, err := filepath.Glob(resolveHost(in.Dir, pat))
-		if err != nil {
-			return nil, fmt.Errorf("MapDirs: bad pattern %q: %w", pat, err)
-		}
-		if len(matches) == 0 {
-			return nil, fmt.Errorf("MapDirs: %q matches no files", pat)
-		}
-		for _, m := range matches {
-			dest := path.Join(guestPathFor(c.MapDirs[pat]), filepath.Base(m))
-			if err := p.addAny(m, dest); err != nil {
-				return nil, fmt.Errorf("MapDirs: %w", err)
-			}
-		}
-	}
-	for _, f := range c.Files {
-		if err := p.addAny(resolveHost(in.Dir, f), guestPathFor(f)); err != nil {
-			return nil, fmt.Errorf("Files: %w", err)
-		}
+	if err := p.addConfigFiles(c, in.Dir); err != nil {
+		return nil, err
 	}
 	for _, e := range in.Extra {
 		if err := p.Tree.Add(e); err != nil {
@@ -188,6 +122,110 @@ func NewPlan(in PlanInput) (*Plan, error) {
 		argv = []string{in.Program}
 	}
 	p.Args = append(append([]string(nil), argv...), c.Args...)
+	p.setEnv(c, deps)
+	return p, p.setNetwork(c)
+}
+
+// programFile is the program's host path, checked to be a regular file.
+func programFile(in PlanInput) (string, error) {
+	if in.Program == "" {
+		return "", fmt.Errorf("no program: name an ELF file or set Program in config.json")
+	}
+	host := in.Program
+	if !filepath.IsAbs(host) {
+		host = filepath.Join(in.Dir, host)
+	}
+	st, err := os.Stat(host)
+	if err != nil {
+		return "", fmt.Errorf("program %s: %w", in.Program, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", fmt.Errorf("program %s is not a regular file", in.Program)
+	}
+	return host, nil
+}
+
+// addLayers lays a package's sysroot, folders and files, before anything
+// of the user's.
+func (p *Plan) addLayers(in PlanInput) error {
+	for _, l := range in.Layers {
+		var err error
+		if l.Root {
+			err = p.addRoot(l.Host, l.Guest)
+		} else {
+			err = p.addDir(l.Host, l.Guest)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, l := range in.Files {
+		if err := p.addAny(l.Host, l.Guest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addDeps adds the program's interpreter and libraries, found by reading
+// its ELF (a package's layers already hold them: then the ELF is only
+// checked).
+func (p *Plan) addDeps(in PlanInput, host string) (*Deps, error) {
+	if in.NoDeps {
+		_, err := ReadELF(host)
+		return &Deps{}, err
+	}
+	deps, err := NewResolver(in.Config.TargetRoot).Resolve(host, p.Program)
+	if err != nil {
+		return nil, err
+	}
+	if deps.Interp != nil {
+		if err := p.addHostFile(deps.Interp.Host, deps.Interp.Guest); err != nil {
+			return nil, err
+		}
+	}
+	for _, d := range deps.Libs {
+		if err := p.addHostFile(d.Host, d.Guest); err != nil {
+			return nil, err
+		}
+	}
+	return deps, nil
+}
+
+// addConfigFiles adds config.json's Dirs, MapDirs and Files, relative
+// paths starting from dir.
+func (p *Plan) addConfigFiles(c *Config, dir string) error {
+	for _, d := range c.Dirs {
+		if err := p.addDir(resolveHost(dir, d), guestPathFor(d)); err != nil {
+			return fmt.Errorf("Dirs: %w", err)
+		}
+	}
+	for _, pat := range sortedKeys(c.MapDirs) {
+		matches, err := filepath.Glob(resolveHost(dir, pat))
+		if err != nil {
+			return fmt.Errorf("MapDirs: bad pattern %q: %w", pat, err)
+		}
+		if len(matches) == 0 {
+			return fmt.Errorf("MapDirs: %q matches no files", pat)
+		}
+		for _, m := range matches {
+			dest := path.Join(guestPathFor(c.MapDirs[pat]), filepath.Base(m))
+			if err := p.addAny(m, dest); err != nil {
+				return fmt.Errorf("MapDirs: %w", err)
+			}
+		}
+	}
+	for _, f := range c.Files {
+		if err := p.addAny(resolveHost(dir, f), guestPathFor(f)); err != nil {
+			return fmt.Errorf("Files: %w", err)
+		}
+	}
+	return nil
+}
+
+// setEnv is the program's environment, sorted: LD_LIBRARY_PATH for
+// libraries outside the default folders, then the config's Env.
+func (p *Plan) setEnv(c *Config, deps *Deps) {
 	env := map[string]string{}
 	if len(deps.ExtraDirs) > 0 {
 		env["LD_LIBRARY_PATH"] = strings.Join(deps.ExtraDirs, ":")
@@ -195,23 +233,25 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	for k, v := range c.Env {
 		env[k] = v
 	}
-	for k, v := range env {
-		p.Env = append(p.Env, EnvVar{k, v})
+	for _, k := range sortedKeys(env) {
+		p.Env = append(p.Env, EnvVar{k, env[k]})
 	}
-	sort.Slice(p.Env, func(i, j int) bool { return p.Env[i].Name < p.Env[j].Name })
+}
+
+// setNetwork is the guest's address (static, or DHCP on a tap or when
+// asked) and name servers, written to /etc/resolv.conf when given.
+func (p *Plan) setNetwork(c *Config) error {
 	rc := c.RunConfig
 	p.Network = Network{IP: rc.IPAddress, Netmask: rc.NetMask, Gateway: rc.Gateway, NameServers: c.NameServers,
-		DHCP: rc.IPAddress == "" && (rc.DHCP || rc.Bridged || rc.TapName != "")}
-	if len(c.NameServers) > 0 {
-		var b strings.Builder
-		for _, ns := range c.NameServers {
-			fmt.Fprintf(&b, "nameserver %s\n", ns)
-		}
-		if err := p.Tree.Add(opsfs.Entry{Path: "/etc/resolv.conf", Kind: opsfs.KindFile, Data: []byte(b.String())}); err != nil {
-			return nil, err
-		}
+		DHCP: rc.IPAddress == "" && (rc.DHCP || rc.UsesTap())}
+	if len(c.NameServers) == 0 {
+		return nil
 	}
-	return p, nil
+	var b strings.Builder
+	for _, ns := range c.NameServers {
+		fmt.Fprintf(&b, "nameserver %s\n", ns)
+	}
+	return p.Tree.Add(opsfs.Entry{Path: "/etc/resolv.conf", Kind: opsfs.KindFile, Data: []byte(b.String())})
 }
 
 func resolveHost(dir, p string) string {

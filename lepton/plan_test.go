@@ -129,7 +129,7 @@ func TestNanosImageRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "images", "true")
-	spec := ImageSpec{Plan: p, Guest: GuestNanos, Nanos: k, Out: out}
+	spec := ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: out}
 	res, err := BuildImage(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +221,7 @@ func TestNanosImageReproducible(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "img")
-		if _, err := BuildImage(ImageSpec{Plan: p, Guest: GuestNanos, Nanos: k, Out: out}); err != nil {
+		if _, err := BuildImage(ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: out}); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(out)

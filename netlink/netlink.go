@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	goerrors "github.com/go-errors/errors"
 	"os"
 	"strconv"
 	"strings"
@@ -27,11 +28,11 @@ type Conn struct {
 func Dial() (*Conn, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, err
+		return nil, goerrors.Wrap(fmt.Errorf("netlink socket: %w", err), 0)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, goerrors.Wrap(fmt.Errorf("netlink bind: %w", err), 0)
 	}
 	return &Conn{fd: fd}, nil
 }
@@ -64,13 +65,13 @@ func (c *Conn) request(typ uint16, flags uint16, body []byte) error {
 	binary.LittleEndian.PutUint16(msg[6:], flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
 	binary.LittleEndian.PutUint32(msg[8:], c.seq)
 	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return err
+		return goerrors.Wrap(err, 0)
 	}
 	buf := make([]byte, 8192)
 	for {
 		n, _, err := unix.Recvfrom(c.fd, buf, 0)
 		if err != nil {
-			return err
+			return goerrors.Wrap(err, 0)
 		}
 		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
 		if err != nil {
@@ -84,7 +85,7 @@ func (c *Conn) request(typ uint16, flags uint16, body []byte) error {
 				return errors.New("short netlink error")
 			}
 			if e := int32(binary.LittleEndian.Uint32(m.Data)); e != 0 {
-				return unix.Errno(-e)
+				return goerrors.Wrap(unix.Errno(-e), 0)
 			}
 			return nil
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	goerrors "github.com/go-errors/errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -114,7 +115,7 @@ func (r Repo) open(ctx context.Context, u string) (io.ReadCloser, int64, error) 
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, goerrors.Wrap(err, 0)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goerrors "github.com/go-errors/errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -76,7 +77,7 @@ func describe(ref string, err error) error {
 			return fmt.Errorf("%s: no such image or tag in the registry", ref)
 		}
 	}
-	return fmt.Errorf("%s: %w", ref, err)
+	return goerrors.Wrap(fmt.Errorf("%s: %w", ref, err), 0)
 }
 
 // LoadImage opens an image from a registry reference, a docker-archive

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	goerrors "github.com/go-errors/errors"
 	"io"
 	"os"
 	"os/exec"
@@ -113,7 +114,7 @@ func Start(argv []string, pages Pages, stdout, stderr io.Writer) (*Process, erro
 	cmd.Stderr = io.MultiWriter(notices, errBuf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
+		return nil, goerrors.Wrap(fmt.Errorf("starting %s: %w", argv[0], err), 0)
 	}
 	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{})}
 	go func() {
@@ -134,9 +135,6 @@ func Start(argv []string, pages Pages, stdout, stderr io.Writer) (*Process, erro
 func DisableHugePages() {
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 }
-
-// Pid is QEMU's process ID.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
 // Wait waits for QEMU to exit, stopping it when ctx is cancelled: SIGTERM
 // to its process group, then SIGKILL after StopGrace.

@@ -1,0 +1,75 @@
+// Package splice joins two byte streams both ways: the TCP forwards of
+// compose's bridged mode and the per-connection proxy QEMU runs for its
+// user-mode guests.
+package splice
+
+import (
+	"io"
+	"net"
+	"time"
+)
+
+// closeWriter is a stream whose sending half can be closed on its own
+// (a TCP connection), so the peer sees the end of the data while replies
+// still flow back.
+type closeWriter interface{ CloseWrite() error }
+
+// Join copies a to b and b to a until both directions end, passing on
+// each end of data, then closes both.
+func Join(a, b io.ReadWriteCloser) {
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src io.ReadWriteCloser) {
+		io.Copy(dst, src)
+		if cw, ok := dst.(closeWriter); ok {
+			cw.CloseWrite()
+		} else {
+			dst.Close()
+		}
+		done <- struct{}{}
+	}
+	go pipe(a, b)
+	go pipe(b, a)
+	<-done
+	<-done
+	a.Close()
+	b.Close()
+}
+
+// Dial connects to a TCP address, retrying for up to wait: the service
+// behind it may still be booting.
+func Dial(addr string, wait time.Duration) (net.Conn, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Forward accepts TCP connections on listen and joins each to target.
+// stop closes the listener; joined connections end on their own.
+func Forward(listen, target string) (stop func(), err error) {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				t, err := net.DialTimeout("tcp", target, 5*time.Second)
+				if err != nil {
+					c.Close()
+					return
+				}
+				Join(c, t)
+			}()
+		}
+	}()
+	return func() { l.Close() }, nil
+}

@@ -1,0 +1,178 @@
+package lepton
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/opsdev/ops/guestinit/bin"
+	"github.com/opsdev/ops/qemu"
+)
+
+// Guest is a guest kernel: what an image for it depends on, how the image
+// is written and how QEMU boots it. Each guest lives in its own file
+// (guest_nanos.go, guest_linux.go) and callers hold a Guest without asking
+// which one it is: a third guest is a third file and a case in ChooseGuest.
+type Guest interface {
+	// Name is the guest as users write it (--guest, Guest in config.json).
+	Name() string
+	// ImageFile is the file name of the image named name.
+	ImageFile(name string) string
+	// Key writes to h what the image depends on beyond the plan (kernel
+	// files, the init program), so a change to any of them rebuilds it.
+	Key(h io.Writer, p *Plan) error
+	// Write writes the image of p; minRoot is BaseVolumeSz.
+	Write(f *os.File, p *Plan, minRoot int64) error
+	// VM is the QEMU machine that boots a built image.
+	VM(b Boot) (qemu.VM, error)
+}
+
+// Boot is a built image and how it is to run.
+type Boot struct {
+	Image    *BuildResult
+	Run      RunConfig
+	Accel    qemu.Accel
+	Writable bool // boot the image itself (ops run -s), not a snapshot of it
+}
+
+// Guest names, as --guest and config.json take them.
+const (
+	guestNanos = "nanos"
+	guestLinux = "linux"
+)
+
+// CheckGuestName accepts "" (choose for me) and the guests ops has.
+func CheckGuestName(name string) error {
+	switch name {
+	case "", guestNanos, guestLinux:
+		return nil
+	}
+	return fmt.Errorf("%q is not a guest; use %s or %s", name, guestNanos, guestLinux)
+}
+
+// ChooseGuest picks the guest for c: the one c.Guest names, else Nanos
+// when a release is installed (or Kernel and Boot are configured), else
+// the Linux guest. note is the one line ops prints when it falls back.
+func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
+	if err := CheckGuestName(c.Guest); err != nil {
+		return nil, "", fmt.Errorf("Guest: %w", err)
+	}
+	switch c.Guest {
+	case guestNanos:
+		g, err := nanosFor(home, c)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w; install one with 'ops update' (or 'ops update --from FILE' offline), or use --guest linux", err)
+		}
+		return g, "", nil
+	case guestLinux:
+		g, err := linuxFor(home, c)
+		return g, "", err
+	}
+	g, nerr := nanosFor(home, c)
+	if nerr == nil {
+		return g, "", nil
+	}
+	if !errors.Is(nerr, ErrNoRelease) {
+		return nil, "", nerr
+	}
+	lg, err := linuxFor(home, c)
+	if errors.Is(err, ErrNoLinuxKernel) {
+		return nil, "", errors.New("no guest kernel: no Nanos release is installed (run 'ops update', or 'ops update --from FILE' offline) and no Linux kernel was found for the Linux guest (run 'make deps' or apt-get install linux-image-cloud-amd64)")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return lg, fmt.Sprintf("guest: linux %s (no Nanos release installed; run 'ops update')", lg.Kernel.Version), nil
+}
+
+// nanosFor is the Nanos guest with the installed release's files, each
+// replaced by Kernel, Boot or KlibDir from config.json when set.
+func nanosFor(home Home, c *Config) (*NanosGuest, error) {
+	k := NanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
+	if c.Kernel == "" || c.Boot == "" {
+		rel, err := home.Release(c.NanosVersion)
+		if err != nil {
+			return nil, err
+		}
+		k = NanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir}
+		for _, o := range []struct {
+			dst *string
+			v   string
+		}{{&k.Kernel, c.Kernel}, {&k.Boot, c.Boot}, {&k.KlibDir, c.KlibDir}} {
+			if o.v != "" {
+				*o.dst = o.v
+			}
+		}
+	}
+	return &NanosGuest{Kernel: k}, nil
+}
+
+// linuxFor is the Linux guest with the host's kernel (unpacked once into
+// the ops home) and ops's embedded init.
+func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
+	k, err := FindLinuxKernel(c.LinuxKernel, "/boot", "/lib/modules")
+	if err != nil {
+		return nil, err
+	}
+	if err := home.PrepareBootKernel(k); err != nil {
+		return nil, err
+	}
+	init, err := bin.Init()
+	if err != nil {
+		return nil, err
+	}
+	return &LinuxGuest{Kernel: k, Init: init}, nil
+}
+
+// UsesTap reports whether the VM's network card is a tap device.
+func (rc RunConfig) UsesTap() bool { return rc.Bridged || rc.TapName != "" }
+
+// Net is the VM's network: a tap device when asked for, else QEMU's
+// user-mode network with the port forwards.
+func (rc RunConfig) Net() (qemu.Net, error) {
+	if rc.UsesTap() {
+		if rc.TapName == "" {
+			return qemu.Net{}, errors.New("bridged networking needs a tap device: pass --tapname")
+		}
+		return qemu.Net{Mode: "tap", Tap: rc.TapName}, nil
+	}
+	tcp, err := qemu.ParsePorts(rc.Ports, "tcp")
+	if err != nil {
+		return qemu.Net{}, err
+	}
+	udp, err := qemu.ParsePorts(rc.UDPPorts, "udp")
+	if err != nil {
+		return qemu.Net{}, err
+	}
+	return qemu.Net{Mode: "user", Forwards: append(tcp, udp...)}, nil
+}
+
+// MemoryMB is RunConfig.Memory in MiB, 0 when unset. A bare number means
+// MiB, as QEMU reads -m.
+func (rc RunConfig) MemoryMB() (int, error) {
+	n, err := ParseSize(rc.Memory)
+	if err != nil {
+		return 0, fmt.Errorf("memory: %w", err)
+	}
+	if n < 1<<20 {
+		n <<= 20
+	}
+	return int(n >> 20), nil
+}
+
+// baseVM is what every guest's VM shares: machine, accelerator, CPUs,
+// memory, the network and the exit device.
+func baseVM(b Boot) (qemu.VM, error) {
+	rc := b.Run
+	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort}
+	if vm.Machine == "" {
+		vm.Machine = qemu.MicroVM
+	}
+	var err error
+	if vm.MemoryMB, err = rc.MemoryMB(); err != nil {
+		return vm, err
+	}
+	vm.Net, err = rc.Net()
+	return vm, err
+}

@@ -1,0 +1,146 @@
+package lepton
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/opsdev/ops/qemu"
+)
+
+// TestGuestVMAccel checks the parts of each guest's VM that depend on the
+// accelerator: a retry under TCG after KVM failed must get them too.
+func TestGuestVMAccel(t *testing.T) {
+	linux := &LinuxGuest{Kernel: &LinuxKernel{Image: "vmlinux"}}
+	nanos := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}}
+	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
+	tsc := qemu.TSCkHz(string(cpuinfo)) > 0
+	for _, tc := range []struct {
+		name     string
+		g        Guest
+		size     int64
+		accel    qemu.Accel
+		pages    qemu.Pages
+		tscHint  bool
+		memoryMB int
+	}{
+		{"linux tcg", linux, 10 << 20, qemu.TCG, qemu.PagesSmall, tsc, 256},
+		{"linux kvm", linux, 10 << 20, qemu.KVM, qemu.PagesDefault, false, 256},
+		{"linux big initramfs", linux, 100 << 20, qemu.TCG, qemu.PagesSmall, tsc, 448},
+		{"nanos tcg", nanos, 0, qemu.TCG, qemu.PagesMemfdRAM, false, 0},
+		{"nanos kvm", nanos, 0, qemu.KVM, qemu.PagesDefault, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm, err := tc.g.VM(Boot{Image: &BuildResult{Path: "app.img", Size: tc.size}, Accel: tc.accel})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vm.Accel != tc.accel || vm.Pages != tc.pages || vm.MemoryMB != tc.memoryMB {
+				t.Errorf("accel %s, pages %d, memory %d MB; want %s, %d, %d MB", vm.Accel, vm.Pages, vm.MemoryMB, tc.accel, tc.pages, tc.memoryMB)
+			}
+			if got := strings.Contains(vm.Append, "tsc_early_khz="); got != tc.tscHint {
+				t.Errorf("tsc_early_khz in %q: %v, want %v", vm.Append, got, tc.tscHint)
+			}
+		})
+	}
+}
+
+// TestGuestVM checks what each guest puts in its VM for a run config.
+func TestGuestVM(t *testing.T) {
+	linux := &LinuxGuest{Kernel: &LinuxKernel{Image: "vmlinux"}}
+	nanos := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}}
+	img := &BuildResult{Path: "app.img", Size: 1 << 20}
+	for _, tc := range []struct {
+		name     string
+		g        Guest
+		rc       RunConfig
+		writable bool
+		check    func(t *testing.T, vm qemu.VM)
+		wantErr  string
+	}{
+		{"nanos snapshot by default", nanos, RunConfig{}, false, func(t *testing.T, vm qemu.VM) {
+			if len(vm.Drives) != 1 || !vm.Drives[0].Snapshot || vm.Kernel != "kernel.img" || !vm.RNG {
+				t.Errorf("drives %+v kernel %q rng %v", vm.Drives, vm.Kernel, vm.RNG)
+			}
+		}, ""},
+		{"nanos writable with -s", nanos, RunConfig{}, true, func(t *testing.T, vm qemu.VM) {
+			if vm.Drives[0].Snapshot {
+				t.Error("snapshot on a writable boot")
+			}
+		}, ""},
+		{"nanos q35 boots the disk", nanos, RunConfig{Machine: qemu.Q35}, false, func(t *testing.T, vm qemu.VM) {
+			if vm.Kernel != "" {
+				t.Errorf("kernel %q on q35", vm.Kernel)
+			}
+		}, ""},
+		{"linux initrd", linux, RunConfig{Memory: "1G", Debug: true}, false, func(t *testing.T, vm qemu.VM) {
+			if vm.Initrd != "app.img" || vm.Kernel != "vmlinux" || vm.MemoryMB != 1024 || !strings.Contains(vm.Append, "ops.debug=1") {
+				t.Errorf("initrd %q kernel %q memory %d append %q", vm.Initrd, vm.Kernel, vm.MemoryMB, vm.Append)
+			}
+		}, ""},
+		{"bare memory number is MiB", nanos, RunConfig{Memory: "512"}, false, func(t *testing.T, vm qemu.VM) {
+			if vm.MemoryMB != 512 {
+				t.Errorf("memory %d", vm.MemoryMB)
+			}
+		}, ""},
+		{"ports", nanos, RunConfig{Ports: []string{"8080", "9000:80"}, UDPPorts: []string{"53"}}, false, func(t *testing.T, vm qemu.VM) {
+			if vm.Net.Mode != "user" || len(vm.Net.Forwards) != 3 {
+				t.Errorf("net %+v", vm.Net)
+			}
+		}, ""},
+		{"tap", linux, RunConfig{TapName: "tap9"}, false, func(t *testing.T, vm qemu.VM) {
+			if vm.Net.Mode != "tap" || vm.Net.Tap != "tap9" {
+				t.Errorf("net %+v", vm.Net)
+			}
+		}, ""},
+		{"bridged without a tap", nanos, RunConfig{Bridged: true}, false, nil, "--tapname"},
+		{"linux on q35", linux, RunConfig{Machine: qemu.Q35}, false, nil, "microvm only"},
+		{"bad memory", nanos, RunConfig{Memory: "lots"}, false, nil, "memory"},
+		{"bad port", nanos, RunConfig{Ports: []string{"x"}}, false, nil, "x"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			vm, err := tc.g.VM(Boot{Image: img, Run: tc.rc, Accel: qemu.TCG, Writable: tc.writable})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, vm)
+		})
+	}
+}
+
+func TestGuestImageFile(t *testing.T) {
+	if got := (&NanosGuest{}).ImageFile("app"); got != "app" {
+		t.Errorf("nanos: %q", got)
+	}
+	if got := (&LinuxGuest{}).ImageFile("app"); got != "app.initramfs" {
+		t.Errorf("linux: %q", got)
+	}
+}
+
+func TestChooseGuestExplicit(t *testing.T) {
+	home := Home{Dir: t.TempDir()}
+	for _, tc := range []struct {
+		name, guest, wantErr string
+	}{
+		{"nanos without a release", "nanos", "ops update"},
+		{"unknown guest", "bsd", `"bsd" is not a guest`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := ChooseGuest(home, &Config{Guest: tc.guest})
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	// Kernel and Boot in config.json make a Nanos guest without a release.
+	g, note, err := ChooseGuest(home, &Config{Kernel: "k.img", Boot: "b.img"})
+	if err != nil || note != "" || g.Name() != "nanos" {
+		t.Fatalf("guest %v note %q err %v", g, note, err)
+	}
+}

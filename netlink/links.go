@@ -1,0 +1,111 @@
+package netlink
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// Links creates tap devices and bridges and remembers which ones it made,
+// so Remove deletes exactly those and never a device someone else made.
+type Links struct {
+	nl   *Conn
+	made []string
+}
+
+// OpenLinks opens a netlink connection for making links.
+func OpenLinks() (*Links, error) {
+	nl, err := Dial()
+	if err != nil {
+		return nil, err
+	}
+	return &Links{nl: nl}, nil
+}
+
+// Remove deletes what this Links made, newest first, and closes it.
+func (l *Links) Remove() {
+	for i := len(l.made) - 1; i >= 0; i-- {
+		if idx, err := IfIndex(l.made[i]); err == nil {
+			l.nl.DeleteLink(idx)
+		}
+	}
+	l.nl.Close()
+}
+
+// Tap returns the index of a tap device, creating it when missing.
+func (l *Links) Tap(name string) (int, error) {
+	if i, err := IfIndex(name); err == nil {
+		return i, nil
+	}
+	if err := AddTap(name); err != nil {
+		return 0, privilegeHint(err)
+	}
+	l.made = append(l.made, name)
+	return IfIndex(name)
+}
+
+// Bridge returns the index of a bridge, creating it when missing, and
+// sets it up.
+func (l *Links) Bridge(name string) (int, error) {
+	if _, err := IfIndex(name); err != nil {
+		if err := l.nl.AddBridge(name); err != nil {
+			return 0, privilegeHint(fmt.Errorf("creating bridge %s: %w", name, err))
+		}
+		l.made = append(l.made, name)
+	}
+	i, err := IfIndex(name)
+	if err != nil {
+		return 0, err
+	}
+	return i, l.nl.LinkUp(i)
+}
+
+// Attach puts a tap on a bridge and sets the tap up.
+func (l *Links) Attach(tap, bridge int) error {
+	if err := l.nl.SetMaster(tap, bridge); err != nil {
+		return privilegeHint(fmt.Errorf("adding a tap to its bridge: %w", err))
+	}
+	return l.nl.LinkUp(tap)
+}
+
+// Up sets a link up.
+func (l *Links) Up(index int) error { return privilegeHint(l.nl.LinkUp(index)) }
+
+// AddAddr gives a link an IPv4 address with its prefix length.
+func (l *Links) AddAddr(index int, p netip.Prefix) error {
+	if !p.Addr().Is4() {
+		return fmt.Errorf("%s is not an IPv4 prefix", p)
+	}
+	return l.nl.AddAddr(index, p.Addr().As4(), p.Bits())
+}
+
+// SetupTap makes a tap device (attached to bridge, made too when missing,
+// when bridge is not empty) unless they exist. remove deletes only what it
+// made; call it on every path, errors included.
+func SetupTap(tap, bridge string) (remove func(), err error) {
+	l, err := OpenLinks()
+	if err != nil {
+		return func() {}, err
+	}
+	ti, err := l.Tap(tap)
+	if err != nil {
+		return l.Remove, err
+	}
+	if bridge == "" {
+		return l.Remove, l.Up(ti)
+	}
+	bi, err := l.Bridge(bridge)
+	if err != nil {
+		return l.Remove, err
+	}
+	return l.Remove, l.Attach(ti, bi)
+}
+
+func privilegeHint(err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%w: bridged networking needs root (or CAP_NET_ADMIN); without it, leave out --bridged", err)
+	}
+	return err
+}
