@@ -116,3 +116,35 @@ func TestE2EConfigErrors(t *testing.T) {
 		t.Fatalf("config args: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestE2EErrorStack: an unexpected error (here a boot loader that cannot
+// be read) is one line; with -v or OPS_DEBUG=1 its stack follows, naming
+// where it started.
+func TestE2EErrorStack(t *testing.T) {
+	e := getEnv(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	// The kernel is any readable file; the boot loader is a folder.
+	os.WriteFile(cfg, []byte(`{"Kernel": "`+filepath.Join(dir, "config.json")+`", "Boot": "`+dir+`"}`), 0o644)
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		args  []string
+		stack bool
+	}{
+		{"plain", nil, nil, false},
+		{"-v", nil, []string{"-v"}, true},
+		{"OPS_DEBUG", []string{"OPS_DEBUG=1"}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.runWith(t, e.home, tc.extra, append([]string{"build", "-c", cfg, "-o", filepath.Join(dir, "img"), "./hello_static"}, tc.args...)...)
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if r.code != 1 || !strings.HasPrefix(lines[0], "ops: boot loader: read "+dir+": is a directory") {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			if got := len(lines) > 1 && strings.Contains(r.stderr, "lepton/nanos.go:"); got != tc.stack {
+				t.Fatalf("stack shown: %v, want %v; stderr %q", got, tc.stack, r.stderr)
+			}
+		})
+	}
+}

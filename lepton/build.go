@@ -21,15 +21,24 @@ type Target struct {
 	DefaultName string
 }
 
-func (t Target) path(home Home, c *Config, g Guest) (string, error) {
-	if t.Output != "" {
-		return t.Output, nil
+// resolve chooses the guest and finds where its image goes: a Built
+// without its BuildResult yet.
+func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) {
+	g, note, err := ChooseGuest(home, c)
+	if err != nil {
+		return nil, "", err
 	}
-	name := c.RunConfig.ImageName
-	if name == "" {
-		name = t.DefaultName
+	out = t.Output
+	if out == "" {
+		name := c.RunConfig.ImageName
+		if name == "" {
+			name = t.DefaultName
+		}
+		if out, err = home.ImagePath(g.ImageFile(name)); err != nil {
+			return nil, "", err
+		}
 	}
-	return home.ImagePath(g.ImageFile(name))
+	return &Built{Guest: g, Note: note}, out, nil
 }
 
 // Build is the whole way from a plan input to an image: the plan, the
@@ -45,29 +54,21 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("BaseVolumeSz: %w", err)
 	}
-	g, note, err := ChooseGuest(home, c)
+	b, out, err := t.resolve(home, c)
 	if err != nil {
 		return nil, err
 	}
-	out, err := t.path(home, c, g)
-	if err != nil {
+	if b.BuildResult, err = BuildImage(ImageSpec{Plan: plan, Guest: b.Guest, Out: out, MinRoot: minRoot}); err != nil {
 		return nil, err
 	}
-	res, err := BuildImage(ImageSpec{Plan: plan, Guest: g, Out: out, MinRoot: minRoot})
-	if err != nil {
-		return nil, err
-	}
-	return &Built{BuildResult: res, Guest: g, Note: note, Took: time.Since(start)}, nil
+	b.Took = time.Since(start)
+	return b, nil
 }
 
 // Existing is the image Build would write, as it is now, without
 // building it (ops run --skipbuild).
 func Existing(home Home, c *Config, t Target) (*Built, error) {
-	g, note, err := ChooseGuest(home, c)
-	if err != nil {
-		return nil, err
-	}
-	out, err := t.path(home, c, g)
+	b, out, err := t.resolve(home, c)
 	if err != nil {
 		return nil, err
 	}
@@ -75,5 +76,6 @@ func Existing(home Home, c *Config, t Target) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--skipbuild: no image at %s; build it first", out)
 	}
-	return &Built{BuildResult: &BuildResult{Path: out, Reused: true, Size: st.Size()}, Guest: g, Note: note}, nil
+	b.BuildResult = &BuildResult{Path: out, Reused: true, Size: st.Size()}
+	return b, nil
 }

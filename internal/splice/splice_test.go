@@ -1,0 +1,79 @@
+package splice
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// echo serves one line back per connection, upper-cased, after reading
+// to the end of the client's data: it needs the half-close to answer.
+func echo(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b, _ := io.ReadAll(c)
+				c.Write([]byte(strings.ToUpper(string(b))))
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func TestForward(t *testing.T) {
+	target := echo(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := l.Addr().String()
+	l.Close()
+	stop, err := Forward(listen, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	for _, msg := range []string{"hello", "", strings.Repeat("x", 1<<20)} {
+		c, err := Dial(listen, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		go func() {
+			c.Write([]byte(msg))
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		got, err := io.ReadAll(bufio.NewReader(c))
+		c.Close()
+		if err != nil || string(got) != strings.ToUpper(msg) {
+			t.Fatalf("%d bytes sent: got %d bytes, err %v", len(msg), len(got), err)
+		}
+	}
+	stop()
+	if _, err := net.DialTimeout("tcp", listen, time.Second); err == nil {
+		t.Error("the forward still accepts after stop")
+	}
+}
+
+func TestDialGivesUp(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	if _, err := Dial(addr, 300*time.Millisecond); err == nil {
+		t.Fatal("dialled a closed port")
+	}
+}
