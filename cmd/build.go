@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/opsdev/ops/lepton"
@@ -33,6 +34,26 @@ func elfInput(c *lepton.Config, args []string) (lepton.PlanInput, string, error)
 	return lepton.PlanInput{Config: c, Program: prog, Dir: wd, Argv: []string{argv0}}, filepath.Base(prog), nil
 }
 
+// reportPlan says what ops added to the image on its own (with -v), and
+// which libraries that ELF files in the image need were found nowhere
+// (always for a build, with -v for a run).
+func reportPlan(app *App, p *lepton.Plan, verbose, build bool) {
+	if p == nil {
+		return
+	}
+	if verbose && len(p.Defaults) > 0 {
+		fmt.Fprintf(app.Stderr, "added by default: %s (NoDefaults in config.json turns them off)\n", strings.Join(p.Defaults, " "))
+	}
+	if verbose && len(p.Libs) > 0 {
+		fmt.Fprintf(app.Stderr, "libraries for other ELF files in the image: %s\n", strings.Join(p.Libs, " "))
+	}
+	if verbose || build {
+		for _, u := range p.Unresolved {
+			fmt.Fprintf(app.Stderr, "ops: warning: library %s is in neither the image nor the host; add it with Files or Dirs if it is loaded\n", u)
+		}
+	}
+}
+
 func newBuildCmd(app *App) *cobra.Command {
 	f := &buildFlags{}
 	var asJSON bool
@@ -53,6 +74,7 @@ func newBuildCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			in.OpsVersion = Version
 			b, err := lepton.Build(home, in, lepton.Target{Output: f.output, DefaultName: name})
 			if err != nil {
 				return err
@@ -60,6 +82,7 @@ func newBuildCmd(app *App) *cobra.Command {
 			if b.Note != "" {
 				fmt.Fprintln(app.Stderr, b.Note)
 			}
+			reportPlan(app, b.Plan, c.RunConfig.Verbose, true)
 			if asJSON {
 				return json.NewEncoder(app.Stdout).Encode(map[string]any{
 					"image": b.Path, "guest": b.Guest.Name(), "size": b.Size,

@@ -118,7 +118,7 @@ func composeUp(app *App, f *composeFlags) error {
 		mode = compose.Bridged
 	}
 	code, err := compose.Up(ctx, file, compose.UpOptions{
-		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self,
+		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		Stdout: app.Stdout, Stderr: app.Stderr,
 		ResolvePackage: func(name string, local bool, c *lepton.Config) (string, error) {
 			e, err := app.Packages(c)

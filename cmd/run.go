@@ -60,6 +60,7 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if f.skipBuild {
 		b, err = lepton.Existing(home, c, target)
 	} else {
+		in.OpsVersion = Version
 		b, err = lepton.Build(home, in, target)
 	}
 	if err != nil {
@@ -68,6 +69,7 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if b.Note != "" {
 		fmt.Fprintln(app.Stderr, b.Note)
 	}
+	reportPlan(app, b.Plan, c.RunConfig.Verbose, false)
 	out, err := lepton.Run(ctx, b, lepton.RunOptions{
 		Run: c.RunConfig, Writable: f.skipBuild, QEMU: f.qemu,
 		Stdout: app.Stdout, Stderr: app.Stderr,

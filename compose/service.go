@@ -39,6 +39,11 @@ func (f *File) ServiceConfig(name, defaultGuest string) (*lepton.Config, error) 
 	case defaultGuest != "":
 		c.Guest = defaultGuest
 	}
+	// The service's name is its host name: the others reach it by that
+	// name, and it resolves in its own /etc/hosts.
+	if c.Hostname == "" {
+		c.Hostname = name
+	}
 	return c, nil
 }
 
@@ -68,6 +73,7 @@ func (u *up) prepare(name string, index int) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	in.OpsVersion = u.opts.OpsVersion
 	in.Extra = []opsfs.Entry{
 		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.Hosts(name, selfAddr)},
 		{Path: "/etc/nsswitch.conf", Kind: opsfs.KindFile, Data: []byte("hosts: files dns\n")},

@@ -25,6 +25,8 @@ type UpOptions struct {
 	Guest   string // guest of every service that names none
 	Verbose bool   // Say each QEMU command line
 	Self    string // ops's own executable, which QEMU runs as the per-connection proxy
+	// OpsVersion is OPS_VERSION in every service's environment.
+	OpsVersion string
 	// The services' consoles, each line prefixed with [service].
 	Stdout, Stderr io.Writer
 	// ResolvePackage finds (or downloads) a package's folder.

@@ -12,6 +12,7 @@ type Built struct {
 	Guest Guest
 	Note  string // the one line ops prints when it chose the guest by falling back
 	Took  time.Duration
+	Plan  *Plan // what went into the image (nil for an existing image)
 }
 
 // Target says where an image goes: Output when set, else the ops home's
@@ -19,6 +20,14 @@ type Built struct {
 type Target struct {
 	Output      string
 	DefaultName string
+}
+
+// name is the image's name: RunConfig.ImageName, else DefaultName.
+func (t Target) name(c *Config) string {
+	if c.RunConfig.ImageName != "" {
+		return c.RunConfig.ImageName
+	}
+	return t.DefaultName
 }
 
 // resolve chooses the guest and finds where its image goes: a Built
@@ -30,26 +39,19 @@ func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) 
 	}
 	out = t.Output
 	if out == "" {
-		name := c.RunConfig.ImageName
-		if name == "" {
-			name = t.DefaultName
-		}
-		if out, err = home.ImagePath(g.ImageFile(name)); err != nil {
+		if out, err = home.ImagePath(g.ImageFile(t.name(c))); err != nil {
 			return nil, "", err
 		}
 	}
 	return &Built{Guest: g, Note: note}, out, nil
 }
 
-// Build is the whole way from a plan input to an image: the plan, the
-// guest, then the image (or the existing one when nothing changed).
+// Build is the whole way from a plan input to an image: the guest, the
+// plan (with the guest's variables and the image's name as the default
+// host name), then the image, or the existing one when nothing changed.
 func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	start := time.Now()
 	c := in.Config
-	plan, err := NewPlan(in)
-	if err != nil {
-		return nil, err
-	}
 	minRoot, err := ParseSize(c.BaseVolumeSz)
 	if err != nil {
 		return nil, fmt.Errorf("BaseVolumeSz: %w", err)
@@ -58,7 +60,11 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.BuildResult, err = BuildImage(ImageSpec{Plan: plan, Guest: b.Guest, Out: out, MinRoot: minRoot}); err != nil {
+	in.ImageName, in.GuestEnv = t.name(c), b.Guest.Env()
+	if b.Plan, err = NewPlan(in); err != nil {
+		return nil, err
+	}
+	if b.BuildResult, err = BuildImage(ImageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot}); err != nil {
 		return nil, err
 	}
 	b.Took = time.Since(start)

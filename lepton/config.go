@@ -35,6 +35,9 @@ type Config struct {
 	Uefi                bool
 	BaseVolumeSz        string
 	CwdPath             string `json:"Cwd"`
+	Argv0               string // argv[0] of the program (default: the program as typed)
+	Hostname            string // the guest's host name (default: from the image name)
+	NoDefaults          bool   // add none of the files and variables ops adds by default
 	Guest               string // "nanos" or "linux"
 	LinuxKernel         string // a vmlinuz or vmlinux for the Linux guest
 	Version             string // package manifests carry it

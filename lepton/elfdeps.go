@@ -320,8 +320,30 @@ func isDefaultDir(d string) bool {
 // DT_RUNPATH, then ld.so.conf, then the default dirs. Candidates of another
 // class or machine are skipped, as the loader does.
 func (r *Resolver) find(name string, o, exe *object) (*Dep, *ELFInfo, []string, error) {
-	type cand struct{ host, guest string }
-	var cands []cand
+	cands := r.candidates(name, o, exe)
+	var tried []string
+	for _, c := range cands {
+		tried = append(tried, path.Dir(c.guest))
+		dep, info, err := hostLib(c)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if dep != nil {
+			return dep, info, nil, nil
+		}
+	}
+	return nil, nil, tried, nil
+}
+
+// cand is a place the loader looks for a library: the guest path and the
+// host file that would be there.
+type cand struct{ host, guest string }
+
+// candidates lists, in the loader's order, where it looks for name when o
+// needs it in a process whose executable is exe: a name with a slash as
+// it is; else RPATH (o's, then exe's, when o has no RUNPATH), RUNPATH,
+// ld.so.conf and the default folders.
+func (r *Resolver) candidates(name string, o, exe *object) []cand {
 	originDir := func(ob *object, d string) cand {
 		if strings.HasPrefix(d, "$ORIGIN") || strings.HasPrefix(d, "${ORIGIN}") {
 			rest := strings.TrimPrefix(strings.TrimPrefix(d, "$ORIGIN"), "${ORIGIN}")
@@ -330,48 +352,49 @@ func (r *Resolver) find(name string, o, exe *object) (*Dep, *ELFInfo, []string, 
 		return cand{r.host(d), path.Clean(d)}
 	}
 	if strings.Contains(name, "/") {
-		c := cand{r.host(name), path.Clean("/" + name)}
 		if !path.IsAbs(name) {
-			c = cand{filepath.Join(filepath.Dir(o.host), name), path.Join(path.Dir(o.guest), name)}
+			return []cand{{filepath.Join(filepath.Dir(o.host), name), path.Join(path.Dir(o.guest), name)}}
 		}
-		cands = append(cands, c)
-	} else {
-		var dirs []cand
-		if len(o.info.RunPath) == 0 {
-			for _, d := range o.info.RPath {
-				dirs = append(dirs, originDir(o, d))
-			}
-			if o != exe {
-				for _, d := range exe.info.RPath {
-					dirs = append(dirs, originDir(exe, d))
-				}
-			}
-		}
-		for _, d := range o.info.RunPath {
+		return []cand{{r.host(name), path.Clean("/" + name)}}
+	}
+	var dirs []cand
+	if len(o.info.RunPath) == 0 {
+		for _, d := range o.info.RPath {
 			dirs = append(dirs, originDir(o, d))
 		}
-		for _, d := range r.dirs {
-			dirs = append(dirs, cand{r.host(d), d})
-		}
-		for _, d := range dirs {
-			cands = append(cands, cand{filepath.Join(d.host, name), path.Join(d.guest, name)})
-		}
-	}
-	var tried []string
-	for _, c := range cands {
-		tried = append(tried, path.Dir(c.guest))
-		st, err := os.Stat(c.host)
-		if err != nil || !st.Mode().IsRegular() {
-			continue
-		}
-		info, err := ReadELF(c.host)
-		if err != nil {
-			if errors.Is(err, ErrNotELF) || strings.Contains(err.Error(), "x86-64") {
-				continue // wrong class or machine: the loader skips it too
+		if exe != nil && o != exe {
+			for _, d := range exe.info.RPath {
+				dirs = append(dirs, originDir(exe, d))
 			}
-			return nil, nil, nil, err
 		}
-		return &Dep{Guest: c.guest, Host: c.host}, info, nil, nil
 	}
-	return nil, nil, tried, nil
+	for _, d := range o.info.RunPath {
+		dirs = append(dirs, originDir(o, d))
+	}
+	for _, d := range r.dirs {
+		dirs = append(dirs, cand{r.host(d), d})
+	}
+	cands := make([]cand, 0, len(dirs))
+	for _, d := range dirs {
+		cands = append(cands, cand{filepath.Join(d.host, name), path.Join(d.guest, name)})
+	}
+	return cands
+}
+
+// hostLib checks a candidate on the host: nil when no usable library is
+// there (missing, not a regular file, or an ELF of another class or
+// machine, which the loader skips too).
+func hostLib(c cand) (*Dep, *ELFInfo, error) {
+	st, err := os.Stat(c.host)
+	if err != nil || !st.Mode().IsRegular() {
+		return nil, nil, nil
+	}
+	info, err := ReadELF(c.host)
+	if err != nil {
+		if errors.Is(err, ErrNotELF) || strings.Contains(err.Error(), "x86-64") {
+			return nil, nil, nil
+		}
+		return nil, nil, err
+	}
+	return &Dep{Guest: c.guest, Host: c.host}, info, nil
 }

@@ -26,6 +26,8 @@ type Guest interface {
 	Write(f *os.File, p *Plan, minRoot int64) error
 	// VM is the QEMU machine that boots a built image.
 	VM(b Boot) (qemu.VM, error)
+	// Env is the guest's own variables in every program's environment.
+	Env() map[string]string
 }
 
 // Boot is a built image and how it is to run.
@@ -95,7 +97,7 @@ func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 		if err != nil {
 			return nil, err
 		}
-		k = NanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir}
+		k = NanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
 		for _, o := range []struct {
 			dst *string
 			v   string

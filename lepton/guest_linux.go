@@ -30,6 +30,9 @@ func (g *LinuxGuest) Name() string { return guestLinux }
 // apart from a Nanos image of the same name.
 func (g *LinuxGuest) ImageFile(name string) string { return name + ".initramfs" }
 
+// Env implements Guest: the Linux guest adds nothing of its own.
+func (g *LinuxGuest) Env() map[string]string { return nil }
+
 // Key implements Guest: the kernel version, the init and the modules.
 func (g *LinuxGuest) Key(h io.Writer, p *Plan) error {
 	if g.Kernel == nil {

@@ -38,6 +38,14 @@ func (g *NanosGuest) Key(h io.Writer, p *Plan) error {
 	return nil
 }
 
+// Env implements Guest: NANOS_VERSION, as nanovms/ops sets it.
+func (g *NanosGuest) Env() map[string]string {
+	if g.Kernel.Version == "" {
+		return nil
+	}
+	return map[string]string{"NANOS_VERSION": g.Kernel.Version}
+}
+
 // Write implements Guest.
 func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 	disk, err := LayoutNanos(p, g.Kernel, minRoot)

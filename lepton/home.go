@@ -4,7 +4,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	goerrors "github.com/go-errors/errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/packages"
 )

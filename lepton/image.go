@@ -5,13 +5,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	goerrors "github.com/go-errors/errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 
+	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/fileutil"
 )

@@ -3,13 +3,14 @@ package lepton
 import (
 	"encoding/json"
 	"fmt"
-	goerrors "github.com/go-errors/errors"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 
+	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
 )
 
@@ -152,6 +153,7 @@ type NanosKernel struct {
 	Kernel  string
 	Boot    string
 	KlibDir string
+	Version string // the release's, "" for files named in config.json
 }
 
 // LayoutNanos plans the whole disk: boot filesystem with /kernel (and
@@ -177,10 +179,14 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 		return nil, err
 	}
 	for _, name := range p.Klibs {
-		if strings.ContainsAny(name, "/\\") || name == "" || name == "." || name == ".." {
-			return nil, fmt.Errorf("Klibs: %q is not a klib name", name)
+		// A klib may sit in a folder (test/klib): it lands at the same
+		// path under /klib, where Nanos looks for it.
+		clean := path.Clean(name)
+		if name == "" || clean == "." || path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(name, "\\") {
+			return nil, fmt.Errorf("Klibs: %q is not a klib name (a name or a relative path inside the klib folder)", name)
 		}
-		src := filepath.Join(k.KlibDir, name)
+		name = clean
+		src := filepath.Join(k.KlibDir, filepath.FromSlash(name))
 		st, err := os.Stat(src)
 		if err != nil {
 			return nil, fmt.Errorf("Klibs: klib %q not found in %s", name, k.KlibDir)
@@ -204,7 +210,29 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if err != nil {
 		return nil, fmt.Errorf("root filesystem: %w", err)
 	}
+	if want := rootSize(rootFS.UsedBytes(), minRoot); want > int64(rootFS.SizeSecs)*opsfs.SectorSize {
+		rootFS.SizeSecs = uint64(want / opsfs.SectorSize)
+	}
 	return &opsfs.NanosDisk{Boot: bl, BootFS: bootFS, RootFS: rootFS}, nil
+}
+
+// Room the root filesystem keeps free. Before it writes any file data, the
+// Nanos kernel claims two contiguous runs of log space (512 KiB each) from
+// free space and fails the write with ENOSPC when it cannot; then programs
+// need room of their own: pid files, logs, databases.
+const (
+	logReserve = 2 * opsfs.ExtensionSecs * opsfs.SectorSize
+	minFree    = 64 << 20
+)
+
+// rootSize is the root filesystem's size for used bytes of data and
+// metadata: the log reserve plus the larger of 64 MiB and half the data
+// free, rounded up to 512 KiB, at least minRoot (BaseVolumeSz). The image
+// file is sparse, so free space costs no disk.
+func rootSize(used, minRoot int64) int64 {
+	size := used + logReserve + max(minFree, used/2)
+	size = (size + opsfs.RootSlack - 1) / opsfs.RootSlack * opsfs.RootSlack
+	return max(size, (minRoot+opsfs.SectorSize-1)/opsfs.SectorSize*opsfs.SectorSize)
 }
 
 // ParseSize reads sizes such as "512M", "2G", "100m", "1048576".

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	opsfs "github.com/opsdev/ops/fs"
@@ -24,6 +25,15 @@ type Plan struct {
 	Mounts      map[string]string
 	Passthrough map[string]any
 	Klibs       []string
+	Hostname    string
+
+	// What ops added on its own, for `ops build -v`: default files, and
+	// libraries that ELF files other than the program need.
+	Defaults []string
+	Libs     []string
+	// Unresolved lists libraries that an ELF file in the image (not the
+	// program) needs and that neither the image nor the host has.
+	Unresolved []string
 }
 
 // EnvVar is one environment variable.
@@ -53,6 +63,11 @@ type PlanInput struct {
 
 	// Extra entries added last (compose writes /etc/hosts this way).
 	Extra []opsfs.Entry
+
+	// Set by Build, for the default host name and environment.
+	ImageName  string            // IMAGE_NAME, and the host name unless Hostname is set
+	OpsVersion string            // OPS_VERSION
+	GuestEnv   map[string]string // the guest's own variables (NANOS_VERSION)
 }
 
 // Layer places a host path at a guest path. A Root layer is a root
@@ -104,11 +119,15 @@ func NewPlan(in PlanInput) (*Plan, error) {
 			return nil, err
 		}
 	}
-	// localhost resolves without DNS, unless the image brings its own hosts.
-	if _, ok := p.Tree.Get("/etc/hosts"); !ok {
-		if err := p.Tree.Add(opsfs.Entry{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: []byte("127.0.0.1\tlocalhost\n::1\tlocalhost\n")}); err != nil {
-			return nil, err
+	if c.NoDefaults {
+		// localhost resolves without DNS, unless the image brings its own hosts.
+		if _, ok := p.Tree.Get("/etc/hosts"); !ok {
+			if err := p.Tree.Add(opsfs.Entry{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: []byte("127.0.0.1\tlocalhost\n::1\tlocalhost\n")}); err != nil {
+				return nil, err
+			}
 		}
+	} else if err := p.addDefaults(in); err != nil {
+		return nil, err
 	}
 	// The program last, so nothing replaces it.
 	if err := p.addHostFile(host, p.Program); err != nil {
@@ -117,13 +136,41 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	if e, _ := p.Tree.Get(p.Program); e != nil {
 		e.Mode = 0o755
 	}
+	libDirs, err := p.addLibraryClosure(NewResolver(c.TargetRoot))
+	if err != nil {
+		return nil, err
+	}
 	argv := in.Argv
 	if len(argv) == 0 {
 		argv = []string{in.Program}
 	}
 	p.Args = append(append([]string(nil), argv...), c.Args...)
-	p.setEnv(c, deps)
+	if c.Argv0 != "" {
+		p.Args[0] = c.Argv0
+	}
+	env := map[string]string{}
+	if !c.NoDefaults {
+		env = defaultEnv(in, p.Cwd)
+	}
+	if dirs := appendNew(deps.ExtraDirs, libDirs); len(dirs) > 0 {
+		env["LD_LIBRARY_PATH"] = strings.Join(dirs, ":")
+	}
+	for k, v := range c.Env {
+		env[k] = v
+	}
+	p.Env = sortedEnv(env)
 	return p, p.setNetwork(c)
+}
+
+// appendNew appends the elements of b that a lacks.
+func appendNew(a, b []string) []string {
+	out := append([]string(nil), a...)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // programFile is the program's host path, checked to be a regular file.
@@ -221,21 +268,6 @@ func (p *Plan) addConfigFiles(c *Config, dir string) error {
 		}
 	}
 	return nil
-}
-
-// setEnv is the program's environment, sorted: LD_LIBRARY_PATH for
-// libraries outside the default folders, then the config's Env.
-func (p *Plan) setEnv(c *Config, deps *Deps) {
-	env := map[string]string{}
-	if len(deps.ExtraDirs) > 0 {
-		env["LD_LIBRARY_PATH"] = strings.Join(deps.ExtraDirs, ":")
-	}
-	for k, v := range c.Env {
-		env[k] = v
-	}
-	for _, k := range sortedKeys(env) {
-		p.Env = append(p.Env, EnvVar{k, env[k]})
-	}
 }
 
 // setNetwork is the guest's address (static, or DHCP on a tap or when

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +85,8 @@ func TestPlanLayers(t *testing.T) {
 	if p.Program != "/app" || strings.Join(p.Args, " ") != "./app -x" {
 		t.Fatalf("program %s args %v", p.Program, p.Args)
 	}
-	if len(p.Env) != 2 || p.Env[0].Name != "A" {
+	// The user's variables, and the defaults (HOME, PATH, PWD, USER), sorted.
+	if len(p.Env) != 6 || p.Env[0] != (EnvVar{"A", "1"}) || !sort.SliceIsSorted(p.Env, func(i, j int) bool { return p.Env[i].Name < p.Env[j].Name }) {
 		t.Fatalf("env not sorted: %v", p.Env)
 	}
 	if e, _ := p.Tree.Get("/app"); e.Mode != 0o755 {
@@ -159,7 +161,7 @@ func TestNanosImageRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := opsfs.Format(root.Root)
-	for _, w := range []string{"program:/true", "arguments:[/bin/true]", "environment:(MODE:prod)", "debug_exit:t",
+	for _, w := range []string{"program:/true", "arguments:[/bin/true]", "MODE:prod", "HOME:/", "debug_exit:t",
 		"klibs:bootfs", "en1:(gateway:10.3.0.1 ipaddr:10.3.0.10 netmask:255.255.255.0)", "exec_wait_for_ip4_secs:5", "uname:(sysname:ops)"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("manifest lacks %s:\n%s", w, got)

@@ -9,12 +9,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	goerrors "github.com/go-errors/errors"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 
+	goerrors "github.com/go-errors/errors"
 	"golang.org/x/sys/unix"
 )
 

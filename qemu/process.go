@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	goerrors "github.com/go-errors/errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	goerrors "github.com/go-errors/errors"
 	"golang.org/x/sys/unix"
 )
 

@@ -118,6 +118,7 @@ func run(start time.Time) int {
 		logf("network up after %v", time.Since(start))
 	}
 	writeResolvConf(m.Net.DNS)
+	setHostname()
 	if m.Debug {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
@@ -272,6 +273,18 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		}
 	}
 	return nil
+}
+
+// setHostname sets the kernel's host name from the image's /etc/hostname,
+// as the Nanos kernel does, so both guests answer uname the same.
+func setHostname() {
+	b, err := os.ReadFile("/etc/hostname")
+	if err != nil {
+		return
+	}
+	if h := strings.TrimSpace(string(b)); h != "" {
+		_ = unix.Sethostname([]byte(h))
+	}
 }
 
 // writeResolvConf writes the name servers unless the image has its own
