@@ -19,14 +19,21 @@ $(INIT): $(INIT_SRC) go.mod
 build: $(INIT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .
 
-# Debian packages ops needs: QEMU, and the cloud kernel the Linux guest boots.
-DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 redis-server
+# Debian packages ops needs: QEMU, and the cloud kernel the Linux guest
+# boots; then what the tests run in guests: a C compiler, and real
+# programs from Debian (servers, a database CLI, an interpreter).
+DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates \
+	redis-server lighttpd memcached sqlite3 python3
+# The servers are installed for their programs only: policy-rc.d keeps
+# their packages from starting them on the host.
 deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		made=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && $$SUDO chmod +x /usr/sbin/policy-rc.d && made=1; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+		status=$$?; [ -n "$$made" ] && $$SUDO rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 vet: $(INIT)

@@ -4,6 +4,7 @@ import (
 	"path"
 	"runtime"
 	"slices"
+	"strings"
 	"sort"
 	"sync"
 
@@ -24,7 +25,7 @@ const elfMin = 64
 func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 	var files []*opsfs.Entry
 	for _, e := range p.Tree.Entries() {
-		if e.Kind == opsfs.KindFile && e.Source != "" && e.Size >= elfMin {
+		if e.Kind == opsfs.KindFile && e.Source != "" && e.Size >= elfMin && maybeLoaded(e) {
 			files = append(files, e)
 		}
 	}
@@ -99,6 +100,14 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 	}
 	sort.Strings(p.Unresolved)
 	return extra, nil
+}
+
+// maybeLoaded reports whether the loader could ever map e: a program has
+// an execute bit (exec needs one) and a shared object is named *.so or
+// *.so.N. The rest (a standard library's 1,400 .py files, data) is never
+// opened: opening every file cost more than the whole closure otherwise.
+func maybeLoaded(e *opsfs.Entry) bool {
+	return e.Mode&0o111 != 0 || strings.Contains(path.Base(e.Path), ".so")
 }
 
 // inTree reports whether any candidate is in the tree (through its links).

@@ -100,6 +100,11 @@ func (p *Plan) addDefaults(in PlanInput) error {
 		if err := p.addDefault(opsfs.Entry{Path: hostCABundle, Kind: opsfs.KindFile, Source: hostCABundle, Size: st.Size(), Mode: 0o644}); err != nil {
 			return err
 		}
+		// Where Debian's OpenSSL looks by default (python's ssl, curl), as
+		// Debian links it.
+		if err := p.addDefault(opsfs.Entry{Path: "/usr/lib/ssl/cert.pem", Kind: opsfs.KindSymlink, Target: hostCABundle}); err != nil {
+			return err
+		}
 	}
 	return p.addDefault(opsfs.Entry{Path: "/tmp", Kind: opsfs.KindDir, Mode: 0o777})
 }

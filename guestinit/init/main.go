@@ -47,6 +47,13 @@ func logf(format string, a ...any) {
 // kernel could not open /dev/console before /dev existed.
 func setupConsole() {
 	_ = unix.Mount("devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755")
+	// The console is the program's only output, also after it switches to
+	// an unprivileged user (a server that drops to nobody and then opens
+	// /dev/stderr); udev's links to the process's own descriptors too.
+	_ = unix.Chmod("/dev/console", 0o666)
+	for _, l := range [][2]string{{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"}, {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}} {
+		_ = unix.Symlink(l[0], l[1])
+	}
 	if fd, err := unix.Open("/dev/console", unix.O_RDWR, 0); err == nil {
 		for i := 0; i < 3; i++ {
 			_ = unix.Dup2(fd, i)
