@@ -4,8 +4,8 @@ import (
 	"path"
 	"runtime"
 	"slices"
-	"strings"
 	"sort"
+	"strings"
 	"sync"
 
 	opsfs "github.com/opsdev/ops/fs"
