@@ -23,7 +23,7 @@ build: $(INIT)
 # boots; then what the tests run in guests: a C compiler, and real
 # programs from Debian (servers, a database CLI, an interpreter).
 DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates \
-	redis-server lighttpd memcached sqlite3 python3
+	redis-server lighttpd memcached sqlite3 python3 busybox
 # The servers are installed for their programs only: policy-rc.d keeps
 # their packages from starting them on the host.
 deps:

@@ -241,3 +241,18 @@ func TestE2EWriteRoom(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EArgv0: busybox, a multi-call program, runs the applet its argv[0]
+// names (Argv0 in config.json).
+func TestE2EArgv0(t *testing.T) {
+	e := getEnv(t)
+	prog := debianProgram(t, "/bin/busybox", "busybox")
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"config.json": `{"Argv0": "echo", "Args": ["multi-call", "works"]}`})
+		r := inDir(e, dir).run(t, home, "run", "--guest", guest, "-c", "config.json", prog)
+		if r.code != 0 || !strings.Contains(r.stdout, "multi-call works\n") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	})
+}

@@ -255,3 +255,53 @@ func TestLayoutNanosErrors(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestKlibPaths: a klib may sit in a folder of the klib folder, and lands
+// at the same path under /klib; names that leave the folder are refused.
+func TestKlibPaths(t *testing.T) {
+	dir := t.TempDir()
+	k := fakeRelease(t, dir)
+	writeFile(t, filepath.Join(k.KlibDir, "test", "klib"), "klib")
+	for _, tc := range []struct {
+		klib, path, err string
+	}{
+		{"strace", "/klib/strace", ""},
+		{"test/klib", "/klib/test/klib", ""},
+		{"./test//klib", "/klib/test/klib", ""},
+		{"../x", "", "not a klib name"},
+		{"test/../../x", "", "not a klib name"},
+		{"/etc/passwd", "", "not a klib name"},
+		{"", "", "not a klib name"},
+	} {
+		p, err := NewPlan(PlanInput{Config: &Config{Klibs: []string{tc.klib}, NoDefaults: true}, Program: "/bin/true", Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := LayoutNanos(p, k, 0)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.klib, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.klib, err)
+			continue
+		}
+		f, err := os.Create(filepath.Join(dir, "img"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WriteTo(f); err != nil {
+			t.Fatal(err)
+		}
+		boot, _, err := opsfs.OpenNanosDisk(f, d.Size())
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := boot.Lookup(tc.path); err != nil {
+			t.Errorf("%q: no %s in the boot filesystem: %v", tc.klib, tc.path, err)
+		}
+	}
+}
