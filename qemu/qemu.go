@@ -200,7 +200,7 @@ func (vm VM) Args() ([]string, error) {
 	}
 	if vm.Firmware != "" {
 		if vm.Machine != Q35 {
-			return nil, fmt.Errorf("firmware %s boots a q35 machine, not %s", vm.Firmware, vm.Machine)
+			return nil, fmt.Errorf("firmware %s boots a q35 machine, not microvm", vm.Firmware)
 		}
 		a = append(a, "-bios", vm.Firmware)
 	}
