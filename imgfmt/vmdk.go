@@ -3,9 +3,9 @@ package imgfmt
 import (
 	"bufio"
 	"bytes"
-	"compress/zlib"
 	"encoding/binary"
 	"fmt"
+	"github.com/klauspost/compress/zlib"
 	"os"
 
 	goerrors "github.com/go-errors/errors"
