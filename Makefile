@@ -19,8 +19,11 @@ $(INIT): $(INIT_SRC) go.mod
 build: $(INIT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .
 
-# Debian packages ops needs: QEMU, and the cloud kernel the Linux guest boots.
-DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 redis-server
+# Debian packages ops needs: QEMU, and the cloud kernel the Linux guest boots;
+# OVMF to boot UEFI images; qemu-utils (qemu-img), dosfstools and mtools for
+# the tests that read the disk formats and the EFI System Partition back.
+DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 redis-server \
+	ovmf qemu-utils dosfstools mtools
 deps:
 	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -62,6 +65,7 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzOpenTFS -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzReadCPIO -fuzztime $(FUZZTIME) ./fs/
+	$(GO) test -run '^$$' -fuzz FuzzShortName -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/
