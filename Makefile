@@ -20,10 +20,12 @@ build: $(INIT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .
 
 # Debian packages ops needs: QEMU, and the cloud kernel the Linux guest
-# boots; then what the tests run in guests: a C compiler, and real
-# programs from Debian (servers, a database CLI, an interpreter).
-DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates \
-	redis-server lighttpd memcached sqlite3 python3 busybox
+# boots; OVMF to boot UEFI images; then what the tests use: a C compiler,
+# qemu-utils (qemu-img), dosfstools and mtools to read the disk formats and
+# the EFI System Partition back, and real programs from Debian to run in
+# guests (servers, a database CLI, an interpreter).
+DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates ovmf \
+	qemu-utils dosfstools mtools redis-server lighttpd memcached sqlite3 python3 busybox
 # The servers are installed for their programs only: policy-rc.d keeps
 # their packages from starting them on the host.
 deps:
@@ -69,6 +71,7 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzOpenTFS -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzReadCPIO -fuzztime $(FUZZTIME) ./fs/
+	$(GO) test -run '^$$' -fuzz FuzzShortName -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/

@@ -1,14 +1,13 @@
 package cmd
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/opsdev/ops/imgfmt"
 	"github.com/opsdev/ops/lepton"
 	"github.com/spf13/cobra"
 )
@@ -57,50 +56,29 @@ func reportPlan(app *App, p *lepton.Plan, verbose, build bool) {
 func newBuildCmd(app *App) *cobra.Command {
 	f := &buildFlags{}
 	var asJSON bool
+	var format string
 	cmd := &cobra.Command{
 		Use:   "build [ELF]",
 		Short: "Build a bootable image from an ELF program without running it",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := f.configFrom(cmd.Flags())
+			ft, err := imgfmt.ParseFormat(format)
+			if err != nil {
+				return fmt.Errorf("--format: %w", err)
+			}
+			o, err := buildFormat(app, cmd, f, args, ft)
 			if err != nil {
 				return err
 			}
-			in, name, err := elfInput(c, args)
-			if err != nil {
-				return err
-			}
-			home, err := app.Home()
-			if err != nil {
-				return err
-			}
-			in.OpsVersion = Version
-			b, err := lepton.Build(home, in, lepton.Target{Output: f.output, DefaultName: name})
-			if err != nil {
-				return err
-			}
-			if b.Note != "" {
-				fmt.Fprintln(app.Stderr, b.Note)
-			}
-			reportPlan(app, b.Plan, c.RunConfig.Verbose, true)
 			if asJSON {
-				return json.NewEncoder(app.Stdout).Encode(map[string]any{
-					"image": b.Path, "guest": b.Guest.Name(), "size": b.Size,
-					"reused": b.Reused, "milliseconds": b.Took.Milliseconds(),
-				})
+				return o.printJSON(app, nil)
 			}
-			if c.RunConfig.Verbose {
-				state := "built"
-				if b.Reused {
-					state = "unchanged, reused"
-				}
-				fmt.Fprintf(app.Stderr, "%s image, %d bytes, %s in %v\n", b.Guest.Name(), b.Size, state, b.Took.Round(time.Millisecond))
-			}
-			fmt.Fprintln(app.Stdout, b.Path)
+			fmt.Fprintln(app.Stdout, o.path())
 			return nil
 		},
 	}
 	f.register(cmd.Flags())
-	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print the result as JSON")
+	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print the result as JSON, with every file written, its size and SHA-256")
+	cmd.Flags().StringVar(&format, "format", "raw", "image format: raw, qcow2, vmdk (stream-optimised), vhd (fixed), vhdx or gcp (tar.gz); -o names that file")
 	return cmd
 }

@@ -19,6 +19,7 @@ type buildFlags struct {
 	guest        string
 	targetRoot   string
 	verbose      bool
+	uefi         bool
 }
 
 func (f *buildFlags) register(fs *pflag.FlagSet) {
@@ -31,6 +32,7 @@ func (f *buildFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.guest, "guest", "", "guest kernel: nanos or linux (default: nanos when a release is installed, else linux)")
 	fs.StringVar(&f.targetRoot, "target-root", "", "find shared libraries in this root folder instead of /")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "say more, including the QEMU command line")
+	fs.BoolVar(&f.uefi, "uefi", false, "Nanos: a disk UEFI firmware boots too (an EFI System Partition); ops run boots it with OVMF on q35")
 }
 
 // runFlags are the flags of every command that builds and boots.
@@ -109,6 +111,7 @@ func (f *buildFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	override(fl, "guest", &c.Guest, f.guest)
 	override(fl, "target-root", &c.TargetRoot, f.targetRoot)
 	override(fl, "verbose", &c.RunConfig.Verbose, f.verbose)
+	override(fl, "uefi", &c.Uefi, f.uefi)
 	if err := lepton.CheckGuestName(c.Guest); err != nil {
 		return nil, fmt.Errorf("--guest: %w", err)
 	}

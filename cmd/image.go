@@ -13,8 +13,8 @@ import (
 )
 
 func newImageCmd(app *App) *cobra.Command {
-	img := &cobra.Command{Use: "image", Short: "List and inspect built images"}
-	img.AddCommand(newImageListCmd(app), newImageTreeCmd(app), newImageCatCmd(app), newImageLsCmd(app), newImagePushCmd(app))
+	img := &cobra.Command{Use: "image", Short: "Create images for clouds and hypervisors; list and inspect built images"}
+	img.AddCommand(newImageCreateCmd(app), newImageListCmd(app), newImageTreeCmd(app), newImageCatCmd(app), newImageLsCmd(app), newImagePushCmd(app))
 	return img
 }
 

@@ -107,12 +107,22 @@ func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 			}
 		}
 	}
-	return &NanosGuest{Kernel: k}, nil
+	g := &NanosGuest{Kernel: k}
+	if c.Uefi {
+		var err error
+		if g.UEFI, err = uefiLoader(home, c); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 // linuxFor is the Linux guest with the host's kernel (unpacked once into
 // the ops home) and ops's embedded init.
 func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
+	if c.Uefi {
+		return nil, errLinuxUEFI
+	}
 	k, err := FindLinuxKernel(c.LinuxKernel, "/boot", "/lib/modules")
 	if err != nil {
 		return nil, err

@@ -14,6 +14,9 @@ import (
 // manifest.
 type NanosGuest struct {
 	Kernel NanosKernel
+	// UEFI is the release's bootx64.efi when the image is for UEFI
+	// firmware (Uefi in config.json, --uefi); "" for BIOS and microvm.
+	UEFI string
 }
 
 // Name implements Guest.
@@ -28,6 +31,11 @@ func (g *NanosGuest) Key(h io.Writer, p *Plan) error {
 	for _, f := range []struct{ l, p string }{{"kernel", g.Kernel.Kernel}, {"boot", g.Kernel.Boot}} {
 		if err := stampFile(h, f.l, f.p); err != nil {
 			return err
+		}
+	}
+	if g.UEFI != "" {
+		if err := stampFile(h, "uefi", g.UEFI); err != nil {
+			return fmt.Errorf("UEFI loader: %w", err)
 		}
 	}
 	for _, k := range p.Klibs {
@@ -52,6 +60,9 @@ func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 	if err != nil {
 		return err
 	}
+	if g.UEFI != "" {
+		return writeUEFI(f, disk, g.UEFI)
+	}
 	return disk.WriteTo(f)
 }
 
@@ -61,9 +72,19 @@ func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 // touches a little of many 2 MiB regions while it sets up its heaps, and
 // huge pages cost it ~12 ms to hello.
 func (g *NanosGuest) VM(b Boot) (qemu.VM, error) {
+	if g.UEFI != "" {
+		if err := uefiMachine(&b.Run); err != nil {
+			return qemu.VM{}, err
+		}
+	}
 	vm, err := baseVM(b)
 	if err != nil {
 		return vm, err
+	}
+	if g.UEFI != "" {
+		if vm.Firmware, err = qemu.FindOVMF(qemu.OVMFPaths); err != nil {
+			return vm, err
+		}
 	}
 	vm.RNG = true
 	if b.Accel == qemu.TCG {

@@ -80,7 +80,8 @@ const (
 // Drive is a disk attached to the VM.
 type Drive struct {
 	File     string
-	Snapshot bool // writes go to a temporary overlay; the file is left as it was
+	Format   string // QEMU's name for the image format; "" is raw
+	Snapshot bool   // writes go to a temporary overlay; the file is left as it was
 }
 
 // Net is the VM's network card.
@@ -136,6 +137,7 @@ type VM struct {
 	MemoryMB  int
 	CPUs      int
 	Kernel    string // direct kernel boot (microvm)
+	Firmware  string // -bios: a UEFI firmware (OVMF) instead of SeaBIOS (q35)
 	Initrd    string
 	Append    string
 	Drives    []Drive
@@ -196,6 +198,12 @@ func (vm VM) Args() ([]string, error) {
 	default:
 		return nil, fmt.Errorf("unknown machine type %q (use microvm or q35)", vm.Machine)
 	}
+	if vm.Firmware != "" {
+		if vm.Machine != Q35 {
+			return nil, fmt.Errorf("firmware %s boots a q35 machine, not microvm", vm.Firmware)
+		}
+		a = append(a, "-bios", vm.Firmware)
+	}
 	if vm.Kernel != "" {
 		a = append(a, "-kernel", vm.Kernel)
 	}
@@ -210,7 +218,11 @@ func (vm VM) Args() ([]string, error) {
 			return nil, fmt.Errorf("disk path %q contains a comma, which QEMU cannot take", d.File)
 		}
 		id := fmt.Sprintf("hd%d", i)
-		opt := fmt.Sprintf("if=none,id=%s,format=raw,file=%s", id, d.File)
+		format := d.Format
+		if format == "" {
+			format = "raw"
+		}
+		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", id, format, d.File)
 		if d.Snapshot {
 			opt += ",snapshot=on"
 		}

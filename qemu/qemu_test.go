@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -118,6 +120,9 @@ func TestVMArgs(t *testing.T) {
 			[]string{"-netdev user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:/bin/ops proxy 127.0.0.1:9000"}, nil, ""},
 		{"qmp and gdb", VM{Kernel: "k", QMP: "/tmp/q.sock", GdbPort: 1234, Binary: "/opt/qemu"},
 			[]string{"/opt/qemu", "-qmp unix:/tmp/q.sock,server=on,wait=off", "-gdb tcp::1234"}, nil, ""},
+		{"uefi q35, a qcow2 disk", VM{Machine: Q35, Firmware: "/fw/OVMF.fd", Drives: []Drive{{File: "d.qcow2", Format: "qcow2", Snapshot: true}}},
+			[]string{"-machine q35", "-bios /fw/OVMF.fd", "-drive if=none,id=hd0,format=qcow2,file=d.qcow2,snapshot=on"}, []string{"-kernel"}, ""},
+		{"firmware needs q35", VM{Kernel: "k", Firmware: "/fw/OVMF.fd"}, nil, nil, "boots a q35 machine, not microvm"},
 		{"microvm needs a kernel", VM{}, nil, nil, "no kernel"},
 		{"bad machine", VM{Machine: "pc-i440fx"}, nil, nil, "unknown machine"},
 		{"tap needs a name", VM{Kernel: "k", Net: Net{Mode: "tap"}}, nil, nil, "tap device name"},
@@ -269,5 +274,19 @@ func TestStartSmallPages(t *testing.T) {
 	}
 	if got := strings.Join(strings.Fields(out.String()), " "); got != "THP_enabled: 0" {
 		t.Errorf("child status says %q, want THP_enabled: 0", got)
+	}
+}
+
+func TestFindOVMF(t *testing.T) {
+	dir := t.TempDir()
+	fw := filepath.Join(dir, "OVMF.fd")
+	if err := os.WriteFile(fw, []byte("fw"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := FindOVMF([]string{filepath.Join(dir, "none.fd"), dir, fw}); err != nil || p != fw {
+		t.Errorf("FindOVMF = %q, %v; want %q", p, err, fw)
+	}
+	if _, err := FindOVMF([]string{filepath.Join(dir, "none.fd")}); err == nil || !strings.Contains(err.Error(), "apt-get install ovmf") {
+		t.Errorf("FindOVMF with none found: %v", err)
 	}
 }
