@@ -20,6 +20,7 @@ type buildFlags struct {
 	targetRoot   string
 	verbose      bool
 	uefi         bool
+	mounts       []string
 }
 
 func (f *buildFlags) register(fs *pflag.FlagSet) {
@@ -32,6 +33,7 @@ func (f *buildFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.guest, "guest", "", "guest kernel: nanos or linux (default: nanos when a release is installed, else linux)")
 	fs.StringVar(&f.targetRoot, "target-root", "", "find shared libraries in this root folder instead of /")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "say more, including the QEMU command line")
+	fs.StringArrayVar(&f.mounts, "mounts", nil, "mount a volume: VOLUME:/path[:ro] (repeatable; ops volume create makes one)")
 	fs.BoolVar(&f.uefi, "uefi", false, "Nanos: a disk UEFI firmware boots too (an EFI System Partition); ops run boots it with OVMF on q35")
 }
 
@@ -111,6 +113,11 @@ func (f *buildFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	override(fl, "guest", &c.Guest, f.guest)
 	override(fl, "target-root", &c.TargetRoot, f.targetRoot)
 	override(fl, "verbose", &c.RunConfig.Verbose, f.verbose)
+	for _, m := range f.mounts {
+		if err := c.AddMount(m); err != nil {
+			return nil, err
+		}
+	}
 	override(fl, "uefi", &c.Uefi, f.uefi)
 	if err := lepton.CheckGuestName(c.Guest); err != nil {
 		return nil, fmt.Errorf("--guest: %w", err)

@@ -108,7 +108,7 @@ otherwise a minimal Linux microVM guest built from the host's kernel.`,
 	root.SetOut(app.Stdout)
 	root.SetErr(app.Stderr)
 	root.AddCommand(newBuildCmd(app), newRunCmd(app), newUpdateCmd(app), newVersionCmd(app), newImageCmd(app),
-		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app))
+		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app), newVolumeCmd(app), newInstanceCmd(app))
 	return root
 }
 

@@ -12,8 +12,19 @@ type Manifest struct {
 	Env     []string `json:"env"`
 	Cwd     string   `json:"cwd"`
 	Modules []string `json:"modules"` // initramfs paths, in load order
-	Net     Net      `json:"net"`
-	Debug   bool     `json:"debug,omitempty"`
+	// LateModules are loaded after the program started (the power button).
+	LateModules []string `json:"late_modules,omitempty"`
+	Net         Net      `json:"net"`
+	Mounts      []Mount  `json:"mounts,omitempty"`
+	Debug       bool     `json:"debug,omitempty"`
+}
+
+// Mount is an ext4 volume init mounts before it starts the program: the
+// disk whose filesystem carries Label.
+type Mount struct {
+	Label    string `json:"label"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"readonly,omitempty"`
 }
 
 // Net configures eth0.

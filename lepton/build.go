@@ -13,6 +13,8 @@ type Built struct {
 	Note  string // the one line ops prints when it chose the guest by falling back
 	Took  time.Duration
 	Plan  *Plan // what went into the image (nil for an existing image)
+	// Mounts are the volumes the image mounts, found and checked.
+	Mounts []Mount
 }
 
 // Target says where an image goes: Output when set, else the ops home's
@@ -37,13 +39,17 @@ func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) 
 	if err != nil {
 		return nil, "", err
 	}
+	mounts, err := home.ResolveMounts(c.Mounts, g)
+	if err != nil {
+		return nil, "", err
+	}
 	out = t.Output
 	if out == "" {
 		if out, err = home.ImagePath(g.ImageFile(t.name(c))); err != nil {
 			return nil, "", err
 		}
 	}
-	return &Built{Guest: g, Note: note}, out, nil
+	return &Built{Guest: g, Note: note, Mounts: mounts}, out, nil
 }
 
 // Build is the whole way from a plan input to an image: the guest, the

@@ -114,6 +114,23 @@ type RunConfig struct {
 	ThreadsPerCore               int64
 }
 
+// AddMount adds a volume mount written VOLUME:/path[:ro] (--mounts) to
+// Mounts, where config.json writes it {"VOLUME": "/path[:ro]"}.
+func (c *Config) AddMount(spec string) error {
+	name, p, ro, err := ParseMount(spec)
+	if err != nil {
+		return err
+	}
+	if c.Mounts == nil {
+		c.Mounts = map[string]string{}
+	}
+	if ro {
+		p += ":ro"
+	}
+	c.Mounts[name] = p
+	return nil
+}
+
 // LoadConfig reads a config file. An empty path gives the zero config.
 func LoadConfig(path string) (*Config, error) {
 	c := &Config{}
@@ -144,6 +161,11 @@ func DecodeConfig(b []byte, c *Config) error {
 	}
 	if err := CheckGuestName(c.Guest); err != nil {
 		return fmt.Errorf("%d: Guest: %w", lineOf(b, "Guest"), err)
+	}
+	for _, m := range c.RunConfig.Mounts {
+		if err := c.AddMount(m); err != nil {
+			return fmt.Errorf("%d: RunConfig.Mounts: %w", lineOf(b, "Mounts"), err)
+		}
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ type Guest interface {
 	VM(b Boot) (qemu.VM, error)
 	// Env is the guest's own variables in every program's environment.
 	Env() map[string]string
+	// VolumeFormat is the filesystem of the volumes it mounts.
+	VolumeFormat() VolumeFormat
 }
 
 // Boot is a built image and how it is to run.
@@ -35,7 +37,8 @@ type Boot struct {
 	Image    *BuildResult
 	Run      RunConfig
 	Accel    qemu.Accel
-	Writable bool // boot the image itself (ops run -s), not a snapshot of it
+	Writable bool    // boot the image itself (ops run -s), not a snapshot of it
+	Mounts   []Mount // volumes, attached as disks after the image, in order
 }
 
 // Guest names, as --guest and config.json take them.
@@ -51,6 +54,32 @@ func CheckGuestName(name string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a guest; use %s or %s", name, guestNanos, guestLinux)
+}
+
+// VolumeFormatFor is the volume format of the guest named name ("" is
+// the guest ChooseGuest would pick on this machine).
+func VolumeFormatFor(home Home, name string) (VolumeFormat, error) {
+	switch name {
+	case guestNanos:
+		return tfsVolume{}, nil
+	case guestLinux:
+		return ext4Volume{}, nil
+	case "":
+		if _, err := home.Release(""); err == nil {
+			return tfsVolume{}, nil
+		}
+		return ext4Volume{}, nil
+	}
+	return nil, CheckGuestName(name)
+}
+
+// volumeDrives are a boot's volumes as QEMU disks.
+func volumeDrives(b Boot) []qemu.Drive {
+	var out []qemu.Drive
+	for _, m := range b.Mounts {
+		out = append(out, qemu.Drive{File: m.Volume.Path, ReadOnly: m.ReadOnly})
+	}
+	return out
 }
 
 // ChooseGuest picks the guest for c: the one c.Guest names, else Nanos

@@ -33,6 +33,9 @@ func (g *LinuxGuest) ImageFile(name string) string { return name + ".initramfs" 
 // Env implements Guest: the Linux guest adds nothing of its own.
 func (g *LinuxGuest) Env() map[string]string { return nil }
 
+// VolumeFormat implements Guest: ext4 volumes, mounted by init.
+func (g *LinuxGuest) VolumeFormat() VolumeFormat { return ext4Volume{} }
+
 // Key implements Guest: the kernel version, the init and the modules.
 func (g *LinuxGuest) Key(h io.Writer, p *Plan) error {
 	if g.Kernel == nil {
@@ -49,7 +52,7 @@ func (g *LinuxGuest) Key(h io.Writer, p *Plan) error {
 		return fmt.Errorf("reading the embedded init: %w", err)
 	}
 	fmt.Fprintf(h, "linux %s init %d %08x\n", g.Kernel.Version, g.Init.Size(), crc.Sum32())
-	for _, m := range g.Kernel.Modules {
+	for _, m := range append(append([]string(nil), g.Kernel.Modules...), g.Kernel.LateModules...) {
 		if err := stampFile(h, "module", m); err != nil {
 			return err
 		}
@@ -87,7 +90,13 @@ func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
 			return err
 		}
 	}
-	man, err := json.Marshal(InitManifest(p, g.Kernel, false))
+	k := g.Kernel
+	if len(p.Mounts) > 0 {
+		if k, err = g.withDiskDriver(); err != nil {
+			return err
+		}
+	}
+	man, err := json.Marshal(InitManifest(p, k, false))
 	if err != nil {
 		return err
 	}
@@ -95,12 +104,19 @@ func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
 		{Path: InitPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
 		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
 	}
-	for i, mod := range g.Kernel.Modules {
+	for i, mod := range k.Modules {
 		st, err := os.Stat(mod)
 		if err != nil {
 			return err
 		}
 		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
+	}
+	for i, mod := range k.LateModules {
+		st, err := os.Stat(mod)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/late-%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/etc"} {
 		extra = append(extra, opsfs.Entry{Path: d, Kind: opsfs.KindDir})
@@ -123,6 +139,22 @@ func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
 	return w.Flush()
 }
 
+// withDiskDriver is the kernel with the virtio block driver (and what it
+// needs) added to the modules init loads: volumes are disks, and a guest
+// without volumes is spared loading it.
+func (g *LinuxGuest) withDiskDriver() (*LinuxKernel, error) {
+	k := *g.Kernel
+	if k.ModDir == "" {
+		return &k, nil
+	}
+	more, err := ModuleOrder(k.ModDir, append(GuestModules(), "virtio_blk"))
+	if err != nil {
+		return nil, err
+	}
+	k.Modules = more
+	return &k, nil
+}
+
 // VM implements Guest. The Linux guest boots on microvm only, its memory
 // sized to the initramfs unless set. Under emulation QEMU runs without
 // transparent huge pages (the guest touches ~90 MiB in small pieces while
@@ -138,6 +170,7 @@ func (g *LinuxGuest) VM(b Boot) (qemu.VM, error) {
 	}
 	vm.Kernel = g.Kernel.Image
 	vm.Initrd = b.Image.Path
+	vm.Drives = volumeDrives(b)
 	if vm.MemoryMB == 0 {
 		vm.MemoryMB = linuxMemoryMB(b.Image.Size)
 	}

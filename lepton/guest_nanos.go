@@ -54,6 +54,10 @@ func (g *NanosGuest) Env() map[string]string {
 	return map[string]string{"NANOS_VERSION": g.Kernel.Version}
 }
 
+// VolumeFormat implements Guest: TFS volumes, mounted by the kernel
+// through the manifest's mounts.
+func (g *NanosGuest) VolumeFormat() VolumeFormat { return tfsVolume{} }
+
 // Write implements Guest.
 func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 	disk, err := LayoutNanos(p, g.Kernel, minRoot)
@@ -90,7 +94,7 @@ func (g *NanosGuest) VM(b Boot) (qemu.VM, error) {
 	if b.Accel == qemu.TCG {
 		vm.Pages = qemu.PagesMemfdRAM
 	}
-	vm.Drives = []qemu.Drive{{File: b.Image.Path, Snapshot: !b.Writable}}
+	vm.Drives = append([]qemu.Drive{{File: b.Image.Path, Snapshot: !b.Writable}}, volumeDrives(b)...)
 	if vm.Machine == qemu.MicroVM {
 		vm.Kernel = g.Kernel.Kernel
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opsdev/ops/guestinit"
@@ -23,6 +24,10 @@ type LinuxKernel struct {
 	Image   string   // what QEMU boots: a vmlinux (PVH entry) or the vmlinuz
 	Vmlinuz string   // the distribution's file
 	Modules []string // host paths of the modules to load, in load order
+	ModDir  string   // /lib/modules/<version>, "" for a kernel with its drivers built in
+	// LateModules are loaded once the program runs: the ACPI power
+	// button's, so a stop request reaches the program.
+	LateModules []string
 }
 
 // GuestModules are the drivers the Linux guest needs on microvm: the
@@ -63,7 +68,18 @@ func FindLinuxKernel(configured, bootDir, modDir string) (*LinuxKernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &LinuxKernel{Version: ver, Image: c, Vmlinuz: c, Modules: mods}, nil
+		k := &LinuxKernel{Version: ver, Image: c, Vmlinuz: c, Modules: mods, ModDir: md}
+		// The power button's drivers, for ops instance stop: loaded after
+		// the program has started, so they cost the boot nothing. A kernel
+		// without them still boots; stop then ends the guest after -t.
+		if late, err := ModuleOrder(md, []string{"button", "evdev"}); err == nil {
+			for _, m := range late {
+				if !slices.Contains(mods, m) {
+					k.LateModules = append(k.LateModules, m)
+				}
+			}
+		}
+		return k, nil
 	}
 	return nil, ErrNoLinuxKernel
 }
@@ -380,6 +396,13 @@ func InitManifest(p *Plan, k *LinuxKernel, debug bool) guestinit.Manifest {
 	}
 	for i, mod := range k.Modules {
 		m.Modules = append(m.Modules, fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)))
+	}
+	for i, mod := range k.LateModules {
+		m.LateModules = append(m.LateModules, fmt.Sprintf("%s/late-%02d-%s", modulesDir, i, path.Base(mod)))
+	}
+	for _, name := range sortedKeys(p.Mounts) {
+		mp, ro := strings.CutSuffix(p.Mounts[name], ":ro")
+		m.Mounts = append(m.Mounts, guestinit.Mount{Label: name, Path: mp, ReadOnly: ro})
 	}
 	return m
 }

@@ -119,6 +119,9 @@ func NewPlan(in PlanInput) (*Plan, error) {
 			return nil, err
 		}
 	}
+	if err := p.addMountPoints(); err != nil {
+		return nil, err
+	}
 	if c.NoDefaults {
 		// localhost resolves without DNS, unless the image brings its own hosts.
 		if _, ok := p.Tree.Get("/etc/hosts"); !ok {
@@ -160,6 +163,27 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	}
 	p.Env = sortedEnv(env)
 	return p, p.setNetwork(c)
+}
+
+// addMountPoints makes the folder each volume is mounted on: Nanos mounts
+// a volume only on a folder the root filesystem has.
+func (p *Plan) addMountPoints() error {
+	for _, name := range sortedKeys(p.Mounts) {
+		_, mp, _, err := ParseMount(name + ":" + p.Mounts[name])
+		if err != nil {
+			return fmt.Errorf("Mounts: %w", err)
+		}
+		if e, ok := p.lookup(mp); ok {
+			if e.Kind != opsfs.KindDir {
+				return fmt.Errorf("Mounts: %s (for volume %s) is a file in the image, not a folder", mp, name)
+			}
+			continue
+		}
+		if err := p.Tree.Add(opsfs.Entry{Path: mp, Kind: opsfs.KindDir, Mode: 0o755}); err != nil {
+			return fmt.Errorf("Mounts: %w", err)
+		}
+	}
+	return nil
 }
 
 // appendNew appends the elements of b that a lacks.

@@ -42,8 +42,15 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 	accel, why := qemu.DecideAccel(qemu.HostProbe(allow))
 	// The VM depends on the accelerator (emulation gets its own CPU flags,
 	// memory backing and guest clock hint), so a retry under TCG remakes it.
+	for _, m := range b.Mounts {
+		unlock, err := m.Volume.Lock()
+		if err != nil {
+			return Outcome{}, err
+		}
+		defer unlock()
+	}
 	makeVM := func(a qemu.Accel) (qemu.VM, error) {
-		vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: o.Run, Accel: a, Writable: o.Writable})
+		vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: o.Run, Accel: a, Writable: o.Writable, Mounts: b.Mounts})
 		vm.Binary = o.QEMU
 		return vm, err
 	}

@@ -136,6 +136,9 @@ func DisableHugePages() {
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 }
 
+// Pid is QEMU's process ID.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Wait waits for QEMU to exit, stopping it when ctx is cancelled: SIGTERM
 // to its process group, then SIGKILL after StopGrace.
 func (p *Process) Wait(ctx context.Context) *Result {

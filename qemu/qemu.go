@@ -82,6 +82,7 @@ type Drive struct {
 	File     string
 	Format   string // QEMU's name for the image format; "" is raw
 	Snapshot bool   // writes go to a temporary overlay; the file is left as it was
+	ReadOnly bool   // the guest cannot write to it
 }
 
 // Net is the VM's network card.
@@ -223,6 +224,9 @@ func (vm VM) Args() ([]string, error) {
 			format = "raw"
 		}
 		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", id, format, d.File)
+		if d.ReadOnly {
+			opt += ",readonly=on"
+		}
 		if d.Snapshot {
 			opt += ",snapshot=on"
 		}

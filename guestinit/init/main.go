@@ -6,8 +6,10 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -114,6 +116,10 @@ func run(start time.Time) int {
 	if m.Debug {
 		logf("modules loaded after %v", time.Since(start))
 	}
+	if err := mountVolumes(m.Mounts); err != nil {
+		logf("volumes: %v", err)
+		return 126
+	}
 	if err := setupNetwork(m.Net, func(step string) {
 		if m.Debug {
 			logf("network: %s after %v", step, time.Since(start))
@@ -168,6 +174,7 @@ func runProgram(m guestinit.Manifest) int {
 			_ = syscall.Kill(pid, s.(syscall.Signal))
 		}
 	}()
+	go powerButton(m.LateModules, pid)
 	for {
 		var ws unix.WaitStatus
 		wpid, err := unix.Wait4(-1, &ws, 0, nil)
@@ -193,9 +200,53 @@ func runProgram(m guestinit.Manifest) int {
 	}
 }
 
-// exit reports code to the host and powers off.
+// powerButton loads the power button's drivers, then turns a press (ACPI,
+// from ops instance stop) into SIGTERM for the program, as Nanos does: the
+// program ends as it would on a host shutting down, and init reports its
+// exit code.
+func powerButton(modules []string, pid int) {
+	for _, mod := range modules {
+		if err := loadModule(mod); err != nil {
+			return
+		}
+	}
+	dev := ""
+	for i := 0; i < 100 && dev == ""; i++ {
+		ents, _ := os.ReadDir("/sys/class/input")
+		for _, e := range ents {
+			name, _ := os.ReadFile("/sys/class/input/" + e.Name() + "/device/name")
+			if strings.HasPrefix(e.Name(), "event") && strings.TrimSpace(string(name)) == "Power Button" {
+				dev = "/dev/input/" + e.Name()
+			}
+		}
+		if dev == "" {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	f, err := os.Open(dev)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// struct input_event on x86-64: a 16-byte time, then type, code
+	// (u16 each) and value (s32).
+	ev := make([]byte, 24)
+	for {
+		if _, err := io.ReadFull(f, ev); err != nil {
+			return
+		}
+		typ, code, value := binary.LittleEndian.Uint16(ev[16:]), binary.LittleEndian.Uint16(ev[18:]), int32(binary.LittleEndian.Uint32(ev[20:]))
+		if typ == 1 && code == 116 && value == 1 { // EV_KEY, KEY_POWER, pressed
+			_ = syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
+}
+
+// exit reports code to the host and powers off. Volumes are written out
+// first: QEMU ends the moment the code arrives.
 func exit(code int) {
 	_ = os.Stdout.Sync()
+	unix.Sync()
 	// The I/O permission ioperm grants belongs to the calling thread: the
 	// out instruction must run on that same thread, or init faults (and the
 	// kernel panics) instead of reporting the code.
@@ -280,6 +331,65 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		}
 	}
 	return nil
+}
+
+// mountVolumes mounts each volume on its path: the virtio disk whose ext4
+// filesystem carries the volume's label. Disks may appear a little after
+// their driver loads.
+func mountVolumes(mounts []guestinit.Mount) error {
+	if len(mounts) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, mt := range mounts {
+		dev := ""
+		for dev == "" {
+			dev = diskLabelled(mt.Label)
+			if dev == "" {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("no disk holds volume %s", mt.Label)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		if err := os.MkdirAll(mt.Path, 0o755); err != nil {
+			return err
+		}
+		flags := uintptr(unix.MS_NOATIME)
+		if mt.ReadOnly {
+			flags |= unix.MS_RDONLY
+		}
+		if err := unix.Mount(dev, mt.Path, "ext4", flags, ""); err != nil {
+			return fmt.Errorf("mounting %s (%s) on %s: %w", mt.Label, dev, mt.Path, err)
+		}
+	}
+	return nil
+}
+
+// diskLabelled finds the disk whose ext4 superblock names label.
+func diskLabelled(label string) string {
+	ents, _ := os.ReadDir("/sys/block")
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "vd") {
+			continue
+		}
+		dev := "/dev/" + e.Name()
+		f, err := os.Open(dev)
+		if err != nil {
+			continue
+		}
+		sb := make([]byte, 1024)
+		n, _ := f.ReadAt(sb, 1024)
+		f.Close()
+		// s_magic at 56, s_volume_name (16 bytes) at 120.
+		if n < 136 || sb[56] != 0x53 || sb[57] != 0xEF {
+			continue
+		}
+		if strings.TrimRight(string(sb[120:136]), "\x00") == label {
+			return dev
+		}
+	}
+	return ""
 }
 
 // setHostname sets the kernel's host name from the image's /etc/hostname,

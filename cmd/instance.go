@@ -1,0 +1,352 @@
+package cmd
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/opsdev/ops/instance"
+	"github.com/opsdev/ops/lepton"
+	"github.com/spf13/cobra"
+)
+
+func newInstanceCmd(app *App) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "instance",
+		Short: "Unikernels in the background: create, list, logs, stop, start, restart, delete",
+		Long: `An instance runs a built image (or an ELF, built first) in the background with
+a supervisor process of its own: it owns QEMU, writes the console to a log,
+records its state under <ops home>/instances/NAME/ and restarts the guest by
+its policy (--restart no|on-failure[:N]|always).
+
+  ops instance create redis --name cache -p 6379 --mounts data:/data --restart on-failure
+  ops instance create /usr/bin/redis-server -a --appendonly -a yes --name cache2 -p 6380:6379
+  ops instance list | logs cache [-f] [--tail 50] | stop cache [-t 10] | start cache | delete cache`,
+	}
+	c.AddCommand(newInstanceCreateCmd(app), newInstanceListCmd(app), newInstanceLogsCmd(app), newInstanceStopCmd(app),
+		newInstanceStartCmd(app), newInstanceRestartCmd(app), newInstanceDeleteCmd(app), newInstanceSuperviseCmd(app))
+	return c
+}
+
+func instances(app *App) (instance.Store, lepton.Home, error) {
+	home, err := app.Home()
+	if err != nil {
+		return instance.Store{}, home, err
+	}
+	return instance.NewStore(home), home, nil
+}
+
+func newInstanceCreateCmd(app *App) *cobra.Command {
+	f := &runFlags{}
+	var name, restart string
+	cmd := &cobra.Command{
+		Use:   "create IMAGE|ELF",
+		Short: "Start an image (a name in the ops home, or a path) or an ELF program (built first) in the background",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			policy, err := instance.ParsePolicy(restart)
+			if err != nil {
+				return err
+			}
+			c, err := f.configFrom(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			store, home, err := instances(app)
+			if err != nil {
+				return err
+			}
+			image, err := instanceImage(app, home, c, args[0])
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = strings.TrimSuffix(filepath.Base(image), ".initramfs")
+			}
+			spec := instance.Spec{Name: name, Image: image, Config: *c, Restart: policy, Created: time.Now().UTC()}
+			if err := store.Create(spec); err != nil {
+				return err
+			}
+			return startInstance(app, store, name)
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().StringVar(&name, "name", "", "instance name (default: the image's name)")
+	cmd.Flags().StringVar(&restart, "restart", "no", "restart policy: no, on-failure[:N] (at most N restarts) or always")
+	return cmd
+}
+
+// instanceImage is the built image an instance boots: an ELF is built
+// first with the run flags; otherwise the argument names a built image.
+// c.Guest is set to the image's guest.
+func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg string) (string, error) {
+	if isELF(arg) {
+		in, name, err := elfInput(c, []string{arg})
+		if err != nil {
+			return "", err
+		}
+		in.OpsVersion = Version
+		b, err := lepton.Build(home, in, lepton.Target{DefaultName: name})
+		if err != nil {
+			return "", err
+		}
+		if b.Note != "" {
+			fmt.Fprintln(app.Stderr, b.Note)
+		}
+		c.Guest = b.Guest.Name()
+		return b.Path, nil
+	}
+	p, err := imageFile(app, arg)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err != nil && !strings.Contains(arg, "/") {
+		if _, ierr := os.Stat(p + ".initramfs"); ierr == nil {
+			p += ".initramfs"
+		}
+	}
+	head := make([]byte, 6)
+	fh, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", arg)
+	}
+	defer fh.Close()
+	fh.Read(head)
+	// The Linux guest's image is an initramfs (newc cpio); Nanos's a disk.
+	guest := "nanos"
+	if string(head) == "070701" {
+		guest = "linux"
+	}
+	if c.Guest != "" && c.Guest != guest {
+		return "", fmt.Errorf("%s is an image for the %s guest, not %s", p, guest, c.Guest)
+	}
+	c.Guest = guest
+	return filepath.Abs(p)
+}
+
+func isELF(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 4)
+	n, _ := f.Read(b)
+	return n == 4 && bytes.Equal(b, []byte("\x7fELF"))
+}
+
+// startInstance starts the instance's supervisor, detached (a session of
+// its own, no terminal), and waits until the guest is booting.
+func startInstance(app *App, store instance.Store, name string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer devnull.Close()
+	sup := exec.Command(self, "instance", "supervise", name)
+	sup.Stdin, sup.Stdout, sup.Stderr = devnull, devnull, devnull
+	sup.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := sup.Start(); err != nil {
+		return err
+	}
+	pid := sup.Process.Pid
+	go sup.Wait() // reap it if it ends while we wait
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		in, err := store.Get(name)
+		if err == nil && in.Supervisor == pid && in.Status != instance.Starting {
+			if in.Status == instance.Failed {
+				return fmt.Errorf("instance %s failed: %s", name, in.Error)
+			}
+			fmt.Fprintf(app.Stdout, "instance %s %s (supervisor pid %d); logs: ops instance logs %s\n", name, in.Status, pid, name)
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("instance %s: the supervisor (pid %d) did not start the guest within 30 s; see ops instance logs %s", name, pid, name)
+}
+
+func newInstanceListCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List instances: NAME IMAGE GUEST STATUS PID PORTS CREATED",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, _, err := instances(app)
+			if err != nil {
+				return err
+			}
+			list, err := store.List()
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if list == nil {
+					list = []*instance.Instance{}
+				}
+				return json.NewEncoder(app.Stdout).Encode(list)
+			}
+			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tIMAGE\tGUEST\tSTATUS\tPID\tPORTS\tCREATED")
+			for _, in := range list {
+				status := in.Status
+				if in.ExitCode != nil && (status == instance.Exited || status == instance.Restarting) {
+					status += fmt.Sprintf(" (%d)", *in.ExitCode)
+				}
+				pid := "-"
+				if in.QEMU > 0 {
+					pid = fmt.Sprint(in.QEMU)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", in.Name, filepath.Base(in.Image), in.Guest, status, pid,
+					strings.Join(in.Config.RunConfig.Ports, ","), in.Created.Local().Format("2006-01-02 15:04:05"))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON")
+	return cmd
+}
+
+func newInstanceStopCmd(app *App) *cobra.Command {
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "stop NAME",
+		Short: "Stop an instance: the ACPI power button, then a hard stop after -t",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, _, err := instances(app)
+			if err != nil {
+				return err
+			}
+			if err := stopInstance(store, args[0], timeout); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "instance %s stopped\n", args[0])
+			return nil
+		},
+	}
+	cmd.Flags().DurationVarP(&timeout, "timeout", "t", instance.DefaultStopTimeout, "how long the guest may take to power off (e.g. 10s)")
+	return cmd
+}
+
+// stopInstance asks the supervisor to stop and waits for it to end; a
+// supervisor that does not end in time is killed (QEMU dies with it).
+func stopInstance(store instance.Store, name string, timeout time.Duration) error {
+	in, err := store.Get(name)
+	if err != nil || !in.Active() {
+		return err
+	}
+	if err := store.RequestStop(name, timeout); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout + 10*time.Second)
+	for instance.Alive(in.Supervisor, in.Started) {
+		if time.Now().After(deadline) {
+			syscall.Kill(in.Supervisor, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
+}
+
+func newInstanceStartCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "start NAME",
+		Short: "Start a stopped, exited or dead instance again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, _, err := instances(app)
+			if err != nil {
+				return err
+			}
+			in, err := store.Get(args[0])
+			if err != nil {
+				return err
+			}
+			if in.Active() {
+				return fmt.Errorf("instance %s is %s already", in.Name, in.Status)
+			}
+			return startInstance(app, store, in.Name)
+		},
+	}
+}
+
+func newInstanceRestartCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart NAME",
+		Short: "Stop an instance and start it again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, _, err := instances(app)
+			if err != nil {
+				return err
+			}
+			if err := stopInstance(store, args[0], instance.DefaultStopTimeout); err != nil {
+				return err
+			}
+			return startInstance(app, store, args[0])
+		},
+	}
+}
+
+func newInstanceDeleteCmd(app *App) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME...",
+		Short: "Delete instances: their state, log and sockets (-f stops running ones first)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, _, err := instances(app)
+			if err != nil {
+				return err
+			}
+			for _, name := range args {
+				if force {
+					if err := stopInstance(store, name, 0); err != nil {
+						return err
+					}
+				}
+				if err := store.Delete(name); err != nil {
+					return err
+				}
+				fmt.Fprintf(app.Stdout, "instance %s deleted\n", name)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "stop a running instance first")
+	return cmd
+}
+
+// newInstanceSuperviseCmd is the supervisor process itself, started
+// detached by create and start.
+func newInstanceSuperviseCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:    "supervise NAME",
+		Short:  "Run an instance's supervisor (started by ops instance create and start)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, home, err := instances(app)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return store.Supervise(ctx, home, args[0])
+		},
+	}
+}

@@ -1,0 +1,273 @@
+package instance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/netlink"
+	"github.com/opsdev/ops/qemu"
+)
+
+// Policy says when the supervisor boots the guest again after it exits.
+type Policy struct {
+	Mode string `json:"mode"` // "no", "on-failure" or "always"
+	Max  int    `json:"max"`  // on-failure: at most this many restarts; 0 means no limit
+}
+
+// ParsePolicy reads no, on-failure, on-failure:N, always (and
+// unless-stopped, compose's word for always).
+func ParsePolicy(s string) (Policy, error) {
+	mode, n, hasN := strings.Cut(s, ":")
+	switch {
+	case s == "" || s == "no":
+		return Policy{Mode: "no"}, nil
+	case (s == "always" || s == "unless-stopped") && !hasN:
+		return Policy{Mode: "always"}, nil
+	case mode == "on-failure":
+		p := Policy{Mode: "on-failure"}
+		if hasN {
+			max, err := strconv.Atoi(n)
+			if err != nil || max < 1 {
+				return p, fmt.Errorf("--restart %q: the count after on-failure: is a whole number from 1", s)
+			}
+			p.Max = max
+		}
+		return p, nil
+	}
+	return Policy{}, fmt.Errorf("--restart %q: use no, on-failure[:N] or always", s)
+}
+
+func (p Policy) String() string {
+	if p.Mode == "on-failure" && p.Max > 0 {
+		return fmt.Sprintf("on-failure:%d", p.Max)
+	}
+	if p.Mode == "" {
+		return "no"
+	}
+	return p.Mode
+}
+
+// again reports whether a guest that ended (failed: a non-zero exit code,
+// or no exit code at all) is booted again after restarts restarts.
+func (p Policy) again(failed bool, restarts int) bool {
+	switch p.Mode {
+	case "always":
+		return true
+	case "on-failure":
+		return failed && (p.Max == 0 || restarts < p.Max)
+	}
+	return false
+}
+
+// backoff is the wait before restart number n (from 0): 1 s, doubling,
+// at most 30 s.
+func backoff(n int) time.Duration {
+	d := time.Second << min(n, 5)
+	return min(d, 30*time.Second)
+}
+
+// DefaultStopTimeout is how long stop waits for the guest to power off
+// after the ACPI power button before it stops QEMU.
+const DefaultStopTimeout = 10 * time.Second
+
+// RequestStop asks a running instance's supervisor to stop the guest:
+// the ACPI power button, then after timeout a hard stop.
+func (s Store) RequestStop(name string, timeout time.Duration) error {
+	in, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	if !in.Active() {
+		return nil
+	}
+	if err := fileutil.WriteAtomic(s.stopFile(name), []byte(timeout.String()), 0o644); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	p, err := os.FindProcess(in.Supervisor)
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	return p.Signal(os.Interrupt)
+}
+
+// Supervise runs an instance until its guest exits for good by its policy
+// or ctx ends (ops instance stop): the body of the detached supervisor
+// process. It holds the instance's volumes for as long as it runs.
+func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (err error) {
+	in, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	log, err := os.OpenFile(s.LogFile(name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	defer log.Close()
+	start, err := ProcStart(os.Getpid())
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	st := State{Status: Starting, Supervisor: os.Getpid(), Started: start, Restarts: in.Restarts}
+	record := func(status string) {
+		st.Status = status
+		if werr := s.setState(name, st); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	record(Starting)
+	os.Remove(s.stopFile(name))
+	defer func() {
+		if err != nil {
+			st.Error = err.Error()
+			fmt.Fprintf(log, "ops: %v\n", err)
+			record(Failed)
+		}
+	}()
+	c := in.Config
+	b, err := lepton.Existing(home, &c, lepton.Target{Output: in.Image})
+	if err != nil {
+		return err
+	}
+	for _, m := range b.Mounts {
+		unlock, err := m.Volume.Lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	if c.RunConfig.UsesTap() {
+		remove, err := netlink.SetupTap(c.RunConfig.TapName, c.RunConfig.BridgeName)
+		defer remove()
+		if err != nil {
+			return err
+		}
+	}
+	for {
+		code, gotCode, berr := s.boot(ctx, name, b, &c, log, &st)
+		if berr != nil {
+			return berr
+		}
+		if ctx.Err() != nil {
+			fmt.Fprintln(log, "ops: stopped")
+			record(Stopped)
+			return nil
+		}
+		if gotCode {
+			st.ExitCode = &code
+			fmt.Fprintf(log, "ops: the program exited with %d\n", code)
+		} else {
+			st.ExitCode = nil
+			fmt.Fprintln(log, "ops: the guest stopped without an exit code")
+		}
+		if !in.Restart.again(!gotCode || code != 0, st.Restarts) {
+			record(Exited)
+			return nil
+		}
+		wait := backoff(st.Restarts)
+		st.Restarts++
+		fmt.Fprintf(log, "ops: restarting in %v (restart %d, policy %s)\n", wait, st.Restarts, in.Restart)
+		record(Restarting)
+		select {
+		case <-ctx.Done():
+			record(Stopped)
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// boot runs the guest once: until it exits, or until ctx ends, when it
+// presses the ACPI power button and, after the stop timeout, stops QEMU.
+func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton.Config, log io.Writer, st *State) (code int, gotCode bool, err error) {
+	allow := c.RunConfig.Accel == nil || *c.RunConfig.Accel
+	accel, _ := qemu.DecideAccel(qemu.HostProbe(allow))
+	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: accel, Mounts: b.Mounts})
+	if err != nil {
+		return 0, false, err
+	}
+	vm.QMP = s.QMPSocket(name)
+	os.Remove(vm.QMP)
+	defer os.Remove(vm.QMP)
+	// The previous QEMU (killed, or stopped a moment ago) may still hold
+	// its ports while it exits.
+	for i := 0; ; i++ {
+		err := qemu.CheckFree(vm.Net.Forwards)
+		if err == nil {
+			break
+		}
+		if i == 50 || ctx.Err() != nil {
+			return 0, false, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	argv, err := vm.Args()
+	if err != nil {
+		return 0, false, err
+	}
+	p, err := qemu.Start(argv, vm.Pages, log, log)
+	if err != nil {
+		return 0, false, err
+	}
+	st.QEMU = p.Pid()
+	st.Status = Running
+	if err := s.setState(name, *st); err != nil {
+		return 0, false, err
+	}
+	hard, stopQEMU := context.WithCancel(context.Background())
+	defer stopQEMU()
+	exited := make(chan struct{})
+	defer close(exited)
+	go func() {
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+		}
+		timeout := s.stopTimeout(name)
+		if err := qemu.QMP(vm.QMP, "system_powerdown", 2*time.Second); err != nil {
+			stopQEMU()
+			return
+		}
+		select {
+		case <-exited:
+		case <-time.After(timeout):
+			stopQEMU()
+		}
+	}()
+	res := p.Wait(hard)
+	st.QEMU = 0
+	if ctx.Err() != nil || res.Stopped {
+		return 0, false, nil
+	}
+	if res.StartFailed() {
+		return 0, false, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(res.QEMUError()))
+	}
+	code, cerr := res.GuestExitCode()
+	if errors.Is(cerr, qemu.ErrNoExitCode) {
+		return 0, false, nil
+	}
+	return code, cerr == nil, nil
+}
+
+// stopTimeout is the timeout stop asked for (DefaultStopTimeout when it
+// left none).
+func (s Store) stopTimeout(name string) time.Duration {
+	b, err := os.ReadFile(s.stopFile(name))
+	if err != nil {
+		return DefaultStopTimeout
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(string(b)))
+	if err != nil || d < 0 {
+		return DefaultStopTimeout
+	}
+	return d
+}
