@@ -46,8 +46,16 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 	}
 	keyFile := filepath.Join(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".key")
 	if st, err := os.Stat(spec.Out); err == nil {
-		if b, err := os.ReadFile(keyFile); err == nil && string(b) == key+"\n"+fileStamp(st) {
-			return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size()}, nil
+		if b, err := os.ReadFile(keyFile); err == nil {
+			oldKey, stamp, _ := strings.Cut(string(b), "\n")
+			if stamp != fileStamp(st) {
+				// Booted writable (ops run -s): what the guest wrote lives
+				// only in this image, and a rebuild would throw it away.
+				return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or remove the file to build afresh", spec.Out)
+			}
+			if oldKey == key {
+				return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size()}, nil
+			}
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(spec.Out), 0o755); err != nil {
