@@ -24,7 +24,7 @@ build: $(INIT)
 # qemu-utils (qemu-img), dosfstools and mtools to read the disk formats and
 # the EFI System Partition back, and real programs from Debian to run in
 # guests (servers, a database CLI, an interpreter).
-DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates ovmf \
+DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates ovmf e2fsprogs \
 	qemu-utils dosfstools mtools redis-server lighttpd memcached sqlite3 python3 busybox
 # The servers are installed for their programs only: policy-rc.d keeps
 # their packages from starting them on the host.
