@@ -98,21 +98,7 @@ func newImageLsCmd(app *App) *cobra.Command {
 				p = args[1]
 			}
 			return withImage(app, args[0], func(rd *opsfs.Reader) error {
-				ents, err := rd.ReadDir(p)
-				if err != nil {
-					return err
-				}
-				for _, e := range ents {
-					switch e.Kind {
-					case opsfs.KindDir:
-						fmt.Fprintln(app.Stdout, e.Name+"/")
-					case opsfs.KindSymlink:
-						fmt.Fprintf(app.Stdout, "%s -> %s\n", e.Name, e.Target)
-					default:
-						fmt.Fprintf(app.Stdout, "%s\t%d\n", e.Name, e.Size)
-					}
-				}
-				return nil
+				return listDir(app.Stdout, rd, p)
 			})
 		},
 	}
