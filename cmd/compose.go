@@ -14,7 +14,7 @@ const composeHelp = `Run the services of a compose file, each its own unikernel,
 from the others by its service name.
 
   ops compose up -f compose.yaml        foreground; Ctrl-C stops everything
-  ops compose up -f compose.yaml -d     in the background; logs in the ops home
+  ops compose up -f compose.yaml -d     in the background, as instances (ops instance list, logs)
   ops compose down -f compose.yaml
 
 Without root (the default), every guest uses QEMU's user-mode networking; the
@@ -59,13 +59,13 @@ func newComposeCmd(app *App) *cobra.Command {
 		Short: "Build and start every service",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if f.detach {
+			if f.detach && f.bridged {
 				return composeDetach(app, f)
 			}
 			return composeUp(app, f)
 		},
 	}
-	up.Flags().BoolVarP(&f.detach, "detach", "d", false, "run in the background")
+	up.Flags().BoolVarP(&f.detach, "detach", "d", false, "run in the background, each service as an instance named <project>-<service> (ops instance list)")
 	up.Flags().BoolVar(&f.bridged, "bridged", false, "a private bridge with one address per service (needs root)")
 	up.Flags().StringVar(&f.subnet, "subnet", "10.3.0.0/24", "the bridge's subnet with --bridged")
 	up.Flags().BoolVar(&f.accel, "accel", true, "use KVM where it really works")
@@ -80,8 +80,16 @@ func newComposeCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := p.Down(); err != nil {
+			store, _, err := instances(app)
+			if err != nil {
 				return err
+			}
+			if had, err := p.DownInstances(store); err != nil {
+				return err
+			} else if !had {
+				if err := p.Down(); err != nil {
+					return err
+				}
 			}
 			fmt.Fprintf(app.Stdout, "compose %s: down\n", p.File.Name)
 			return nil
@@ -128,7 +136,8 @@ func composeUp(app *App, f *composeFlags) error {
 			dir, _, err := e.resolve(app, name, local)
 			return dir, err
 		},
-		Say: func(line string) { fmt.Fprintln(app.Stderr, line) },
+		Say:    func(line string) { fmt.Fprintln(app.Stderr, line) },
+		Detach: f.detach,
 	})
 	if err != nil {
 		return err

@@ -94,17 +94,16 @@ func TestE2EComposeTaxi(t *testing.T) {
 			t.Fatalf("compose up -d: %s", r.stderr)
 		}
 		name := "taxi" + strconv.Itoa(os.Getpid()%1000)
+		// up -d leaves one instance per service, named <project>-<service>.
+		services := []string{"dispatcher", "passenger", "redis", "trip"}
 		logs := func() string {
-			b, _ := os.ReadFile(filepath.Join(home, "compose", name, "log"))
-			return string(b)
-		}
-		pidb, _ := os.ReadFile(filepath.Join(home, "compose", name, "pid"))
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-		defer func() {
-			if processAlive(pid) {
-				e.run(t, home, "compose", "down", "-f", cf)
+			var sb strings.Builder
+			for _, svc := range services {
+				sb.WriteString(e.run(t, home, "instance", "logs", name+"-"+svc).stdout)
 			}
-		}()
+			return sb.String()
+		}
+		defer e.run(t, home, "compose", "down", "-f", cf)
 		ports := map[string]int{"trip": base, "dispatcher": base + 1}
 		post := func(method, path, body string) (string, error) {
 			svc, rest, _ := strings.Cut(path, "/")
@@ -119,18 +118,24 @@ func TestE2EComposeTaxi(t *testing.T) {
 			return string(b), nil
 		}
 		taxiFlow(t, post, logs)
-		kids := qemuChildren(pid)
-		if len(kids) != 4 {
-			t.Fatalf("%d QEMU processes under the compose supervisor, want 4", len(kids))
+		var qemus []int
+		for _, svc := range services {
+			in := listInstances(t, e, home)[name+"-"+svc]
+			if in.Status != "running" || in.QEMU == 0 {
+				t.Fatalf("instance %s-%s: %+v", name, svc, in)
+			}
+			qemus = append(qemus, in.QEMU, in.Sup)
 		}
 		if r := e.run(t, home, "compose", "down", "-f", cf); r.code != 0 {
 			t.Fatalf("compose down: %s", r.stderr)
 		}
-		time.Sleep(500 * time.Millisecond)
-		for _, k := range append(kids, pid) {
-			if processAlive(k) {
-				t.Fatalf("process %d still running after compose down", k)
+		for _, p := range qemus {
+			if processAlive(p) {
+				t.Fatalf("process %d still running after compose down", p)
 			}
+		}
+		if l := listInstances(t, e, home); len(l) != 0 {
+			t.Fatalf("instances left after compose down: %+v", l)
 		}
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -143,39 +142,18 @@ func isELF(p string) bool {
 	return n == 4 && bytes.Equal(b, []byte("\x7fELF"))
 }
 
-// startInstance starts the instance's supervisor, detached (a session of
-// its own, no terminal), and waits until the guest is booting.
+// startInstance starts the instance's supervisor and says how it went.
 func startInstance(app *App, store instance.Store, name string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	in, err := store.Start(self, name)
 	if err != nil {
 		return err
 	}
-	defer devnull.Close()
-	sup := exec.Command(self, "instance", "supervise", name)
-	sup.Stdin, sup.Stdout, sup.Stderr = devnull, devnull, devnull
-	sup.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := sup.Start(); err != nil {
-		return err
-	}
-	pid := sup.Process.Pid
-	go sup.Wait() // reap it if it ends while we wait
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		in, err := store.Get(name)
-		if err == nil && in.Supervisor == pid && in.Status != instance.Starting {
-			if in.Status == instance.Failed {
-				return fmt.Errorf("instance %s failed: %s", name, in.Error)
-			}
-			fmt.Fprintf(app.Stdout, "instance %s %s (supervisor pid %d); logs: ops instance logs %s\n", name, in.Status, pid, name)
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("instance %s: the supervisor (pid %d) did not start the guest within 30 s; see ops instance logs %s", name, pid, name)
+	fmt.Fprintf(app.Stdout, "instance %s %s (supervisor pid %d); logs: ops instance logs %s\n", name, in.Status, in.Supervisor, name)
+	return nil
 }
 
 func newInstanceListCmd(app *App) *cobra.Command {
@@ -231,7 +209,7 @@ func newInstanceStopCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := stopInstance(store, args[0], timeout); err != nil {
+			if err := store.Stop(args[0], timeout); err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Stdout, "instance %s stopped\n", args[0])
@@ -240,26 +218,6 @@ func newInstanceStopCmd(app *App) *cobra.Command {
 	}
 	cmd.Flags().DurationVarP(&timeout, "timeout", "t", instance.DefaultStopTimeout, "how long the guest may take to power off (e.g. 10s)")
 	return cmd
-}
-
-// stopInstance asks the supervisor to stop and waits for it to end; a
-// supervisor that does not end in time is killed (QEMU dies with it).
-func stopInstance(store instance.Store, name string, timeout time.Duration) error {
-	in, err := store.Get(name)
-	if err != nil || !in.Active() {
-		return err
-	}
-	if err := store.RequestStop(name, timeout); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(timeout + 10*time.Second)
-	for instance.Alive(in.Supervisor, in.Started) {
-		if time.Now().After(deadline) {
-			syscall.Kill(in.Supervisor, syscall.SIGKILL)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
 }
 
 func newInstanceStartCmd(app *App) *cobra.Command {
@@ -294,7 +252,7 @@ func newInstanceRestartCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := stopInstance(store, args[0], instance.DefaultStopTimeout); err != nil {
+			if err := store.Stop(args[0], instance.DefaultStopTimeout); err != nil {
 				return err
 			}
 			return startInstance(app, store, args[0])
@@ -315,7 +273,7 @@ func newInstanceDeleteCmd(app *App) *cobra.Command {
 			}
 			for _, name := range args {
 				if force {
-					if err := stopInstance(store, name, 0); err != nil {
+					if err := store.Stop(name, 0); err != nil {
 						return err
 					}
 				}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/qemu"
 )
@@ -71,6 +72,39 @@ func (p *Project) Detach(argv []string) (int, error) {
 	}
 	c.Process.Release()
 	return pid, nil
+}
+
+// Instances are the instances the project's services run as (up -d).
+func (p *Project) Instances(store instance.Store) ([]*instance.Instance, error) {
+	all, err := store.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []*instance.Instance
+	for _, in := range all {
+		if in.Project == p.File.Name {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+// DownInstances stops and removes the project's instances; it reports
+// whether there were any.
+func (p *Project) DownInstances(store instance.Store) (bool, error) {
+	ins, err := p.Instances(store)
+	if err != nil || len(ins) == 0 {
+		return false, err
+	}
+	for _, in := range ins {
+		if err := store.Stop(in.Name, instance.DefaultStopTimeout); err != nil {
+			return true, err
+		}
+		if err := store.Delete(in.Name); err != nil {
+			return true, err
+		}
+	}
+	return true, nil
 }
 
 // Down stops the background run: SIGTERM, which stops every VM and

@@ -49,9 +49,10 @@ func (f *File) ServiceConfig(name, defaultGuest string) (*lepton.Config, error) 
 
 // service is one service ready to start: its built image and its VM.
 type service struct {
-	name  string
-	built *lepton.Built
-	vm    qemu.VM
+	name   string
+	built  *lepton.Built
+	vm     qemu.VM
+	config *lepton.Config
 }
 
 // prepare builds one service's image and describes its VM.
@@ -91,7 +92,8 @@ func (u *up) prepare(name string, index int) (*service, error) {
 	} else {
 		vm.Net.MAC = fmt.Sprintf("52:54:00:4f:50:%02x", index+16)
 	}
-	return &service{name: name, built: b, vm: vm}, nil
+	c.Guest = b.Guest.Name()
+	return &service{name: name, built: b, vm: vm, config: c}, nil
 }
 
 // planInput is a service's program: a package, or an ELF named relative

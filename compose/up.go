@@ -3,13 +3,16 @@ package compose
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
+	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/internal/splice"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/netlink"
@@ -34,6 +37,9 @@ type UpOptions struct {
 	// Say takes compose's own lines: the guest note, the services up,
 	// each service's exit.
 	Say func(line string)
+	// Detach leaves the services running as instances named
+	// <project>-<service> (user-mode networking only).
+	Detach bool
 }
 
 // up is one run of a project.
@@ -68,6 +74,12 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 			o.Say(s.built.Note)
 		}
 		svcs = append(svcs, s)
+	}
+	if o.Detach {
+		if layout.Mode == Bridged {
+			return 0, errors.New("compose up -d runs services as instances with user-mode networking; --bridged runs in the foreground")
+		}
+		return 0, u.detach(svcs)
 	}
 	if layout.Mode == Bridged {
 		remove, err := u.bridge(svcs)
@@ -189,6 +201,45 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 	}
 	return remove, nil
 }
+
+// detach creates and starts an instance per service; on a failure the
+// ones already started are stopped and removed.
+func (u *up) detach(svcs []*service) (err error) {
+	store := instance.NewStore(u.opts.Home)
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, n := range made {
+				store.Stop(n, 0)
+				store.Delete(n)
+			}
+		}
+	}()
+	for _, s := range svcs {
+		name := InstanceName(u.file.Name, s.name)
+		net := s.vm.Net
+		spec := instance.Spec{Name: name, Image: s.built.Path, Config: *s.config, Restart: instance.Policy{Mode: "no"},
+			Created: time.Now().UTC(), Net: &net, Project: u.file.Name}
+		if err := store.Create(spec); err != nil {
+			return fmt.Errorf("service %s: %w (is project %s up already?)", s.name, err, u.file.Name)
+		}
+		made = append(made, name)
+		if _, err := store.Start(u.opts.Self, name); err != nil {
+			return fmt.Errorf("service %s: %w", s.name, err)
+		}
+	}
+	line := fmt.Sprintf("compose %s: %d services up as instances (ops instance list; ops compose down stops them)", u.file.Name, len(svcs))
+	for _, s := range svcs {
+		for _, e := range u.file.Published(u.layout, s.name) {
+			line += fmt.Sprintf("; %s on 127.0.0.1:%d", s.name, e.HostPort)
+		}
+	}
+	u.opts.Say(line)
+	return nil
+}
+
+// InstanceName is the instance a project's service runs as with up -d.
+func InstanceName(project, service string) string { return project + "-" + service }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -21,6 +21,7 @@ import (
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/qemu"
 )
 
 // Spec is what an instance runs: a built image, the config it boots with
@@ -31,6 +32,11 @@ type Spec struct {
 	Config  lepton.Config `json:"config"`
 	Restart Policy        `json:"restart"`
 	Created time.Time     `json:"created"`
+	// Net replaces the network the config describes: compose's services
+	// reach each other through forwards of their own.
+	Net *qemu.Net `json:"net,omitempty"`
+	// Project is the compose project the instance belongs to.
+	Project string `json:"project,omitempty"`
 }
 
 // Statuses an instance goes through.

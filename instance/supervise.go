@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	goerrors "github.com/go-errors/errors"
@@ -194,6 +196,9 @@ func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton
 	if err != nil {
 		return 0, false, err
 	}
+	if in, err := s.Get(name); err == nil && in.Net != nil {
+		vm.Net = *in.Net
+	}
 	vm.QMP = s.QMPSocket(name)
 	os.Remove(vm.QMP)
 	defer os.Remove(vm.QMP)
@@ -256,6 +261,57 @@ func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton
 		return 0, false, nil
 	}
 	return code, cerr == nil, nil
+}
+
+// Start starts the instance's supervisor, self ("ops") running
+// `instance supervise NAME`, detached (a session of its own, no terminal),
+// and waits until the guest is booting.
+func (s Store) Start(self, name string) (*Instance, error) {
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	defer devnull.Close()
+	sup := exec.Command(self, "instance", "supervise", name)
+	sup.Stdin, sup.Stdout, sup.Stderr = devnull, devnull, devnull
+	sup.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := sup.Start(); err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	pid := sup.Process.Pid
+	go sup.Wait() // reaped here if it ends while we wait
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		in, err := s.Get(name)
+		if err == nil && in.Supervisor == pid && in.Status != Starting {
+			if in.Status == Failed {
+				return nil, fmt.Errorf("instance %s failed: %s", name, in.Error)
+			}
+			return in, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("instance %s: the supervisor (pid %d) did not start the guest within 30 s; see ops instance logs %s", name, pid, name)
+}
+
+// Stop asks the supervisor to stop and waits for it to end; one that
+// does not end in time is killed (QEMU dies with it).
+func (s Store) Stop(name string, timeout time.Duration) error {
+	in, err := s.Get(name)
+	if err != nil || !in.Active() {
+		return err
+	}
+	if err := s.RequestStop(name, timeout); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout + 10*time.Second)
+	for Alive(in.Supervisor, in.Started) {
+		if time.Now().After(deadline) {
+			syscall.Kill(in.Supervisor, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
 }
 
 // stopTimeout is the timeout stop asked for (DefaultStopTimeout when it
