@@ -3,7 +3,9 @@ package cmd
 import (
 	"fmt"
 	"path/filepath"
+	"time"
 
+	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
 	"github.com/spf13/cobra"
 )
@@ -70,6 +72,9 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 		fmt.Fprintln(app.Stderr, b.Note)
 	}
 	reportPlan(app, b.Plan, c.RunConfig.Verbose, false)
+	if c.RunConfig.Background {
+		return runInBackground(app, c, b, name)
+	}
 	out, err := lepton.Run(ctx, b, lepton.RunOptions{
 		Run: c.RunConfig, Writable: f.skipBuild, QEMU: f.qemu,
 		Stdout: app.Stdout, Stderr: app.Stderr,
@@ -82,6 +87,25 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 		return &ExitError{Code: app.stoppedCode()}
 	}
 	return exitWith(out.ExitCode)
+}
+
+// runInBackground is RunConfig.Background: the image runs as an instance
+// (named RunConfig.InstanceName, else the image's name) instead.
+func runInBackground(app *App, c *lepton.Config, b *lepton.Built, name string) error {
+	store, _, err := instances(app)
+	if err != nil {
+		return err
+	}
+	if c.RunConfig.InstanceName != "" {
+		name = c.RunConfig.InstanceName
+	}
+	cc := *c
+	cc.Guest = b.Guest.Name()
+	spec := instance.Spec{Name: name, Image: b.Path, Config: cc, Restart: instance.Policy{Mode: "no"}, Created: time.Now().UTC()}
+	if err := store.Create(spec); err != nil {
+		return err
+	}
+	return startInstance(app, store, name)
 }
 
 func exitWith(code int) error {

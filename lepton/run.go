@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,9 +51,15 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 		}
 		defer unlock()
 	}
+	qmp := ""
+	if o.Run.QMP {
+		qmp = filepath.Join(os.TempDir(), fmt.Sprintf("ops-%d.qmp", os.Getpid()))
+		defer os.Remove(qmp)
+		say("QMP socket: " + qmp)
+	}
 	makeVM := func(a qemu.Accel) (qemu.VM, error) {
 		vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: o.Run, Accel: a, Writable: o.Writable, Mounts: b.Mounts})
-		vm.Binary = o.QEMU
+		vm.Binary, vm.QMP = o.QEMU, qmp
 		return vm, err
 	}
 	vm, err := makeVM(accel)
