@@ -256,3 +256,60 @@ func TestE2EArgv0(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EQEMUSandboxed: QEMU runs under its seccomp sandbox on both
+// guests (Seccomp: 2 is filter mode), unless RunConfig.Sandbox is false.
+func TestE2EQEMUSandboxed(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		for _, tc := range []struct {
+			config string
+			want   string
+		}{
+			{`{}`, "2"},
+			{`{"RunConfig": {"Sandbox": false}}`, "0"},
+		} {
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"config.json": tc.config})
+			port := freePorts(t, 1)
+			stop := startServer(t, inDir(e, e.dir), home, "run", "--guest", guest, "-c", filepath.Join(dir, "config.json"), "./goserver", "-p", fmt.Sprintf("%d:8080", port))
+			if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", port), time.Now().Add(90*time.Second)); err != nil {
+				code, out := stop()
+				t.Fatalf("%s: no answer: %v (exit %d)\n%s", tc.config, err, code, out)
+			}
+			var seccomp string
+			for _, pid := range allQEMU() {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				if !strings.Contains(string(cmd), fmt.Sprintf("%d-:8080", port)) {
+					continue
+				}
+				for _, l := range strings.Split(string(b), "\n") {
+					if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
+						seccomp = strings.TrimSpace(v)
+					}
+				}
+			}
+			stop()
+			if seccomp != tc.want {
+				t.Fatalf("%s: Seccomp %q, want %q", tc.config, seccomp, tc.want)
+			}
+		}
+	})
+}
+
+// allQEMU lists every QEMU process on the machine.
+func allQEMU() []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		var pid int
+		if _, err := fmt.Sscanf(d.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.HasPrefix(string(cmd), "qemu-system") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

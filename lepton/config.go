@@ -89,6 +89,7 @@ type RunConfig struct {
 	Debug        bool
 	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
 	DHCP         bool   // the Linux guest asks DHCP for its address (Nanos does unless given IPAddress)
+	Sandbox      *bool  // QEMU's seccomp sandbox (default on; false turns it off)
 
 	// Accepted for compatibility with nanovms/ops config files.
 	AtExit                       string

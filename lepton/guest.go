@@ -206,7 +206,8 @@ func (rc RunConfig) MemoryMB() (int, error) {
 // memory, the network and the exit device.
 func baseVM(b Boot) (qemu.VM, error) {
 	rc := b.Run
-	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort}
+	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort,
+		Sandbox: rc.Sandbox == nil || *rc.Sandbox}
 	if vm.Machine == "" {
 		vm.Machine = qemu.MicroVM
 	}

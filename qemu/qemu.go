@@ -149,6 +149,12 @@ type VM struct {
 	Pages   Pages
 	QMP     string // unix socket path
 	GdbPort int
+	// Sandbox turns on QEMU's seccomp filter: no obsolete system calls, no
+	// setuid, no process spawning, no scheduler or resource control
+	// changes. A guestfwd that runs a command per connection (compose's
+	// ops proxy) needs a process that the filter, inherited, would stop:
+	// such a VM runs without it.
+	Sandbox bool
 	Extra   []string
 }
 
@@ -267,6 +273,9 @@ func (vm VM) Args() ([]string, error) {
 	}
 	if vm.QMP != "" {
 		a = append(a, "-qmp", "unix:"+vm.QMP+",server=on,wait=off")
+	}
+	if vm.Sandbox && len(vm.Net.GuestFwd) == 0 {
+		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 	}
 	if vm.GdbPort > 0 {
 		a = append(a, "-gdb", fmt.Sprintf("tcp::%d", vm.GdbPort))
