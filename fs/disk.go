@@ -139,12 +139,35 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	if err := f.Truncate(d.Size()); err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
-	if err := d.BootFS.WriteAt(f, boot, buf); err != nil {
-		return fmt.Errorf("boot filesystem: %w", err)
-	}
-	if err := d.RootFS.WriteAt(f, root, buf); err != nil {
-		return fmt.Errorf("root filesystem: %w", err)
+	err := withFD(f, func(fd int) error {
+		// The two filesystems are hashed side by side (each UUID needs a
+		// hash over its contents in order), their files placed by one
+		// set of copiers.
+		c := newCopier(fd, true)
+		var bootErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := d.BootFS.write(fd, boot, c); err != nil {
+				bootErr = fmt.Errorf("boot filesystem: %w", err)
+			}
+		}()
+		err := d.RootFS.write(fd, root, c)
+		if err != nil {
+			err = fmt.Errorf("root filesystem: %w", err)
+		}
+		<-done
+		cerr := c.wait()
+		if bootErr != nil {
+			return bootErr
+		}
+		if err != nil {
+			return err
+		}
+		return cerr
+	})
+	if err != nil {
+		return err
 	}
 	mbr := append([]byte(nil), d.Boot.Data...)
 	if err := PutPartitions(mbr, []Partition{
@@ -153,7 +176,7 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	}); err != nil {
 		return err
 	}
-	_, err := f.WriteAt(mbr, 0)
+	_, err = f.WriteAt(mbr, 0)
 	return err
 }
 
