@@ -135,3 +135,16 @@ func pythonLib(b *testing.B) string {
 	}
 	return lib
 }
+
+// BenchmarkImageKey measures what an image is checked against before a
+// build: the plan and every source file's stamp.
+func BenchmarkImageKey(b *testing.B) {
+	k := benchKernel(b)
+	spec := benchSpec(b, benchProgram(b, "python3-stdlib"), k, filepath.Join(b.TempDir(), "img"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := spec.key(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
