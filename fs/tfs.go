@@ -73,12 +73,12 @@ func LayoutTFS(tree *Tree, root *Tuple, opt TFSOptions) (*TFS, error) {
 		t := &TFS{label: opt.Label, logSecs: exts * ExtensionSecs}
 		data := 1 + t.logSecs
 		nodes, err := buildNodes(tree, func(e *Entry) (*Tuple, error) {
-			file := NewTuple()
+			file := newTupleSize(2)
 			secs := uint64(e.Size+SectorSize-1) / SectorSize
-			extents := NewTuple()
+			extents := newTupleSize(int((secs + MaxExtentSecs - 1) / MaxExtentSecs))
 			for off := uint64(0); off < secs; off += MaxExtentSecs {
 				n := min(secs-off, MaxExtentSecs)
-				extents.Set(strconv.FormatUint(off, 10), NewTuple().
+				extents.Set(strconv.FormatUint(off, 10), newTupleSize(3).
 					Set("offset", Int(data+off)).
 					Set("length", Int(n)).
 					Set("allocated", Int(n)))

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -79,9 +79,10 @@ func (t *Tree) Add(e Entry) error {
 		if ok && old.Kind != KindDir {
 			return fmt.Errorf("cannot add %s: %s is not a directory", p, dir)
 		}
-		if !ok {
-			t.entries[dir] = &Entry{Path: dir, Kind: KindDir, Mode: 0o755}
+		if ok {
+			break // a folder's own parents are all there already
 		}
+		t.entries[dir] = &Entry{Path: dir, Kind: KindDir, Mode: 0o755}
 		if dir == "/" {
 			break
 		}
@@ -117,7 +118,7 @@ func (t *Tree) Entries() []*Entry {
 	for _, e := range t.entries {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b *Entry) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 
