@@ -28,6 +28,9 @@ type Entry struct {
 	Size   int64  // content length (KindFile)
 	Target string // link target (KindSymlink)
 	Mode   fs.FileMode
+	// Info is Source's status when it was planned, if known: the image
+	// key, which records every source's stamp, then needs no second stat.
+	Info fs.FileInfo
 }
 
 // Tree is a set of entries keyed by guest path. Adding a file creates its

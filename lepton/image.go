@@ -129,7 +129,8 @@ func appendStamp(b []byte, label, p string, st os.FileInfo) []byte {
 }
 
 // statSources stats the host file behind each entry that has one, side
-// by side: a tree of many files spends most of its key here.
+// by side (a tree of many files spends most of its key here), unless the
+// plan already did.
 func statSources(ents []*opsfs.Entry) ([]os.FileInfo, error) {
 	sts := make([]os.FileInfo, len(ents))
 	errs := make([]error, len(ents))
@@ -140,7 +141,12 @@ func statSources(ents []*opsfs.Entry) ([]os.FileInfo, error) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < len(ents); i += n {
-				if e := ents[i]; e.Kind == opsfs.KindFile && e.Data == nil && e.Source != "" {
+				e := ents[i]
+				switch {
+				case e.Kind != opsfs.KindFile || e.Data != nil || e.Source == "":
+				case e.Info != nil:
+					sts[i] = e.Info
+				default:
 					sts[i], errs[i] = os.Stat(e.Source)
 				}
 			}
