@@ -63,13 +63,14 @@ const cpioInlineMax = 32 << 10
 const cpioPieceMax = 256 << 10
 
 // cpioPiece is entries [lo, hi) of the archive, starting at off. All but
-// a large last file go in one buffer; a large last file is copied after.
+// a large last file go in one buffer; a large last file is written after,
+// from its own bytes or by the kernel.
 type cpioPiece struct {
 	entries []*Entry
 	ino     uint32 // the first entry's inode number
 	off     int64
 	inline  int    // buffered bytes
-	big     *Entry // the last entry's contents, copied by the kernel
+	big     *Entry // the last entry, whose contents are not buffered
 	trailer bool   // the piece ends with the trailer
 }
 
@@ -99,9 +100,7 @@ func layoutCPIO(entries []*Entry) ([]*cpioPiece, int64, int, error) {
 		case e.Kind == KindSymlink:
 			inline += align4(len(e.Target))
 		case e.Kind != KindFile:
-		case e.Data != nil:
-			inline += align4(len(e.Data))
-		case e.Size <= cpioInlineMax:
+		case e.Size <= cpioInlineMax: // Tree.Add sets Size for literal contents too
 			inline += align4(int(e.Size))
 		default:
 			big, data = true, int64(align4(int(e.Size)))
@@ -135,7 +134,7 @@ const math32 = 1<<32 - 1
 func align4(n int) int { return (n + 3) &^ 3 }
 
 // write builds the piece's buffered bytes in buf and writes them, then
-// has c copy a large last file.
+// writes a large last file's contents.
 func (p *cpioPiece) write(fd int, buf []byte, c *copier) error {
 	b := buf[:0]
 	var bigOff int64
@@ -152,10 +151,10 @@ func (p *cpioPiece) write(fd int, buf []byte, c *copier) error {
 		default:
 			b, err = appendCPIOHeader(b, ino, cpioName(e), 0o100000|perm, e.Size)
 			switch {
-			case e.Data != nil:
-				b = append(b, e.Data...)
 			case e == p.big:
 				bigOff = p.off + int64(len(b))
+			case e.Data != nil:
+				b = append(b, e.Data...)
 			default:
 				b, err = readSmall(b, e)
 			}
@@ -176,6 +175,9 @@ func (p *cpioPiece) write(fd int, buf []byte, c *copier) error {
 	}
 	if p.big == nil {
 		return nil
+	}
+	if p.big.Data != nil {
+		return pwriteAll(fd, p.big.Data, bigOff)
 	}
 	s, err := openSource(p.big.Source, p.big.Size, 1)
 	if err != nil {

@@ -105,6 +105,7 @@ func TestWriteCPIO(t *testing.T) {
 			{Path: "/b/empty", Kind: KindFile, Source: empty},
 			{Path: "/c/sparse", Kind: KindFile, Source: sparse},
 			{Path: "/c/after", Kind: KindFile, Source: small},
+			{Path: "/d/literal", Kind: KindFile, Data: pattern(100<<10, 5)}, // written from its own bytes
 		}},
 		{"many pieces", many},
 	}
