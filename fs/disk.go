@@ -140,31 +140,20 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 		return err
 	}
 	err := withFD(f, func(fd int) error {
-		// The two filesystems are hashed side by side (each UUID needs a
-		// hash over its contents in order), their files placed by one
-		// set of copiers.
+		// One filesystem after the other: each UUID needs one hash over
+		// its contents in order, and while this goroutine hashes, the
+		// copiers have the other CPUs to place files.
 		c := newCopier(fd, true)
-		var bootErr error
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			if err := d.BootFS.write(fd, boot, c); err != nil {
-				bootErr = fmt.Errorf("boot filesystem: %w", err)
-			}
-		}()
-		err := d.RootFS.write(fd, root, c)
+		err := d.BootFS.write(fd, boot, c)
 		if err != nil {
+			err = fmt.Errorf("boot filesystem: %w", err)
+		} else if err = d.RootFS.write(fd, root, c); err != nil {
 			err = fmt.Errorf("root filesystem: %w", err)
 		}
-		<-done
-		cerr := c.wait()
-		if bootErr != nil {
-			return bootErr
+		if cerr := c.wait(); err == nil {
+			err = cerr
 		}
-		if err != nil {
-			return err
-		}
-		return cerr
+		return err
 	})
 	if err != nil {
 		return err
