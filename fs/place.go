@@ -13,12 +13,11 @@ import (
 )
 
 // Placing file contents into an image. The kernel copies each source file
-// into its place with copy_file_range, so the bytes never pass through
-// ops's memory (on these machines a build is mostly system time, and the
-// two copies through a user buffer and its page faults were most of it).
-// Filesystems that refuse get a pread/pwrite loop. Several copies run at
-// once; whoever opened a source hands its descriptor over, so each file is
-// opened once.
+// into its place with copy_file_range, so the bytes are not copied through
+// ops's memory on their way (a TFS still reads each file once, through one
+// small reused buffer, for its UUID's hash). Filesystems that refuse get a
+// pread/pwrite loop. Several copies run at once, beside the hash; whoever
+// opened a source hands its descriptor over, so each file is opened once.
 
 // copyBuf is the size of the buffers used for hashing and for the
 // fallback copy: small enough to stay in the CPU's cache, and reused, so
