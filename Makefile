@@ -59,12 +59,16 @@ test: deps build vet
 test-short: $(INIT)
 	$(GO) test -short -count=1 ./...
 
-# Build times and image sizes, then boot times side by side (medians of
-# 20 runs each; BOOTRUNS=30 make bench for more).
+# Build times and image sizes (in process, then whole `ops build` processes
+# beside cp and, with OPS_BENCH_ANCHOR=path, nanovms/ops: medians of 21
+# rounds), then boot times side by side (medians of 20 runs each;
+# BOOTRUNS=30 make bench for more).
 BOOTRUNS ?= 20
+BUILDRUNS ?= 21
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
-	$(GO) test -run '^$$' -bench . -benchtime $(BOOTRUNS)x -timeout 60m ./cmd/
+	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m ./cmd/
+	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m ./cmd/
 
 FUZZTIME ?= 20s
 fuzz: $(INIT)

@@ -139,12 +139,24 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	if err := f.Truncate(d.Size()); err != nil {
 		return err
 	}
-	buf := make([]byte, 1<<20)
-	if err := d.BootFS.WriteAt(f, boot, buf); err != nil {
-		return fmt.Errorf("boot filesystem: %w", err)
-	}
-	if err := d.RootFS.WriteAt(f, root, buf); err != nil {
-		return fmt.Errorf("root filesystem: %w", err)
+	err := withFD(f, func(fd int) error {
+		// One filesystem after the other: each UUID needs one hash over
+		// its contents in order, and while this goroutine hashes, the
+		// copiers have the other CPUs to place files.
+		c := newCopier(fd, true)
+		err := d.BootFS.write(fd, boot, c)
+		if err != nil {
+			err = fmt.Errorf("boot filesystem: %w", err)
+		} else if err = d.RootFS.write(fd, root, c); err != nil {
+			err = fmt.Errorf("root filesystem: %w", err)
+		}
+		if cerr := c.wait(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	mbr := append([]byte(nil), d.Boot.Data...)
 	if err := PutPartitions(mbr, []Partition{
@@ -153,7 +165,7 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	}); err != nil {
 		return err
 	}
-	_, err := f.WriteAt(mbr, 0)
+	_, err = f.WriteAt(mbr, 0)
 	return err
 }
 

@@ -66,10 +66,10 @@ func (e *Encoder) Append(b []byte, v Value) ([]byte, error) {
 	case *Tuple:
 		b = appendHeader(b, true, typeTuple, uint64(v.Len()))
 		e.next++
-		for _, k := range v.keys {
+		for i, k := range v.keys {
 			b = e.appendSymbol(b, k)
 			var err error
-			if b, err = e.Append(b, v.vals[k]); err != nil {
+			if b, err = e.Append(b, v.vals[i]); err != nil {
 				return nil, fmt.Errorf("%s: %w", k, err)
 			}
 		}

@@ -31,7 +31,7 @@ const magic = "NVMTFS"
 // where each file's data goes. Offsets are in sectors from the start of the
 // filesystem.
 type TFS struct {
-	log      []byte // sectors 1..: the log extensions, whole
+	log      [][]byte // the log extensions from sector 1 on, each without its zero padding
 	logSecs  uint64
 	label    string
 	files    []placed
@@ -73,12 +73,12 @@ func LayoutTFS(tree *Tree, root *Tuple, opt TFSOptions) (*TFS, error) {
 		t := &TFS{label: opt.Label, logSecs: exts * ExtensionSecs}
 		data := 1 + t.logSecs
 		nodes, err := buildNodes(tree, func(e *Entry) (*Tuple, error) {
-			file := NewTuple()
+			file := newTupleSize(2)
 			secs := uint64(e.Size+SectorSize-1) / SectorSize
-			extents := NewTuple()
+			extents := newTupleSize(int((secs + MaxExtentSecs - 1) / MaxExtentSecs))
 			for off := uint64(0); off < secs; off += MaxExtentSecs {
 				n := min(secs-off, MaxExtentSecs)
-				extents.Set(strconv.FormatUint(off, 10), NewTuple().
+				extents.Set(strconv.FormatUint(off, 10), newTupleSize(3).
 					Set("offset", Int(data+off)).
 					Set("length", Int(n)).
 					Set("allocated", Int(n)))
@@ -155,19 +155,21 @@ func buildNodes(tree *Tree, file func(*Entry) (*Tuple, error)) (*Tuple, error) {
 
 // layoutLog splits the encoded root tuple over exts extensions of
 // ExtensionSecs sectors each (starting at sector 1), linking them in order.
+// Each extension is returned without the zeros that pad it to its size:
+// the image reads as zeros there, and they need not be written.
 // It reports false when the metadata does not fit.
-func layoutLog(enc []byte, exts uint64) ([]byte, bool) {
+func layoutLog(enc []byte, exts uint64) ([][]byte, bool) {
 	ext := ExtensionSecs * SectorSize
-	out := make([]byte, 0, int(exts)*ext)
+	var log [][]byte
 	rest := enc
 	for i := uint64(0); i < exts; i++ {
-		start := len(out)
+		var out []byte
 		out = append(out, magic...)
 		out = appendVarint(out, tfsVersion)
 		out = appendVarint(out, ExtensionSecs)
 		last := i == exts-1
 		// Room: keep 16 bytes for a link record and the end byte.
-		room := ext - (len(out) - start) - 16 - 2*10
+		room := ext - len(out) - 16 - 2*10
 		if room <= 0 {
 			return nil, false
 		}
@@ -193,9 +195,9 @@ func layoutLog(enc []byte, exts uint64) ([]byte, bool) {
 			out = appendVarint(out, 1+(i+1)*ExtensionSecs)
 			out = appendVarint(out, ExtensionSecs)
 		}
-		out = append(out, make([]byte, start+ext-len(out))...)
+		log = append(log, out)
 	}
-	return out, true
+	return log, true
 }
 
 // header returns sector 0: the initial extension with UUID and label,
@@ -216,60 +218,71 @@ func (t *TFS) header() []byte {
 }
 
 // WriteAt writes the filesystem into f at byte offset base. The region
-// must already read as zeros (a new or truncated file): free space is not
-// written. File contents are hashed as they are copied, and the UUID is
-// derived from the metadata and that hash, so equal contents give equal
-// bytes.
-func (t *TFS) WriteAt(f *os.File, base int64, buf []byte) error {
+// must already read as zeros (a new or truncated file): free space and the
+// log's padding are not written. File contents are hashed as they are
+// placed, and the UUID is derived from the metadata and that hash, so
+// equal contents give equal bytes.
+func (t *TFS) WriteAt(f *os.File, base int64) error {
+	return withFD(f, func(fd int) error {
+		c := newCopier(fd, true)
+		err := t.write(fd, base, c)
+		if cerr := c.wait(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// write hands every file to c to be placed and, meanwhile, hashes the
+// contents in order (the UUID needs one hash over all of them); then it
+// writes the metadata, the header with the UUID and the log, in one call.
+func (t *TFS) write(fd int, base int64, c *copier) error {
 	h := sha256.New()
 	h.Write([]byte(t.label))
-	h.Write(t.log)
-	if _, err := f.WriteAt(t.log, base+SectorSize); err != nil {
-		return err
+	var zeros [4096]byte
+	for _, ext := range t.log {
+		h.Write(ext)
+		// The hash covers each extension's padding too.
+		for pad := ExtensionSecs*SectorSize - len(ext); pad > 0; pad -= len(zeros) {
+			h.Write(zeros[:min(pad, len(zeros))])
+		}
 	}
+	buf := make([]byte, copyBuf)
 	for _, p := range t.files {
-		if err := writeFile(f, base+int64(p.offset)*SectorSize, p.e, h, buf); err != nil {
+		if c.failed.Load() {
+			return nil // c has the error
+		}
+		off := base + int64(p.offset)*SectorSize
+		if p.e.Data != nil {
+			h.Write(p.e.Data)
+			if err := pwriteAll(fd, p.e.Data, off); err != nil {
+				return err
+			}
+			continue
+		}
+		s, err := openSource(p.e.Source, p.e.Size, 2)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.e.Path, err)
+		}
+		c.jobs <- copyJob{src: s, off: off}
+		err = hashSource(s, h, buf)
+		s.release()
+		if err != nil {
 			return err
 		}
 	}
 	copy(t.uuid[:], h.Sum(nil))
 	t.uuid[6] = t.uuid[6]&0x0f | 0x50 // name-based UUID (version 5 form)
 	t.uuid[8] = t.uuid[8]&0x3f | 0x80 // RFC 4122 variant
-	_, err := f.WriteAt(t.header(), base)
-	return err
-}
-
-// writeFile copies one entry's contents to off, feeding them to h.
-func writeFile(f *os.File, off int64, e *Entry, h io.Writer, buf []byte) error {
-	if e.Data != nil {
-		h.Write(e.Data)
-		_, err := f.WriteAt(e.Data, off)
+	// The header (sector 0) and the first extension (from sector 1) are
+	// adjacent.
+	if err := pwritevAll(fd, [][]byte{t.header(), t.log[0]}, base); err != nil {
 		return err
 	}
-	src, err := os.Open(e.Source)
-	if err != nil {
-		return fmt.Errorf("%s: %w", e.Path, err)
-	}
-	defer src.Close()
-	var n int64
-	for {
-		k, rerr := src.Read(buf)
-		if k > 0 {
-			h.Write(buf[:k])
-			if _, err := f.WriteAt(buf[:k], off+n); err != nil {
-				return err
-			}
-			n += int64(k)
+	for i, ext := range t.log[1:] {
+		if err := pwriteAll(fd, ext, base+int64(1+(i+1)*ExtensionSecs)*SectorSize); err != nil {
+			return err
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			return fmt.Errorf("reading %s: %w", e.Source, rerr)
-		}
-	}
-	if n != e.Size {
-		return fmt.Errorf("%s changed size while the image was written (%d bytes, expected %d)", e.Source, n, e.Size)
 	}
 	return nil
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -28,6 +28,9 @@ type Entry struct {
 	Size   int64  // content length (KindFile)
 	Target string // link target (KindSymlink)
 	Mode   fs.FileMode
+	// Info is Source's status when it was planned, if known: the image
+	// key, which records every source's stamp, then needs no second stat.
+	Info fs.FileInfo
 }
 
 // Tree is a set of entries keyed by guest path. Adding a file creates its
@@ -79,9 +82,10 @@ func (t *Tree) Add(e Entry) error {
 		if ok && old.Kind != KindDir {
 			return fmt.Errorf("cannot add %s: %s is not a directory", p, dir)
 		}
-		if !ok {
-			t.entries[dir] = &Entry{Path: dir, Kind: KindDir, Mode: 0o755}
+		if ok {
+			break // a folder's own parents are all there already
 		}
+		t.entries[dir] = &Entry{Path: dir, Kind: KindDir, Mode: 0o755}
 		if dir == "/" {
 			break
 		}
@@ -117,7 +121,7 @@ func (t *Tree) Entries() []*Entry {
 	for _, e := range t.entries {
 		out = append(out, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	slices.SortFunc(out, func(a, b *Entry) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 

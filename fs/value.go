@@ -25,11 +25,18 @@ type Vector []Value
 
 // Tuple is a map from symbol to value (type 1). Keys keep their insertion
 // order, which is the order the encoder writes; builders insert in sorted
-// order so equal inputs encode identically.
+// order so equal inputs encode identically. Most tuples hold a few keys
+// (a file's node, an extent) and are searched in place; a large one (a
+// folder's children) gets an index, so a tree of many files costs no map
+// per node.
 type Tuple struct {
 	keys []string
-	vals map[string]Value
+	vals []Value
+	idx  map[string]int // position of each key, once there are many
 }
+
+// indexFrom is the number of keys from which a tuple keeps an index.
+const indexFrom = 16
 
 func (*Tuple) isValue() {}
 func (String) isValue() {}
@@ -38,37 +45,76 @@ func (Null) isValue()   {}
 func (Vector) isValue() {}
 
 // NewTuple returns an empty tuple.
-func NewTuple() *Tuple { return &Tuple{vals: map[string]Value{}} }
+func NewTuple() *Tuple { return &Tuple{} }
+
+// newTupleSize returns an empty tuple with room for n keys.
+func newTupleSize(n int) *Tuple {
+	return &Tuple{keys: make([]string, 0, n), vals: make([]Value, 0, n)}
+}
+
+// find returns key's position, or -1.
+func (t *Tuple) find(key string) int {
+	if t.idx != nil {
+		if i, ok := t.idx[key]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, k := range t.keys {
+		if k == key {
+			return i
+		}
+	}
+	return -1
+}
 
 // Set adds or replaces key.
 func (t *Tuple) Set(key string, v Value) *Tuple {
-	if t.vals == nil {
-		t.vals = map[string]Value{}
+	if i := t.find(key); i >= 0 {
+		t.vals[i] = v
+		return t
 	}
-	if _, ok := t.vals[key]; !ok {
-		t.keys = append(t.keys, key)
+	t.keys = append(t.keys, key)
+	t.vals = append(t.vals, v)
+	if t.idx != nil {
+		t.idx[key] = len(t.keys) - 1
+	} else if len(t.keys) >= indexFrom {
+		t.reindex()
 	}
-	t.vals[key] = v
 	return t
+}
+
+func (t *Tuple) reindex() {
+	t.idx = make(map[string]int, len(t.keys))
+	for i, k := range t.keys {
+		t.idx[k] = i
+	}
 }
 
 // Get returns the value stored at key.
 func (t *Tuple) Get(key string) (Value, bool) {
-	v, ok := t.vals[key]
-	return v, ok
+	if i := t.find(key); i >= 0 {
+		return t.vals[i], true
+	}
+	return nil, false
+}
+
+// get is Get's value alone.
+func (t *Tuple) get(key string) Value {
+	v, _ := t.Get(key)
+	return v
 }
 
 // Delete removes key.
 func (t *Tuple) Delete(key string) {
-	if _, ok := t.vals[key]; !ok {
+	i := t.find(key)
+	if i < 0 {
 		return
 	}
-	delete(t.vals, key)
-	for i, k := range t.keys {
-		if k == key {
-			t.keys = append(t.keys[:i], t.keys[i+1:]...)
-			break
-		}
+	t.keys = append(t.keys[:i], t.keys[i+1:]...)
+	t.vals = append(t.vals[:i], t.vals[i+1:]...)
+	if t.idx != nil {
+		t.reindex()
 	}
 }
 
@@ -84,14 +130,14 @@ func (t *Tuple) Keys() []string {
 
 // Tuple returns the tuple stored at key, or nil.
 func (t *Tuple) Tuple(key string) *Tuple {
-	v, _ := t.vals[key].(*Tuple)
+	v, _ := t.get(key).(*Tuple)
 	return v
 }
 
 // Uint reads key as a non-negative number, accepting both integers and
 // decimal strings (Nanos accepts both forms in extents).
 func (t *Tuple) Uint(key string) (uint64, bool) {
-	switch v := t.vals[key].(type) {
+	switch v := t.get(key).(type) {
 	case Int:
 		if v < 0 {
 			return 0, false
@@ -132,7 +178,7 @@ func (f formatter) append(b []byte, v Value) []byte {
 			}
 			b = append(b, k...)
 			b = append(b, ':')
-			b = f.append(b, v.vals[k])
+			b = f.append(b, v.get(k))
 		}
 		return append(b, ')')
 	case Vector:

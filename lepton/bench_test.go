@@ -56,13 +56,20 @@ func main() {
 			b.Fatalf("go build: %v %s", err, out)
 		}
 		return filepath.Join(dir, "goserver")
+	case "python3-stdlib":
+		pythonLib(b)
+		return "/usr/bin/python3"
 	}
 	b.Fatalf("unknown program %s", name)
 	return ""
 }
 
 func benchSpec(b *testing.B, prog string, k NanosKernel, out string) ImageSpec {
-	p, err := NewPlan(PlanInput{Config: &Config{}, Program: prog, Dir: filepath.Dir(prog)})
+	c := &Config{}
+	if filepath.Base(prog) == "python3" {
+		c.Dirs = []string{pythonLib(b)}
+	}
+	p, err := NewPlan(PlanInput{Config: c, Program: prog, Dir: filepath.Dir(prog)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +80,7 @@ func benchSpec(b *testing.B, prog string, k NanosKernel, out string) ImageSpec {
 // image, and reports the image size.
 func BenchmarkNanosBuild(b *testing.B) {
 	k := benchKernel(b)
-	for _, name := range []string{"hello", "goserver"} {
+	for _, name := range []string{"hello", "goserver", "python3-stdlib"} {
 		b.Run(name, func(b *testing.B) {
 			prog := benchProgram(b, name)
 			st, _ := os.Stat(prog)
@@ -110,6 +117,34 @@ func BenchmarkNanosRebuildUnchanged(b *testing.B) {
 		res, err := BuildImage(benchSpec(b, prog, k, out))
 		if err != nil || !res.Reused {
 			b.Fatal("not reused", err)
+		}
+	}
+}
+
+// pythonLib is the standard library folder of the host's python3
+// (/usr/lib/python3.N), which the python3-stdlib benchmarks put in Dirs:
+// a tree of ~1,500 files.
+func pythonLib(b *testing.B) string {
+	real, err := filepath.EvalSymlinks("/usr/bin/python3")
+	if err != nil {
+		b.Skip("SKIP: no /usr/bin/python3")
+	}
+	lib := filepath.Join("/usr/lib", filepath.Base(real))
+	if _, err := os.Stat(filepath.Join(lib, "os.py")); err != nil {
+		b.Skipf("SKIP: no python standard library in %s", lib)
+	}
+	return lib
+}
+
+// BenchmarkImageKey measures what an image is checked against before a
+// build: the plan and every source file's stamp.
+func BenchmarkImageKey(b *testing.B) {
+	k := benchKernel(b)
+	spec := benchSpec(b, benchProgram(b, "python3-stdlib"), k, filepath.Join(b.TempDir(), "img"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := spec.key(); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package lepton
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,17 +125,7 @@ func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
 			return err
 		}
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	cw := opsfs.NewCPIOWriter(w)
-	for _, e := range tree.Entries() {
-		if err := cw.Add(e); err != nil {
-			return err
-		}
-	}
-	if err := cw.Close(); err != nil {
-		return err
-	}
-	return w.Flush()
+	return opsfs.WriteCPIO(f, tree.Entries())
 }
 
 // withDiskDriver is the kernel with the virtio block driver (and what it

@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	goerrors "github.com/go-errors/errors"
@@ -93,12 +96,22 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 }
 
 // fileStamp identifies a file's version without reading it.
-func fileStamp(st os.FileInfo) string {
+func fileStamp(st os.FileInfo) string { return string(appendFileStamp(nil, st)) }
+
+// appendFileStamp appends fileStamp(st): size, modification time, inode
+// and mode.
+func appendFileStamp(b []byte, st os.FileInfo) []byte {
 	ino := uint64(0)
 	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		ino = s.Ino
 	}
-	return fmt.Sprintf("%d %d %d %o", st.Size(), st.ModTime().UnixNano(), ino, st.Mode())
+	b = strconv.AppendInt(b, st.Size(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, st.ModTime().UnixNano(), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, ino, 10)
+	b = append(b, ' ')
+	return strconv.AppendUint(b, uint64(st.Mode()), 8)
 }
 
 func stampFile(h io.Writer, label, p string) error {
@@ -110,8 +123,77 @@ func stampFile(h io.Writer, label, p string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(h, "%s: %s %s\n", label, p, fileStamp(st))
+	h.Write(appendStamp(nil, label, p, st))
 	return nil
+}
+
+// appendStamp appends the line stampFile writes for p.
+func appendStamp(b []byte, label, p string, st os.FileInfo) []byte {
+	b = append(b, label...)
+	b = append(b, ": "...)
+	b = append(b, p...)
+	b = append(b, ' ')
+	return append(appendFileStamp(b, st), '\n')
+}
+
+// statSources stats the host file behind each entry that has one, side
+// by side (a tree of many files spends most of its key here), unless the
+// plan already did.
+func statSources(ents []*opsfs.Entry) ([]os.FileInfo, error) {
+	sts := make([]os.FileInfo, len(ents))
+	errs := make([]error, len(ents))
+	n := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for w := 0; w < n; w++ {
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(ents); i += n {
+				e := ents[i]
+				switch {
+				case e.Kind != opsfs.KindFile || e.Data != nil || e.Source == "":
+				case e.Info != nil:
+					sts[i] = e.Info
+				default:
+					sts[i], errs[i] = os.Stat(e.Source)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return sts, nil
+}
+
+// appendKeyLine appends what the key holds for one tree entry (st: its
+// source's status), as fmt's "\n%q %d %o %q " and a stamp would print it,
+// without fmt's cost over thousands of entries.
+func appendKeyLine(b []byte, e *opsfs.Entry, st os.FileInfo) []byte {
+	b = append(b, '\n')
+	b = strconv.AppendQuote(b, e.Path)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(e.Kind), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(e.Mode), 8)
+	b = append(b, ' ')
+	b = strconv.AppendQuote(b, e.Target)
+	b = append(b, ' ')
+	switch {
+	case e.Kind != opsfs.KindFile:
+	case e.Data != nil:
+		sum := sha256.Sum256(e.Data)
+		b = append(b, "data "...)
+		b = hex.AppendEncode(b, sum[:])
+	case e.Source == "":
+		b = append(b, "src: none\n"...)
+	default:
+		b = appendStamp(b, "src", e.Source, st)
+	}
+	return b
 }
 
 // key hashes everything the image is made from.
@@ -133,17 +215,15 @@ func (spec ImageSpec) key() (string, error) {
 		return "", err
 	}
 	h.Write(plan)
-	for _, e := range p.Tree.Entries() {
-		fmt.Fprintf(h, "\n%q %d %o %q ", e.Path, e.Kind, e.Mode, e.Target)
-		switch {
-		case e.Kind != opsfs.KindFile:
-		case e.Data != nil:
-			fmt.Fprintf(h, "data %x", sha256.Sum256(e.Data))
-		default:
-			if err := stampFile(h, "src", e.Source); err != nil {
-				return "", err
-			}
-		}
+	ents := p.Tree.Entries()
+	sts, err := statSources(ents)
+	if err != nil {
+		return "", err
+	}
+	var b []byte
+	for i, e := range ents {
+		b = appendKeyLine(b[:0], e, sts[i])
+		h.Write(b)
 	}
 	if err := spec.Guest.Key(h, p); err != nil {
 		return "", err

@@ -332,7 +332,7 @@ func (p *Plan) addHostFile(host, guest string) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", host)
 	}
-	return p.Tree.Add(opsfs.Entry{Path: guest, Kind: opsfs.KindFile, Source: host, Size: st.Size(), Mode: st.Mode().Perm()})
+	return p.Tree.Add(opsfs.Entry{Path: guest, Kind: opsfs.KindFile, Source: host, Size: st.Size(), Mode: st.Mode().Perm(), Info: st})
 }
 
 // AddHostFile adds one host file at a guest path.
