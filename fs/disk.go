@@ -139,23 +139,7 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	if err := f.Truncate(d.Size()); err != nil {
 		return err
 	}
-	err := withFD(f, func(fd int) error {
-		// One filesystem after the other: each UUID needs one hash over
-		// its contents in order, and while this goroutine hashes, the
-		// copiers have the other CPUs to place files.
-		c := newCopier(fd, true)
-		err := d.BootFS.write(fd, boot, c)
-		if err != nil {
-			err = fmt.Errorf("boot filesystem: %w", err)
-		} else if err = d.RootFS.write(fd, root, c); err != nil {
-			err = fmt.Errorf("root filesystem: %w", err)
-		}
-		if cerr := c.wait(); err == nil {
-			err = cerr
-		}
-		return err
-	})
-	if err != nil {
+	if err := writeFilesystems(f, d.BootFS, d.RootFS, boot, root); err != nil {
 		return err
 	}
 	mbr := append([]byte(nil), d.Boot.Data...)
@@ -165,8 +149,28 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	}); err != nil {
 		return err
 	}
-	_, err = f.WriteAt(mbr, 0)
+	_, err := f.WriteAt(mbr, 0)
 	return err
+}
+
+// writeFilesystems writes the boot and root filesystems at their byte
+// offsets, one after the other: each UUID needs one hash over its
+// contents in order, and while this goroutine hashes, the copiers have
+// the other CPUs to place files.
+func writeFilesystems(f *os.File, bootFS, rootFS *TFS, boot, root int64) error {
+	return withFD(f, func(fd int) error {
+		c := newCopier(fd, true)
+		err := bootFS.write(fd, boot, c)
+		if err != nil {
+			err = fmt.Errorf("boot filesystem: %w", err)
+		} else if err = rootFS.write(fd, root, c); err != nil {
+			err = fmt.Errorf("root filesystem: %w", err)
+		}
+		if cerr := c.wait(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }
 
 // OpenNanosDisk finds the boot and root filesystems of a Nanos disk image

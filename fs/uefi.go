@@ -62,12 +62,8 @@ func (d *UEFIDisk) WriteTo(f *os.File) error {
 	if err := d.ESP.WriteAt(f, esp); err != nil {
 		return fmt.Errorf("EFI system partition: %w", err)
 	}
-	buf := make([]byte, 1<<20)
-	if err := d.BootFS.WriteAt(f, boot, buf); err != nil {
-		return fmt.Errorf("boot filesystem: %w", err)
-	}
-	if err := d.RootFS.WriteAt(f, root, buf); err != nil {
-		return fmt.Errorf("root filesystem: %w", err)
+	if err := writeFilesystems(f, d.BootFS, d.RootFS, boot, root); err != nil {
+		return err
 	}
 	mbr := append([]byte(nil), d.Boot.Data...)
 	if err := PutPartitions(mbr, []Partition{

@@ -270,7 +270,7 @@ func (tfsVolume) create(p, label string, size int64, seed string) (string, error
 	if err := f.Truncate(int64(t.SizeSecs) * opsfs.SectorSize); err != nil {
 		return "", goerrors.Wrap(err, 0)
 	}
-	if err := t.WriteAt(f, 0, make([]byte, 1<<20)); err != nil {
+	if err := t.WriteAt(f, 0); err != nil {
 		return "", goerrors.Wrap(err, 0)
 	}
 	rd, err := opsfs.OpenTFS(f, int64(t.SizeSecs)*opsfs.SectorSize)
