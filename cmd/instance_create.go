@@ -1,0 +1,114 @@
+package cmd
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opsdev/ops/instance"
+	"github.com/opsdev/ops/lepton"
+	"github.com/spf13/cobra"
+)
+
+func newInstanceCreateCmd(app *App) *cobra.Command {
+	f := &runFlags{}
+	var name, restart string
+	cmd := &cobra.Command{
+		Use:   "create IMAGE|ELF",
+		Short: "Start an image (a name in the ops home, or a path) or an ELF program (built first) in the background",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			policy, err := instance.ParsePolicy(restart)
+			if err != nil {
+				return err
+			}
+			c, err := f.configFrom(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			store, home, err := instances(app)
+			if err != nil {
+				return err
+			}
+			image, err := instanceImage(app, home, c, args[0])
+			if err != nil {
+				return err
+			}
+			if name == "" {
+				name = strings.TrimSuffix(filepath.Base(image), ".initramfs")
+			}
+			spec := instance.Spec{Name: name, Image: image, Config: *c, Restart: policy, Created: time.Now().UTC()}
+			if err := store.Create(spec); err != nil {
+				return err
+			}
+			return startInstance(app, store, name)
+		},
+	}
+	f.register(cmd.Flags())
+	cmd.Flags().StringVar(&name, "name", "", "instance name (default: the image's name)")
+	cmd.Flags().StringVar(&restart, "restart", "no", "restart policy: no, on-failure[:N] (at most N restarts) or always")
+	return cmd
+}
+
+// instanceImage is the built image an instance boots: an ELF is built
+// first with the run flags; otherwise the argument names a built image.
+// c.Guest is set to the image's guest.
+func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg string) (string, error) {
+	if isELF(arg) {
+		in, name, err := elfInput(c, []string{arg})
+		if err != nil {
+			return "", err
+		}
+		in.OpsVersion = Version
+		b, err := lepton.Build(home, in, lepton.Target{DefaultName: name})
+		if err != nil {
+			return "", err
+		}
+		if b.Note != "" {
+			fmt.Fprintln(app.Stderr, b.Note)
+		}
+		c.Guest = b.Guest.Name()
+		return b.Path, nil
+	}
+	p, err := imageFile(app, arg)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(p); err != nil && !strings.Contains(arg, "/") {
+		if _, ierr := os.Stat(p + ".initramfs"); ierr == nil {
+			p += ".initramfs"
+		}
+	}
+	head := make([]byte, 6)
+	fh, err := os.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", arg)
+	}
+	defer fh.Close()
+	fh.Read(head)
+	// The Linux guest's image is an initramfs (newc cpio); Nanos's a disk.
+	guest := "nanos"
+	if string(head) == "070701" {
+		guest = "linux"
+	}
+	if c.Guest != "" && c.Guest != guest {
+		return "", fmt.Errorf("%s is an image for the %s guest, not %s", p, guest, c.Guest)
+	}
+	c.Guest = guest
+	return filepath.Abs(p)
+}
+
+func isELF(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 4)
+	n, _ := f.Read(b)
+	return n == 4 && bytes.Equal(b, []byte("\x7fELF"))
+}
+
