@@ -111,4 +111,3 @@ func isELF(p string) bool {
 	n, _ := f.Read(b)
 	return n == 4 && bytes.Equal(b, []byte("\x7fELF"))
 }
-

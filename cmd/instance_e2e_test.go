@@ -218,3 +218,41 @@ func TestE2EInstanceAndVolumeErrors(t *testing.T) {
 		t.Errorf("duplicate volume: %q", r.stderr)
 	}
 }
+
+const fillC = `#include <stdio.h>
+#include <string.h>
+#include <errno.h>
+int main(void) {
+	char b[65536];
+	memset(b, 'x', sizeof b);
+	FILE *f = fopen("/data/fill", "w");
+	if (!f) { perror("open"); return 2; }
+	for (long n = 0;; n += sizeof b) {
+		if (fwrite(b, 1, sizeof b, f) != sizeof b || fflush(f)) {
+			printf("full after %ld KiB: %s\n", n / 1024, strerror(errno));
+			return 1;
+		}
+	}
+}
+`
+
+// TestE2EVolumeFull: a program filling a volume sees ENOSPC, and ops
+// names the volume that is full.
+func TestE2EVolumeFull(t *testing.T) {
+	e := getEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"fill.c": fillC})
+	if err := run(dir, "gcc", "-O2", "-static", "-o", "fill", "fill.c"); err != nil {
+		t.Fatal(err)
+	}
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		home = writableHome(t, home)
+		if r := e.run(t, home, "volume", "create", "small", "-s", "8M", "--guest", guest); r.code != 0 {
+			t.Fatal(r.stderr)
+		}
+		r := inDir(e, dir).run(t, home, "run", "--guest", guest, "./fill", "--mounts", "small:/data")
+		if r.code != 1 || !strings.Contains(r.stdout, "No space left on device") || !strings.Contains(r.stderr, "ops: volume small is full") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	})
+}

@@ -289,11 +289,12 @@ func (t *TFS) write(fd int, base int64, c *copier) error {
 
 // Reader reads a TFS filesystem: its root tuple and file contents.
 type Reader struct {
-	r     io.ReaderAt
-	size  int64
-	Root  *Tuple
-	UUID  [16]byte
-	Label string
+	r       io.ReaderAt
+	size    int64
+	logSecs uint64 // sectors of log read
+	Root    *Tuple
+	UUID    [16]byte
+	Label   string
 }
 
 // maxLogSecs bounds how much log a reader will follow.
@@ -430,6 +431,7 @@ func OpenTFS(r io.ReaderAt, size int64) (*Reader, error) {
 	if rd.Root == nil {
 		return nil, errors.New("tfs: log holds no root tuple")
 	}
+	rd.logSecs = read
 	return rd, nil
 }
 
@@ -499,6 +501,36 @@ func (rd *Reader) ReadFile(n *Tuple) ([]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// Usage is how much of the filesystem is in use: the log and every
+// file's allocated extents, in bytes, beside its size.
+func (rd *Reader) Usage() (used, size int64) {
+	secs := rd.logSecs
+	seen := map[*Tuple]bool{}
+	var walk func(t *Tuple)
+	walk = func(t *Tuple) {
+		if t == nil || seen[t] {
+			return
+		}
+		seen[t] = true
+		if ext := t.Tuple("extents"); ext != nil {
+			for _, k := range ext.Keys() {
+				if e := ext.Tuple(k); e != nil {
+					if a, ok := e.Uint("allocated"); ok {
+						secs += a
+					}
+				}
+			}
+		}
+		if ch := t.Tuple("children"); ch != nil {
+			for _, k := range ch.Keys() {
+				walk(ch.Tuple(k))
+			}
+		}
+	}
+	walk(rd.Root)
+	return int64(secs) * SectorSize, rd.size
 }
 
 // DirEntry is one entry of a TFS folder.

@@ -158,6 +158,11 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 		if berr != nil {
 			return berr
 		}
+		for _, m := range b.Mounts {
+			if note := m.Volume.FullNote(); note != "" {
+				fmt.Fprintln(log, note)
+			}
+		}
 		if ctx.Err() != nil {
 			fmt.Fprintln(log, "ops: stopped")
 			record(Stopped)

@@ -116,6 +116,11 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 			return Outcome{}, err
 		}
 	}
+	for _, m := range b.Mounts {
+		if note := m.Volume.FullNote(); note != "" {
+			say(note)
+		}
+	}
 	if res.Stopped {
 		return Outcome{Stopped: true}, nil
 	}

@@ -3,8 +3,10 @@ package lepton
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path"
@@ -39,6 +41,8 @@ type VolumeFormat interface {
 	create(path, label string, size int64, seed string) (uuid string, err error)
 	// detect reports whether a volume's first 4 KiB are this format's.
 	detect(head []byte) bool
+	// usage is how much of the filesystem in r (size bytes) is in use.
+	usage(r io.ReaderAt, size int64) (used, total int64, err error)
 }
 
 // VolumeFormats are the formats ops makes and mounts: one per guest.
@@ -194,6 +198,28 @@ func (v *Volume) Lock() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// Usage is how much of the volume's filesystem is in use, in bytes.
+func (v *Volume) Usage() (used, size int64, err error) {
+	f, err := os.Open(v.Path)
+	if err != nil {
+		return 0, 0, goerrors.Wrap(err, 0)
+	}
+	defer f.Close()
+	return v.Format.usage(f, v.Size)
+}
+
+// FullNote is the line to print when the volume is (nearly) full after a
+// run, naming it: the guest only saw "no space left on device".
+func (v *Volume) FullNote() string {
+	used, size, err := v.Usage()
+	// Nanos keeps 1 MiB of log space free, so its volumes count as full
+	// a little before their last byte.
+	if err != nil || size == 0 || size-used > 2<<20 && used*100 < size*98 {
+		return ""
+	}
+	return fmt.Sprintf("ops: volume %s is full (%d of %d MiB in use); writes failed with \"no space left on device\": make a bigger volume (ops volume create NAME -s SIZE -d FOLDER copies files in)", v.Name, used>>20, size>>20)
+}
+
 // Mount is a volume to attach and where the guest mounts it.
 type Mount struct {
 	Volume   *Volume
@@ -247,6 +273,15 @@ func (tfsVolume) Name() string { return guestNanos }
 
 func (tfsVolume) detect(head []byte) bool { return bytes.HasPrefix(head, []byte("NVMTFS")) }
 
+func (tfsVolume) usage(r io.ReaderAt, size int64) (int64, int64, error) {
+	rd, err := opsfs.OpenTFS(r, size)
+	if err != nil {
+		return 0, 0, err
+	}
+	used, total := rd.Usage()
+	return used, total, nil
+}
+
 func (tfsVolume) create(p, label string, size int64, seed string) (string, error) {
 	tree := opsfs.NewTree()
 	if seed != "" {
@@ -288,6 +323,19 @@ func (ext4Volume) Name() string { return guestLinux }
 
 func (ext4Volume) detect(head []byte) bool {
 	return len(head) >= 1082 && head[1080] == 0x53 && head[1081] == 0xEF
+}
+
+// usage reads the ext4 superblock's block counts.
+func (ext4Volume) usage(r io.ReaderAt, _ int64) (int64, int64, error) {
+	sb := make([]byte, 1024)
+	if _, err := r.ReadAt(sb, 1024); err != nil {
+		return 0, 0, err
+	}
+	le := binary.LittleEndian
+	block := int64(1024) << le.Uint32(sb[0x18:])
+	blocks := int64(le.Uint32(sb[0x04:])) | int64(le.Uint32(sb[0x150:]))<<32
+	free := int64(le.Uint32(sb[0x0C:])) | int64(le.Uint32(sb[0x158:]))<<32
+	return (blocks - free) * block, blocks * block, nil
 }
 
 func (ext4Volume) create(p, label string, size int64, seed string) (string, error) {

@@ -247,6 +247,7 @@ func powerButton(modules []string, pid int) {
 func exit(code int) {
 	_ = os.Stdout.Sync()
 	unix.Sync()
+	unmountVolumes()
 	// The I/O permission ioperm grants belongs to the calling thread: the
 	// out instruction must run on that same thread, or init faults (and the
 	// kernel panics) instead of reporting the code.
@@ -364,6 +365,21 @@ func mountVolumes(mounts []guestinit.Mount) error {
 		}
 	}
 	return nil
+}
+
+// unmountVolumes unmounts the volumes, which writes their superblocks
+// whole (free space included) before QEMU ends.
+func unmountVolumes() {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 2 && f[2] == "ext4" && strings.HasPrefix(f[0], "/dev/vd") {
+			_ = unix.Unmount(f[1], 0)
+		}
+	}
 }
 
 // diskLabelled finds the disk whose ext4 superblock names label.
