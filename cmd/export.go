@@ -27,6 +27,7 @@ func buildFormat(app *App, cmd *cobra.Command, f *buildFlags, args []string, for
 	if err != nil {
 		return nil, err
 	}
+	configNotices(app, c)
 	in, name, err := elfInput(c, args)
 	if err != nil {
 		return nil, err

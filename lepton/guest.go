@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/opsdev/ops/guestinit/bin"
 	"github.com/opsdev/ops/qemu"
@@ -123,6 +124,9 @@ func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
 	if c.Uefi {
 		return nil, errLinuxUEFI
 	}
+	if o := c.nanosOnly(); len(o) > 0 {
+		return nil, fmt.Errorf("%s: only the Nanos kernel reads these; the Linux guest has no such options (use --guest nanos)", strings.Join(o, ", "))
+	}
 	k, err := FindLinuxKernel(c.LinuxKernel, "/boot", "/lib/modules")
 	if err != nil {
 		return nil, err
@@ -177,7 +181,8 @@ func (rc RunConfig) MemoryMB() (int, error) {
 // memory, the network and the exit device.
 func baseVM(b Boot) (qemu.VM, error) {
 	rc := b.Run
-	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort}
+	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true}
+	rc.debugVM(&vm)
 	if vm.Machine == "" {
 		vm.Machine = qemu.MicroVM
 	}

@@ -26,6 +26,7 @@ type ImageSpec struct {
 	Guest   Guest
 	Out     string // image path
 	MinRoot int64  // BaseVolumeSz
+	Force   bool   // write it even when nothing changed (-f)
 }
 
 // BuildResult says what BuildImage did.
@@ -45,7 +46,7 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 		return nil, err
 	}
 	keyFile := filepath.Join(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".key")
-	if st, err := os.Stat(spec.Out); err == nil {
+	if st, err := os.Stat(spec.Out); err == nil && !spec.Force {
 		if b, err := os.ReadFile(keyFile); err == nil && string(b) == key+"\n"+fileStamp(st) {
 			return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size()}, nil
 		}

@@ -38,7 +38,7 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 	if say == nil {
 		say = func(string) {}
 	}
-	allow := o.Run.Accel == nil || *o.Run.Accel
+	allow := (o.Run.Accel == nil || *o.Run.Accel) && !o.Run.Debug // a debugger wants emulation, as in nanovms/ops
 	accel, why := qemu.DecideAccel(qemu.HostProbe(allow))
 	// The VM depends on the accelerator (emulation gets its own CPU flags,
 	// memory backing and guest clock hint), so a retry under TCG remakes it.
@@ -55,7 +55,7 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if vm.Net.Mode == "tap" {
-		remove, err := netlink.SetupTap(o.Run.TapName, o.Run.BridgeName)
+		remove, err := netlink.SetupTap(o.Run.TapName, o.Run.BridgeName, o.Run.BridgeIPAddress, o.Run.NetMask)
 		defer remove()
 		if err != nil {
 			return Outcome{}, err
