@@ -109,7 +109,8 @@ otherwise a minimal Linux microVM guest built from the host's kernel.`,
 	root.SetErr(app.Stderr)
 	outputFlags(root)
 	root.AddCommand(newBuildCmd(app), newRunCmd(app), newUpdateCmd(app), newVersionCmd(app), newImageCmd(app),
-		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app))
+		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app),
+		newProfileCmd(app), newEnvCmd())
 	return root
 }
 
@@ -149,16 +150,4 @@ func debugging(cmd *cobra.Command) bool {
 		return true
 	}
 	return flagSet(cmd, "verbose") || flagSet(cmd, "show-debug") || flagSet(cmd, "show-errors")
-}
-
-func newVersionCmd(app *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print ops's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(app.Stdout, "ops %s\n", Version)
-			return nil
-		},
-	}
 }
