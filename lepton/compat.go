@@ -73,11 +73,11 @@ func (c *Config) checkDebugFlags() error {
 	return nil
 }
 
-// manifestKeys are the root manifest options the config asks for beyond
+// ManifestOptions are the root manifest options the config asks for beyond
 // the program: Debugflags (each set to "t"), NoTrace (a list),
 // RebootOnExit, noaslr for a debugger (RunConfig.Debug), then
 // ManifestPassthrough, which wins.
-func (c *Config) manifestKeys() map[string]any {
+func (c *Config) ManifestOptions() map[string]any {
 	m := map[string]any{}
 	for _, d := range c.Debugflags {
 		m[d] = "t"
@@ -104,8 +104,8 @@ func (c *Config) manifestKeys() map[string]any {
 	return m
 }
 
-// klibs is Klibs, plus strace when an option only it reads is set.
-func (c *Config) klibs() []string {
+// NanosKlibs is Klibs, plus strace when an option only it reads is set.
+func (c *Config) NanosKlibs() []string {
 	k := c.Klibs
 	needs := len(c.NoTrace) > 0
 	for _, d := range c.Debugflags {
@@ -202,12 +202,12 @@ func (c *Config) IgnoredWarning() string {
 // DefaultGdbPort is where -d's gdb stub listens unless GdbPort says.
 const DefaultGdbPort = 1234
 
-// debugVM sets what the run config asks of QEMU for debugging and
+// DebugVM sets what the run config asks of QEMU for debugging and
 // restarts: the gdb stub (GdbPort; Debug also stops the CPU until a
 // debugger continues it), the QMP monitor on 127.0.0.1:Mgmt, and no
 // -no-reboot when Nanos is to restart on exit (RebootOnExit is in the
 // image's manifest; QEMU must let the reset through).
-func (rc RunConfig) debugVM(vm *qemu.VM) {
+func (rc RunConfig) DebugVM(vm *qemu.VM) {
 	vm.GdbPort = rc.GdbPort
 	if rc.Debug {
 		vm.WaitDebugger = true

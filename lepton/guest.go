@@ -182,7 +182,7 @@ func (rc RunConfig) MemoryMB() (int, error) {
 func baseVM(b Boot) (qemu.VM, error) {
 	rc := b.Run
 	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true}
-	rc.debugVM(&vm)
+	rc.DebugVM(&vm)
 	if vm.Machine == "" {
 		vm.Machine = qemu.MicroVM
 	}

@@ -50,20 +50,18 @@ func (h Home) ImagesOlderThan(cutoff time.Time) ([]string, error) {
 // days); Go durations such as 36h work too.
 func ParseAge(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
+	day := 24 * time.Hour
+	units := map[string]time.Duration{"d": day, "w": 7 * day, "m": 30 * day, "y": 365 * day}
+	if len(s) >= 2 {
+		n, err := strconv.Atoi(s[:len(s)-1])
+		if u, ok := units[s[len(s)-1:]]; ok && err == nil && n > 0 {
+			return time.Duration(n) * u, nil
+		}
+	}
 	if d, err := time.ParseDuration(s); err == nil && d > 0 {
 		return d, nil
 	}
-	day := 24 * time.Hour
-	units := map[string]time.Duration{"d": day, "w": 7 * day, "m": 30 * day, "y": 365 * day}
-	if len(s) < 2 {
-		return 0, fmt.Errorf("%q: write a number and d, w, m or y (2w), or a duration such as 36h", s)
-	}
-	n, err := strconv.Atoi(s[:len(s)-1])
-	u, ok := units[s[len(s)-1:]]
-	if err != nil || !ok || n <= 0 {
-		return 0, fmt.Errorf("%q: write a number and d, w, m or y (2w), or a duration such as 36h", s)
-	}
-	return time.Duration(n) * u, nil
+	return 0, fmt.Errorf("%q: write a number and d, w, m (30 days) or y (2w), or a duration such as 36h", s)
 }
 
 // ResizeImage grows the root filesystem of the Nanos disk at p to make

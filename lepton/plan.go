@@ -91,8 +91,8 @@ func NewPlan(in PlanInput) (*Plan, error) {
 		Program:     "/" + filepath.Base(host),
 		Cwd:         "/",
 		Mounts:      c.Mounts,
-		Passthrough: c.manifestKeys(),
-		Klibs:       c.klibs(),
+		Passthrough: c.ManifestOptions(),
+		Klibs:       c.NanosKlibs(),
 	}
 	if c.CwdPath != "" {
 		if p.Cwd, err = opsfs.CleanPath(c.CwdPath); err != nil {
