@@ -202,6 +202,7 @@ func opsHomeEnv(home string) string {
 		return "OPS_HOME=" + filepath.Dir(home)
 	}
 	parent := home + ".opshome"
+	os.MkdirAll(home, 0o755) // a link to a missing folder would stop ops making it
 	os.MkdirAll(parent, 0o755)
 	os.Symlink(home, filepath.Join(parent, ".ops"))
 	return "OPS_HOME=" + parent
