@@ -35,8 +35,8 @@ func elfInput(c *lepton.Config, args []string) (lepton.PlanInput, string, error)
 
 // reportPlan says what ops added to the image on its own (with -v), and
 // which libraries that ELF files in the image need were found nowhere
-// (always for a build, with -v for a run).
-func reportPlan(app *App, p *lepton.Plan, verbose, build bool) {
+// (warn: always for a build; with -v or --show-warnings for a run).
+func reportPlan(app *App, p *lepton.Plan, verbose, warn bool) {
 	if p == nil {
 		return
 	}
@@ -46,7 +46,7 @@ func reportPlan(app *App, p *lepton.Plan, verbose, build bool) {
 	if verbose && len(p.Libs) > 0 {
 		fmt.Fprintf(app.Stderr, "libraries for other ELF files in the image: %s\n", strings.Join(p.Libs, " "))
 	}
-	if verbose || build {
+	if verbose || warn {
 		for _, u := range p.Unresolved {
 			fmt.Fprintf(app.Stderr, "ops: warning: library %s is in neither the image nor the host; add it with Files or Dirs if it is loaded\n", u)
 		}

@@ -188,7 +188,7 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 		dir := taxiProject(t, e, 18080, 18081)
 		cf := filepath.Join(dir, "compose.yaml")
 		c := exec.Command("ip", "netns", "exec", ns, e.ops, "compose", "up", "--bridged", "-f", cf, "--guest", guest)
-		c.Env = append(os.Environ(), "OPS_HOME="+home)
+		c.Env = append(os.Environ(), opsHomeEnv(home))
 		logf, _ := os.Create(filepath.Join(dir, "log"))
 		c.Stdout, c.Stderr = logf, logf
 		if err := c.Start(); err != nil {
@@ -246,7 +246,7 @@ func TestE2ERunTap(t *testing.T) {
 		c := exec.Command("ip", "netns", "exec", ns, e.ops, "run", "--guest", guest, "./goserver", "-b", "--tapname", "tap0",
 			"--bridgename", "br0", "--ip", "10.3.0.10", "--gateway", "10.3.0.1", "--netmask", "255.255.255.0")
 		c.Dir = e.dir
-		c.Env = append(os.Environ(), "OPS_HOME="+home)
+		c.Env = append(os.Environ(), opsHomeEnv(home))
 		var out strings.Builder
 		c.Stdout, c.Stderr = &out, &out
 		if err := c.Start(); err != nil {
@@ -285,7 +285,7 @@ func TestE2ELinuxDHCP(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "config.json")
 	os.WriteFile(cfg, []byte(`{"RunConfig": {"DHCP": true}}`), 0o644)
 	port := freePorts(t, 1)
-	stop := startServer(t, e, e.home, "run", "--guest", "linux", "-c", cfg, "./goserver", "-d", "-p", fmt.Sprintf("%d:8080", port))
+	stop := startServer(t, e, e.home, "run", "--guest", "linux", "-c", cfg, "./goserver", "--show-debug", "-p", fmt.Sprintf("%d:8080", port))
 	if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", port), time.Now().Add(90*time.Second)); err != nil {
 		_, out := stop()
 		t.Fatalf("no answer: %v\n%s", err, out)

@@ -194,11 +194,25 @@ type result struct {
 	code           int
 }
 
+// opsHomeEnv is the OPS_HOME that makes home the ops home: OPS_HOME names
+// the folder holding .ops, so a home not named .ops gets a sibling folder
+// whose .ops links to it.
+func opsHomeEnv(home string) string {
+	if filepath.Base(home) == ".ops" {
+		return "OPS_HOME=" + filepath.Dir(home)
+	}
+	parent := home + ".opshome"
+	os.MkdirAll(home, 0o755) // a link to a missing folder would stop ops making it
+	os.MkdirAll(parent, 0o755)
+	os.Symlink(home, filepath.Join(parent, ".ops"))
+	return "OPS_HOME=" + parent
+}
+
 // ops runs the ops binary with an ops home and waits at most timeout.
 func (e *env) opsCmd(ctx context.Context, home string, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, e.ops, args...)
 	c.Dir = e.dir
-	c.Env = append(os.Environ(), "OPS_HOME="+home)
+	c.Env = append(os.Environ(), opsHomeEnv(home))
 	return c
 }
 

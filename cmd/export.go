@@ -27,6 +27,7 @@ func buildFormat(app *App, cmd *cobra.Command, f *buildFlags, args []string, for
 	if err != nil {
 		return nil, err
 	}
+	configNotices(app, c)
 	in, name, err := elfInput(c, args)
 	if err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func newImageCreateCmd(app *App) *cobra.Command {
 	var asJSON bool
 	var target string
 	cmd := &cobra.Command{
-		Use:   "create [ELF] -t TARGET",
+		Use:   "create [ELF] [-t TARGET]",
 		Short: "Build an image in the format a cloud or hypervisor imports, and print the commands that import it",
 		Long: "Build an image in the format TARGET imports (" + targetHelp() + ") and print the commands " +
 			"that upload and register it. Nothing that needs credentials is run.",
@@ -163,9 +164,8 @@ func newImageCreateCmd(app *App) *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags())
-	cmd.Flags().StringVarP(&target, "target", "t", "", "where the image goes: "+targetHelp())
+	cmd.Flags().StringVarP(&target, "target", "t", "onprem", "where the image goes: "+targetHelp())
 	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print the files written (size, SHA-256) and the next commands as JSON")
-	_ = cmd.MarkFlagRequired("target")
 	return cmd
 }
 

@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// buildFlags are the flags of every command that builds an image.
+// buildFlags are the flags of every command that builds an image. Their
+// names, shorthands and meanings are nanovms/ops's, so scripts written for
+// it run unchanged.
 type buildFlags struct {
 	config       string
 	args         []string
@@ -21,20 +23,51 @@ type buildFlags struct {
 	verbose      bool
 	uefi         bool
 	mounts       []string
+	argsNoCopy   bool
+	ip, ipAddr   string
+	gateway      string
+	netmask      string
+	consoles     []string
+	netconsPort  string
+	netconsIP    string
+	nightly      bool
+	arch         string
+	nanosDebug
+}
+
+// nanosDebug are the Nanos debugging flags: each sets a manifest option
+// the Nanos kernel (or its strace klib) reads.
+type nanosDebug struct {
+	trace, syscallSummary, missingFiles bool
+	noTrace                             []string
 }
 
 func (f *buildFlags) register(fs *pflag.FlagSet) {
-	fs.StringVarP(&f.config, "config", "c", "", "config.json to read")
-	fs.StringArrayVarP(&f.args, "args", "a", nil, "program argument (repeatable)")
+	fs.StringVarP(&f.config, "config", "c", "", "config.json to read ($VAR in it is expanded when ops_render_config=true)")
+	fs.StringArrayVarP(&f.args, "args", "a", nil, "program argument (repeatable); replaces the config's Args")
 	fs.StringArrayVarP(&f.envs, "envs", "e", nil, "environment variable K=V (repeatable)")
 	fs.StringVarP(&f.imageName, "imagename", "i", "", "image name (default: the program's file name)")
 	fs.StringVarP(&f.output, "output", "o", "", "image path (default: <ops home>/images/<name>)")
 	fs.StringVar(&f.nanosVersion, "nanos-version", "", "installed Nanos release to use (default: latest.txt)")
 	fs.StringVar(&f.guest, "guest", "", "guest kernel: nanos or linux (default: nanos when a release is installed, else linux)")
-	fs.StringVar(&f.targetRoot, "target-root", "", "find shared libraries in this root folder instead of /")
+	fs.StringVarP(&f.targetRoot, "target-root", "r", "", "find shared libraries in this root folder instead of /")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "say more, including the QEMU command line")
 	fs.StringArrayVar(&f.mounts, "mounts", nil, "mount a volume: VOLUME:/path[:ro] (repeatable; ops volume create makes one)")
 	fs.BoolVar(&f.uefi, "uefi", false, "Nanos: a disk UEFI firmware boots too (an EFI System Partition); ops run boots it with OVMF on q35")
+	fs.BoolVar(&f.argsNoCopy, "disable-args-copy", false, "packages: do not copy the first argument (the script) from the current folder")
+	fs.StringVar(&f.ip, "ip", "", "static guest IP address (as --ip-address)")
+	fs.StringVar(&f.ipAddr, "ip-address", "", "static guest IP address")
+	fs.StringVar(&f.gateway, "gateway", "", "static guest gateway")
+	fs.StringVar(&f.netmask, "netmask", "", "static guest netmask")
+	fs.StringArrayVar(&f.consoles, "consoles", nil, "Nanos: where the kernel's console goes (serial, vga, net; repeatable)")
+	fs.StringVar(&f.netconsPort, "netconsole-port", "4444", "Nanos: UDP port of the net console (with --consoles)")
+	fs.StringVar(&f.netconsIP, "netconsole-ip", "10.0.2.2", "Nanos: address the net console sends to (with --consoles)")
+	fs.BoolVarP(&f.nightly, "nightly", "n", false, "use the Nanos nightly build (not available offline: says what is needed)")
+	fs.StringVar(&f.arch, "arch", "", "target architecture: amd64 (x86_64) only; arm64 says what it would need")
+	fs.BoolVar(&f.trace, "trace", false, "Nanos: trace syscalls, faults and futexes (adds the strace klib)")
+	fs.BoolVar(&f.syscallSummary, "syscall-summary", false, "Nanos: print a syscall summary when the program exits (adds the strace klib)")
+	fs.BoolVar(&f.missingFiles, "missing-files", false, "Nanos: print the files the program looked for and did not find, at exit")
+	fs.StringArrayVar(&f.noTrace, "no-trace", nil, "Nanos: a syscall --trace leaves out (repeatable)")
 }
 
 // runFlags are the flags of every command that builds and boots.
@@ -48,18 +81,20 @@ type runFlags struct {
 	bridged   bool
 	tap       string
 	bridge    string
-	ip        string
-	gateway   string
-	netmask   string
+	bridgeIP  string
 	skipBuild bool
 	debug     bool
+	gdbPort   int
+	qmp       bool
+	force     bool
 	machine   string
 	qemu      string
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	f.buildFlags.register(fs)
-	fs.StringArrayVarP(&f.ports, "port", "p", nil, "forward a TCP port: PORT, HOST:GUEST, IP:HOST:GUEST, ranges and comma lists")
+	fs.StringArrayVarP(&f.ports, "port", "p", nil, "forward a TCP port, on 127.0.0.1 unless IP is given (nanovms/ops binds all addresses): "+
+		"PORT, HOST:GUEST, IP:HOST:GUEST, HOST-GUEST when HOST > GUEST (as nanovms/ops), ascending ranges (each port to itself), comma lists")
 	fs.StringArrayVar(&f.udp, "udp", nil, "forward a UDP port (same forms as -p)")
 	fs.StringVarP(&f.memory, "memory", "m", "", "guest memory, e.g. 512M or 2G (default 256M)")
 	fs.IntVar(&f.smp, "smp", 0, "number of virtual CPUs (default 1)")
@@ -67,18 +102,19 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.bridged, "bridged", "b", false, "bridged networking through a tap device (needs root)")
 	fs.StringVarP(&f.tap, "tapname", "t", "", "tap device name (created if missing, removed on exit if ops made it)")
 	fs.StringVar(&f.bridge, "bridgename", "", "bridge to attach the tap device to (created if missing)")
-	fs.StringVar(&f.ip, "ip", "", "static guest IP address")
-	fs.StringVar(&f.gateway, "gateway", "", "static guest gateway")
-	fs.StringVar(&f.netmask, "netmask", "", "static guest netmask")
+	fs.StringVar(&f.bridgeIP, "bridgeipaddress", "", "address (with /prefix, else --netmask or /24) to give the bridge")
 	fs.BoolVarP(&f.skipBuild, "skipbuild", "s", false, "boot the existing image as it is, writable, without building")
-	fs.BoolVarP(&f.debug, "debug", "d", false, "show the guest kernel's own messages")
+	fs.BoolVarP(&f.debug, "debug", "d", false, "wait for a debugger (gdb stub on --gdbport, default 1234) with acceleration off; Nanos without ASLR")
+	fs.IntVarP(&f.gdbPort, "gdbport", "g", 0, "open QEMU's gdb stub on this TCP port")
+	fs.BoolVar(&f.qmp, "qmp", false, "open QEMU's QMP monitor on 127.0.0.1 (port RunConfig.Mgmt, else a free one; ops prints it)")
+	fs.BoolVarP(&f.force, "force", "f", false, "rebuild the image even when nothing changed")
 	fs.StringVar(&f.machine, "machine", "", "microvm (fast direct kernel boot, default) or q35 (BIOS boot of the whole disk, as a cloud VM)")
 	fs.StringVar(&f.qemu, "qemu", "", "QEMU binary (default qemu-system-x86_64)")
 }
 
 // The rule for every flag below: a flag overrides config.json only when
-// the user set it. -a and -p add to the config's lists; -e sets one
-// variable over the config's.
+// the user set it. -a replaces the config's Args and -p adds to its
+// Ports, as in nanovms/ops; -e sets one variable over the config's.
 
 // override sets *dst to v when the user set the flag name.
 func override[T any](fl *pflag.FlagSet, name string, dst *T, v T) {
@@ -93,20 +129,9 @@ func (f *buildFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if fl.Changed("args") {
-		c.Args = append(c.Args, f.args...)
-	}
-	if fl.Changed("envs") {
-		if c.Env == nil {
-			c.Env = map[string]string{}
-		}
-		for _, kv := range f.envs {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return nil, fmt.Errorf("-e %q: write K=V", kv)
-			}
-			c.Env[k] = v
-		}
+	override(fl, "args", &c.Args, f.args)
+	if err := setEnvs(c, f.envs); err != nil {
+		return nil, err
 	}
 	override(fl, "imagename", &c.RunConfig.ImageName, f.imageName)
 	override(fl, "nanos-version", &c.NanosVersion, f.nanosVersion)
@@ -119,10 +144,78 @@ func (f *buildFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 		}
 	}
 	override(fl, "uefi", &c.Uefi, f.uefi)
+	override(fl, "disable-args-copy", &c.DisableArgsCopy, f.argsNoCopy)
+	override(fl, "nightly", &c.NightlyBuild, f.nightly)
+	rc := &c.RunConfig
+	override(fl, "ip", &rc.IPAddress, f.ip)
+	override(fl, "ip-address", &rc.IPAddress, f.ipAddr)
+	override(fl, "gateway", &rc.Gateway, f.gateway)
+	override(fl, "netmask", &rc.NetMask, f.netmask)
+	if fl.Changed("consoles") {
+		c.SetConsoles(f.consoles, f.netconsPort, f.netconsIP)
+	}
+	f.nanosDebug.apply(fl, c)
+	if boolFlag(fl, "show-debug") {
+		rc.ShowDebug, rc.Verbose = true, true
+	}
+	if boolFlag(fl, "show-warnings") {
+		rc.ShowWarnings = true
+	}
 	if err := lepton.CheckGuestName(c.Guest); err != nil {
 		return nil, fmt.Errorf("--guest: %w", err)
 	}
-	return c, nil
+	if err := lepton.CheckArch(f.arch); err != nil {
+		return nil, fmt.Errorf("--arch: %w", err)
+	}
+	return c, c.CheckNightly()
+}
+
+// setEnvs lays -e K=V over the config's Env.
+func setEnvs(c *lepton.Config, envs []string) error {
+	for _, kv := range envs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("-e %q: write K=V", kv)
+		}
+		if c.Env == nil {
+			c.Env = map[string]string{}
+		}
+		c.Env[k] = v
+	}
+	return nil
+}
+
+// apply adds the debugging flags the user set to the config's Debugflags
+// and NoTrace (which --no-trace replaces, as in nanovms/ops).
+func (d nanosDebug) apply(fl *pflag.FlagSet, c *lepton.Config) {
+	if d.trace {
+		c.Debugflags = appendNew(c.Debugflags, lepton.TraceFlags...)
+	}
+	if d.syscallSummary {
+		c.Debugflags = appendNew(c.Debugflags, "syscall_summary")
+	}
+	if d.missingFiles {
+		c.Debugflags = appendNew(c.Debugflags, "missing_files")
+	}
+	override(fl, "no-trace", &c.NoTrace, d.noTrace)
+}
+
+func appendNew(list []string, add ...string) []string {
+	for _, a := range add {
+		if !contains(list, a) {
+			list = append(list, a)
+		}
+	}
+	return list
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // configFrom reads -c and lays the build and run flags the user set over it.
@@ -144,12 +237,20 @@ func (f *runFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	override(fl, "bridged", &rc.Bridged, f.bridged)
 	override(fl, "tapname", &rc.TapName, f.tap)
 	override(fl, "bridgename", &rc.BridgeName, f.bridge)
-	override(fl, "ip", &rc.IPAddress, f.ip)
-	override(fl, "gateway", &rc.Gateway, f.gateway)
-	override(fl, "netmask", &rc.NetMask, f.netmask)
+	override(fl, "bridgeipaddress", &rc.BridgeIPAddress, f.bridgeIP)
 	override(fl, "debug", &rc.Debug, f.debug)
+	override(fl, "gdbport", &rc.GdbPort, f.gdbPort)
+	override(fl, "qmp", &rc.QMP, f.qmp)
+	override(fl, "force", &c.Force, f.force)
 	override(fl, "machine", &rc.Machine, f.machine)
 	return c, nil
+}
+
+// boolFlag reports a boolean flag that fl may lack (--show-debug and
+// --show-warnings are the root command's).
+func boolFlag(fl *pflag.FlagSet, name string) bool {
+	v, err := fl.GetBool(name)
+	return err == nil && v
 }
 
 // localFlag is -l, on every command that can take a local package.

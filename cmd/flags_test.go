@@ -23,7 +23,7 @@ func TestFlagsOverConfig(t *testing.T) {
 	no := false
 	yes := true
 	fromConfig := func() *lepton.Config {
-		return &lepton.Config{Args: []string{"a"}, Env: map[string]string{"K": "config", "ONLY": "config"}, Guest: "linux",
+		return &lepton.Config{Args: []string{"a"}, Env: map[string]string{"K": "config", "ONLY": "config"}, Guest: "linux", LocalFilesParentDirectory: dir,
 			RunConfig: lepton.RunConfig{Ports: []string{"80"}, Memory: "1G", CPUs: 2, Accel: &no, ImageName: "img", Verbose: true}}
 	}
 	for _, tc := range []struct {
@@ -33,7 +33,7 @@ func TestFlagsOverConfig(t *testing.T) {
 	}{
 		{"config alone", []string{"-c", cfg}, func(c *lepton.Config) {}},
 		{"unset flags keep the config's values, defaults included", []string{"-c", cfg, "--smp", "2"}, func(c *lepton.Config) {}},
-		{"-a adds to Args", []string{"-c", cfg, "-a", "b", "-a", "c"}, func(c *lepton.Config) { c.Args = []string{"a", "b", "c"} }},
+		{"-a replaces Args, as in nanovms/ops", []string{"-c", cfg, "-a", "b", "-a", "c"}, func(c *lepton.Config) { c.Args = []string{"b", "c"} }},
 		{"-e sets one variable", []string{"-c", cfg, "-e", "K=flag"}, func(c *lepton.Config) { c.Env["K"] = "flag" }},
 		{"-p adds to Ports", []string{"-c", cfg, "-p", "8080"}, func(c *lepton.Config) { c.RunConfig.Ports = []string{"80", "8080"} }},
 		{"set flags win", []string{"-c", cfg, "-m", "2G", "--smp", "4", "--accel=true", "-i", "other", "--guest", "nanos", "-v=false"}, func(c *lepton.Config) {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,17 +15,22 @@ import (
 
 func newImageCmd(app *App) *cobra.Command {
 	img := &cobra.Command{Use: "image", Short: "Create images for clouds and hypervisors; list and inspect built images"}
-	img.AddCommand(newImageCreateCmd(app), newImageListCmd(app), newImageTreeCmd(app), newImageCatCmd(app), newImageLsCmd(app), newImagePushCmd(app))
+	img.AddCommand(newImageCreateCmd(app), newImageListCmd(app), newImageTreeCmd(app), newImageCatCmd(app), newImageLsCmd(app), newImagePushCmd(app),
+		newImageDeleteCmd(app), newImageResizeCmd(app), newImageCpCmd(app), newImageEnvCmd(app))
 	return img
 }
 
 func newImageListCmd(app *App) *cobra.Command {
 	var asJSON bool
+	var target string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List built images",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := localTarget(target); err != nil {
+				return err
+			}
 			home, err := app.Home()
 			if err != nil {
 				return err
@@ -48,30 +54,35 @@ func newImageListCmd(app *App) *cobra.Command {
 		},
 	}
 	list.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON")
+	list.Flags().StringVarP(&target, "target-cloud", "t", "onprem", "onprem: the images in the ops home (clouds list theirs with their own tools)")
 	return list
 }
 
 func newImageTreeCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var bootfs bool
+	cmd := &cobra.Command{
 		Use:   "tree IMAGE",
 		Short: "Print the manifest and file tree of a Nanos image (path or name)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(app, args[0], func(rd *opsfs.Reader) error {
+			return withImageFS(app, args[0], bootfs, func(rd *opsfs.Reader) error {
 				_, err := fmt.Fprintln(app.Stdout, opsfs.Format(rd.Root))
 				return err
 			})
 		},
 	}
+	bootfsFlag(cmd, &bootfs)
+	return cmd
 }
 
 func newImageCatCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var bootfs bool
+	cmd := &cobra.Command{
 		Use:   "cat IMAGE PATH",
 		Short: "Print a file from a Nanos image",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return withImage(app, args[0], func(rd *opsfs.Reader) error {
+			return withImageFS(app, args[0], bootfs, func(rd *opsfs.Reader) error {
 				n, err := rd.Lookup(args[1])
 				if err != nil {
 					return err
@@ -85,10 +96,13 @@ func newImageCatCmd(app *App) *cobra.Command {
 			})
 		},
 	}
+	bootfsFlag(cmd, &bootfs)
+	return cmd
 }
 
 func newImageLsCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var bootfs, long bool
+	cmd := &cobra.Command{
 		Use:   "ls IMAGE [PATH]",
 		Short: "List a folder of a Nanos image",
 		Args:  cobra.RangeArgs(1, 2),
@@ -97,16 +111,54 @@ func newImageLsCmd(app *App) *cobra.Command {
 			if len(args) == 2 {
 				p = args[1]
 			}
-			return withImage(app, args[0], func(rd *opsfs.Reader) error {
-				return listDir(app.Stdout, rd, p)
+			return withImageFS(app, args[0], bootfs, func(rd *opsfs.Reader) error {
+				return listDir(app.Stdout, rd, p, long)
 			})
 		},
 	}
+	bootfsFlag(cmd, &bootfs)
+	cmd.Flags().BoolVarP(&long, "long-format", "l", false, "one entry a line with its kind and size")
+	return cmd
+}
+
+// listDir prints a TFS folder (image ls, volume ls): each name (folders
+// end in /), or with long each entry's kind, size and link target.
+func listDir(w io.Writer, rd *opsfs.Reader, p string, long bool) error {
+	ents, err := rd.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		switch {
+		case !long && e.Kind == opsfs.KindDir:
+			fmt.Fprintln(w, e.Name+"/")
+		case !long:
+			fmt.Fprintln(w, e.Name)
+		case e.Kind == opsfs.KindDir:
+			fmt.Fprintf(w, "d %10s %s/\n", "-", e.Name)
+		case e.Kind == opsfs.KindSymlink:
+			fmt.Fprintf(w, "l %10s %s -> %s\n", "-", e.Name, e.Target)
+		default:
+			fmt.Fprintf(w, "- %10d %s\n", e.Size, e.Name)
+		}
+	}
+	return nil
 }
 
 // withImage opens a Nanos image (name or path) and hands its root
 // filesystem to fn.
 func withImage(app *App, nameOrPath string, fn func(rd *opsfs.Reader) error) error {
+	return withImageFS(app, nameOrPath, false, fn)
+}
+
+// bootfsFlag is --bootfs, on every command that reads inside an image.
+func bootfsFlag(cmd *cobra.Command, bootfs *bool) {
+	cmd.Flags().BoolVar(bootfs, "bootfs", false, "read the boot filesystem (kernel, klibs) instead of the root filesystem")
+}
+
+// withImageFS opens a Nanos image (name or path) and hands fn its root
+// filesystem, or its boot filesystem with bootfs.
+func withImageFS(app *App, nameOrPath string, bootfs bool, fn func(rd *opsfs.Reader) error) error {
 	p, err := imageFile(app, nameOrPath)
 	if err != nil {
 		return err
@@ -120,9 +172,12 @@ func withImage(app *App, nameOrPath string, fn func(rd *opsfs.Reader) error) err
 	if err != nil {
 		return err
 	}
-	_, root, err := opsfs.OpenNanosDisk(f, st.Size())
+	boot, root, err := opsfs.OpenNanosDisk(f, st.Size())
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
+	}
+	if bootfs {
+		return fn(boot)
 	}
 	return fn(root)
 }

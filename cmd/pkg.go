@@ -16,9 +16,10 @@ import (
 )
 
 func newPkgCmd(app *App) *cobra.Command {
-	pkg := &cobra.Command{Use: "pkg", Short: "Language runtimes and other packages: list, search, get, load, contents, from-run, add"}
+	pkg := &cobra.Command{Use: "pkg", Short: "Language runtimes and other packages: list, search, get, load, contents, describe, delete, from-run, from-pkg, add"}
 	pkg.AddCommand(newPkgListCmd(app, "list"), newPkgSearchCmd(app), newPkgGetCmd(app), newPkgContentsCmd(app),
-		newLoadCmd(app), newFromRunCmd(app), newPkgAddCmd(app), newFromImageCmd(app), newPkgPushCmd(app), newPkgPullCmd(app))
+		newLoadCmd(app), newFromRunCmd(app), newPkgAddCmd(app), newFromImageCmd(app), newPkgPushCmd(app), newPkgPullCmd(app),
+		newPkgDescribeCmd(app), newPkgDeleteCmd(app), newFromPkgCmd(app))
 	return pkg
 }
 

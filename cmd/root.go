@@ -42,7 +42,7 @@ type App struct {
 	caught  os.Signal
 }
 
-// Home is the ops home (~/.ops, or $OPS_HOME).
+// Home is the ops home (~/.ops, or $OPS_HOME/.ops).
 func (a *App) Home() (lepton.Home, error) {
 	a.homeOnce.Do(func() { a.home, a.homeErr = lepton.DefaultHome() })
 	return a.home, a.homeErr
@@ -107,8 +107,10 @@ otherwise a minimal Linux microVM guest built from the host's kernel.`,
 	}
 	root.SetOut(app.Stdout)
 	root.SetErr(app.Stderr)
+	outputFlags(root)
 	root.AddCommand(newBuildCmd(app), newRunCmd(app), newUpdateCmd(app), newVersionCmd(app), newImageCmd(app),
-		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app), newVolumeCmd(app), newInstanceCmd(app))
+		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app), newVolumeCmd(app),
+		newInstanceCmd(app), newProfileCmd(app), newEnvCmd())
 	return root
 }
 
@@ -142,26 +144,10 @@ func Main(args []string) int {
 }
 
 // debugging reports whether the user asked for details: -v on a command
-// that has it, or OPS_DEBUG=1.
+// that has it, --show-debug, --show-errors, or OPS_DEBUG=1.
 func debugging(cmd *cobra.Command) bool {
 	if os.Getenv("OPS_DEBUG") == "1" {
 		return true
 	}
-	if cmd == nil {
-		return false
-	}
-	v, err := cmd.Flags().GetBool("verbose")
-	return err == nil && v
-}
-
-func newVersionCmd(app *App) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print ops's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(app.Stdout, "ops %s\n", Version)
-			return nil
-		},
-	}
+	return flagSet(cmd, "verbose") || flagSet(cmd, "show-debug") || flagSet(cmd, "show-errors")
 }

@@ -19,11 +19,17 @@ func newRunCmd(app *App) *cobra.Command {
 and boot it in the foreground. The guest's console is ops's standard output,
 and ops exits with the guest program's exit code.
 
-Port forwards listen on 127.0.0.1 unless an address is given:
+Port forwards listen on 127.0.0.1 unless an address is given (nanovms/ops
+listens on every address):
   -p 8080              host 127.0.0.1:8080 -> guest 8080
   -p 8081:80           host 8081 -> guest 80
+  -p 8080-80           host 8080 -> guest 80, as nanovms/ops reads it (first > second)
   -p 0.0.0.0:8080:8080 reachable from the network
-  -p 9000-9002         three forwards, each to the same guest port`,
+  -p 9000-9002         three forwards, each to the same guest port
+
+-d waits for a debugger (QEMU's gdb stub, port 1234 or -g) under software
+emulation; --trace, --syscall-summary, --missing-files and --no-trace set
+the Nanos manifest options of the same names.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := f.configFrom(cmd.Flags())
@@ -53,6 +59,7 @@ Port forwards listen on 127.0.0.1 unless an address is given:
 func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name string) error {
 	// Stop on Ctrl-C or SIGTERM from here on: nothing is left behind.
 	ctx := app.Context()
+	configNotices(app, c)
 	home, err := app.Home()
 	if err != nil {
 		return err
@@ -71,7 +78,10 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if b.Note != "" {
 		fmt.Fprintln(app.Stderr, b.Note)
 	}
-	reportPlan(app, b.Plan, c.RunConfig.Verbose, false)
+	reportPlan(app, b.Plan, c.RunConfig.Verbose || c.RunConfig.ShowDebug, c.RunConfig.ShowWarnings)
+	if err := runNotices(app, c, name); err != nil {
+		return err
+	}
 	if c.RunConfig.Background {
 		return runInBackground(app, c, b, name)
 	}

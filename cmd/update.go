@@ -13,7 +13,7 @@ func newUpdateCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "update",
 		Short: "Install a Nanos kernel release (downloaded, or --from a local file or folder)",
-		Long: `Install a Nanos kernel release into the ops home (~/.ops, or $OPS_HOME).
+		Long: `Install a Nanos kernel release into the ops home (~/.ops, or $OPS_HOME/.ops).
 
   ops update                       download the newest release and install it
   ops update --from FILE.tar.gz    install a release archive offline

@@ -110,9 +110,9 @@ func TestE2EConfigErrors(t *testing.T) {
 	if r = e.run(t, e.home, "run", "./hello_static", "-p", "nope"); r.code == 0 || !strings.Contains(r.stderr, `"nope" is not a port number`) {
 		t.Fatalf("bad port: %q", r.stderr)
 	}
-	// Args from the file, plus -a from the command line.
-	os.WriteFile(cfg, []byte(`{"Args": ["4"], "Env": {"A": "1"}}`), 0o644)
-	if r = e.run(t, e.home, "run", "-c", cfg, "./hello_static", "-a", "x"); r.code != 4 || !strings.Contains(r.stdout, "3 args") {
+	// -a replaces the file's Args, as in nanovms/ops.
+	os.WriteFile(cfg, []byte(`{"Args": ["4", "y", "z"], "Env": {"A": "1"}}`), 0o644)
+	if r = e.run(t, e.home, "run", "-c", cfg, "./hello_static", "-a", "5", "-a", "x"); r.code != 5 || !strings.Contains(r.stdout, "3 args") {
 		t.Fatalf("config args: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }

@@ -3,7 +3,6 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,7 +145,8 @@ func withNanosVolume(app *App, name string, fn func(rd *opsfs.Reader) error) err
 }
 
 func newVolumeLsCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var long bool
+	cmd := &cobra.Command{
 		Use:   "ls VOLUME [PATH]",
 		Short: "List a folder of a Nanos volume",
 		Args:  cobra.RangeArgs(1, 2),
@@ -156,10 +156,12 @@ func newVolumeLsCmd(app *App) *cobra.Command {
 				p = args[1]
 			}
 			return withNanosVolume(app, args[0], func(rd *opsfs.Reader) error {
-				return listDir(app.Stdout, rd, p)
+				return listDir(app.Stdout, rd, p, long)
 			})
 		},
 	}
+	cmd.Flags().BoolVarP(&long, "long-format", "l", false, "one entry a line with its kind and size")
+	return cmd
 }
 
 func newVolumeCpCmd(app *App) *cobra.Command {
@@ -189,23 +191,4 @@ func newVolumeCpCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-}
-
-// listDir prints a TFS folder as image ls and volume ls do.
-func listDir(w io.Writer, rd *opsfs.Reader, p string) error {
-	ents, err := rd.ReadDir(p)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		switch e.Kind {
-		case opsfs.KindDir:
-			fmt.Fprintln(w, e.Name+"/")
-		case opsfs.KindSymlink:
-			fmt.Fprintf(w, "%s -> %s\n", e.Name, e.Target)
-		default:
-			fmt.Fprintf(w, "%s\t%d\n", e.Name, e.Size)
-		}
-	}
-	return nil
 }

@@ -64,6 +64,10 @@ func chs(lba uint64) [3]byte {
 	return [3]byte{byte(h), byte(c>>8) | byte(s), byte(c)} // mkfs's placement, not the standard one
 }
 
+// PartTypeEFI is the MBR type of an EFI System Partition: a UEFI disk's
+// first entry, before the boot and root filesystems.
+const PartTypeEFI = partTypeEFI
+
 // PutPartitions writes the four MBR partition entries into mbr.
 func PutPartitions(mbr []byte, parts []Partition) error {
 	if len(parts) > 4 {

@@ -147,7 +147,7 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 		defer unlock()
 	}
 	if c.RunConfig.UsesTap() {
-		remove, err := netlink.SetupTap(c.RunConfig.TapName, c.RunConfig.BridgeName)
+		remove, err := netlink.SetupTap(c.RunConfig.TapName, c.RunConfig.BridgeName, c.RunConfig.BridgeIPAddress, c.RunConfig.NetMask)
 		defer remove()
 		if err != nil {
 			return err

@@ -70,7 +70,7 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if b.Plan, err = NewPlan(in); err != nil {
 		return nil, err
 	}
-	if b.BuildResult, err = BuildImage(ImageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot}); err != nil {
+	if b.BuildResult, err = BuildImage(ImageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot, Force: c.Force}); err != nil {
 		return nil, err
 	}
 	b.Took = time.Since(start)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -48,23 +49,24 @@ type Config struct {
 	PackageManifestURL  string
 	RunConfig           RunConfig
 
-	// Keys nanovms/ops accepts that this ops reads but does not act on
-	// (cloud providers, build folders, tracing): accepted so existing
-	// config files keep working.
 	UefiBoot                  string
-	BuildDir                  string
-	CloudConfig               json.RawMessage
-	TargetConfig              map[string]string
-	Debugflags                []string
-	Force                     bool
-	Home                      string
-	NightlyBuild              bool
-	NoTrace                   []string
-	ProgramPath               string
-	RebootOnExit              bool
-	LocalFilesParentDirectory string
-	TFSv4                     bool
-	VolumesDir                string
+	Debugflags                []string // Nanos manifest options set to "t" (trace, syscall_summary, ...)
+	NoTrace                   []string // syscalls the strace klib does not trace
+	RebootOnExit              bool     // Nanos restarts the program's VM when it exits with a code other than 0
+	Force                     bool     // rebuild the image even when nothing changed
+	NightlyBuild              bool     // refused, saying what is needed (CheckNightly)
+	LocalFilesParentDirectory string   // MapDirs patterns start here (default: the config file's folder)
+
+	// Keys nanovms/ops reads that mean nothing for a local VM here (cloud
+	// providers, build folders, ...): accepted so existing config files
+	// keep working, and named in one warning when set (Ignored).
+	BuildDir     string
+	CloudConfig  json.RawMessage
+	TargetConfig map[string]string
+	Home         string
+	ProgramPath  string
+	TFSv4        bool
+	VolumesDir   string
 }
 
 // RunConfig holds how the VM runs.
@@ -90,8 +92,11 @@ type RunConfig struct {
 	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
 	DHCP         bool   // the Linux guest asks DHCP for its address (Nanos does unless given IPAddress)
 	Sandbox      *bool  // QEMU's seccomp sandbox (default on; false turns it off)
+	Reboot       bool   `json:"-"` // QEMU lets the guest reset (set from RebootOnExit)
 
-	// Accepted for compatibility with nanovms/ops config files.
+	// Accepted for compatibility with nanovms/ops config files; acted on:
+	// BridgeIPAddress (--bridgeipaddress), Mgmt (the QMP port),
+	// ShowDebug, ShowWarnings, ShowErrors. The others are named by Ignored.
 	AtExit                       string
 	BridgeIPAddress              string
 	CanIPForward                 bool
@@ -132,7 +137,14 @@ func (c *Config) AddMount(spec string) error {
 	return nil
 }
 
+// RenderEnv is the variable that, set to "true", makes LoadConfig expand
+// $VAR and ${VAR} in config files from the environment, as nanovms/ops does.
+const RenderEnv = "ops_render_config"
+
 // LoadConfig reads a config file. An empty path gives the zero config.
+// With ops_render_config=true in the environment, $VAR and ${VAR} are
+// expanded first. MapDirs patterns start from the file's folder unless
+// LocalFilesParentDirectory says otherwise.
 func LoadConfig(path string) (*Config, error) {
 	c := &Config{}
 	if path == "" {
@@ -142,8 +154,18 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
+	if os.Getenv(RenderEnv) == "true" {
+		b = []byte(os.ExpandEnv(string(b)))
+	}
 	if err := DecodeConfig(b, c); err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
+	}
+	dir := filepath.Dir(path)
+	switch {
+	case c.LocalFilesParentDirectory == "":
+		c.LocalFilesParentDirectory = dir
+	case !filepath.IsAbs(c.LocalFilesParentDirectory):
+		c.LocalFilesParentDirectory = filepath.Join(dir, c.LocalFilesParentDirectory)
 	}
 	return c, nil
 }
@@ -167,6 +189,9 @@ func DecodeConfig(b []byte, c *Config) error {
 		if err := c.AddMount(m); err != nil {
 			return fmt.Errorf("%d: RunConfig.Mounts: %w", lineOf(b, "Mounts"), err)
 		}
+	}
+	if err := c.checkDebugFlags(); err != nil {
+		return fmt.Errorf("%d: %w", lineOf(b, strings.SplitN(err.Error(), ":", 2)[0]), err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package lepton
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeConfig(t *testing.T) {
@@ -80,4 +81,34 @@ func FuzzDecodeConfig(f *testing.F) {
 		c := &Config{}
 		_ = DecodeConfig(b, c)
 	})
+}
+
+func TestOpsHomeIsUnderOpsHome(t *testing.T) {
+	for _, tc := range []struct{ env, want string }{
+		{"/x", "/x/.ops"},            // nanovms/ops: OPS_HOME names the folder holding .ops
+		{"/srv/ci/", "/srv/ci/.ops"}, // a trailing slash changes nothing
+	} {
+		t.Setenv("OPS_HOME", tc.env)
+		h, err := DefaultHome()
+		if err != nil || h.Dir != tc.want {
+			t.Errorf("OPS_HOME=%s: %q %v, want %q", tc.env, h.Dir, err, tc.want)
+		}
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"1w", 7 * day, false}, {"300d", 300 * day, false}, {"3m", 90 * day, false}, {"2y", 730 * day, false},
+		{"36h", 36 * time.Hour, false}, {"", 0, true}, {"w", 0, true}, {"2x", 0, true}, {"-1d", 0, true},
+	} {
+		got, err := ParseAge(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("%q: %v %v, want %v (error %t)", tc.in, got, err, tc.want, tc.err)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/opsdev/ops/guestinit/bin"
 	"github.com/opsdev/ops/qemu"
@@ -152,6 +153,9 @@ func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
 	if c.Uefi {
 		return nil, errLinuxUEFI
 	}
+	if o := c.nanosOnly(); len(o) > 0 {
+		return nil, fmt.Errorf("%s: only the Nanos kernel reads these; the Linux guest has no such options (use --guest nanos)", strings.Join(o, ", "))
+	}
 	k, err := FindLinuxKernel(c.LinuxKernel, "/boot", "/lib/modules")
 	if err != nil {
 		return nil, err
@@ -208,6 +212,7 @@ func baseVM(b Boot) (qemu.VM, error) {
 	rc := b.Run
 	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort,
 		Sandbox: rc.Sandbox == nil || *rc.Sandbox}
+	rc.DebugVM(&vm)
 	if vm.Machine == "" {
 		vm.Machine = qemu.MicroVM
 	}

@@ -169,7 +169,7 @@ func (g *LinuxGuest) VM(b Boot) (qemu.VM, error) {
 		cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
 		khz = qemu.TSCkHz(string(cpuinfo))
 	}
-	vm.Append = LinuxCommandLine(b.Run.Debug, khz)
+	vm.Append = LinuxCommandLine(b.Run.Debug || b.Run.ShowDebug, khz)
 	return vm, nil
 }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/opsdev/ops/packages"
 )
 
-// Home is the ops home folder (~/.ops, or $OPS_HOME), laid out as
+// Home is the ops home folder (~/.ops, or $OPS_HOME/.ops), laid out as
 // nanovms/ops lays it out so existing caches keep working:
 //
 //	<home>/latest.txt          the current Nanos release version
@@ -25,10 +25,11 @@ import (
 //	<home>/packages/, local_packages/
 type Home struct{ Dir string }
 
-// DefaultHome is $OPS_HOME, else ~/.ops.
+// DefaultHome is $OPS_HOME/.ops, else ~/.ops. OPS_HOME names the folder
+// that holds .ops, as in nanovms/ops, so a home it made is found as it is.
 func DefaultHome() (Home, error) {
 	if d := os.Getenv("OPS_HOME"); d != "" {
-		return Home{Dir: d}, nil
+		return Home{Dir: filepath.Join(d, ".ops")}, nil
 	}
 	h, err := os.UserHomeDir()
 	if err != nil {

@@ -29,6 +29,7 @@ type ImageSpec struct {
 	Guest   Guest
 	Out     string // image path
 	MinRoot int64  // BaseVolumeSz
+	Force   bool   // write it even when nothing changed (-f)
 }
 
 // BuildResult says what BuildImage did.
@@ -48,13 +49,13 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 		return nil, err
 	}
 	keyFile := filepath.Join(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".key")
-	if st, err := os.Stat(spec.Out); err == nil {
+	if st, err := os.Stat(spec.Out); err == nil && !spec.Force {
 		if b, err := os.ReadFile(keyFile); err == nil {
 			oldKey, stamp, _ := strings.Cut(string(b), "\n")
 			if stamp != fileStamp(st) {
 				// Booted writable (ops run -s): what the guest wrote lives
 				// only in this image, and a rebuild would throw it away.
-				return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or remove the file to build afresh", spec.Out)
+				return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or build afresh with -f (--force)", spec.Out)
 			}
 			if oldKey == key {
 				return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size()}, nil

@@ -85,6 +85,11 @@ func PackagePlan(pkgDir string, user *Config, cwd string) (PlanInput, error) {
 	if c.ManifestPassthrough == nil {
 		c.ManifestPassthrough = pkg.ManifestPassthrough
 	}
+	c.Debugflags = appendNew(pkg.Debugflags, c.Debugflags)
+	if len(c.NoTrace) == 0 {
+		c.NoTrace = pkg.NoTrace
+	}
+	c.RebootOnExit = c.RebootOnExit || pkg.RebootOnExit
 	// Copy the script named as the first argument from the current folder.
 	args := append(append([]string(nil), pkg.Args...), user.Args...)
 	if !user.DisableArgsCopy && !pkg.DisableArgsCopy && len(args) > 1 {

@@ -91,8 +91,8 @@ func NewPlan(in PlanInput) (*Plan, error) {
 		Program:     "/" + filepath.Base(host),
 		Cwd:         "/",
 		Mounts:      c.Mounts,
-		Passthrough: c.ManifestPassthrough,
-		Klibs:       c.Klibs,
+		Passthrough: c.ManifestOptions(),
+		Klibs:       c.NanosKlibs(),
 	}
 	if c.CwdPath != "" {
 		if p.Cwd, err = opsfs.CleanPath(c.CwdPath); err != nil {
@@ -264,15 +264,20 @@ func (p *Plan) addDeps(in PlanInput, host string) (*Deps, error) {
 }
 
 // addConfigFiles adds config.json's Dirs, MapDirs and Files, relative
-// paths starting from dir.
+// paths starting from dir; MapDirs patterns from the config file's folder
+// (LocalFilesParentDirectory), as nanovms/ops reads them.
 func (p *Plan) addConfigFiles(c *Config, dir string) error {
+	mapDir := dir
+	if c.LocalFilesParentDirectory != "" {
+		mapDir = resolveHost(dir, c.LocalFilesParentDirectory)
+	}
 	for _, d := range c.Dirs {
 		if err := p.addDir(resolveHost(dir, d), guestPathFor(d)); err != nil {
 			return fmt.Errorf("Dirs: %w", err)
 		}
 	}
 	for _, pat := range sortedKeys(c.MapDirs) {
-		matches, err := filepath.Glob(resolveHost(dir, pat))
+		matches, err := filepath.Glob(resolveHost(mapDir, pat))
 		if err != nil {
 			return fmt.Errorf("MapDirs: bad pattern %q: %w", pat, err)
 		}

@@ -40,7 +40,7 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 	if say == nil {
 		say = func(string) {}
 	}
-	allow := o.Run.Accel == nil || *o.Run.Accel
+	allow := (o.Run.Accel == nil || *o.Run.Accel) && !o.Run.Debug // a debugger wants emulation, as in nanovms/ops
 	accel, why := qemu.DecideAccel(qemu.HostProbe(allow))
 	// The VM depends on the accelerator (emulation gets its own CPU flags,
 	// memory backing and guest clock hint), so a retry under TCG remakes it.
@@ -52,14 +52,17 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 		defer unlock()
 	}
 	qmp := ""
-	if o.Run.QMP {
+	if o.Run.QMP && o.Run.Mgmt == "" { // with Mgmt, QMP listens on that TCP port (DebugVM)
 		qmp = filepath.Join(os.TempDir(), fmt.Sprintf("ops-%d.qmp", os.Getpid()))
 		defer os.Remove(qmp)
 		say("QMP socket: " + qmp)
 	}
 	makeVM := func(a qemu.Accel) (qemu.VM, error) {
 		vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: o.Run, Accel: a, Writable: o.Writable, Mounts: b.Mounts})
-		vm.Binary, vm.QMP = o.QEMU, qmp
+		vm.Binary = o.QEMU
+		if qmp != "" {
+			vm.QMP = qmp
+		}
 		return vm, err
 	}
 	vm, err := makeVM(accel)
@@ -70,7 +73,7 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 		return Outcome{}, err
 	}
 	if vm.Net.Mode == "tap" {
-		remove, err := netlink.SetupTap(o.Run.TapName, o.Run.BridgeName)
+		remove, err := netlink.SetupTap(o.Run.TapName, o.Run.BridgeName, o.Run.BridgeIPAddress, o.Run.NetMask)
 		defer remove()
 		if err != nil {
 			return Outcome{}, err

@@ -3,6 +3,7 @@ package netlink
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -82,9 +83,19 @@ func (l *Links) AddAddr(index int, p netip.Prefix) error {
 }
 
 // SetupTap makes a tap device (attached to bridge, made too when missing,
-// when bridge is not empty) unless they exist. remove deletes only what it
-// made; call it on every path, errors included.
-func SetupTap(tap, bridge string) (remove func(), err error) {
+// when bridge is not empty) unless they exist, and gives the bridge the
+// address bridgeIP ("" for none; a /prefix, else netmask, else /24). remove
+// deletes only what it made; call it on every path, errors included.
+func SetupTap(tap, bridge, bridgeIP, netmask string) (remove func(), err error) {
+	var addr netip.Prefix
+	if bridgeIP != "" {
+		if bridge == "" {
+			return func() {}, fmt.Errorf("--bridgeipaddress %s: name the bridge with --bridgename", bridgeIP)
+		}
+		if addr, err = BridgePrefix(bridgeIP, netmask); err != nil {
+			return func() {}, err
+		}
+	}
 	l, err := OpenLinks()
 	if err != nil {
 		return func() {}, err
@@ -100,7 +111,36 @@ func SetupTap(tap, bridge string) (remove func(), err error) {
 	if err != nil {
 		return l.Remove, err
 	}
-	return l.Remove, l.Attach(ti, bi)
+	if err := l.Attach(ti, bi); err != nil {
+		return l.Remove, err
+	}
+	if addr.IsValid() {
+		if err := l.AddAddr(bi, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+			return l.Remove, privilegeHint(err)
+		}
+	}
+	return l.Remove, nil
+}
+
+// BridgePrefix reads --bridgeipaddress: an IPv4 address with a /prefix,
+// else with netmask's prefix, else /24.
+func BridgePrefix(ip, netmask string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(ip); err == nil && p.Addr().Is4() {
+		return p, nil
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil || !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("--bridgeipaddress %q: write an IPv4 address, e.g. 10.3.0.1 or 10.3.0.1/24", ip)
+	}
+	bits := 24
+	if netmask != "" {
+		m := net.ParseIP(netmask).To4()
+		if m == nil {
+			return netip.Prefix{}, fmt.Errorf("--netmask %q is not an IPv4 netmask", netmask)
+		}
+		bits, _ = net.IPMask(m).Size()
+	}
+	return netip.PrefixFrom(a, bits), nil
 }
 
 func privilegeHint(err error) error {

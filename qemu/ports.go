@@ -27,7 +27,9 @@ func (f Forward) String() string {
 
 // ParsePorts reads -p / --udp values: PORT, HOST:GUEST, IP:HOST:GUEST,
 // ranges (9000-9002 forwards each port to the same guest port; a range on
-// both sides maps them in order) and comma lists.
+// both sides maps them in order) and comma lists. A "range" that runs
+// backwards (8080-80) is nanovms/ops's way to write host 8080 to guest 80,
+// and means that here too (PortNotes says so).
 func ParsePorts(specs []string, proto string) ([]Forward, error) {
 	var out []Forward
 	seen := map[string]bool{}
@@ -73,6 +75,9 @@ func parsePort(s, proto string) ([]Forward, error) {
 	}
 	hostSpec, guestSpec, mapped := strings.Cut(rest, ":")
 	if !mapped {
+		if h, g, ok := hostToGuest(hostSpec); ok {
+			return []Forward{{Proto: proto, HostIP: ip, HostPort: h, GuestPort: g}}, nil
+		}
 		guestSpec = hostSpec
 	}
 	h0, h1, err := portRange(hostSpec)
@@ -94,6 +99,42 @@ func parsePort(s, proto string) ([]Forward, error) {
 		out = append(out, Forward{Proto: proto, HostIP: ip, HostPort: h0 + i, GuestPort: g0 + i})
 	}
 	return out, nil
+}
+
+// hostToGuest reads nanovms/ops's HOST-GUEST form: two port numbers
+// with the first larger, which is no range (ranges ascend).
+func hostToGuest(s string) (host, guest int, ok bool) {
+	a, b, isRange := strings.Cut(s, "-")
+	if !isRange {
+		return 0, 0, false
+	}
+	h, err1 := portNumber(a)
+	g, err2 := portNumber(b)
+	if err1 != nil || err2 != nil || h <= g {
+		return 0, 0, false
+	}
+	return h, g, true
+}
+
+// PortNotes are the lines ops prints about how it read port specs: one
+// for each HOST-GUEST form, so nobody mistakes it for a range.
+func PortNotes(specs []string, flag string) []string {
+	var out []string
+	for _, spec := range specs {
+		for _, s := range strings.Split(spec, ",") {
+			s = strings.TrimSpace(s)
+			rest := s
+			if strings.HasPrefix(s, "[") { // [::1]:8080-80
+				if i := strings.Index(s, "]"); i >= 0 {
+					rest = strings.TrimPrefix(s[i+1:], ":")
+				}
+			}
+			if h, g, ok := hostToGuest(rest); ok {
+				out = append(out, fmt.Sprintf("ops: %s %s forwards host port %d to guest port %d, as nanovms/ops reads it (%d:%d says the same; ascending ranges forward each port to itself)", flag, s, h, g, h, g))
+			}
+		}
+	}
+	return out
 }
 
 func portRange(s string) (int, int, error) {

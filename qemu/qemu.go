@@ -147,7 +147,7 @@ type VM struct {
 	RNG       bool
 	// Pages is how the host backs QEMU's memory; see Pages.
 	Pages   Pages
-	QMP     string // unix socket path
+	QMP     string // unix socket path, or tcp:HOST:PORT
 	GdbPort int
 	// Sandbox turns on QEMU's seccomp filter: no obsolete system calls, no
 	// setuid, no process spawning, no scheduler or resource control
@@ -155,7 +155,12 @@ type VM struct {
 	// ops proxy) needs a process that the filter, inherited, would stop:
 	// such a VM runs without it.
 	Sandbox bool
-	Extra   []string
+	// WaitDebugger stops the CPU at start until a debugger on the gdb
+	// stub continues it.
+	WaitDebugger bool
+	// Reboot lets a guest reset restart it (no -no-reboot).
+	Reboot bool
+	Extra  []string
 }
 
 // Args returns the QEMU argv, binary first.
@@ -164,7 +169,10 @@ func (vm VM) Args() ([]string, error) {
 	if bin == "" {
 		bin = "qemu-system-x86_64"
 	}
-	a := []string{bin, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"}
+	a := []string{bin, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio"}
+	if !vm.Reboot {
+		a = append(a, "-no-reboot")
+	}
 	mem := vm.MemoryMB
 	if mem <= 0 {
 		mem = 256
@@ -272,13 +280,20 @@ func (vm VM) Args() ([]string, error) {
 		a = append(a, "-device", "isa-debug-exit")
 	}
 	if vm.QMP != "" {
-		a = append(a, "-qmp", "unix:"+vm.QMP+",server=on,wait=off")
+		addr := vm.QMP
+		if !strings.HasPrefix(addr, "tcp:") {
+			addr = "unix:" + addr
+		}
+		a = append(a, "-qmp", addr+",server=on,wait=off")
 	}
 	if vm.Sandbox && len(vm.Net.GuestFwd) == 0 {
 		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 	}
 	if vm.GdbPort > 0 {
 		a = append(a, "-gdb", fmt.Sprintf("tcp::%d", vm.GdbPort))
+	}
+	if vm.WaitDebugger {
+		a = append(a, "-S")
 	}
 	return append(a, vm.Extra...), nil
 }

@@ -29,7 +29,10 @@ func TestParsePorts(t *testing.T) {
 		{[]string{"0"}, "", "not a port number"},
 		{[]string{"70000"}, "", "not a port number"},
 		{[]string{"http"}, "", "not a port number"},
-		{[]string{"9002-9000"}, "", "backwards"},
+		{[]string{"8080-80"}, "tcp 127.0.0.1:8080 -> guest 80", ""},     // nanovms/ops: host 8080 to guest 80
+		{[]string{"[::1]:9002-9000"}, "tcp ::1:9002 -> guest 9000", ""}, // ... with an address
+		{[]string{"9002-9000:80"}, "", "backwards"},                     // a range on one side of HOST:GUEST stays a range
+		{[]string{"8080-80,8443-443"}, "tcp 127.0.0.1:8080 -> guest 80|tcp 127.0.0.1:8443 -> guest 443", ""},
 		{[]string{"8000-8002:9000-9001"}, "", "differ in length"},
 		{[]string{"1.2.3:80:80"}, "", "not an IP"},
 		{[]string{"80", "80"}, "", "forwarded twice"},
@@ -53,6 +56,29 @@ func TestParsePorts(t *testing.T) {
 		}
 		if strings.Join(s, "|") != tc.want {
 			t.Errorf("%v:\n got %s\nwant %s", tc.in, strings.Join(s, "|"), tc.want)
+		}
+	}
+}
+
+func TestPortNotes(t *testing.T) {
+	cases := []struct {
+		in   []string
+		want int
+	}{
+		{[]string{"8080-80"}, 1},
+		{[]string{"8080-80,8443-443", "22"}, 2},
+		{[]string{"[::1]:8080-80"}, 1},
+		{[]string{"9000-9002", "8081:80", "0.0.0.0:80:80", "nope"}, 0},
+	}
+	for _, tc := range cases {
+		got := PortNotes(tc.in, "-p")
+		if len(got) != tc.want {
+			t.Errorf("%v: %d notes %q, want %d", tc.in, len(got), got, tc.want)
+		}
+		for _, n := range got {
+			if !strings.Contains(n, "nanovms/ops") || !strings.HasPrefix(n, "ops: -p ") {
+				t.Errorf("%v: note %q", tc.in, n)
+			}
 		}
 	}
 }

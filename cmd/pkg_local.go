@@ -1,0 +1,137 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/packages"
+	"github.com/spf13/cobra"
+)
+
+func newPkgDescribeCmd(app *App) *cobra.Command {
+	var local bool
+	cmd := &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Describe a package: its README, else its manifest's description",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := app.Packages(nil)
+			if err != nil {
+				return err
+			}
+			dir, p, err := e.resolve(app, args[0], local)
+			if err != nil {
+				return err
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "README.md")); err == nil {
+				fmt.Fprintf(app.Stdout, "Information for %s package:\n%s", args[0], b)
+				return nil
+			}
+			m, err := packages.ReadMeta(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "%s\nversion: %s\nlanguage: %s\ndescription: %s\n(the package has no README.md)\n",
+				p.Ref(), m.Version, m.Language, m.Description)
+			return nil
+		},
+	}
+	localFlag(cmd.Flags(), &local)
+	return cmd
+}
+
+func newPkgDeleteCmd(app *App) *cobra.Command {
+	var local bool
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a local package (-l), or the downloaded copy of a package",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := app.Packages(nil)
+			if err != nil {
+				return err
+			}
+			dir, err := installedDir(e, args[0], local)
+			if err != nil {
+				return err
+			}
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "deleted %s\n", dir)
+			return nil
+		},
+	}
+	localFlag(cmd.Flags(), &local)
+	return cmd
+}
+
+// installedDir finds a package already on this machine, never
+// downloading: a local one (-l), or a downloaded one in the cache.
+func installedDir(e *pkgEnv, name string, local bool) (string, error) {
+	ref, err := packages.ParseRef(name)
+	if err != nil {
+		return "", err
+	}
+	if local {
+		pkgs, err := e.store.Local()
+		if err != nil {
+			return "", err
+		}
+		p, err := packages.Find(pkgs, ref)
+		if err != nil {
+			return "", fmt.Errorf("local packages: %w", err)
+		}
+		return e.store.LocalDirOf(p), nil
+	}
+	if ref.Namespace == "" || ref.Version == "" {
+		return "", fmt.Errorf("%q: name a downloaded package as namespace/name:version (or pass -l for a local one)", name)
+	}
+	p := packages.Package{Namespace: ref.Namespace, Name: ref.Name, Version: ref.Version}
+	if !e.store.Installed(p) {
+		return "", fmt.Errorf("%s is not downloaded (ops pkg get fetches it)", name)
+	}
+	return e.store.Dir(p), nil
+}
+
+func newFromPkgCmd(app *App) *cobra.Command {
+	f := &buildFlags{}
+	var local bool
+	var name, version string
+	cmd := &cobra.Command{
+		Use:   "from-pkg OLD --name NEW --version V",
+		Short: "Make a local package from another package, with your Args, Env and Nanos options added",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if name == "" || version == "" {
+				return errors.New("pass --name and --version for the new package")
+			}
+			c, err := f.configFrom(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			e, err := app.Packages(c)
+			if err != nil {
+				return err
+			}
+			src, _, err := e.resolve(app, args[0], local)
+			if err != nil {
+				return err
+			}
+			dir, err := lepton.ClonePackage(e.store, src, name, version, c)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "local package %s:%s in %s\n", name, version, dir)
+			return nil
+		},
+	}
+	f.register(cmd.Flags())
+	localFlag(cmd.Flags(), &local)
+	cmd.Flags().StringVar(&name, "name", "", "the new package's name (required)")
+	cmd.Flags().StringVar(&version, "version", "", "the new package's version (required)")
+	return cmd
+}

@@ -1,0 +1,170 @@
+package lepton
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	opsfs "github.com/opsdev/ops/fs"
+)
+
+// DeleteImage removes a built image named name from the ops home, with
+// its build key.
+func (h Home) DeleteImage(name string) error {
+	p, err := h.ImagePath(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.ImagesDir())
+		}
+		return err
+	}
+	os.Remove(filepath.Join(h.ImagesDir(), "."+name+".key"))
+	return nil
+}
+
+// ImagesOlderThan names the images last written before cutoff.
+func (h Home) ImagesOlderThan(cutoff time.Time) ([]string, error) {
+	imgs, err := h.Images()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, im := range imgs {
+		if st, err := os.Stat(im.Path); err == nil && st.ModTime().Before(cutoff) {
+			out = append(out, im.Name)
+		}
+	}
+	return out, nil
+}
+
+// ParseAge reads nanovms/ops's age notation (--lru 2w): a number and a
+// unit d (days), w (weeks), m (months of 30 days) or y (years of 365
+// days); Go durations such as 36h work too.
+func ParseAge(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	day := 24 * time.Hour
+	units := map[string]time.Duration{"d": day, "w": 7 * day, "m": 30 * day, "y": 365 * day}
+	if len(s) >= 2 {
+		n, err := strconv.Atoi(s[:len(s)-1])
+		if u, ok := units[s[len(s)-1:]]; ok && err == nil && n > 0 {
+			return time.Duration(n) * u, nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%q: write a number and d, w, m (30 days) or y (2w), or a duration such as 36h", s)
+}
+
+// ResizeImage grows the root filesystem of the Nanos disk at p to make
+// the disk size bytes, offline: the root filesystem is the last
+// partition and its size is its partition's, so the file is extended
+// (sparse) and the partition entry rewritten.
+func ResizeImage(p string, size int64) error {
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if _, _, err := opsfs.OpenNanosDisk(f, st.Size()); err != nil {
+		return fmt.Errorf("%s is not a Nanos disk: %w", p, err)
+	}
+	size = (size + opsfs.SectorSize - 1) / opsfs.SectorSize * opsfs.SectorSize
+	if size <= st.Size() {
+		return fmt.Errorf("%s is %d bytes already; give a larger size (images only grow)", p, st.Size())
+	}
+	mbr := make([]byte, opsfs.SectorSize)
+	if _, err := f.ReadAt(mbr, 0); err != nil {
+		return err
+	}
+	parts, err := opsfs.ReadPartitions(mbr)
+	if err != nil {
+		return err
+	}
+	ri := 1
+	if parts[0].Type == opsfs.PartTypeEFI {
+		ri = 2
+	}
+	secs := size/opsfs.SectorSize - int64(parts[ri].LBA)
+	if secs > 1<<32-1 {
+		return fmt.Errorf("%d bytes is more than an MBR partition holds", size)
+	}
+	parts[ri].Sectors = uint32(secs)
+	if err := opsfs.PutPartitions(mbr, parts[:ri+1]); err != nil {
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		return err
+	}
+	_, err = f.WriteAt(mbr, 0)
+	return err
+}
+
+// ImageEnv is the environment in a Nanos image's manifest, in order.
+func ImageEnv(root *opsfs.Reader) [][2]string {
+	env := root.Root.Tuple("environment")
+	if env == nil {
+		return nil
+	}
+	var out [][2]string
+	for _, k := range env.Keys() {
+		v, _ := env.Get(k)
+		out = append(out, [2]string{k, opsfs.Format(v)})
+	}
+	return out
+}
+
+// CopyOut copies src from an image to the host path dest: a file, or a
+// folder when recursive. Links are recreated as links unless deref,
+// which copies what a link inside the image names.
+func CopyOut(rd *opsfs.Reader, src, dest string, recursive, deref bool) error {
+	n, err := rd.Lookup(src)
+	if err != nil {
+		return err
+	}
+	if n.Tuple("children") != nil {
+		if !recursive {
+			return fmt.Errorf("%s is a folder: pass -r", src)
+		}
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return err
+		}
+		ents, err := rd.ReadDir(src)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if err := CopyOut(rd, path.Join(src, e.Name), filepath.Join(dest, e.Name), recursive, deref); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if t, ok := n.Get("linktarget"); ok {
+		target := opsfs.Format(t)
+		if !deref {
+			return os.Symlink(target, dest)
+		}
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(src), target)
+		}
+		return CopyOut(rd, target, dest, recursive, false)
+	}
+	b, err := rd.ReadFile(n)
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	return os.WriteFile(dest, b, 0o644)
+}
