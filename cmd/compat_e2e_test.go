@@ -12,8 +12,8 @@ import (
 // TestE2ENanovmsHome points ops at a home laid out exactly as nanovms/ops
 // lays it out — OPS_HOME=X means X/.ops, holding latest.txt, the release
 // folder, images/, local_packages/<arch>/<name>_<version>/ and volumes/ —
-// and runs a program, loads a local package and reads both images.
-// (Mounting a volume from volumes/ comes with ops volume.)
+// and runs a program, loads a local package, mounts a volume from
+// volumes/ (NAME:UUID.raw) and reads both images.
 func TestE2ENanovmsHome(t *testing.T) {
 	e := getEnv(t)
 	rel := nanosHome(t) // skips without a Nanos release
@@ -59,13 +59,38 @@ func TestE2ENanovmsHome(t *testing.T) {
 	if r = e.runWith(t, home, env, "pkg", "load", "-l", "hellopkg:1.0", "-a", "4"); r.code != 4 || !strings.Contains(r.stdout, "hello from C, 2 args") {
 		t.Fatalf("pkg load: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
+	// image create builds from a package, as nanovms/ops's does.
+	if r = e.runWith(t, home, env, "image", "create", "-l", "--package", "hellopkg:1.0", "-i", "frompkg"); r.code != 0 || !strings.Contains(r.stdout, filepath.Join("images", "frompkg")) {
+		t.Fatalf("image create --package: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	// A volume in volumes/NAME:UUID.raw, mounted by name: busybox's shell
+	// writes a file there, and ops reads it back out of the volume.
+	if r = e.runWith(t, home, env, "volume", "create", "vol1", "-s", "16M"); r.code != 0 {
+		t.Fatalf("volume create: %s", r.stderr)
+	}
+	if m, _ := filepath.Glob(filepath.Join(home, "volumes", "vol1:*.raw")); len(m) != 1 {
+		t.Fatalf("volume file: %v", m)
+	}
+	if _, err := os.Stat("/bin/busybox"); err == nil {
+		cfg := filepath.Join(x, "sh.json")
+		os.WriteFile(cfg, []byte(`{"Argv0": "sh", "Args": ["-c", "echo kept > /data/note"]}`), 0o644)
+		if r = e.runWith(t, home, env, "run", "-c", cfg, "/bin/busybox", "--mounts", "vol1:/data"); r.code != 0 {
+			t.Fatalf("run with the volume: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if r = e.runWith(t, home, env, "volume", "cp", "vol1:/note", x); r.code != 0 {
+			t.Fatalf("volume cp: %s", r.stderr)
+		}
+		if b, _ := os.ReadFile(filepath.Join(x, "note")); string(b) != "kept\n" {
+			t.Fatalf("the volume holds %q", b)
+		}
+	}
 	if r = e.runWith(t, home, env, "image", "env", "hellopkg_1.0"); !strings.Contains(r.stdout, "FROM: pkg") || !strings.Contains(r.stdout, "NANOS_VERSION: "+v) {
 		t.Fatalf("image env: %q %s", r.stdout, r.stderr)
 	}
 	if r = e.runWith(t, home, env, "image", "list"); !strings.Contains(r.stdout, "hello_static") || !strings.Contains(r.stdout, "hellopkg_1.0") {
 		t.Fatalf("image list: %q", r.stdout)
 	}
-	if r = e.runWith(t, home, env, "image", "delete", "hello_static", "hellopkg_1.0"); r.code != 0 {
+	if r = e.runWith(t, home, env, "image", "delete", "hello_static", "hellopkg_1.0", "busybox", "frompkg"); r.code != 0 {
 		t.Fatalf("image delete: %s", r.stderr)
 	}
 	if ents, _ := os.ReadDir(filepath.Join(home, "images")); len(ents) != 0 {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/opsdev/ops/imgfmt"
@@ -28,7 +29,7 @@ func buildFormat(app *App, cmd *cobra.Command, f *buildFlags, args []string, for
 		return nil, err
 	}
 	configNotices(app, c)
-	in, name, err := elfInput(c, args)
+	in, name, err := imageInput(app, c, f, args)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +74,31 @@ func buildFormat(app *App, cmd *cobra.Command, f *buildFlags, args []string, for
 		}
 	}
 	return o, nil
+}
+
+// imageInput is what an image is built from: a package (image create
+// --package, -l for a local one) or an ELF.
+func imageInput(app *App, c *lepton.Config, f *buildFlags, args []string) (lepton.PlanInput, string, error) {
+	if f.pkg == "" {
+		return elfInput(c, args)
+	}
+	if len(args) > 0 {
+		return lepton.PlanInput{}, "", fmt.Errorf("give either an ELF (%s) or --package %s, not both", args[0], f.pkg)
+	}
+	e, err := app.Packages(c)
+	if err != nil {
+		return lepton.PlanInput{}, "", err
+	}
+	dir, p, err := e.resolve(app, f.pkg, f.pkgLocal)
+	if err != nil {
+		return lepton.PlanInput{}, "", err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return lepton.PlanInput{}, "", err
+	}
+	in, err := lepton.PackagePlan(dir, c, wd)
+	return in, p.DirName(), err
 }
 
 // path is the file the user asked for: the converted one, else the raw.
@@ -164,6 +190,8 @@ func newImageCreateCmd(app *App) *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags())
+	cmd.Flags().StringVarP(&f.pkg, "package", "p", "", "build the image from a package (namespace/name:version) instead of an ELF")
+	localFlag(cmd.Flags(), &f.pkgLocal)
 	cmd.Flags().StringVarP(&target, "target", "t", "onprem", "where the image goes: "+targetHelp())
 	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print the files written (size, SHA-256) and the next commands as JSON")
 	return cmd

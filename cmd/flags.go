@@ -23,6 +23,8 @@ type buildFlags struct {
 	verbose      bool
 	uefi         bool
 	mounts       []string
+	pkg          string // image create --package
+	pkgLocal     bool   // image create -l
 	argsNoCopy   bool
 	ip, ipAddr   string
 	gateway      string
@@ -189,7 +191,7 @@ func setEnvs(c *lepton.Config, envs []string) error {
 // and NoTrace (which --no-trace replaces, as in nanovms/ops).
 func (d nanosDebug) apply(fl *pflag.FlagSet, c *lepton.Config) {
 	if d.trace {
-		c.Debugflags = appendNew(c.Debugflags, lepton.TraceFlags...)
+		c.Debugflags = appendNew(c.Debugflags, lepton.TraceFlags()...)
 	}
 	if d.syscallSummary {
 		c.Debugflags = appendNew(c.Debugflags, "syscall_summary")

@@ -182,7 +182,7 @@ func TestE2EFormatErrors(t *testing.T) {
 func TestE2EUEFIBoot(t *testing.T) {
 	e := getEnv(t)
 	home := nanosHome(t)
-	if _, err := qemu.FindOVMF(qemu.OVMFPaths); err != nil {
+	if _, err := qemu.FindOVMF(qemu.OVMFPaths()); err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
 	r := e.run(t, home, "run", "--uefi", "-v", "./hello_static", "-a", "3")

@@ -35,7 +35,7 @@ const (
 )
 
 // Formats lists every format in the order help texts show them.
-var Formats = []Format{Raw, QCOW2, VMDK, VHD, VHDX, GCP}
+func Formats() []Format { return []Format{Raw, QCOW2, VMDK, VHD, VHDX, GCP} }
 
 // Ext is the file extension a file of this format gets.
 func (f Format) Ext() string {
@@ -59,7 +59,7 @@ func (f Format) QEMUName() string {
 
 // ParseFormat reads a --format value.
 func ParseFormat(s string) (Format, error) {
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		if strings.EqualFold(s, string(f)) {
 			return f, nil
 		}
@@ -69,7 +69,7 @@ func ParseFormat(s string) (Format, error) {
 
 func formatList() string {
 	var s []string
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		s = append(s, string(f))
 	}
 	return strings.Join(s, ", ")

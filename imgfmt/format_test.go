@@ -227,7 +227,7 @@ func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 // bytes in every format.
 func TestReproducible(t *testing.T) {
 	raw := testRaw(t, 5<<20+3*512)
-	for _, f := range Formats {
+	for _, f := range Formats() {
 		a := convert(t, raw, f)
 		ab, _ := os.ReadFile(a)
 		os.Remove(a)

@@ -13,11 +13,11 @@ import (
 
 // TraceFlags are the manifest options --trace sets, as nanovms/ops sets
 // them: syscall tracing (read by the strace klib), page faults and futexes.
-var TraceFlags = []string{"trace", "debugsyscalls", "fault", "futex_trace"}
+func TraceFlags() []string { return []string{"trace", "debugsyscalls", "fault", "futex_trace"} }
 
 // straceOptions are the manifest options only the strace klib reads: an
 // image that sets one carries the klib.
-var straceOptions = []string{"trace", "debugsyscalls", "syscall_summary"}
+func straceOptions() []string { return []string{"trace", "debugsyscalls", "syscall_summary"} }
 
 var debugFlagRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
@@ -109,7 +109,7 @@ func (c *Config) NanosKlibs() []string {
 	k := c.Klibs
 	needs := len(c.NoTrace) > 0
 	for _, d := range c.Debugflags {
-		needs = needs || slices.Contains(straceOptions, d)
+		needs = needs || slices.Contains(straceOptions(), d)
 	}
 	if needs && !slices.Contains(k, "strace") {
 		k = append(slices.Clone(k), "strace")

@@ -27,7 +27,7 @@ func BenchmarkFormats(b *testing.B) {
 		st, _ := os.Stat(raw)
 		b.ReportMetric(float64(st.Size())/1e6, "file-MB")
 	})
-	for _, f := range imgfmt.Formats[1:] {
+	for _, f := range imgfmt.Formats()[1:] {
 		b.Run(string(f), func(b *testing.B) {
 			out := filepath.Join(dir, "out"+f.Ext())
 			var size int64

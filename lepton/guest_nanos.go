@@ -86,7 +86,7 @@ func (g *NanosGuest) VM(b Boot) (qemu.VM, error) {
 		return vm, err
 	}
 	if g.UEFI != "" {
-		if vm.Firmware, err = qemu.FindOVMF(qemu.OVMFPaths); err != nil {
+		if vm.Firmware, err = qemu.FindOVMF(qemu.OVMFPaths()); err != nil {
 			return vm, err
 		}
 	}

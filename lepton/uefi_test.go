@@ -45,7 +45,7 @@ func TestUEFIGuest(t *testing.T) {
 }
 
 func TestUEFIVM(t *testing.T) {
-	if _, err := qemu.FindOVMF(qemu.OVMFPaths); err != nil {
+	if _, err := qemu.FindOVMF(qemu.OVMFPaths()); err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
 	g := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}, UEFI: "bootx64.efi"}
