@@ -135,38 +135,22 @@ func newPkgGetCmd(app *App) *cobra.Command {
 }
 
 func newPkgContentsCmd(app *App) *cobra.Command {
-	var local bool
-	cmd := &cobra.Command{
-		Use:   "contents NAME",
-		Short: "List the files of a package",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+	return packageCmd(app, "contents NAME", "List the files of a package", func(dir string, _ packages.Package, _ string) error {
+		return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			dir, _, err := e.resolve(app, args[0], local)
-			if err != nil {
-				return err
-			}
-			return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				rel, _ := filepath.Rel(dir, p)
-				if rel == "." {
-					return nil
-				}
-				if d.IsDir() {
-					rel += "/"
-				}
-				fmt.Fprintln(app.Stdout, rel)
+			rel, _ := filepath.Rel(dir, p)
+			if rel == "." {
 				return nil
-			})
-		},
-	}
-	localFlag(cmd.Flags(), &local)
-	return cmd
+			}
+			if d.IsDir() {
+				rel += "/"
+			}
+			fmt.Fprintln(app.Stdout, rel)
+			return nil
+		})
+	})
 }
 
 // newLoadCmd is `ops pkg load` (and `ops load`): run a package's program

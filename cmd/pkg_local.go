@@ -12,10 +12,29 @@ import (
 )
 
 func newPkgDescribeCmd(app *App) *cobra.Command {
+	return packageCmd(app, "describe NAME", "Describe a package: its README, else its manifest's description",
+		func(dir string, p packages.Package, name string) error {
+			if b, err := os.ReadFile(filepath.Join(dir, "README.md")); err == nil {
+				fmt.Fprintf(app.Stdout, "Information for %s package:\n%s", name, b)
+				return nil
+			}
+			m, err := packages.ReadMeta(dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "%s\nversion: %s\nlanguage: %s\ndescription: %s\n(the package has no README.md)\n",
+				p.Ref(), m.Version, m.Language, m.Description)
+			return nil
+		})
+}
+
+// packageCmd is a command on one package, NAME (-l: a local package):
+// fn gets the package's folder, found or downloaded.
+func packageCmd(app *App, use, short string, fn func(dir string, p packages.Package, name string) error) *cobra.Command {
 	var local bool
 	cmd := &cobra.Command{
-		Use:   "describe NAME",
-		Short: "Describe a package: its README, else its manifest's description",
+		Use:   use,
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := app.Packages(nil)
@@ -26,17 +45,7 @@ func newPkgDescribeCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if b, err := os.ReadFile(filepath.Join(dir, "README.md")); err == nil {
-				fmt.Fprintf(app.Stdout, "Information for %s package:\n%s", args[0], b)
-				return nil
-			}
-			m, err := packages.ReadMeta(dir)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(app.Stdout, "%s\nversion: %s\nlanguage: %s\ndescription: %s\n(the package has no README.md)\n",
-				p.Ref(), m.Version, m.Language, m.Description)
-			return nil
+			return fn(dir, p, args[0])
 		},
 	}
 	localFlag(cmd.Flags(), &local)
