@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opsdev/ops/lepton"
@@ -35,13 +36,6 @@ type buildFlags struct {
 	nightly      bool
 	arch         string
 	nanosDebug
-}
-
-// nanosDebug are the Nanos debugging flags: each sets a manifest option
-// the Nanos kernel (or its strace klib) reads.
-type nanosDebug struct {
-	trace, syscallSummary, missingFiles bool
-	noTrace                             []string
 }
 
 func (f *buildFlags) register(fs *pflag.FlagSet) {
@@ -187,37 +181,13 @@ func setEnvs(c *lepton.Config, envs []string) error {
 	return nil
 }
 
-// apply adds the debugging flags the user set to the config's Debugflags
-// and NoTrace (which --no-trace replaces, as in nanovms/ops).
-func (d nanosDebug) apply(fl *pflag.FlagSet, c *lepton.Config) {
-	if d.trace {
-		c.Debugflags = appendNew(c.Debugflags, lepton.TraceFlags()...)
-	}
-	if d.syscallSummary {
-		c.Debugflags = appendNew(c.Debugflags, "syscall_summary")
-	}
-	if d.missingFiles {
-		c.Debugflags = appendNew(c.Debugflags, "missing_files")
-	}
-	override(fl, "no-trace", &c.NoTrace, d.noTrace)
-}
-
 func appendNew(list []string, add ...string) []string {
 	for _, a := range add {
-		if !contains(list, a) {
+		if !slices.Contains(list, a) {
 			list = append(list, a)
 		}
 	}
 	return list
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // configFrom reads -c and lays the build and run flags the user set over it.
