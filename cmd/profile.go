@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/spf13/cobra"
 )
 
@@ -65,7 +66,7 @@ func newProfileCmd(app *App) *cobra.Command {
 			if err := os.MkdirAll(home.Dir, 0o755); err != nil {
 				return err
 			}
-			return os.WriteFile(filepath.Join(home.Dir, "profile"), []byte(out), 0o644)
+			return fileutil.WriteAtomic(filepath.Join(home.Dir, "profile"), []byte(out), 0o644)
 		},
 	}
 }
