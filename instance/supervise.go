@@ -139,13 +139,11 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 	if err != nil {
 		return err
 	}
-	for _, m := range b.Mounts {
-		unlock, err := m.Volume.Lock()
-		if err != nil {
-			return err
-		}
-		defer unlock()
+	release, err := b.LockVolumes()
+	if err != nil {
+		return err
 	}
+	defer release()
 	if c.RunConfig.UsesTap() {
 		remove, err := netlink.SetupTap(c.RunConfig.TapName, c.RunConfig.BridgeName, c.RunConfig.BridgeIPAddress, c.RunConfig.NetMask)
 		defer remove()

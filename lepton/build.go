@@ -17,6 +17,26 @@ type Built struct {
 	Mounts []Mount
 }
 
+// LockVolumes claims the image's volumes for one VM (see Volume.Lock);
+// release frees them.
+func (b *Built) LockVolumes() (release func(), err error) {
+	var unlocks []func()
+	release = func() {
+		for _, u := range unlocks {
+			u()
+		}
+	}
+	for _, m := range b.Mounts {
+		unlock, err := m.Volume.Lock()
+		if err != nil {
+			release()
+			return func() {}, err
+		}
+		unlocks = append(unlocks, unlock)
+	}
+	return release, nil
+}
+
 // Target says where an image goes: Output when set, else the ops home's
 // images folder, named by RunConfig.ImageName or else DefaultName.
 type Target struct {

@@ -42,21 +42,19 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 	}
 	allow := (o.Run.Accel == nil || *o.Run.Accel) && !o.Run.Debug // a debugger wants emulation, as in nanovms/ops
 	accel, why := qemu.DecideAccel(qemu.HostProbe(allow))
-	// The VM depends on the accelerator (emulation gets its own CPU flags,
-	// memory backing and guest clock hint), so a retry under TCG remakes it.
-	for _, m := range b.Mounts {
-		unlock, err := m.Volume.Lock()
-		if err != nil {
-			return Outcome{}, err
-		}
-		defer unlock()
+	release, err := b.LockVolumes()
+	if err != nil {
+		return Outcome{}, err
 	}
+	defer release()
 	qmp := ""
 	if o.Run.QMP && o.Run.Mgmt == "" { // with Mgmt, QMP listens on that TCP port (DebugVM)
 		qmp = filepath.Join(os.TempDir(), fmt.Sprintf("ops-%d.qmp", os.Getpid()))
 		defer os.Remove(qmp)
 		say("QMP socket: " + qmp)
 	}
+	// The VM depends on the accelerator (emulation gets its own CPU flags,
+	// memory backing and guest clock hint), so a retry under TCG remakes it.
 	makeVM := func(a qemu.Accel) (qemu.VM, error) {
 		vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: o.Run, Accel: a, Writable: o.Writable, Mounts: b.Mounts})
 		vm.Binary = o.QEMU
