@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
 INIT    := guestinit/bin/init
 INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go netlink/*.go)
 
-.PHONY: all build deps test test-short bench demo fuzz vet clean
+.PHONY: all build deps test-deps install-pkgs test test-short bench demo fuzz vet clean
 
 all: build
 
@@ -19,17 +19,23 @@ $(INIT): $(INIT_SRC) go.mod
 build: $(INIT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .
 
-# Debian packages ops needs: QEMU, and the cloud kernel the Linux guest
-# boots; OVMF to boot UEFI images; then what the tests use: a C compiler,
-# qemu-utils (qemu-img), dosfstools and mtools to read the disk formats and
-# the EFI System Partition back, and real programs from Debian to run in
-# guests (servers, a database CLI, an interpreter).
-DEB_PKGS := qemu-system-x86 linux-image-cloud-amd64 gcc libc6-dev iproute2 ca-certificates ovmf e2fsprogs \
-	qemu-utils dosfstools mtools redis-server lighttpd memcached sqlite3 python3 busybox
-# The servers are installed for their programs only: policy-rc.d keeps
-# their packages from starting them on the host.
+# Debian packages ops needs to run: QEMU, the cloud kernel the Linux guest
+# boots, OVMF to boot UEFI images, the CA bundle images get, and mkfs.ext4
+# for the Linux guest's volumes.
+RUN_PKGS := qemu-system-x86 linux-image-cloud-amd64 ca-certificates ovmf e2fsprogs
+# And what the tests use: a C compiler, ip (network namespaces), qemu-img,
+# dosfstools and mtools to read the disk formats and the EFI System
+# Partition back, and real programs from Debian to run in guests (servers,
+# a database CLI, an interpreter). The servers are installed for their
+# programs only: policy-rc.d keeps their packages from starting them.
+TEST_PKGS := $(RUN_PKGS) gcc libc6-dev iproute2 qemu-utils dosfstools mtools \
+	redis-server lighttpd memcached sqlite3 python3 busybox
 deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"
+test-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"
+install-pkgs:
+	@missing=""; for p in $(PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -50,7 +56,7 @@ TEST_FILTER := /^(ok|FAIL|panic:|--- |    --- )|^SKIP|^[[:space:]]+Error/ { prin
 	/_test\.go:[0-9]+:/ { print; more = 60; next } \
 	more > 0 && /^        / { print; more--; next } \
 	{ more = 0 }
-test: deps build vet
+test: test-deps build vet
 	@mkdir -p .work
 	@set -o pipefail; $(GO) test -count=1 -timeout 40m -v ./... 2>&1 | tee .work/test.log | \
 		awk '$(TEST_FILTER)'; \
@@ -65,7 +71,7 @@ test-short: $(INIT)
 # BOOTRUNS=30 make bench for more).
 BOOTRUNS ?= 20
 BUILDRUNS ?= 21
-bench: deps build
+bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m ./cmd/
 	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m ./cmd/

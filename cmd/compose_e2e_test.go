@@ -19,7 +19,7 @@ func taxiProject(t *testing.T, e *env, tripPort, dispPort int) string {
 	t.Helper()
 	redis, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Fatal("redis-server is not installed: run 'make deps' (the taxi example runs Debian's redis-server as a unikernel)")
+		t.Fatal("redis-server is not installed: run 'make test-deps' (the taxi example runs Debian's redis-server as a unikernel)")
 	}
 	dir := t.TempDir()
 	src := filepath.Join(repoRoot(), "examples", "taxi")

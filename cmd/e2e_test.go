@@ -125,7 +125,7 @@ func newEnv() (*env, error) {
 		return nil, err
 	}
 	if err := run(dir, "gcc", "-O2", "-static", "-o", "hello_static", "hello.c"); err != nil {
-		return nil, fmt.Errorf("building a static C program (needs gcc and libc6-dev: 'make deps'): %w", err)
+		return nil, fmt.Errorf("building a static C program (needs gcc and libc6-dev: 'make test-deps'): %w", err)
 	}
 	if err := run(dir, "gcc", "-O2", "-o", "hello_dynamic", "hello.c"); err != nil {
 		return nil, err

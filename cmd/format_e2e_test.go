@@ -27,7 +27,7 @@ type buildJSON struct {
 func needTool(t *testing.T, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("SKIP: %s is not installed ('make deps' installs %s)", name, pkg)
+		t.Skipf("SKIP: %s is not installed ('make test-deps' installs %s)", name, pkg)
 	}
 }
 

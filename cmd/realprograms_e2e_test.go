@@ -14,14 +14,14 @@ import (
 
 // Real programs nobody here wrote, from Debian, configured as a user
 // would: the folders they need in Dirs, no hand-made /etc files, no
-// listed libraries. `make deps` installs them.
+// listed libraries. `make test-deps` installs them.
 
 // debianProgram finds a program installed from a Debian package, or skips
 // saying how to get it.
 func debianProgram(t *testing.T, path, pkg string) string {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("SKIP: %s is not installed (apt-get install %s, or 'make deps')", path, pkg)
+		t.Skipf("SKIP: %s is not installed (apt-get install %s, or 'make test-deps')", path, pkg)
 	}
 	return path
 }

@@ -15,7 +15,7 @@ import (
 func needGCC(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("SKIP: gcc not installed ('make deps')")
+		t.Skip("SKIP: gcc not installed ('make test-deps')")
 	}
 }
 
