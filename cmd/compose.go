@@ -129,11 +129,7 @@ func composeUp(app *App, f *composeFlags) error {
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		Stdout: app.Stdout, Stderr: app.Stderr,
 		ResolvePackage: func(name string, local bool, c *lepton.Config) (string, error) {
-			e, err := app.Packages(c)
-			if err != nil {
-				return "", err
-			}
-			dir, _, err := e.resolve(app, name, local)
+			_, dir, _, err := app.resolvePackage(c, name, local)
 			return dir, err
 		},
 		Say:    func(line string) { fmt.Fprintln(app.Stderr, line) },

@@ -3,7 +3,6 @@ package cmd
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/opsdev/ops/imgfmt"
@@ -85,19 +84,7 @@ func imageInput(app *App, c *lepton.Config, f *buildFlags, args []string) (lepto
 	if len(args) > 0 {
 		return lepton.PlanInput{}, "", fmt.Errorf("give either an ELF (%s) or --package %s, not both", args[0], f.pkg)
 	}
-	e, err := app.Packages(c)
-	if err != nil {
-		return lepton.PlanInput{}, "", err
-	}
-	dir, p, err := e.resolve(app, f.pkg, f.pkgLocal)
-	if err != nil {
-		return lepton.PlanInput{}, "", err
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return lepton.PlanInput{}, "", err
-	}
-	in, err := lepton.PackagePlan(dir, c, wd)
+	in, p, err := packageInput(app, c, f.pkg, f.pkgLocal)
 	return in, p.DirName(), err
 }
 

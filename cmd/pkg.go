@@ -167,19 +167,7 @@ func newLoadCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := app.Packages(c)
-			if err != nil {
-				return err
-			}
-			dir, p, err := e.resolve(app, args[0], local)
-			if err != nil {
-				return err
-			}
-			wd, err := os.Getwd()
-			if err != nil {
-				return err
-			}
-			in, err := lepton.PackagePlan(dir, c, wd)
+			in, p, err := packageInput(app, c, args[0], local)
 			if err != nil {
 				return err
 			}

@@ -37,11 +37,7 @@ func packageCmd(app *App, use, short string, fn func(dir string, p packages.Pack
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
-			if err != nil {
-				return err
-			}
-			dir, p, err := e.resolve(app, args[0], local)
+			_, dir, p, err := app.resolvePackage(nil, args[0], local)
 			if err != nil {
 				return err
 			}
@@ -122,11 +118,7 @@ func newFromPkgCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := app.Packages(c)
-			if err != nil {
-				return err
-			}
-			src, _, err := e.resolve(app, args[0], local)
+			e, src, _, err := app.resolvePackage(c, args[0], local)
 			if err != nil {
 				return err
 			}

@@ -99,3 +99,29 @@ func onTerminal(app *App) bool {
 	f, ok := app.Stderr.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
+
+// resolvePackage finds a package's folder (downloading it first when it
+// is not cached), from the repository c names (nil: the default).
+func (a *App) resolvePackage(c *lepton.Config, name string, local bool) (*pkgEnv, string, packages.Package, error) {
+	e, err := a.Packages(c)
+	if err != nil {
+		return nil, "", packages.Package{}, err
+	}
+	dir, p, err := e.resolve(a, name, local)
+	return e, dir, p, err
+}
+
+// packageInput is the plan input that runs a package's program with the
+// user's config, from the current folder (pkg load, image create -p).
+func packageInput(app *App, c *lepton.Config, name string, local bool) (lepton.PlanInput, packages.Package, error) {
+	_, dir, p, err := app.resolvePackage(c, name, local)
+	if err != nil {
+		return lepton.PlanInput{}, p, err
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return lepton.PlanInput{}, p, err
+	}
+	in, err := lepton.PackagePlan(dir, c, wd)
+	return in, p, err
+}

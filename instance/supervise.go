@@ -152,7 +152,7 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 		}
 	}
 	for {
-		code, gotCode, berr := s.boot(ctx, name, b, &c, log, &st)
+		code, gotCode, berr := s.boot(ctx, name, b, &c, in.Net, log, &st)
 		if berr != nil {
 			return berr
 		}
@@ -192,15 +192,15 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 
 // boot runs the guest once: until it exits, or until ctx ends, when it
 // presses the ACPI power button and, after the stop timeout, stops QEMU.
-func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton.Config, log io.Writer, st *State) (code int, gotCode bool, err error) {
+func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton.Config, net *qemu.Net, log io.Writer, st *State) (code int, gotCode bool, err error) {
 	allow := c.RunConfig.Accel == nil || *c.RunConfig.Accel
 	accel, _ := qemu.DecideAccel(qemu.HostProbe(allow))
 	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: accel, Mounts: b.Mounts})
 	if err != nil {
 		return 0, false, err
 	}
-	if in, err := s.Get(name); err == nil && in.Net != nil {
-		vm.Net = *in.Net
+	if net != nil {
+		vm.Net = *net
 	}
 	vm.QMP = s.QMPSocket(name)
 	os.Remove(vm.QMP)
