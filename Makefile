@@ -22,7 +22,7 @@ build: $(INIT)
 # Debian packages ops needs to run: QEMU, the cloud kernel the Linux guest
 # boots, OVMF to boot UEFI images, the CA bundle images get, and mkfs.ext4
 # for the Linux guest's volumes.
-RUN_PKGS := qemu-system-x86 linux-image-cloud-amd64 ca-certificates ovmf e2fsprogs
+RUN_PKGS := qemu-system-x86 passt linux-image-cloud-amd64 ca-certificates ovmf e2fsprogs
 # And what the tests use: a C compiler, ip (network namespaces), qemu-img,
 # dosfstools and mtools to read the disk formats and the EFI System
 # Partition back, and real programs from Debian to run in guests (servers,

@@ -24,7 +24,8 @@ func configNotices(app *App, c *lepton.Config) {
 func runNotices(app *App, c *lepton.Config, program string) error {
 	rc := &c.RunConfig
 	rc.Reboot = c.RebootOnExit
-	for _, n := range append(qemu.PortNotes(rc.Ports, "-p"), qemu.PortNotes(rc.UDPPorts, "--udp")...) {
+	notes := append(qemu.PortNotes(rc.Ports, "-p"), qemu.PortNotes(rc.UDPPorts, "--udp")...)
+	for _, n := range append(notes, rc.NetNotes()...) {
 		fmt.Fprintln(app.Stderr, n)
 	}
 	if rc.QMP {

@@ -217,11 +217,7 @@ func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	argv, err := vm.Args()
-	if err != nil {
-		return 0, false, err
-	}
-	p, err := qemu.Start(argv, vm.Pages, log, log)
+	p, err := qemu.StartVM(vm, log, log)
 	if err != nil {
 		return 0, false, err
 	}

@@ -92,6 +92,10 @@ type RunConfig struct {
 	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
 	DHCP         bool   // the Linux guest asks DHCP for its address (Nanos does unless given IPAddress)
 	Sandbox      *bool  // QEMU's seccomp sandbox (default on; false turns it off)
+	// HostLoopback gives a user-mode guest QEMU's own network (slirp), on
+	// which 10.0.2.2 is the host's 127.0.0.1; by default the guest's
+	// network is passt's, which does not reach the host's loopback.
+	HostLoopback bool
 	Reboot       bool   `json:"-"` // QEMU lets the guest reset (set from RebootOnExit)
 
 	// Accepted for compatibility with nanovms/ops config files; acted on:

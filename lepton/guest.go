@@ -173,8 +173,10 @@ func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
 // UsesTap reports whether the VM's network card is a tap device.
 func (rc RunConfig) UsesTap() bool { return rc.Bridged || rc.TapName != "" }
 
-// Net is the VM's network: a tap device when asked for, else QEMU's
-// user-mode network with the port forwards.
+// Net is the VM's network: a tap device when asked for, else a user-mode
+// network with the port forwards: passt's, which keeps the guest off the
+// host's loopback (without passt, QEMU's restricted to the forwards), or,
+// with HostLoopback, QEMU's own, where 10.0.2.2 is the host's 127.0.0.1.
 func (rc RunConfig) Net() (qemu.Net, error) {
 	if rc.UsesTap() {
 		if rc.TapName == "" {
@@ -190,7 +192,28 @@ func (rc RunConfig) Net() (qemu.Net, error) {
 	if err != nil {
 		return qemu.Net{}, err
 	}
-	return qemu.Net{Mode: "user", Forwards: append(tcp, udp...)}, nil
+	n := qemu.Net{Mode: "user", Forwards: append(tcp, udp...)}
+	if !rc.HostLoopback {
+		n.Passt = qemu.PasstBinary()
+		n.Restrict = n.Passt == ""
+	}
+	return n, nil
+}
+
+// NetNotes are the lines a user should read about the guest's user-mode
+// network before it starts: what --host-loopback opens, or that without
+// passt the guest has no network beyond its forwards.
+func (rc RunConfig) NetNotes() []string {
+	switch {
+	case rc.UsesTap():
+		return nil
+	case rc.HostLoopback:
+		return []string{"ops: --host-loopback: the guest reaches every service listening on this host's 127.0.0.1, at 10.0.2.2"}
+	case qemu.PasstBinary() == "":
+		return []string{"ops: passt is not installed, so the guest has no network beyond its port forwards " +
+			"(apt-get install passt, or make deps; --host-loopback gives QEMU's own network, which also opens this host's 127.0.0.1 to the guest)"}
+	}
+	return nil
 }
 
 // MemoryMB is RunConfig.Memory in MiB, 0 when unset. A bare number means

@@ -98,7 +98,7 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 		if o.Run.Verbose {
 			say(qemu.ShellLine(argv))
 		}
-		p, err := qemu.Start(argv, vm.Pages, o.Stdout, o.Stderr)
+		p, err := qemu.StartVM(vm, o.Stdout, o.Stderr)
 		if err != nil {
 			return nil, err
 		}

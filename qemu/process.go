@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +24,9 @@ type Result struct {
 	Stopped bool   // ops stopped it (context cancelled)
 	Stderr  string // the tail of what QEMU printed on stderr
 	Pid     int
+	// NetFailed is what passt said when it quit before QEMU, which ops
+	// then stopped: the guest had lost its network.
+	NetFailed string
 }
 
 // tail keeps the last bytes written to it.
@@ -85,12 +89,55 @@ func (d *dropStopNotice) flush() {
 // StopGrace is how long QEMU gets to exit after SIGTERM before SIGKILL.
 const StopGrace = 500 * time.Millisecond
 
-// Process is a running QEMU.
+// Process is a running QEMU, with the passt serving its network if any.
 type Process struct {
 	cmd    *exec.Cmd
 	errBuf *tail
 	done   chan struct{}
 	err    error
+
+	passt       *exec.Cmd
+	passtErr    *tail
+	passtDone   chan struct{}
+	netFailed   atomic.Bool // passt failed while QEMU ran
+	passtKilled atomic.Bool // ops stopped passt, QEMU having exited
+}
+
+// StartVM starts vm: QEMU with argv from vm.Args, and first, when the
+// network is passt's, passt with its end of their socket pair. Should
+// passt quit while QEMU runs, StartVM's process stops QEMU and its Result
+// says why (Result.NetFailed).
+func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
+	argv, err := vm.Args()
+	if err != nil {
+		return nil, err
+	}
+	if vm.Net.Mode != "user" || vm.Net.Passt == "" {
+		return Start(argv, vm.Pages, stdout, stderr)
+	}
+	ptail := &tail{max: 4096}
+	pc, qemuEnd, err := startPasst(vm.Net, ptail)
+	if err != nil {
+		return nil, err
+	}
+	p, err := start(argv, vm.Pages, stdout, stderr, []*os.File{qemuEnd})
+	qemuEnd.Close()
+	if err != nil {
+		_ = pc.Process.Kill()
+		_ = pc.Wait()
+		return nil, err
+	}
+	p.passt, p.passtErr, p.passtDone = pc, ptail, make(chan struct{})
+	go func() {
+		// passt quits by itself, status 0, once QEMU closes its end.
+		err := pc.Wait()
+		if err != nil && !p.passtKilled.Load() {
+			p.netFailed.Store(true)
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		close(p.passtDone)
+	}()
+	return p, nil
 }
 
 // Start runs argv with the guest console on stdout. QEMU runs in its own
@@ -98,6 +145,11 @@ type Process struct {
 // QEMU) and dies with ops (PR_SET_PDEATHSIG). With PagesSmall, huge pages
 // are turned off first (DisableHugePages).
 func Start(argv []string, pages Pages, stdout, stderr io.Writer) (*Process, error) {
+	return start(argv, pages, stdout, stderr, nil)
+}
+
+// start is Start with extra files for QEMU, from descriptor 3 on.
+func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.File) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty QEMU command line")
 	}
@@ -108,6 +160,7 @@ func Start(argv []string, pages Pages, stdout, stderr io.Writer) (*Process, erro
 		return nil, fmt.Errorf("%s not found; install QEMU (on Debian: apt-get install qemu-system-x86, or 'make deps')", argv[0])
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.ExtraFiles = extra
 	cmd.Stdout = stdout
 	errBuf := &tail{max: 8192}
 	notices := &dropStopNotice{w: stderr}
@@ -157,6 +210,17 @@ func (p *Process) Wait(ctx context.Context) *Result {
 		}
 	}
 	r := &Result{Status: p.cmd.ProcessState.ExitCode(), Stopped: stopped, Stderr: p.errBuf.String(), Pid: p.cmd.Process.Pid}
+	if p.passt != nil {
+		p.passtKilled.Store(true)
+		_ = p.passt.Process.Kill()
+		<-p.passtDone
+		if p.netFailed.Load() && !stopped {
+			r.NetFailed = passtFailed(p.passtErr.String())
+			if r.NetFailed == "" {
+				r.NetFailed = "passt exited"
+			}
+		}
+	}
 	return r
 }
 
@@ -189,6 +253,8 @@ func (r *Result) QEMUError() string {
 // With isa-debug-exit, a guest code N makes QEMU exit with N<<1 | 1.
 func (r *Result) GuestExitCode() (int, error) {
 	switch {
+	case r.NetFailed != "":
+		return 0, fmt.Errorf("the guest's network (passt) stopped, so ops stopped the VM: %s", r.NetFailed)
 	case r.Status < 0:
 		return 0, errors.New("QEMU was killed by a signal")
 	case r.StartFailed():

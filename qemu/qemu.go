@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -92,6 +93,13 @@ type Net struct {
 	Tap      string
 	MAC      string
 	GuestFwd []GuestFwd // user mode: guest connections to IP:port go to a host address
+	// Passt, in user mode, is the passt binary that serves the network
+	// (see passt.go): the guest cannot reach the host's loopback. Empty
+	// means QEMU's own slirp, whose gateway address is the host's loopback.
+	Passt string
+	// Restrict, in user mode through slirp, lets no connection out of the
+	// guest but the forwards (restrict=on).
+	Restrict bool
 }
 
 // GuestFwd runs Cmd on the host for each guest TCP connection to IP:Port,
@@ -254,7 +262,18 @@ func (vm VM) Args() ([]string, error) {
 	switch vm.Net.Mode {
 	case "", "none":
 	case "user":
+		if vm.Net.Passt != "" {
+			if len(vm.Net.GuestFwd) > 0 {
+				return nil, errors.New("guest forwards need QEMU's own user-mode network, not passt")
+			}
+			// QEMU's end of the socket pair with passt (StartVM).
+			a = append(a, "-netdev", fmt.Sprintf("stream,id=n0,addr.type=fd,addr.str=%d", passtFD), "-device", nicArg(nic, vm.Net.MAC))
+			break
+		}
 		nd := "user,id=n0"
+		if vm.Net.Restrict {
+			nd += ",restrict=on"
+		}
 		for _, f := range vm.Net.Forwards {
 			nd += fmt.Sprintf(",hostfwd=%s:%s:%d-:%d", f.Proto, f.HostIP, f.HostPort, f.GuestPort)
 		}

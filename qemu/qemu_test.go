@@ -144,6 +144,12 @@ func TestVMArgs(t *testing.T) {
 			[]string{"-netdev tap,id=n0,ifname=tap0,script=no,downscript=no", "-device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"}, nil, ""},
 		{"guestfwd", VM{Kernel: "k", Net: Net{Mode: "user", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Cmd: "/bin/ops proxy 127.0.0.1:9000"}}}},
 			[]string{"-netdev user,id=n0,guestfwd=tcp:10.0.2.100:80-cmd:/bin/ops proxy 127.0.0.1:9000"}, nil, ""},
+		{"passt", VM{Kernel: "k", Net: Net{Mode: "user", Passt: "/usr/bin/passt", Forwards: fw}},
+			[]string{"-netdev stream,id=n0,addr.type=fd,addr.str=3", "-device virtio-net-device,netdev=n0"}, []string{"-netdev user", "hostfwd"}, ""},
+		{"passt cannot take guest forwards", VM{Kernel: "k", Net: Net{Mode: "user", Passt: "passt", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Cmd: "p"}}}},
+			nil, nil, "guest forwards need"},
+		{"slirp restricted", VM{Kernel: "k", Net: Net{Mode: "user", Restrict: true, Forwards: fw[:1]}},
+			[]string{"-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80"}, nil, ""},
 		{"sandbox", VM{Kernel: "k", Sandbox: true},
 			[]string{"-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"}, nil, ""},
 		{"no sandbox with a guestfwd command", VM{Kernel: "k", Sandbox: true, Net: Net{Mode: "user", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Cmd: "p"}}}},
@@ -193,6 +199,34 @@ func TestVMArgs(t *testing.T) {
 	}
 }
 
+func TestPasstArgs(t *testing.T) {
+	base := "--foreground --quiet --one-off --fd 3 --address 10.0.2.15 --netmask 24 --gateway 10.0.2.2 --no-map-gw --dns-forward 10.0.2.3 --dns 10.0.2.3"
+	cases := []struct {
+		name string
+		fw   []Forward
+		want string
+	}{
+		{"no forwards", nil, base + " --ipv4-only"},
+		{"loopback and all addresses", []Forward{{Proto: "tcp", HostIP: "127.0.0.1", HostPort: 8080, GuestPort: 80}, {Proto: "udp", HostIP: "0.0.0.0", HostPort: 53, GuestPort: 5353}},
+			base + " --ipv4-only --tcp-ports 127.0.0.1/8080:80 --udp-ports 53:5353"},
+		{"an IPv6 address keeps IPv6 on", []Forward{{Proto: "tcp", HostIP: "::1", HostPort: 8080, GuestPort: 80}},
+			base + " --tcp-ports ::1/8080:80"},
+	}
+	for _, tc := range cases {
+		got := strings.Join(passtArgs(Net{Mode: "user", Passt: "passt", Forwards: tc.fw}, 3), " ")
+		if got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestPasstFailed(t *testing.T) {
+	in := "Failed to send 31 bytes to syslog\nCouldn't bind TCP port 8080\nFailed to send 7 bytes to syslog\n"
+	if got := passtFailed(in); got != "Couldn't bind TCP port 8080" {
+		t.Errorf("got %q", got)
+	}
+}
+
 func TestGuestExitCode(t *testing.T) {
 	cases := []struct {
 		r    Result
@@ -207,6 +241,7 @@ func TestGuestExitCode(t *testing.T) {
 		{Result{Status: 1, Stderr: "qemu-system-x86_64: warning: host doesn't support requested feature\n"}, 0, ""},
 		{Result{Status: -1}, 0, "signal"},
 		{Result{Status: 2}, 0, "status 2"},
+		{Result{Status: -1, NetFailed: "Couldn't bind"}, 0, "network (passt) stopped"},
 	}
 	for _, tc := range cases {
 		code, err := tc.r.GuestExitCode()

@@ -1,0 +1,119 @@
+package qemu
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	goerrors "github.com/go-errors/errors"
+	"golang.org/x/sys/unix"
+)
+
+// User-mode networking through passt. QEMU's own user-mode network (slirp)
+// sends whatever the guest addresses to its gateway, 10.0.2.2, to the
+// host's loopback: every service bound to the host's 127.0.0.1 is open to
+// every guest. passt (https://passt.top, Debian package passt) is a
+// user-mode network in its own sandboxed process that can be told not to
+// do that (--no-map-gw): the guest's connections go out as the host's own
+// connections to the addresses the guest named, and 127.0.0.1 in the guest
+// is the guest's. QEMU 7.2 reaches it through -netdev stream on one end
+// of a socket pair; passt holds the other (-F) and quits with QEMU (-1).
+
+// The guest's view of the network, the same as under QEMU's slirp, so a
+// guest configured for one works with the other.
+const (
+	userGuest   = "10.0.2.15"
+	userGateway = "10.0.2.2"
+	userDNS     = "10.0.2.3"
+)
+
+// passtFD is the descriptor number of QEMU's end of the socket pair: its
+// first extra file.
+const passtFD = 3
+
+// PasstBinary is the passt executable on PATH, or "" when it is not
+// installed.
+func PasstBinary() string {
+	p, err := exec.LookPath("passt")
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+// passtArgs is passt's command line for a VM's network: the guest's
+// address, gateway and DNS as slirp gives them, no gateway mapping to the
+// host, DNS queries to 10.0.2.3 forwarded to the host's resolver, and the
+// port forwards; fd is passt's end of the socket pair.
+func passtArgs(n Net, fd int) []string {
+	a := []string{"--foreground", "--quiet", "--one-off", "--fd", strconv.Itoa(fd),
+		"--address", userGuest, "--netmask", "24", "--gateway", userGateway,
+		"--no-map-gw", "--dns-forward", userDNS, "--dns", userDNS}
+	v6 := false
+	var tcp, udp []string
+	for _, f := range n.Forwards {
+		ip := net.ParseIP(f.HostIP)
+		if ip != nil && ip.To4() == nil {
+			v6 = true
+		}
+		spec := fmt.Sprintf("%d:%d", f.HostPort, f.GuestPort)
+		if f.HostIP != "" && !(ip != nil && ip.IsUnspecified()) {
+			spec = f.HostIP + "/" + spec
+		}
+		if f.Proto == "udp" {
+			udp = append(udp, spec)
+		} else {
+			tcp = append(tcp, spec)
+		}
+	}
+	if !v6 {
+		a = append(a, "--ipv4-only")
+	}
+	for _, s := range tcp {
+		a = append(a, "--tcp-ports", s)
+	}
+	for _, s := range udp {
+		a = append(a, "--udp-ports", s)
+	}
+	return a
+}
+
+// startPasst starts passt for n and returns it with QEMU's end of their
+// socket pair, which the caller hands to QEMU as its first extra file and
+// then closes. passt dies with ops, like QEMU.
+func startPasst(n Net, stderr *tail) (*exec.Cmd, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, goerrors.Wrap(fmt.Errorf("socket pair for passt: %w", err), 0)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "qemu-net"), os.NewFile(uintptr(fds[1]), "passt-net")
+	defer theirs.Close()
+	cmd := exec.Command(n.Passt, passtArgs(n, passtFD)...)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return nil, nil, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
+	}
+	return cmd, ours, nil
+}
+
+// passtFailed is what went wrong when passt quit before QEMU: its last
+// lines, without the noise of a missing system logger.
+func passtFailed(stderr string) string {
+	var keep []string
+	for _, l := range strings.Split(stderr, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Failed to send") {
+			keep = append(keep, l)
+		}
+	}
+	if len(keep) > 3 {
+		keep = keep[len(keep)-3:]
+	}
+	return strings.Join(keep, "; ")
+}
