@@ -96,7 +96,7 @@ type RunConfig struct {
 	// which 10.0.2.2 is the host's 127.0.0.1; by default the guest's
 	// network is passt's, which does not reach the host's loopback.
 	HostLoopback bool
-	Reboot       bool   `json:"-"` // QEMU lets the guest reset (set from RebootOnExit)
+	Reboot       bool `json:"-"` // QEMU lets the guest reset (set from RebootOnExit)
 
 	// Accepted for compatibility with nanovms/ops config files; acted on:
 	// BridgeIPAddress (--bridgeipaddress), Mgmt (the QMP port),
