@@ -40,11 +40,13 @@ func nanosHomeB(b *testing.B) string {
 
 // BenchmarkBoot measures, side by side, start -> exit of `ops run` for a
 // static hello, and start -> first HTTP 200 for a Go server, on each
-// guest. Each iteration also times the QEMU command ops runs, started
-// directly, just before or after (outside the timer): qemu-median-ms beside
-// median-ms shows what ops itself adds, free of the drift between runs
-// that this machine's noise brings. Images are built once before timing,
-// as a second `ops run` would find them.
+// guest, the server both on ops's default network (passt) and on QEMU's
+// own (--host-loopback). Each iteration also times the QEMU command ops
+// runs, started directly, just before or after (outside the timer), with
+// QEMU's own user-mode network in place of passt's (bare QEMU has no
+// passt): qemu-median-ms beside median-ms shows what ops itself adds, free
+// of the drift between runs that this machine's noise brings. Images are
+// built once before timing, as a second `ops run` would find them.
 func BenchmarkBoot(b *testing.B) {
 	e := getEnv(b)
 	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
@@ -64,6 +66,7 @@ func BenchmarkBoot(b *testing.B) {
 		}{
 			{"hello-exit", []string{"run", "--guest", guest, "./hello_static"}, false},
 			{"http-first-200", []string{"run", "--guest", guest, "./goserver", "-p", fmt.Sprintf("%d:8080", port)}, true},
+			{"http-first-200-host-loopback", []string{"run", "--guest", guest, "--host-loopback", "./goserver", "-p", fmt.Sprintf("%d:8080", port)}, true},
 		} {
 			b.Run(guest+"/"+bc.name, func(b *testing.B) {
 				if home == "" {
@@ -129,7 +132,17 @@ func qemuLine(b *testing.B, e *env, home string, args []string, server bool, url
 			if err != nil {
 				b.Fatal(err)
 			}
-			return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			argv := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+			for i, a := range argv {
+				// passt's end of the network: QEMU's own in its place.
+				if strings.HasPrefix(a, "stream,id=n0,") {
+					argv[i] = "user,id=n0"
+					if server {
+						argv[i] += ",hostfwd=tcp:127.0.0.1:" + url[strings.LastIndex(url, ":")+1:len(url)-1] + "-:8080"
+					}
+				}
+			}
+			return argv
 		}
 	}
 	b.Fatalf("ops run -v printed no QEMU command:\n%s", stderr.String())
@@ -181,6 +194,58 @@ func firstOK(b *testing.B, c *exec.Cmd, url string) {
 		case <-failed:
 			time.Sleep(5 * time.Millisecond)
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// BenchmarkForwardLatency times one HTTP request from the host, on a new
+// connection, through a port forward to a Go server in the guest: on
+// ops's default network (passt) and on QEMU's own (--host-loopback), each
+// guest. One request per b.N (`make bench` runs 100); the server boots
+// once, before the timer. The median is what to read.
+func BenchmarkForwardLatency(b *testing.B) {
+	e := getEnv(b)
+	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
+	for _, guest := range []string{"nanos", "linux"} {
+		for _, network := range []string{"passt", "host-loopback"} {
+			b.Run(guest+"/"+network, func(b *testing.B) {
+				home := homes[guest]
+				if home == "" {
+					b.Skip("SKIP: no Nanos release installed")
+				}
+				port := freePorts(b, 1)
+				url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+				args := []string{"run", "--guest", guest, "./goserver", "-p", fmt.Sprintf("%d:8080", port)}
+				if network == "host-loopback" {
+					args = append(args, "--host-loopback")
+				}
+				c := e.opsCmd(context.Background(), home, args...)
+				if err := c.Start(); err != nil {
+					b.Fatal(err)
+				}
+				defer func() {
+					c.Process.Signal(os.Interrupt)
+					c.Wait()
+				}()
+				if _, err := getUntil(url, time.Now().Add(60*time.Second)); err != nil {
+					b.Fatal(err)
+				}
+				client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+				var d []time.Duration
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					t0 := time.Now()
+					resp, err := client.Get(url)
+					if err != nil {
+						b.Fatal(err)
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					d = append(d, time.Since(t0))
+				}
+				b.StopTimer()
+				b.ReportMetric(median(d), "median-ms")
+			})
 		}
 	}
 }

@@ -96,6 +96,9 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 			return nil, err
 		}
 		if o.Run.Verbose {
+			if vm.Net.Passt != "" {
+				say(qemu.PasstLine(vm.Net))
+			}
 			say(qemu.ShellLine(argv))
 		}
 		p, err := qemu.StartVM(vm, o.Stdout, o.Stderr)

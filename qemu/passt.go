@@ -82,6 +82,12 @@ func passtArgs(n Net, fd int) []string {
 	return a
 }
 
+// PasstLine is the passt command ops starts beside QEMU for n, as a
+// shell line, for -v (its descriptor 3 is the socket pair's other end).
+func PasstLine(n Net) string {
+	return ShellLine(append([]string{n.Passt}, passtArgs(n, passtFD)...))
+}
+
 // startPasst starts passt for n and returns it with QEMU's end of their
 // socket pair, which the caller hands to QEMU as its first extra file and
 // then closes. passt dies with ops, like QEMU.
