@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	goerrors "github.com/go-errors/errors"
@@ -75,7 +76,7 @@ type Store struct{ Dir string }
 // NewStore is the store in home.
 func NewStore(home lepton.Home) Store { return Store{Dir: filepath.Join(home.Dir, "instances")} }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`) })
 
 // dir is an instance's folder.
 func (s Store) dir(name string) string { return filepath.Join(s.Dir, name) }
@@ -93,7 +94,7 @@ func (s Store) QMPSocket(name string) string { return filepath.Join(s.dir(name),
 
 // Create records a new instance; the name must be free.
 func (s Store) Create(spec Spec) error {
-	if !nameRE.MatchString(spec.Name) {
+	if !nameRE().MatchString(spec.Name) {
 		return fmt.Errorf("instance name %q: use lower-case letters, digits, dots, dashes and underscores (at most 63)", spec.Name)
 	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/opsdev/ops/qemu"
 )
@@ -19,7 +20,7 @@ func TraceFlags() []string { return []string{"trace", "debugsyscalls", "fault", 
 // image that sets one carries the klib.
 func straceOptions() []string { return []string{"trace", "debugsyscalls", "syscall_summary"} }
 
-var debugFlagRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+var debugFlagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z][a-z0-9_]*$`) })
 
 // SetConsoles routes the Nanos kernel's console (--consoles), with the
 // net console's address, as nanovms/ops writes them into the manifest.
@@ -61,12 +62,12 @@ func (c *Config) CheckNightly() error {
 // checkDebugFlags checks Debugflags names: each becomes a manifest key.
 func (c *Config) checkDebugFlags() error {
 	for _, d := range c.Debugflags {
-		if !debugFlagRE.MatchString(d) {
+		if !debugFlagRE().MatchString(d) {
 			return fmt.Errorf("Debugflags: %q is not a manifest option name (lower case letters, digits, _)", d)
 		}
 	}
 	for _, s := range c.NoTrace {
-		if !debugFlagRE.MatchString(s) {
+		if !debugFlagRE().MatchString(s) {
 			return fmt.Errorf("NoTrace: %q is not a syscall name", s)
 		}
 	}

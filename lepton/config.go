@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Config is config.json: the keys nanovms/ops users already write. Keys
@@ -200,7 +201,7 @@ func DecodeConfig(b []byte, c *Config) error {
 	return nil
 }
 
-var unknownField = regexp.MustCompile(`unknown field "([^"]*)"`)
+var unknownField = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`unknown field "([^"]*)"`) })
 
 func describeJSONError(b []byte, err error) error {
 	var se *json.SyntaxError
@@ -217,7 +218,7 @@ func describeJSONError(b []byte, err error) error {
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("1: the file is empty; write {} for no settings")
 	}
-	if m := unknownField.FindStringSubmatch(err.Error()); m != nil {
+	if m := unknownField().FindStringSubmatch(err.Error()); m != nil {
 		return fmt.Errorf("%d: unknown key %q (keys are listed in config.example.json)", lineOf(b, m[1]), m[1])
 	}
 	return fmt.Errorf("1: %v", err)

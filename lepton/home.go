@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
@@ -50,10 +51,12 @@ type Release struct {
 	KlibDir string
 }
 
-var versionRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$`)
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$`) })
 
 // ValidVersion reports whether v is usable as a release folder name.
-func ValidVersion(v string) bool { return versionRE.MatchString(v) && v != "images" && v != "packages" }
+func ValidVersion(v string) bool {
+	return versionRE().MatchString(v) && v != "images" && v != "packages"
+}
 
 // ErrNoRelease means no Nanos release is installed.
 var ErrNoRelease = errors.New("no Nanos release is installed")

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
@@ -21,12 +22,12 @@ import (
 // or `ops update --url` replaces it.
 const DefaultReleaseURL = "https://storage.googleapis.com/nanos/release"
 
-var releaseName = regexp.MustCompile(`nanos-release-[a-z]+-(.+?)\.(tar\.gz|tgz)$`)
+var releaseName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`nanos-release-[a-z]+-(.+?)\.(tar\.gz|tgz)$`) })
 
 // VersionFromName takes the version from a release archive or folder name.
 func VersionFromName(p string) string {
 	base := filepath.Base(filepath.Clean(p))
-	if m := releaseName.FindStringSubmatch(base); m != nil {
+	if m := releaseName().FindStringSubmatch(base); m != nil {
 		return m[1]
 	}
 	// A folder named VERSION, or NAME-VERSION (release-0.1.55, or an

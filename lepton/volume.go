@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
@@ -48,7 +49,7 @@ type VolumeFormat interface {
 // VolumeFormats are the formats ops makes and mounts: one per guest.
 func VolumeFormats() []VolumeFormat { return []VolumeFormat{tfsVolume{}, ext4Volume{}} }
 
-var volumeNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`)
+var volumeNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`) })
 
 // VolumesDir holds the volumes.
 func (h Home) VolumesDir() string { return filepath.Join(h.Dir, "volumes") }
@@ -132,7 +133,7 @@ func globEscape(s string) string {
 // CreateVolume makes a volume of size bytes (sparse) in format, holding
 // the files of seed when given.
 func (h Home) CreateVolume(name string, size int64, seed string, format VolumeFormat) (*Volume, error) {
-	if !volumeNameRE.MatchString(name) {
+	if !volumeNameRE().MatchString(name) {
 		return nil, fmt.Errorf("volume name %q: use 1 to 31 letters, digits, dots, dashes and underscores", name)
 	}
 	if size < 4<<20 {
