@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -87,8 +89,15 @@ func TestE2EInstanceRedisVolume(t *testing.T) {
 		if got, err := redisCmd(addr, "SET k kept\r\n", 90*time.Second); got != "+OK\r\n" {
 			t.Fatalf("SET: %q %v\n%s", got, err, e.run(t, home, "instance", "logs", "cache").stdout)
 		}
-		if l := listInstances(t, e, home); l["cache"].Status != "running" || l["cache"].QEMU == 0 {
+		l := listInstances(t, e, home)
+		if l["cache"].Status != "running" || l["cache"].QEMU == 0 {
 			t.Fatalf("list: %+v", l)
+		}
+		if os.Geteuid() == 0 {
+			mem, cpu := cgroupLimits(l["cache"].QEMU)
+			if n, err := strconv.ParseInt(mem, 10, 64); err != nil || n < 256<<20 || n > 8<<30 || (cpu != "100000" && cpu != "100000 100000") {
+				t.Fatalf("QEMU's cgroup limits: memory %q, CPU %q; want guest RAM + 256 MiB and one core", mem, cpu)
+			}
 		}
 		if logs := e.run(t, home, "instance", "logs", "cache").stdout; !strings.Contains(logs, "Ready to accept connections") {
 			t.Fatalf("logs lack the server's banner:\n%s", logs)
@@ -255,4 +264,29 @@ func TestE2EVolumeFull(t *testing.T) {
 			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 		}
 	})
+}
+
+// cgroupLimits reads the memory limit and the CPU quota of the cgroups
+// pid is in: cgroup v2 (memory.max, cpu.max) or v1.
+func cgroupLimits(pid int) (mem, cpu string) {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	read := func(p string) string {
+		v, _ := os.ReadFile(p)
+		return strings.TrimSpace(string(v))
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 || !strings.Contains(f[2], "/ops/") {
+			continue
+		}
+		switch ctl := strings.Split(f[1], ","); {
+		case f[1] == "":
+			mem, cpu = read("/sys/fs/cgroup"+f[2]+"/memory.max"), read("/sys/fs/cgroup"+f[2]+"/cpu.max")
+		case slices.Contains(ctl, "memory"):
+			mem = read("/sys/fs/cgroup/memory" + f[2] + "/memory.limit_in_bytes")
+		case slices.Contains(ctl, "cpu"):
+			cpu = read("/sys/fs/cgroup/cpu" + f[2] + "/cpu.cfs_quota_us")
+		}
+	}
+	return mem, cpu
 }

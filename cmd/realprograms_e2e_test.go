@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -258,7 +259,9 @@ func TestE2EArgv0(t *testing.T) {
 }
 
 // TestE2EQEMUSandboxed: QEMU runs under its seccomp sandbox on both
-// guests (Seccomp: 2 is filter mode), unless RunConfig.Sandbox is false.
+// guests (Seccomp: 2 is filter mode), unless RunConfig.Sandbox is false,
+// and, when ops runs as root, as nobody (or the user who ran sudo); the
+// guest still serves HTTP through its forward.
 func TestE2EQEMUSandboxed(t *testing.T) {
 	e := getEnv(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
@@ -268,6 +271,7 @@ func TestE2EQEMUSandboxed(t *testing.T) {
 		}{
 			{`{}`, "2"},
 			{`{"RunConfig": {"Sandbox": false}}`, "0"},
+			{`{"RunConfig": {"HostLoopback": true}}`, "2"},
 		} {
 			dir := t.TempDir()
 			writeFiles(t, dir, map[string]string{"config.json": tc.config})
@@ -277,25 +281,56 @@ func TestE2EQEMUSandboxed(t *testing.T) {
 				code, out := stop()
 				t.Fatalf("%s: no answer: %v (exit %d)\n%s", tc.config, err, code, out)
 			}
-			var seccomp string
-			for _, pid := range allQEMU() {
-				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				if !strings.Contains(string(cmd), fmt.Sprintf("%d-:8080", port)) {
-					continue
+			var seccomp, uid string
+			pid := qemuForwarding(port)
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
+					seccomp = strings.TrimSpace(v)
 				}
-				for _, l := range strings.Split(string(b), "\n") {
-					if v, ok := strings.CutPrefix(l, "Seccomp:"); ok {
-						seccomp = strings.TrimSpace(v)
-					}
+				if v, ok := strings.CutPrefix(l, "Uid:"); ok {
+					uid = strings.Join(strings.Fields(v), " ") // real, effective, saved, filesystem
 				}
 			}
 			stop()
 			if seccomp != tc.want {
 				t.Fatalf("%s: Seccomp %q, want %q", tc.config, seccomp, tc.want)
 			}
+			if os.Geteuid() == 0 && os.Getenv("SUDO_UID") == "" && uid != "65534 65534 65534 65534" {
+				t.Fatalf("%s: QEMU's Uid: %q, want nobody's", tc.config, uid)
+			}
 		}
 	})
+}
+
+// qemuForwarding is the QEMU process of the run that forwards host port
+// to guest port 8080: on QEMU's own network the forward is in its command
+// line; on passt's it is in passt's, and QEMU is passt's sibling.
+func qemuForwarding(port int) int {
+	for _, pid := range allQEMU() {
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(cmd), fmt.Sprintf("%d-:8080", port)) {
+			return pid
+		}
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		cmd, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "cmdline"))
+		args := strings.Split(string(cmd), "\x00")
+		if filepath.Base(args[0]) != "passt" || !slices.Contains(args, fmt.Sprintf("127.0.0.1/%d:8080", port)) {
+			continue
+		}
+		b, _ := os.ReadFile(filepath.Join("/proc", d.Name(), "stat"))
+		s := string(b)
+		var state string
+		var ppid int
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			fmt.Sscanf(s[i+2:], "%s %d", &state, &ppid)
+		}
+		if kids := qemuChildren(ppid); len(kids) > 0 {
+			return kids[0]
+		}
+	}
+	return 0
 }
 
 // allQEMU lists every QEMU process on the machine.

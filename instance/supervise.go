@@ -221,6 +221,11 @@ func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton
 	if err != nil {
 		return 0, false, err
 	}
+	unconfine, lerr := confine(cgroupRoot, name, p.Pid(), limitsFor(vm.MemoryMB, vm.CPUs))
+	defer unconfine() // QEMU has exited by then
+	if lerr != nil {
+		fmt.Fprintf(log, "ops: this instance runs without memory and CPU limits: %v\n", lerr)
+	}
 	st.QEMU = p.Pid()
 	st.Status = Running
 	if err := s.setState(name, *st); err != nil {

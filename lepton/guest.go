@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/opsdev/ops/guestinit/bin"
@@ -229,12 +230,28 @@ func (rc RunConfig) MemoryMB() (int, error) {
 	return int(n >> 20), nil
 }
 
+// qemuUser is who QEMU runs as once it has opened what needs root: ""
+// (itself) unless ops runs as root; then the user who ran sudo, else
+// nobody (65534:65534).
+func qemuUser(euid int, getenv func(string) string) string {
+	if euid != 0 {
+		return ""
+	}
+	uid, gid := getenv("SUDO_UID"), getenv("SUDO_GID")
+	if u, err := strconv.Atoi(uid); err == nil && u > 0 {
+		if g, err := strconv.Atoi(gid); err == nil && g >= 0 {
+			return uid + ":" + gid
+		}
+	}
+	return "65534:65534"
+}
+
 // baseVM is what every guest's VM shares: machine, accelerator, CPUs,
 // memory, the network and the exit device.
 func baseVM(b Boot) (qemu.VM, error) {
 	rc := b.Run
 	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort,
-		Sandbox: rc.Sandbox == nil || *rc.Sandbox}
+		Sandbox: rc.Sandbox == nil || *rc.Sandbox, RunAs: qemuUser(os.Geteuid(), os.Getenv)}
 	rc.DebugVM(&vm)
 	if vm.Machine == "" {
 		vm.Machine = qemu.MicroVM

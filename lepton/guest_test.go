@@ -144,3 +144,23 @@ func TestChooseGuestExplicit(t *testing.T) {
 		t.Fatalf("guest %v note %q err %v", g, note, err)
 	}
 }
+
+func TestQEMUUser(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	cases := []struct {
+		euid int
+		env  map[string]string
+		want string
+	}{
+		{1000, nil, ""},
+		{0, nil, "65534:65534"},
+		{0, map[string]string{"SUDO_UID": "1000", "SUDO_GID": "1001"}, "1000:1001"},
+		{0, map[string]string{"SUDO_UID": "0", "SUDO_GID": "0"}, "65534:65534"}, // sudo from root
+		{0, map[string]string{"SUDO_UID": "x", "SUDO_GID": "1"}, "65534:65534"},
+	}
+	for _, tc := range cases {
+		if got := qemuUser(tc.euid, env(tc.env)); got != tc.want {
+			t.Errorf("euid %d %v: %q, want %q", tc.euid, tc.env, got, tc.want)
+		}
+	}
+}

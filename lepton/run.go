@@ -100,6 +100,9 @@ func Run(ctx context.Context, b *Built, o RunOptions) (Outcome, error) {
 				say(qemu.PasstLine(vm.Net))
 			}
 			say(qemu.ShellLine(argv))
+			if vm.Unprivileged() {
+				say("QEMU runs as " + vm.RunAs + ", given descriptors for its disks, kernel, tap device and QMP socket in place of the paths above")
+			}
 		}
 		p, err := qemu.StartVM(vm, o.Stdout, o.Stderr)
 		if err != nil {

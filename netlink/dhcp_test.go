@@ -3,7 +3,9 @@
 package netlink
 
 import (
+	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 )
 
@@ -67,4 +69,13 @@ func FuzzParseReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_ = parseReply(b, 7, dhcpAck)
 	})
+}
+
+func TestARPAnnouncement(t *testing.T) {
+	mac := []byte{0x52, 0x54, 0, 0x12, 0x34, 0x56}
+	got := arpAnnouncement(mac, netip.MustParseAddr("10.0.2.15"))
+	want := []byte{0, 1, 8, 0, 6, 4, 0, 1, 0x52, 0x54, 0, 0x12, 0x34, 0x56, 10, 0, 2, 15, 0, 0, 0, 0, 0, 0, 10, 0, 2, 15}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("got  %v\nwant %v", got, want)
+	}
 }

@@ -91,6 +91,7 @@ const StopGrace = 500 * time.Millisecond
 
 // Process is a running QEMU, with the passt serving its network if any.
 type Process struct {
+	argv   []string
 	cmd    *exec.Cmd
 	errBuf *tail
 	done   chan struct{}
@@ -106,26 +107,55 @@ type Process struct {
 // StartVM starts vm: QEMU with argv from vm.Args, and first, when the
 // network is passt's, passt with its end of their socket pair. Should
 // passt quit while QEMU runs, StartVM's process stops QEMU and its Result
-// says why (Result.NetFailed).
+// says why (Result.NetFailed). With vm.RunAs, QEMU runs as that user with
+// descriptors for what it could not open (unpriv.go).
 func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
+	var extra []*os.File
+	var pc *exec.Cmd
+	ptail := &tail{max: 4096}
+	stopPasst := func() {
+		if pc != nil {
+			_ = pc.Process.Kill()
+			_ = pc.Wait()
+		}
+	}
+	if vm.Net.Mode == "user" && vm.Net.Passt != "" {
+		var qemuEnd *os.File
+		var err error
+		if pc, qemuEnd, err = startPasst(vm.Net, ptail); err != nil {
+			return nil, err
+		}
+		extra = []*os.File{qemuEnd}
+	}
+	defer func() {
+		for _, f := range extra {
+			f.Close() // QEMU has its own copies
+		}
+	}()
+	var cred *syscall.Credential
+	if vm.Unprivileged() {
+		err := openForQEMU(&vm, extra)
+		if err == nil {
+			extra = vm.fds.files
+			cred, err = credential(vm.RunAs)
+		}
+		if err != nil {
+			stopPasst()
+			return nil, err
+		}
+	}
 	argv, err := vm.Args()
 	if err != nil {
+		stopPasst()
 		return nil, err
 	}
-	if vm.Net.Mode != "user" || vm.Net.Passt == "" {
-		return Start(argv, vm.Pages, stdout, stderr)
-	}
-	ptail := &tail{max: 4096}
-	pc, qemuEnd, err := startPasst(vm.Net, ptail)
+	p, err := start(argv, vm.Pages, stdout, stderr, extra, cred)
 	if err != nil {
+		stopPasst()
 		return nil, err
 	}
-	p, err := start(argv, vm.Pages, stdout, stderr, []*os.File{qemuEnd})
-	qemuEnd.Close()
-	if err != nil {
-		_ = pc.Process.Kill()
-		_ = pc.Wait()
-		return nil, err
+	if pc == nil {
+		return p, nil
 	}
 	p.passt, p.passtErr, p.passtDone = pc, ptail, make(chan struct{})
 	go func() {
@@ -145,11 +175,12 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 // QEMU) and dies with ops (PR_SET_PDEATHSIG). With PagesSmall, huge pages
 // are turned off first (DisableHugePages).
 func Start(argv []string, pages Pages, stdout, stderr io.Writer) (*Process, error) {
-	return start(argv, pages, stdout, stderr, nil)
+	return start(argv, pages, stdout, stderr, nil, nil)
 }
 
-// start is Start with extra files for QEMU, from descriptor 3 on.
-func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.File) (*Process, error) {
+// start is Start with extra files for QEMU, from descriptor 3 on, and
+// the user to run it as (nil: ops's own).
+func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.File, cred *syscall.Credential) (*Process, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("empty QEMU command line")
 	}
@@ -165,11 +196,11 @@ func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.Fil
 	errBuf := &tail{max: 8192}
 	notices := &dropStopNotice{w: stderr}
 	cmd.Stderr = io.MultiWriter(notices, errBuf)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return nil, goerrors.Wrap(fmt.Errorf("starting %s: %w", argv[0], err), 0)
 	}
-	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{})}
+	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{}), argv: argv}
 	go func() {
 		p.err = cmd.Wait()
 		notices.flush()
@@ -188,6 +219,9 @@ func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.Fil
 func DisableHugePages() {
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 }
+
+// Args is QEMU's command line as started.
+func (p *Process) Args() []string { return p.argv }
 
 // Pid is QEMU's process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }

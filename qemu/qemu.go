@@ -166,6 +166,15 @@ type VM struct {
 	// WaitDebugger stops the CPU at start until a debugger on the gdb
 	// stub continues it.
 	WaitDebugger bool
+	// RunAs is "UID:GID" for QEMU to run as, for ops running as root:
+	// StartVM opens what needs root (disks, the tap device, the QMP
+	// socket) and hands QEMU the descriptors (see unpriv.go). Not with a
+	// guestfwd command (compose), whose per-connection process must be
+	// able to run ops.
+	RunAs string
+	// fds are descriptors StartVM opened for an unprivileged QEMU, which
+	// Args names in place of paths and devices.
+	fds *passedFDs
 	// Reboot lets a guest reset restart it (no -no-reboot).
 	Reboot bool
 	Extra  []string
@@ -228,10 +237,10 @@ func (vm VM) Args() ([]string, error) {
 		a = append(a, "-bios", vm.Firmware)
 	}
 	if vm.Kernel != "" {
-		a = append(a, "-kernel", vm.Kernel)
+		a = append(a, "-kernel", vm.fds.path(vm.Kernel))
 	}
 	if vm.Initrd != "" {
-		a = append(a, "-initrd", vm.Initrd)
+		a = append(a, "-initrd", vm.fds.path(vm.Initrd))
 	}
 	if vm.Append != "" {
 		a = append(a, "-append", vm.Append)
@@ -245,7 +254,15 @@ func (vm VM) Args() ([]string, error) {
 		if format == "" {
 			format = "raw"
 		}
-		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", id, format, d.File)
+		file := d.File
+		if fds, ok := vm.fds.drive(i); ok {
+			// An fd set: QEMU uses the descriptors, opened here as root.
+			for _, fd := range fds {
+				a = append(a, "-add-fd", fmt.Sprintf("fd=%d,set=%d", fd, i+1))
+			}
+			file = fmt.Sprintf("/dev/fdset/%d", i+1)
+		}
+		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", id, format, file)
 		if d.ReadOnly {
 			opt += ",readonly=on"
 		}
@@ -288,7 +305,11 @@ func (vm VM) Args() ([]string, error) {
 		if vm.Net.Tap == "" {
 			return nil, fmt.Errorf("tap networking needs a tap device name")
 		}
-		a = append(a, "-netdev", "tap,id=n0,ifname="+vm.Net.Tap+",script=no,downscript=no", "-device", nicArg(nic, vm.Net.MAC))
+		nd := "tap,id=n0,ifname=" + vm.Net.Tap + ",script=no,downscript=no"
+		if fd, ok := vm.fds.tap(); ok {
+			nd = fmt.Sprintf("tap,id=n0,fd=%d", fd)
+		}
+		a = append(a, "-netdev", nd, "-device", nicArg(nic, vm.Net.MAC))
 	default:
 		return nil, fmt.Errorf("unknown network mode %q", vm.Net.Mode)
 	}
@@ -298,7 +319,9 @@ func (vm VM) Args() ([]string, error) {
 	if vm.DebugExit {
 		a = append(a, "-device", "isa-debug-exit")
 	}
-	if vm.QMP != "" {
+	if fd, ok := vm.fds.qmp(); ok {
+		a = append(a, "-chardev", fmt.Sprintf("socket,id=qmp0,fd=%d,server=on,wait=off", fd), "-mon", "chardev=qmp0,mode=control")
+	} else if vm.QMP != "" {
 		addr := vm.QMP
 		if !strings.HasPrefix(addr, "tcp:") {
 			addr = "unix:" + addr

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParsePorts(t *testing.T) {
@@ -152,6 +154,12 @@ func TestVMArgs(t *testing.T) {
 			[]string{"-netdev user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:8080-:80"}, nil, ""},
 		{"sandbox", VM{Kernel: "k", Sandbox: true},
 			[]string{"-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"}, nil, ""},
+		{"unprivileged: descriptors for paths", VM{Kernel: "k", Initrd: "i", Sandbox: true, RunAs: "1000:1000", QMP: "/q.sock",
+			Drives: []Drive{{File: "d.img", Snapshot: true}}, Net: Net{Mode: "tap", Tap: "tap0"},
+			fds: &passedFDs{drives: map[int][]int{0: {4}}, paths: map[string]int{"k": 5, "i": 6}, tapFD: 7, qmpFD: 8}},
+			[]string{"-kernel /proc/self/fd/5", "-initrd /proc/self/fd/6", "-add-fd fd=4,set=1", "-drive if=none,id=hd0,format=raw,file=/dev/fdset/1,snapshot=on",
+				"-netdev tap,id=n0,fd=7", "-chardev socket,id=qmp0,fd=8,server=on,wait=off", "-mon chardev=qmp0,mode=control",
+				"-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"}, []string{"-runas", "ifname", "-qmp", "d.img"}, ""},
 		{"no sandbox with a guestfwd command", VM{Kernel: "k", Sandbox: true, Net: Net{Mode: "user", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Cmd: "p"}}}},
 			nil, []string{"-sandbox"}, ""},
 		{"volume read-only", VM{Kernel: "k", Drives: []Drive{{File: "v.raw", ReadOnly: true}}},
@@ -356,4 +364,64 @@ func TestFindOVMF(t *testing.T) {
 	if _, err := FindOVMF([]string{filepath.Join(dir, "none.fd")}); err == nil || !strings.Contains(err.Error(), "apt-get install ovmf") {
 		t.Errorf("FindOVMF with none found: %v", err)
 	}
+}
+
+func TestUnprivileged(t *testing.T) {
+	fwd := Net{Mode: "user", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Cmd: "p"}}}
+	for _, tc := range []struct {
+		vm   VM
+		want bool
+	}{
+		{VM{}, false},
+		{VM{RunAs: "65534:65534"}, true},
+		{VM{RunAs: "65534:65534", Net: fwd}, false}, // the guestfwd command runs ops
+	} {
+		if got := tc.vm.Unprivileged(); got != tc.want {
+			t.Errorf("%+v: %v", tc.vm, got)
+		}
+	}
+	if c, err := credential("1000:1001"); err != nil || c.Uid != 1000 || c.Gid != 1001 {
+		t.Errorf("credential: %+v %v", c, err)
+	}
+	if _, err := credential("nobody"); err == nil {
+		t.Error("credential(nobody): no error")
+	}
+}
+
+// TestOpenForQEMU: disks open with the access QEMU needs, the kernel and
+// initrd become /proc/self/fd paths, and the QMP socket is listening at
+// its path before QEMU starts.
+func TestOpenForQEMU(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"k", "i", "d.img", "v.raw"} {
+		os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644)
+	}
+	vm := VM{Kernel: filepath.Join(dir, "k"), Initrd: filepath.Join(dir, "i"), QMP: filepath.Join(dir, "q.sock"), RunAs: "65534:65534",
+		Drives: []Drive{{File: filepath.Join(dir, "d.img"), Snapshot: true}, {File: filepath.Join(dir, "v.raw")}}}
+	passt, _ := os.Open(os.DevNull)
+	if err := openForQEMU(&vm, []*os.File{passt}); err != nil {
+		t.Fatal(err)
+	}
+	defer vm.fds.close()
+	args, err := vm.Args()
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(args, " ")
+	for _, w := range []string{"-add-fd fd=4,set=1", "-add-fd fd=5,set=2 -add-fd fd=6,set=2", "-kernel /proc/self/fd/7", "-initrd /proc/self/fd/8", "socket,id=qmp0,fd=9,server=on"} {
+		if !strings.Contains(joined, w) {
+			t.Errorf("%q missing in %s", w, joined)
+		}
+	}
+	if len(vm.fds.files) != 7 {
+		t.Errorf("%d files passed, want 7", len(vm.fds.files))
+	}
+	if flags, _ := unix.FcntlInt(vm.fds.files[3].Fd(), unix.F_GETFL, 0); flags&unix.O_ACCMODE != unix.O_RDWR {
+		t.Errorf("the volume is not open for writing")
+	}
+	c, err := net.Dial("unix", vm.QMP)
+	if err != nil {
+		t.Fatalf("QMP socket: %v", err)
+	}
+	c.Close()
 }

@@ -324,6 +324,14 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		if err := nl.LinkUp(eth); err != nil {
 			return fmt.Errorf("eth0 up: %w", err)
 		}
+		// Tell the network this address is here: passt (and a bridge)
+		// learns the guest's MAC from its first frame, and without one
+		// a connection forwarded to the guest waits for it.
+		if mac, err := readMAC("eth0"); err == nil {
+			if err := netlink.Announce(eth, mac, pfx.Addr()); err != nil {
+				trace("ARP announcement: " + err.Error())
+			}
+		}
 	}
 	trace("eth0 up")
 	if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
