@@ -166,6 +166,9 @@ func compatRun(t *testing.T, argv []string, config string) (compatResult, error)
 	if err != nil {
 		return r, err
 	}
+	// The forwards in QEMU's own network's syntax, whether or not passt
+	// serves them (it takes the same list: qemu's TestPasstArgs).
+	net.Passt, net.Restrict = "", false
 	vm := qemu.VM{Kernel: "kernel.img", Net: net}
 	c.RunConfig.DebugVM(&vm)
 	if vm.MemoryMB, err = c.RunConfig.MemoryMB(); err != nil {
