@@ -29,6 +29,9 @@ func newInstanceCreateCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			for _, n := range c.RunConfig.NetNotes() {
+				fmt.Fprintln(app.Stderr, n)
+			}
 			store, home, err := instances(app)
 			if err != nil {
 				return err
