@@ -1,26 +1,96 @@
 package cmd_test
 
 import (
+	"archive/tar"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opsdev/ops/lepton"
 )
 
-// taxiProject builds the taxi example's services into a temporary folder
-// and writes its compose file there, publishing on the given host ports.
-func taxiProject(t *testing.T, e *env, tripPort, dispPort int) string {
+// redisImage pushes redisContainer to an in-process registry on
+// 127.0.0.1 and returns its reference.
+func redisImage(t testing.TB) string {
 	t.Helper()
-	redis, err := exec.LookPath("redis-server")
-	if err != nil {
+	img := redisContainer(t)
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/library/redis:7"
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// redisContainer is a container image holding Debian's redis-server and
+// its libraries, CMD ["redis-server"].
+func redisContainer(t testing.TB) v1.Image {
+	t.Helper()
+	prog := "/usr/bin/redis-server"
+	if _, err := os.Stat(prog); err != nil {
 		t.Fatal("redis-server is not installed: run 'make test-deps' (the taxi example runs Debian's redis-server as a unikernel)")
 	}
+	deps, err := lepton.NewResolver("").Resolve(prog, prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []lepton.Dep{{Guest: prog, Host: prog}}
+	if deps.Interp != nil {
+		files = append(files, *deps.Interp)
+	}
+	files = append(files, deps.Libs...)
+	var ents []tarEnt
+	dirs := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d := filepath.Dir(f.Guest); d != "/" && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			ents = append([]tarEnt{{name: strings.TrimPrefix(d, "/") + "/", typ: tar.TypeDir, mode: 0o755}}, ents...)
+		}
+		ents = append(ents, tarEnt{name: strings.TrimPrefix(f.Guest, "/"), body: b, mode: 0o755})
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer(t, ents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Cmd = []string{"redis-server"}
+	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// taxiProject builds the taxi example's services into a temporary folder
+// and copies its compose file there; env is what the file interpolates
+// (REDIS_IMAGE, TRIP_PORT), written to the project's .env.
+func taxiProject(t testing.TB, env map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(repoRoot(), "examples", "taxi")
 	for _, s := range []string{"passenger", "trip", "dispatcher"} {
@@ -31,83 +101,81 @@ func taxiProject(t *testing.T, e *env, tripPort, dispPort int) string {
 			t.Fatalf("building %s: %v\n%s", s, err, out)
 		}
 	}
-	doc := fmt.Sprintf(`name: taxi%d
-services:
-  redis:
-    program: %s
-    args: ["--port", "6379", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
-    expose: [6379]
-  passenger:
-    program: ./bin/passenger
-    expose: [8080]
-  trip:
-    program: ./bin/trip
-    expose: [8080]
-    ports: ["%d:8080"]
-  dispatcher:
-    program: ./bin/dispatcher
-    expose: [8080]
-    ports: ["%d:8080"]
-`, os.Getpid()%1000, redis, tripPort, dispPort)
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(doc), 0o644); err != nil {
+	doc, err := os.ReadFile(filepath.Join(src, "compose.yaml"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	doc = []byte(strings.Replace(string(doc), "name: taxi\n", fmt.Sprintf("name: taxi%d\n", os.Getpid()%1000), 1))
+	var dotenv strings.Builder
+	for k, v := range env {
+		fmt.Fprintf(&dotenv, "%s=%s\n", k, v)
+	}
+	writeFiles(t, dir, map[string]string{"compose.yaml": string(doc), ".env": dotenv.String()})
 	return dir
 }
 
-// taxiFlow posts a trip and waits until the dispatcher has dispatched it.
-// post sends an HTTP request and returns the response text.
-func taxiFlow(t *testing.T, post func(method, path, body string) (string, error), logs func() string) {
+// taxiFlow posts n trips and waits until the dispatchers have dispatched
+// them all; dispatched returns the dispatcher's log lines. post sends an
+// HTTP request and returns the response text.
+func taxiFlow(t *testing.T, n int, post func(method, path, body string) (string, error), dispatched func() string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	var resp string
-	var err error
-	for time.Now().Before(deadline) {
-		if resp, err = post("POST", "trip/trips", `{"passenger":"42"}`); err == nil && strings.Contains(resp, "Passenger 42") {
-			break
+	for i := 1; i <= n; i++ {
+		var resp string
+		var err error
+		for time.Now().Before(deadline) {
+			if resp, err = post("POST", "trips", fmt.Sprintf(`{"passenger":"%d"}`, 40+i)); err == nil && strings.Contains(resp, fmt.Sprintf("Passenger %d", 40+i)) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if !strings.Contains(resp, "Passenger 42") {
-		t.Fatalf("trip service never answered with the passenger (last: %q, %v)\n%s", resp, err, logs())
+		if !strings.Contains(resp, "Passenger") {
+			t.Fatalf("trip service never answered with the passenger (last: %q, %v)\n%s", resp, err, dispatched())
+		}
 	}
 	for time.Now().Before(deadline) {
-		if resp, err = post("GET", "dispatcher/dispatched", ""); err == nil && strings.Contains(resp, "driver-1") {
+		if strings.Count(dispatched(), "dispatching driver-1") >= n {
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("the dispatcher never consumed the TripCreated event (last: %q, %v)\n%s", resp, err, logs())
+	t.Fatalf("the dispatchers did not consume all %d TripCreated events:\n%s", n, dispatched())
 }
 
-// TestE2EComposeTaxi runs the taxi example without root: four
-// unikernels, names resolved from /etc/hosts, forwards through the host's
-// loopback; started with up -d, stopped with down.
+// TestE2EComposeTaxi runs the taxi example's standard compose file
+// without root: Redis from an image in a registry on 127.0.0.1, the
+// services started once those they depend on are healthy, two dispatcher
+// replicas sharing ten trips; then down -v leaves nothing behind.
 func TestE2EComposeTaxi(t *testing.T) {
 	e := getEnv(t)
+	ref := redisImage(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
-		base := freePorts(t, 2)
-		dir := taxiProject(t, e, base, base+1)
-		cf := filepath.Join(dir, "compose.yaml")
-		r := e.run(t, home, "compose", "up", "-d", "-f", cf, "--guest", guest)
+		if guest == "nanos" {
+			home = writableHome(t, home) // packages and volumes beside the linked release
+		}
+		port := freePorts(t, 1)
+		dir := taxiProject(t, map[string]string{"REDIS_IMAGE": ref, "TRIP_PORT": strconv.Itoa(port)})
+		ce := inDir(e, dir)
+		name := "taxi" + strconv.Itoa(os.Getpid()%1000)
+		defer ce.run(t, home, "compose", "down", "-v")
+		r := ce.run(t, home, "compose", "up", "-d", "--guest", guest)
 		if r.code != 0 {
 			t.Fatalf("compose up -d: %s", r.stderr)
 		}
-		name := "taxi" + strconv.Itoa(os.Getpid()%1000)
-		// up -d leaves one instance per service, named <project>-<service>.
-		services := []string{"dispatcher", "passenger", "redis", "trip"}
-		logs := func() string {
-			var sb strings.Builder
-			for _, svc := range services {
-				sb.WriteString(e.run(t, home, "instance", "logs", name+"-"+svc).stdout)
+		for _, want := range []string{"is local package image-redis:sha256-", "trip waits for passenger to be healthy", "trip waits for redis to be healthy"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("up -d did not say %q:\n%s", want, r.stderr)
 			}
-			return sb.String()
 		}
-		defer e.run(t, home, "compose", "down", "-f", cf)
-		ports := map[string]int{"trip": base, "dispatcher": base + 1}
+		// ps: one line per replica, every one running and healthy.
+		ps := ce.run(t, home, "compose", "ps")
+		for _, inst := range []string{"redis", "passenger", "trip", "dispatcher-1", "dispatcher-2"} {
+			if !regexp.MustCompile(name + "-" + inst + `\s+\S+\s+running\s+(healthy|starting)`).MatchString(ps.stdout) {
+				t.Errorf("compose ps has no running %s:\n%s", inst, ps.stdout)
+			}
+		}
 		post := func(method, path, body string) (string, error) {
-			svc, rest, _ := strings.Cut(path, "/")
-			req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", ports[svc], rest), strings.NewReader(body))
+			req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", port, path), strings.NewReader(body))
 			c := http.Client{Timeout: 10 * time.Second}
 			resp, err := c.Do(req)
 			if err != nil {
@@ -117,25 +185,38 @@ func TestE2EComposeTaxi(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			return string(b), nil
 		}
-		taxiFlow(t, post, logs)
-		var qemus []int
-		for _, svc := range services {
-			in := listInstances(t, e, home)[name+"-"+svc]
-			if in.Status != "running" || in.QEMU == 0 {
-				t.Fatalf("instance %s-%s: %+v", name, svc, in)
+		dispatched := func() string { return ce.run(t, home, "compose", "logs", "dispatcher").stdout }
+		taxiFlow(t, 10, post, dispatched)
+		logs := dispatched()
+		for _, rep := range []string{"1", "2"} {
+			if !regexp.MustCompile(`(?m)^` + name + `-dispatcher-` + rep + ` +\| dispatcher-` + rep + ` dispatching driver-1`).MatchString(logs) {
+				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs)
 			}
-			qemus = append(qemus, in.QEMU, in.Sup)
 		}
-		if r := e.run(t, home, "compose", "down", "-f", cf); r.code != 0 {
-			t.Fatalf("compose down: %s", r.stderr)
+		// A second up converts nothing: the image's package is cached.
+		var pids []int
+		for _, in := range listInstances(t, e, home) {
+			if in.Status != "running" || in.QEMU == 0 {
+				t.Fatalf("instance %s: %+v", in.Name, in)
+			}
+			pids = append(pids, in.QEMU, in.Sup)
 		}
-		for _, p := range qemus {
+		if r := ce.run(t, home, "compose", "down", "-v"); r.code != 0 {
+			t.Fatalf("compose down -v: %s", r.stderr)
+		}
+		for _, p := range pids {
 			if processAlive(p) {
 				t.Fatalf("process %d still running after compose down", p)
 			}
 		}
 		if l := listInstances(t, e, home); len(l) != 0 {
 			t.Fatalf("instances left after compose down: %+v", l)
+		}
+		if _, err := os.Stat(filepath.Join(home, "compose", name)); !os.IsNotExist(err) {
+			t.Fatalf("project state left after compose down: %v", err)
+		}
+		if out, _ := exec.Command("ss", "-ltnpH").CombinedOutput(); strings.Contains(string(out), fmt.Sprintf(":%d ", port)) {
+			t.Fatalf("port %d still listened on after down:\n%s", port, out)
 		}
 	})
 }
@@ -185,7 +266,14 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 	e := getEnv(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		ns := netns(t)
-		dir := taxiProject(t, e, 18080, 18081)
+		// Inside the namespace the registry is out of reach: Redis comes
+		// from a docker save tarball; one dispatcher (replicas need
+		// user-mode networking).
+		dir := taxiProject(t, map[string]string{"REDIS_IMAGE": "./redis.tar", "TRIP_PORT": "18080", "DISPATCHER_REPLICAS": "1"})
+		tag, _ := name.NewTag("redis:7")
+		if err := tarball.WriteToFile(filepath.Join(dir, "redis.tar"), tag, redisContainer(t)); err != nil {
+			t.Fatal(err)
+		}
 		cf := filepath.Join(dir, "compose.yaml")
 		c := exec.Command("ip", "netns", "exec", ns, e.ops, "compose", "up", "--bridged", "-f", cf, "--guest", guest)
 		c.Env = append(os.Environ(), opsHomeEnv(home))
@@ -206,11 +294,9 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 		}()
 		logs := func() string { b, _ := os.ReadFile(filepath.Join(dir, "log")); return string(b) }
 		post := func(method, path, body string) (string, error) {
-			svc, rest, _ := strings.Cut(path, "/")
-			port := map[string]int{"trip": 18080, "dispatcher": 18081}[svc]
-			return nsHTTP(e, ns, fmt.Sprintf("127.0.0.1:%d", port), method, rest, body)
+			return nsHTTP(e, ns, "127.0.0.1:18080", method, path, body)
 		}
-		taxiFlow(t, post, logs)
+		taxiFlow(t, 1, post, logs)
 		// The guests are on the bridge at their own addresses.
 		if out, err := nsHTTP(e, ns, "10.3.0.10:8080", "GET", "dispatched", ""); err != nil || !strings.Contains(out, "driver-1") {
 			t.Fatalf("dispatcher at 10.3.0.10: %q %v", out, err)

@@ -28,7 +28,7 @@ type tarEnt struct {
 	mode       int64
 }
 
-func layer(t *testing.T, ents []tarEnt) v1.Layer {
+func layer(t testing.TB, ents []tarEnt) v1.Layer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range ents {
