@@ -68,13 +68,17 @@ test-short: $(INIT)
 # Build times and image sizes (in process, then whole `ops build` processes
 # beside cp and, with OPS_BENCH_ANCHOR=path, nanovms/ops: medians of 21
 # rounds), then boot times side by side (medians of 20 runs each;
-# BOOTRUNS=30 make bench for more).
+# BOOTRUNS=30 make bench for more), then the taxi compose example: up -d
+# to all healthy (median of COMPOSERUNS) and trip -> passenger by name
+# beside the direct request (medians of 100).
 BOOTRUNS ?= 20
 BUILDRUNS ?= 21
+COMPOSERUNS ?= 3
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m ./cmd/
 	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m ./cmd/
+	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m ./cmd/
 
 FUZZTIME ?= 20s
 fuzz: $(INIT)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -378,5 +379,44 @@ func TestE2ELinuxDHCP(t *testing.T) {
 	}
 	if _, out := stop(); !strings.Contains(out, "DHCP lease 10.0.2.15/24") {
 		t.Fatalf("init did not report a DHCP lease:\n%s", out)
+	}
+}
+
+// TestE2EComposeBadInput: an unknown image, a service depending on
+// itself, a host port published twice or already taken, an invalid
+// healthcheck, the old format: one clear line each, nothing left behind.
+func TestE2EComposeBadInput(t *testing.T) {
+	e := getEnv(t)
+	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer reg.Close()
+	host := strings.TrimPrefix(reg.URL, "http://")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	hello := e.progs["hello_static"]
+	for _, tc := range []struct{ name, doc, want string }{
+		{"unknown image", "services:\n  a:\n    image: " + host + "/nope/missing:1\n", "service a: image " + host + "/nope/missing:1"},
+		{"self dependency", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    depends_on: [a]\n", "service a: depends_on a: a service cannot depend on itself"},
+		{"port twice", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    ports: [\"18999:80\"]\n  b:\n    x-ops: {program: " + hello + "}\n    ports: [\"18999:81\"]\n", "host port 127.0.0.1:18999 is published by a too"},
+		{"port taken", fmt.Sprintf("services:\n  a:\n    x-ops: {program: %s}\n  b:\n    x-ops: {program: %s}\n    ports: [\"%d:80\"]\n", hello, hello, takenPort), fmt.Sprintf("service b: ")},
+		{"invalid healthcheck", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    healthcheck: {test: [\"CMD\", \"pg_isready\", \"-U\", \"postgres\"]}\n", `healthcheck test "CMD pg_isready -U postgres": a unikernel has no shell`},
+		{"old format", "services:\n  a:\n    program: " + hello + "\n", `service a: "program" is ops's old compose format`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"compose.yaml": tc.doc})
+			r := inDir(e, dir).run(t, home, "compose", "up", "-d", "--guest", "linux")
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if r.code == 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "ops: ") || !strings.Contains(lines[0], tc.want) {
+				t.Fatalf("exit %d, stderr (want one line with %q):\n%s", r.code, tc.want, r.stderr)
+			}
+			if l := listInstances(t, e, home); len(l) != 0 {
+				t.Fatalf("instances left: %+v", l)
+			}
+		})
 	}
 }

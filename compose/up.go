@@ -105,7 +105,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		}
 		dir, err := o.ResolveImage(s.Image, s.Entrypoint, s.Command)
 		if err != nil {
-			return 0, fmt.Errorf("service %s: image %s: %w", name, s.Image, err)
+			return 0, fmt.Errorf("service %s: image %w", name, err)
 		}
 		u.images[name] = dir
 	}
