@@ -194,7 +194,17 @@ func TestE2EComposeTaxi(t *testing.T) {
 				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs)
 			}
 		}
-		// A second up converts nothing: the image's package is cached.
+		// restart SERVICE stops and boots its replicas; trips still flow.
+		if r := ce.run(t, home, "compose", "restart", "trip"); r.code != 0 {
+			t.Fatalf("compose restart trip: %s", r.stderr)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for resp, err := post("POST", "trips", `{"passenger":"99"}`); !strings.Contains(resp, "Passenger 99"); resp, err = post("POST", "trips", `{"passenger":"99"}`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no trip after restart: %q %v", resp, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 		var pids []int
 		for _, in := range listInstances(t, e, home) {
 			if in.Status != "running" || in.QEMU == 0 {
@@ -202,8 +212,19 @@ func TestE2EComposeTaxi(t *testing.T) {
 			}
 			pids = append(pids, in.QEMU, in.Sup)
 		}
+		// down keeps the named volume; down -v removes it.
+		vol := name + "_redis-data"
+		if r := ce.run(t, home, "compose", "down"); r.code != 0 {
+			t.Fatalf("compose down: %s", r.stderr)
+		}
+		if r := e.run(t, home, "volume", "list"); !strings.Contains(r.stdout, vol) {
+			t.Fatalf("compose down removed the volume %s:\n%s", vol, r.stdout)
+		}
 		if r := ce.run(t, home, "compose", "down", "-v"); r.code != 0 {
 			t.Fatalf("compose down -v: %s", r.stderr)
+		}
+		if r := e.run(t, home, "volume", "list"); strings.Contains(r.stdout, vol) {
+			t.Fatalf("compose down -v left the volume %s:\n%s", vol, r.stdout)
 		}
 		for _, p := range pids {
 			if processAlive(p) {
@@ -418,5 +439,83 @@ func TestE2EComposeBadInput(t *testing.T) {
 				t.Fatalf("instances left: %+v", l)
 			}
 		})
+	}
+}
+
+// TestE2EComposeForeground: up without -d runs the same instances, waits
+// for a one-shot service to complete before starting the server that
+// depends on it, prints the consoles with their names, and removes
+// everything on Ctrl-C; a project whose services all exit ends with the
+// first non-zero exit code.
+func TestE2EComposeForeground(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		port := freePorts(t, 1)
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf(`name: fg%d
+services:
+  init:
+    x-ops: {program: %s}
+    command: ["0"]
+  web:
+    x-ops: {program: %s}
+    ports: ["%d:8080"]
+    depends_on: {init: {condition: service_completed_successfully}}
+    healthcheck: {test: ["CMD", "wget", "-q", "-O-", "http://localhost:8080/"], interval: 500ms, start_period: 60s}
+`, os.Getpid()%1000, e.progs["hello_static"], filepath.Join(e.dir, "goserver"), port)})
+		ce := inDir(e, dir)
+		stop := startServer(t, ce, home, "compose", "up", "--guest", guest)
+		if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", port), time.Now().Add(2*time.Minute)); err != nil {
+			_, out := stop()
+			t.Fatalf("web does not answer: %v\n%s", err, out)
+		}
+		name := fmt.Sprintf("fg%d", os.Getpid()%1000)
+		deadline := time.Now().Add(time.Minute)
+		for !regexp.MustCompile(name + `-web\s+web\s+running\s+healthy`).MatchString(ce.run(t, home, "compose", "ps").stdout) {
+			if time.Now().After(deadline) {
+				t.Fatalf("web never healthy:\n%s", ce.run(t, home, "compose", "ps").stdout)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		code, out := stop()
+		if code != 0 || !strings.Contains(out, name+"-init | hello from C") || !strings.Contains(out, "web waits for init to be completed successfully") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if l := listInstances(t, e, home); len(l) != 0 {
+			t.Fatalf("instances left after Ctrl-C: %+v", l)
+		}
+		// Every service exits: up ends with the first non-zero exit code.
+		writeFiles(t, dir, map[string]string{"compose.yaml": "services:\n  a:\n    x-ops: {program: " + e.progs["hello_static"] + "}\n    command: [\"5\"]\n"})
+		if r := ce.run(t, home, "compose", "up", "--guest", guest); r.code != 5 || !strings.Contains(r.stderr, "exited with 5") {
+			t.Fatalf("exit %d, want 5:\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if l := listInstances(t, e, home); len(l) != 0 {
+			t.Fatalf("instances left after the services exited: %+v", l)
+		}
+	})
+}
+
+// TestE2EComposeImageCached: an image is converted into a package once
+// per digest; a second up only asks the registry for the digest. (A host
+// port already taken stops both ups after the images, before any boot.)
+func TestE2EComposeImageCached(t *testing.T) {
+	e := getEnv(t)
+	ref := redisImage(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf("services:\n  redis:\n    image: %s\n    ports: [\"%d:6379\"]\n", ref, taken.Addr().(*net.TCPAddr).Port)})
+	home := t.TempDir()
+	for i, want := range []bool{true, false} {
+		r := inDir(e, dir).run(t, home, "compose", "up", "-d", "--guest", "linux")
+		if r.code == 0 || !strings.Contains(r.stderr, "in use") {
+			t.Fatalf("up %d: exit %d\n%s", i+1, r.code, r.stderr)
+		}
+		if got := strings.Contains(r.stderr, "is local package image-redis:sha256-"); got != want {
+			t.Fatalf("up %d converted the image: %v, want %v\n%s", i+1, got, want, r.stderr)
+		}
 	}
 }

@@ -101,7 +101,7 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: u.accel})
+	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: u.accel, Mounts: b.Mounts})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,6 +154,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		return 0, err
 	}
 	if err := u.start(ctx, svcs); err != nil {
+		os.RemoveAll(u.dir)
 		return 0, err
 	}
 	if o.Detach {
@@ -272,7 +274,7 @@ func (u *up) waitDeps(ctx context.Context, name string) error {
 		if cond == Started {
 			continue
 		}
-		u.opts.Say(fmt.Sprintf("compose %s: %s waits for %s to be %s", u.file.Name, name, dep, strings.TrimPrefix(cond, "service_")))
+		u.opts.Say(fmt.Sprintf("compose %s: %s waits for %s to be %s", u.file.Name, name, dep, strings.ReplaceAll(strings.TrimPrefix(cond, "service_"), "_", " ")))
 		for _, r := range u.file.ReplicasOf(dep) {
 			for {
 				in, err := u.store.Get(r.Instance)
