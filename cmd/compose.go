@@ -94,15 +94,8 @@ func newComposeCmd(app *App) *cobra.Command {
 	up.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print QEMU command lines")
 	up.Flags().StringVar(&f.guest, "guest", "", "guest for every service without its own: nanos or linux")
 	insecureFlag(up.Flags(), &f.insecure)
-	down := &cobra.Command{
-		Use:   "down",
-		Short: "Stop and remove the project's instances (-v: and its named volumes)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, store, home, err := composeProject(app, f)
-			if err != nil {
-				return err
-			}
+	down := projectCmd(app, f, "down", "Stop and remove the project's instances (-v: and its named volumes)",
+		func(p *compose.Project, store instance.Store, home lepton.Home, args []string) error {
 			ins, err := p.Instances(store)
 			if err != nil {
 				return err
@@ -117,17 +110,11 @@ func newComposeCmd(app *App) *cobra.Command {
 			}
 			fmt.Fprintf(app.Stdout, "compose %s: down\n", p.File.Name)
 			return nil
-		},
-	}
+		})
+	down.Args = cobra.NoArgs
 	down.Flags().BoolVarP(&f.volumes, "volumes", "v", false, "remove the named volumes too")
-	ps := &cobra.Command{
-		Use:   "ps [SERVICE...]",
-		Short: "List the project's replicas with their status, health and ports",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, store, _, err := composeProject(app, f)
-			if err != nil {
-				return err
-			}
+	ps := projectCmd(app, f, "ps [SERVICE...]", "List the project's replicas with their status, health and ports",
+		func(p *compose.Project, store instance.Store, _ lepton.Home, args []string) error {
 			rows, err := p.PS(store, args...)
 			if err != nil {
 				return err
@@ -142,16 +129,9 @@ func newComposeCmd(app *App) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Service, r.Status, h, r.Ports)
 			}
 			return tw.Flush()
-		},
-	}
-	logs := &cobra.Command{
-		Use:   "logs [SERVICE...]",
-		Short: "Print the replicas' consoles, each line prefixed with its name (-f: follow)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, store, _, err := composeProject(app, f)
-			if err != nil {
-				return err
-			}
+		})
+	logs := projectCmd(app, f, "logs [SERVICE...]", "Print the replicas' consoles, each line prefixed with its name (-f: follow)",
+		func(p *compose.Project, store instance.Store, _ lepton.Home, args []string) error {
 			ins, err := p.Instances(store, args...)
 			if err != nil {
 				return err
@@ -161,17 +141,10 @@ func newComposeCmd(app *App) *cobra.Command {
 				names = append(names, in.Name)
 			}
 			return compose.Logs(app.Context(), store, names, app.Stdout, f.follow)
-		},
-	}
+		})
 	logs.Flags().BoolVar(&f.follow, "follow", false, "keep printing what the consoles write (-f after logs)")
-	restart := &cobra.Command{
-		Use:   "restart [SERVICE...]",
-		Short: "Stop and start the project's replicas (or those of the services named)",
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, store, _, err := composeProject(app, f)
-			if err != nil {
-				return err
-			}
+	restart := projectCmd(app, f, "restart [SERVICE...]", "Stop and start the project's replicas (or those of the services named)",
+		func(p *compose.Project, store instance.Store, _ lepton.Home, args []string) error {
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -181,8 +154,7 @@ func newComposeCmd(app *App) *cobra.Command {
 			}
 			fmt.Fprintf(app.Stdout, "compose %s: restarted\n", p.File.Name)
 			return nil
-		},
-	}
+		})
 	c.AddCommand(up, down, ps, logs, restart)
 	return c
 }
@@ -209,17 +181,24 @@ func loadOptions(f *composeFlags) compose.LoadOptions {
 	return compose.LoadOptions{Files: f.files, Profiles: f.profiles, Name: f.name, Env: os.Environ()}
 }
 
-// composeProject loads the project and prints its warnings.
-func composeProject(app *App, f *composeFlags) (*compose.Project, instance.Store, lepton.Home, error) {
-	store, home, err := instances(app)
-	if err != nil {
-		return nil, store, home, err
+// projectCmd is a subcommand that works on the project of the compose
+// files: it loads them and finds the instance store first.
+func projectCmd(app *App, f *composeFlags, use, short string, run func(p *compose.Project, store instance.Store, home lepton.Home, args []string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, home, err := instances(app)
+			if err != nil {
+				return err
+			}
+			p, err := compose.OpenProject(app.Context(), home, loadOptions(f))
+			if err != nil {
+				return err
+			}
+			return run(p, store, home, args)
+		},
 	}
-	p, err := compose.OpenProject(app.Context(), home, loadOptions(f))
-	if err != nil {
-		return nil, store, home, err
-	}
-	return p, store, home, nil
 }
 
 func composeUp(app *App, f *composeFlags) error {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -383,19 +384,10 @@ func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool)
 	if s.Health, err = health(sc.HealthCheck, x); err != nil {
 		return nil, err
 	}
-	if s.Health != nil && !slicesContains(s.Expose, s.Health.Port) {
+	if s.Health != nil && !slices.Contains(s.Expose, s.Health.Port) {
 		s.Expose = append(s.Expose, s.Health.Port)
 	}
 	return s, nil
-}
-
-func slicesContains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func parsePort(s string) (int, error) {

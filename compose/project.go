@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,21 +99,12 @@ func (p *Project) Instances(store instance.Store, services ...string) ([]*instan
 		if in.Project != p.File.Name {
 			continue
 		}
-		if len(services) > 0 && !contains(services, in.Service) {
+		if len(services) > 0 && !slices.Contains(services, in.Service) {
 			continue
 		}
 		out = append(out, in)
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Down stops and removes the project's instances and its state folder;
