@@ -137,6 +137,8 @@ func TestParseSpecExamples(t *testing.T) {
 				s := f.Services["app"]
 				return s.Package == "eyberg/node:20" && s.Local && s.Guest == "linux" && s.Config == "c.json" && s.WorkingDir == "/app" && s.Hostname == "web"
 			}, nil},
+		{"x-ops program over image", "services:\n  app:\n    image: web:1\n    x-ops: {program: ./bin/web}\n",
+			func(f *File) bool { s := f.Services["app"]; return s.Image == "" && s.Program == "./bin/web" }, nil},
 		{"profiles", "services:\n  app:\n    image: x\n  debug:\n    image: y\n    profiles: [debug]\n",
 			func(f *File) bool { _, ok := f.Services["debug"]; return !ok && len(f.Services) == 1 }, nil},
 		{"extends", "services:\n  base:\n    image: x\n    environment: {A: \"1\"}\n  app:\n    extends: base\n    environment: {B: \"2\"}\n",

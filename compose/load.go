@@ -222,7 +222,8 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 	name := sanitize(p.Name)
 	f := &File{Name: name, Dir: p.WorkingDir, Services: map[string]*Service{}, Warnings: warnings}
 	vols := map[string]bool{}
-	for _, sc := range p.Services {
+	for _, name := range sortedKeys(p.Services) {
+		sc := p.Services[name]
 		s, err := fromService(p, sc, vols)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", sc.Name, err)
@@ -231,7 +232,8 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 	}
 	f.Volumes = sortedKeys(vols)
 	for _, n := range f.Names() {
-		for dep, cond := range f.Services[n].DependsOn {
+		for _, dep := range sortedKeys(f.Services[n].DependsOn) {
+			cond := f.Services[n].DependsOn[dep]
 			if d, ok := f.Services[dep]; ok && cond == Healthy && d.Health == nil {
 				return nil, fmt.Errorf("service %s: depends_on %s: condition service_healthy, but %s has no healthcheck", n, dep, dep)
 			}
@@ -284,6 +286,9 @@ func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool)
 		return nil, errors.New("give image: (an OCI reference or a docker save tarball), or x-ops: {program: ./ELF} or x-ops: {package: NAME}")
 	case s.Program != "" && s.Package != "":
 		return nil, errors.New("x-ops: give program or package, not both")
+	case s.Program != "" || s.Package != "":
+		// x-ops wins over image: one file serves docker compose and ops.
+		s.Image = ""
 	}
 	if err := lepton.CheckGuestName(s.Guest); err != nil {
 		return nil, fmt.Errorf("x-ops: guest: %w", err)
@@ -297,7 +302,7 @@ func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool)
 	if sc.Command != nil {
 		s.Command = []string(sc.Command)
 	}
-	if s.Entrypoint != nil && s.Image == "" {
+	if s.Entrypoint != nil && sc.Image == "" {
 		return nil, errors.New("entrypoint: only an image has one to replace; with x-ops program, put the arguments in command:")
 	}
 	for k, v := range sc.Environment {
