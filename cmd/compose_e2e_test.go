@@ -185,6 +185,26 @@ func TestE2EComposeTaxi(t *testing.T) {
 				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs)
 			}
 		}
+		// Connections by name take turns over the healthy replicas: ten
+		// through ops proxy, as a guest's guestfwd runs it, go five to each,
+		// alternating.
+		state := filepath.Join(home, "compose", name)
+		var seen []string
+		for i := 0; i < 10; i++ {
+			c := ce.opsCmd(t.Context(), home, "proxy", "--project", state, "dispatcher:8080")
+			c.Stdin = strings.NewReader("GET /healthz HTTP/1.0\r\n\r\n")
+			out, err := c.Output()
+			m := regexp.MustCompile(`ok (dispatcher-\d)`).FindStringSubmatch(string(out))
+			if err != nil || m == nil {
+				t.Fatalf("ops proxy dispatcher:8080: %v %q", err, out)
+			}
+			seen = append(seen, m[1])
+		}
+		for i := range seen {
+			if i > 0 && seen[i] == seen[i-1] {
+				t.Fatalf("by-name connections did not alternate over the replicas: %v", seen)
+			}
+		}
 		// restart SERVICE stops and boots its replicas; trips still flow.
 		if r := ce.run(t, home, "compose", "restart", "trip"); r.code != 0 {
 			t.Fatalf("compose restart trip: %s", r.stderr)
@@ -224,6 +244,9 @@ func TestE2EComposeTaxi(t *testing.T) {
 		}
 		if l := listInstances(t, e, home); len(l) != 0 {
 			t.Fatalf("instances left after compose down: %+v", l)
+		}
+		if procs := processesWith("/compose/" + name); len(procs) > 0 {
+			t.Fatalf("processes of the project left after down: %v", procs)
 		}
 		if _, err := os.Stat(filepath.Join(home, "compose", name)); !os.IsNotExist(err) {
 			t.Fatalf("project state left after compose down: %v", err)
@@ -507,4 +530,20 @@ func TestE2EComposeImageCached(t *testing.T) {
 			t.Fatalf("up %d converted the image: %v, want %v\n%s", i+1, got, want, r.stderr)
 		}
 	}
+}
+
+// processesWith lists the command lines of running processes that hold s.
+func processesWith(s string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		if _, err := strconv.Atoi(en.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }

@@ -50,7 +50,7 @@ func main() {
 		defer mu.Unlock()
 		json.NewEncoder(w).Encode(dispatched)
 	})
-	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok", me) })
 	fmt.Println("dispatcher listening on :8080")
 	if err := http.ListenAndServe(":8080", nil); err != nil {
 		fmt.Println(err)
