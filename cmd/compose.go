@@ -48,7 +48,7 @@ Without root (the default), every guest uses QEMU's user-mode networking; the
 other services are reached at stable addresses (10.0.2.100, .101, ... by service
 name, written into each image's /etc/hosts), each connection handed by ops to a
 ready replica in turn. With --bridged (root), the project gets a private bridge
-and every service a tap device and an address on it (one replica each).`
+and every replica a tap device and an address on it.`
 
 type composeFlags struct {
 	files    []string

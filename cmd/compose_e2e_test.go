@@ -303,9 +303,8 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		ns := netns(t)
 		// Inside the namespace the registry is out of reach: Redis comes
-		// from a docker save tarball; one dispatcher (replicas need
-		// user-mode networking).
-		dir := taxiProject(t, map[string]string{"REDIS_IMAGE": "./redis.tar", "TRIP_PORT": "18080", "DISPATCHER_REPLICAS": "1"})
+		// from a docker save tarball.
+		dir := taxiProject(t, map[string]string{"REDIS_IMAGE": "./redis.tar", "TRIP_PORT": "18080"})
 		tag, _ := name.NewTag("redis:7")
 		if err := tarball.WriteToFile(filepath.Join(dir, "redis.tar"), tag, redisContainer(t)); err != nil {
 			t.Fatal(err)
@@ -332,10 +331,28 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 		post := func(method, path, body string) (string, error) {
 			return nsHTTP(e, ns, "127.0.0.1:18080", method, path, body)
 		}
-		taxiFlow(t, 1, post, logs)
-		// The guests are on the bridge at their own addresses.
-		if out, err := nsHTTP(e, ns, "10.3.0.10:8080", "GET", "dispatched", ""); err != nil || !strings.Contains(out, "driver-1") {
-			t.Fatalf("dispatcher at 10.3.0.10: %q %v", out, err)
+		taxiFlow(t, 10, post, logs)
+		for _, rep := range []string{"1", "2"} {
+			if !strings.Contains(logs(), "-dispatcher-"+rep+"] dispatcher-"+rep+" dispatching driver-1") {
+				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs())
+			}
+		}
+		// The dispatcher's address (10.3.0.10, the host's on the bridge)
+		// hands connections to its replicas (10.3.0.11, .12) in turn.
+		var seen []string
+		for i := 0; i < 6; i++ {
+			out, err := nsHTTP(e, ns, "10.3.0.10:8080", "GET", "healthz", "")
+			m := regexp.MustCompile(`ok (dispatcher-\d)`).FindStringSubmatch(out)
+			if err != nil || m == nil {
+				t.Fatalf("dispatcher at 10.3.0.10: %q %v", out, err)
+			}
+			if len(seen) > 0 && seen[len(seen)-1] == m[1] {
+				t.Fatalf("connections to 10.3.0.10 did not alternate: %v %s", seen, m[1])
+			}
+			seen = append(seen, m[1])
+		}
+		if out, err := nsHTTP(e, ns, "10.3.0.11:8080", "GET", "dispatched", ""); err != nil || !strings.Contains(out, "driver-1") {
+			t.Fatalf("dispatcher-1 at 10.3.0.11: %q %v", out, err)
 		}
 		c.Process.Signal(os.Interrupt)
 		select {

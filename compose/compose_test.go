@@ -273,8 +273,14 @@ func TestLayoutBridged(t *testing.T) {
 	if _, err := f.Layout(Bridged, "nonsense", nil); err == nil {
 		t.Fatal("a bad subnet was accepted")
 	}
-	if _, err := parse(t, taxi).Layout(Bridged, "10.3.0.0/24", nil); err == nil || !strings.Contains(err.Error(), "drop --bridged") {
-		t.Fatalf("replicas on a bridge: %v", err)
+	// Replicas: the service's address is the host's, each replica has its own.
+	n, err = parse(t, taxi).Layout(Bridged, "10.3.0.0/24", func() (int, error) { return 1, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"taxi-dispatcher-1": "10.3.0.11", "taxi-dispatcher-2": "10.3.0.12", "taxi-passenger": "10.3.0.13", "taxi-redis": "10.3.0.14", "taxi-trip": "10.3.0.15"}
+	if n.Addr["dispatcher"] != "10.3.0.10" || n.Addr["trip"] != "10.3.0.15" || !reflect.DeepEqual(n.ReplicaAddr, want) {
+		t.Fatalf("%v %v", n.Addr, n.ReplicaAddr)
 	}
 }
 

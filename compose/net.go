@@ -76,6 +76,9 @@ type Net struct {
 	Endpoints []Endpoint        // every replica's ports on the host
 	Subnet    *net.IPNet        // bridged
 	Gateway   string            // bridged: the bridge's address
+	// ReplicaAddr is each replica's own address on the bridge (bridged);
+	// a service with one replica is at the service's address.
+	ReplicaAddr map[string]string
 }
 
 // UserSubnetBase is where user-mode service addresses start: inside QEMU's
@@ -104,16 +107,32 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 		if ones > 24 || len(names)+10 > 250 {
 			return nil, fmt.Errorf("subnet %s is too small", subnet)
 		}
-		for _, name := range names {
-			if f.Services[name].Replicas > 1 {
-				return nil, fmt.Errorf("service %s: replicas run with user-mode networking; drop --bridged", name)
-			}
-		}
 		n.Subnet = ipn
 		base := ipn.IP.To4()
 		n.Gateway = net.IPv4(base[0], base[1], base[2], base[3]+1).String()
-		for i, name := range names {
-			n.Addr[name] = net.IPv4(base[0], base[1], base[2], base[3]+byte(10+i)).String()
+		n.ReplicaAddr = map[string]string{}
+		next := 10
+		addr := func() (string, error) {
+			if next > 250 {
+				return "", fmt.Errorf("subnet %s is too small for every replica", subnet)
+			}
+			next++
+			return net.IPv4(base[0], base[1], base[2], base[3]+byte(next-1)).String(), nil
+		}
+		for _, name := range names {
+			// A service with replicas has an address of its own, on the
+			// host, where ops hands each connection to a replica.
+			var err error
+			if n.Addr[name], err = addr(); err != nil {
+				return nil, err
+			}
+			for _, r := range f.ReplicasOf(name) {
+				if r.Index == 0 {
+					n.ReplicaAddr[r.Instance] = n.Addr[name]
+				} else if n.ReplicaAddr[r.Instance], err = addr(); err != nil {
+					return nil, err
+				}
+			}
 		}
 	}
 	// Host ports for every replica's ports: the published one when the

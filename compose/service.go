@@ -81,7 +81,7 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 	}
 	selfAddr := "10.0.2.15"
 	if u.layout.Mode == Bridged {
-		selfAddr = u.layout.Addr[r.Service]
+		selfAddr = u.layout.ReplicaAddr[r.Instance]
 		ones, _ := u.layout.Subnet.Mask.Size()
 		c.RunConfig.IPAddress = selfAddr
 		c.RunConfig.NetMask = net.IP(net.CIDRMask(ones, 32)).String()

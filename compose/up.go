@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opsdev/ops/instance"
@@ -402,7 +403,7 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 		if u.opts.Verbose {
 			u.opts.Say(fmt.Sprintf("[%s] %s", s.Service, qemu.ShellLine(argv)))
 		}
-		p, err := qemu.Start(argv, s.vm.Pages, prefixWriter(u.opts.Stdout, s.Service), prefixWriter(u.opts.Stderr, s.Service))
+		p, err := qemu.Start(argv, s.vm.Pages, prefixWriter(u.opts.Stdout, s.Instance), prefixWriter(u.opts.Stderr, s.Instance))
 		if err != nil {
 			return 0, err
 		}
@@ -482,9 +483,38 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 			if !e.Published {
 				continue
 			}
-			stop, err := splice.Forward(e.Addr(), net.JoinHostPort(u.layout.Addr[s.Service], strconv.Itoa(e.Port)))
+			stop, err := splice.Forward(e.Addr(), net.JoinHostPort(u.layout.ReplicaAddr[s.Instance], strconv.Itoa(e.Port)))
 			if err != nil {
 				return remove, fmt.Errorf("publishing %s: %w", e.Addr(), err)
+			}
+			stops = append(stops, stop)
+		}
+	}
+	// A service with replicas: its address is the host's, on the bridge,
+	// and ops hands each connection to its ports to the next replica.
+	for _, name := range u.file.Names() {
+		reps := u.file.ReplicasOf(name)
+		if len(reps) < 2 {
+			continue
+		}
+		addr, err := netip.ParseAddr(u.layout.Addr[name])
+		if err != nil {
+			return remove, err
+		}
+		if err := l.AddAddr(bi, netip.PrefixFrom(addr, ones)); err != nil {
+			return remove, fmt.Errorf("address of %s on %s: %w", name, br, err)
+		}
+		for _, e := range u.layout.EndpointsOf(reps[0].Instance) {
+			var backends []Backend
+			for _, r := range reps {
+				backends = append(backends, Backend{Instance: r.Instance, Addr: net.JoinHostPort(u.layout.ReplicaAddr[r.Instance], strconv.Itoa(e.Port))})
+			}
+			ranks := make([]int, len(backends)) // no health on a bridge: all alike
+			var n atomic.Uint64
+			listen := net.JoinHostPort(u.layout.Addr[name], strconv.Itoa(e.Port))
+			stop, err := splice.ForwardTo(listen, func() string { return Choose(backends, ranks, n.Add(1)-1).Addr })
+			if err != nil {
+				return remove, fmt.Errorf("service %s on %s: %w", name, listen, err)
 			}
 			stops = append(stops, stop)
 		}
