@@ -1,59 +1,81 @@
 package cmd
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/opsdev/ops/compose"
+	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/packages"
 	"github.com/spf13/cobra"
 )
 
-const composeHelp = `Run the services of a compose file, each its own unikernel, each reachable
-from the others by its service name.
+const composeHelp = `Run the services of a compose file (the Compose Specification, as docker
+compose reads it), each replica its own unikernel, each service reachable from
+the others by its name.
 
-  ops compose up -f compose.yaml        foreground; Ctrl-C stops everything
-  ops compose up -f compose.yaml -d     in the background, as instances (ops instance list, logs)
-  ops compose down -f compose.yaml
+  ops compose up -d                   build and start, in the background, as instances
+  ops compose up                      ... in the foreground: logs until Ctrl-C, then down
+  ops compose ps | logs [-f] [SERVICE] | restart [SERVICE]
+  ops compose down [-v]               stop and remove; -v removes the named volumes too
+
+Files: -f (several, merged in order), else compose.yaml, compose.yml,
+docker-compose.yml (or .yaml) from here upwards; .env, --profile and
+interpolation as docker compose does. ops's own keys go under x-ops:
+
+  services:
+    redis:
+      image: redis:7                  # OCI reference or a docker save tarball
+      healthcheck: {test: ["CMD", "redis-cli", "ping"], interval: 1s}
+    web:
+      x-ops: {program: ./bin/web}     # or package: NAME (local: true), guest, config
+      command: ["--port", "8080"]
+      ports: ["8080:8080"]            # published on the host's 127.0.0.1
+      depends_on: {redis: {condition: service_healthy}}
+      deploy: {replicas: 2, resources: {limits: {memory: 256M, cpus: "1"}}}
+      healthcheck: {test: ["CMD", "curl", "-f", "http://localhost:8080/healthz"]}
 
 Without root (the default), every guest uses QEMU's user-mode networking; the
 other services are reached at stable addresses (10.0.2.100, .101, ... by service
-name, written into each image's /etc/hosts) through forwards to their ports on
-the host's 127.0.0.1. With --bridged (root), the project gets a private bridge
-and every service a tap device and an address on it.
-
-compose.yaml:
-  name: taxi
-  services:
-    passenger:
-      program: ./bin/passenger     # an ELF (or package: eyberg/node:20, local: true)
-      args: ["--port", "8080"]
-      env: {MODE: prod}
-      expose: [8080]               # ports the other services use
-    trip:
-      program: ./bin/trip
-      expose: [8080]
-      ports: ["18080:8080"]        # published on the host's 127.0.0.1`
+name, written into each image's /etc/hosts), each connection handed by ops to a
+ready replica in turn. With --bridged (root), the project gets a private bridge
+and every replica a tap device and an address on it.`
 
 type composeFlags struct {
-	file    string
-	detach  bool
-	bridged bool
-	subnet  string
-	accel   bool
-	verbose bool
-	guest   string
+	files    []string
+	profiles []string
+	name     string
+	detach   bool
+	bridged  bool
+	subnet   string
+	accel    bool
+	verbose  bool
+	guest    string
+	insecure bool
+	volumes  bool
+	follow   bool
 }
 
 func newComposeCmd(app *App) *cobra.Command {
 	f := &composeFlags{}
 	c := &cobra.Command{
 		Use:   "compose",
-		Short: "Run several unikernels that reach each other by name",
+		Short: "Run several unikernels that reach each other by name, from a compose file",
 		Long:  composeHelp,
 	}
-	c.PersistentFlags().StringVarP(&f.file, "file", "f", "compose.yaml", "compose file")
+	pf := c.PersistentFlags()
+	pf.StringArrayVarP(&f.files, "file", "f", nil, "compose file (repeatable; default: compose.yaml, compose.yml, docker-compose.yml)")
+	pf.StringArrayVar(&f.profiles, "profile", nil, "enable a profile (repeatable)")
+	pf.StringVarP(&f.name, "project-name", "p", "", "project name (default: the file's name:, else its folder)")
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Build and start every service",
@@ -65,53 +87,128 @@ func newComposeCmd(app *App) *cobra.Command {
 			return composeUp(app, f)
 		},
 	}
-	up.Flags().BoolVarP(&f.detach, "detach", "d", false, "run in the background, each service as an instance named <project>-<service> (ops instance list)")
+	up.Flags().BoolVarP(&f.detach, "detach", "d", false, "run in the background, each replica as an instance (ops compose ps)")
 	up.Flags().BoolVar(&f.bridged, "bridged", false, "a private bridge with one address per service (needs root)")
 	up.Flags().StringVar(&f.subnet, "subnet", "10.3.0.0/24", "the bridge's subnet with --bridged")
 	up.Flags().BoolVar(&f.accel, "accel", true, "use KVM where it really works")
 	up.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print QEMU command lines")
 	up.Flags().StringVar(&f.guest, "guest", "", "guest for every service without its own: nanos or linux")
-	down := &cobra.Command{
-		Use:   "down",
-		Short: "Stop a project started with up -d, removing everything it made",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := openProject(app, f)
+	insecureFlag(up.Flags(), &f.insecure)
+	down := projectCmd(app, f, "down", "Stop and remove the project's instances (-v: and its named volumes)",
+		func(p *compose.Project, store instance.Store, home lepton.Home, args []string) error {
+			ins, err := p.Instances(store)
 			if err != nil {
 				return err
 			}
-			store, _, err := instances(app)
-			if err != nil {
-				return err
-			}
-			if had, err := p.DownInstances(store); err != nil {
-				return err
-			} else if !had {
-				if err := p.Down(); err != nil {
+			if len(ins) == 0 && p.PID() > 0 {
+				if err := p.StopBackground(); err != nil {
 					return err
 				}
 			}
+			if err := compose.Down(store, p.File, home, f.volumes); err != nil {
+				return err
+			}
 			fmt.Fprintf(app.Stdout, "compose %s: down\n", p.File.Name)
 			return nil
-		},
-	}
-	c.AddCommand(up, down)
+		})
+	down.Args = cobra.NoArgs
+	down.Flags().BoolVarP(&f.volumes, "volumes", "v", false, "remove the named volumes too")
+	ps := projectCmd(app, f, "ps [SERVICE...]", "List the project's replicas with their status, health and ports",
+		func(p *compose.Project, store instance.Store, _ lepton.Home, args []string) error {
+			rows, err := p.PS(store, args...)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tSERVICE\tSTATUS\tHEALTH\tPORTS")
+			for _, r := range rows {
+				h := r.Health
+				if h == "" {
+					h = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Service, r.Status, h, r.Ports)
+			}
+			return tw.Flush()
+		})
+	logs := projectCmd(app, f, "logs [SERVICE...]", "Print the replicas' consoles, each line prefixed with its name (-f: follow)",
+		func(p *compose.Project, store instance.Store, _ lepton.Home, args []string) error {
+			ins, err := p.Instances(store, args...)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, in := range ins {
+				names = append(names, in.Name)
+			}
+			return compose.Logs(app.Context(), store, names, app.Stdout, f.follow)
+		})
+	logs.Flags().BoolVar(&f.follow, "follow", false, "keep printing what the consoles write (-f after logs)")
+	restart := projectCmd(app, f, "restart [SERVICE...]", "Stop and start the project's replicas (or those of the services named)",
+		func(p *compose.Project, store instance.Store, _ lepton.Home, args []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if err := p.Restart(store, self, args...); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "compose %s: restarted\n", p.File.Name)
+			return nil
+		})
+	c.AddCommand(up, down, ps, logs, restart)
 	return c
 }
 
-func openProject(app *App, f *composeFlags) (*compose.Project, error) {
-	home, err := app.Home()
-	if err != nil {
-		return nil, err
+// composeLogsFollow reads -f after "compose logs" as --follow, as docker
+// compose does (before it, -f is --file).
+func composeLogsFollow(args []string) []string {
+	out := append([]string(nil), args...)
+	compose, logs := false, false
+	for i, a := range out {
+		switch {
+		case a == "compose" && !compose:
+			compose = true
+		case a == "logs" && compose && !logs:
+			logs = true
+		case a == "-f" && logs:
+			out[i] = "--follow"
+		}
 	}
-	return compose.OpenProject(home.Dir, f.file)
+	return out
+}
+
+func loadOptions(f *composeFlags) compose.LoadOptions {
+	return compose.LoadOptions{Files: f.files, Profiles: f.profiles, Name: f.name, Env: os.Environ()}
+}
+
+// projectCmd is a subcommand that works on the project of the compose
+// files: it loads them and finds the instance store first.
+func projectCmd(app *App, f *composeFlags, use, short string, run func(p *compose.Project, store instance.Store, home lepton.Home, args []string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, home, err := instances(app)
+			if err != nil {
+				return err
+			}
+			p, err := compose.OpenProject(app.Context(), home, loadOptions(f))
+			if err != nil {
+				return err
+			}
+			return run(p, store, home, args)
+		},
+	}
 }
 
 func composeUp(app *App, f *composeFlags) error {
 	ctx := app.Context()
-	file, err := compose.Load(f.file)
+	file, err := compose.Load(ctx, loadOptions(f))
 	if err != nil {
 		return err
+	}
+	for _, w := range file.Warnings {
+		fmt.Fprintln(app.Stderr, w)
 	}
 	home, err := app.Home()
 	if err != nil {
@@ -125,6 +222,7 @@ func composeUp(app *App, f *composeFlags) error {
 	if f.bridged {
 		mode = compose.Bridged
 	}
+	say := func(line string) { fmt.Fprintln(app.Stderr, line) }
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		Stdout: app.Stdout, Stderr: app.Stderr,
@@ -132,7 +230,13 @@ func composeUp(app *App, f *composeFlags) error {
 			_, dir, _, err := app.resolvePackage(c, name, local)
 			return dir, err
 		},
-		Say:    func(line string) { fmt.Fprintln(app.Stderr, line) },
+		ResolveImage: func(ref string, entrypoint, command []string) (string, error) {
+			if !filepath.IsAbs(ref) && (strings.HasPrefix(ref, ".") || strings.HasSuffix(ref, ".tar")) {
+				ref = filepath.Join(file.Dir, ref)
+			}
+			return imagePackage(app, f.insecure, ref, entrypoint, command, say)
+		},
+		Say:    say,
 		Detach: f.detach,
 	})
 	if err != nil {
@@ -141,9 +245,70 @@ func composeUp(app *App, f *composeFlags) error {
 	return exitWith(code)
 }
 
-// composeDetach starts `compose up` in the background in its own session.
+// imagePackage makes a local package of a container image for compose,
+// named after the image and versioned by its digest (and the service's
+// entrypoint and command), so an image is converted once.
+func imagePackage(app *App, insecure bool, ref string, entrypoint, command []string, say func(string)) (string, error) {
+	e, err := app.Packages(nil)
+	if err != nil {
+		return "", err
+	}
+	img, err := (packages.Registry{Insecure: insecure}).LoadImage(app.Context(), ref)
+	if err != nil {
+		return "", err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	version := d.Algorithm + "-" + d.Hex[:16]
+	if entrypoint != nil || command != nil {
+		b, _ := json.Marshal([][]string{entrypoint, command})
+		h := sha256.Sum256(b)
+		version += "-" + hex.EncodeToString(h[:4])
+	}
+	base := path.Base(strings.TrimSuffix(ref, ".tar"))
+	base, _, _ = strings.Cut(base, "@")
+	base, _, _ = strings.Cut(base, ":")
+	name := "image-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(base))
+	p := packages.Package{Name: name, Version: version}
+	dir := e.store.LocalDirOf(p)
+	if _, err := os.Stat(filepath.Join(dir, packages.ManifestFile)); err == nil {
+		return dir, nil
+	}
+	opt := lepton.FromImageOptions{Name: name, Version: version}
+	if entrypoint != nil {
+		if len(entrypoint) == 0 {
+			return "", fmt.Errorf("entrypoint is empty; name the program")
+		}
+		opt.Program = entrypoint[0]
+		opt.Args = append(append([]string{}, entrypoint[1:]...), command...)
+	} else if command != nil {
+		opt.Args = command
+	}
+	dir, note, err := lepton.PackageFromImage(e.store, img, opt)
+	if err != nil {
+		return "", err
+	}
+	if note != "" {
+		say(note)
+	}
+	say(fmt.Sprintf("image %s (%s) is local package %s", ref, d, p.Ref()))
+	return dir, nil
+}
+
+// composeDetach starts `compose up --bridged` in the background in its own session.
 func composeDetach(app *App, f *composeFlags) error {
-	p, err := openProject(app, f)
+	home, err := app.Home()
+	if err != nil {
+		return err
+	}
+	p, err := compose.OpenProject(app.Context(), home, loadOptions(f))
 	if err != nil {
 		return err
 	}
@@ -151,10 +316,21 @@ func composeDetach(app *App, f *composeFlags) error {
 	if err != nil {
 		return err
 	}
-	argv := []string{self, "compose", "up", "-f", f.file, "--subnet", f.subnet, "--accel=" + strconv.FormatBool(f.accel)}
-	if f.bridged {
-		argv = append(argv, "--bridged")
+	argv := []string{self, "compose"}
+	for _, file := range f.files {
+		abs, err := filepath.Abs(file)
+		if err != nil {
+			return err
+		}
+		argv = append(argv, "-f", abs)
 	}
+	for _, pr := range f.profiles {
+		argv = append(argv, "--profile", pr)
+	}
+	if f.name != "" {
+		argv = append(argv, "-p", f.name)
+	}
+	argv = append(argv, "up", "--subnet", f.subnet, "--accel="+strconv.FormatBool(f.accel), "--bridged")
 	if f.guest != "" {
 		argv = append(argv, "--guest", f.guest)
 	}
@@ -162,6 +338,6 @@ func composeDetach(app *App, f *composeFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(app.Stdout, "compose %s: started in the background (pid %d); logs in %s; stop with 'ops compose down -f %s'\n", p.File.Name, pid, p.LogPath(), f.file)
+	fmt.Fprintf(app.Stdout, "compose %s: started in the background (pid %d); logs in %s; stop with 'ops compose down'\n", p.File.Name, pid, p.LogPath())
 	return nil
 }

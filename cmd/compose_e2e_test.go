@@ -1,26 +1,88 @@
 package cmd_test
 
 import (
+	"archive/tar"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opsdev/ops/lepton"
 )
 
-// taxiProject builds the taxi example's services into a temporary folder
-// and writes its compose file there, publishing on the given host ports.
-func taxiProject(t *testing.T, e *env, tripPort, dispPort int) string {
+// redisImage pushes redisContainer to an in-process registry on
+// 127.0.0.1 and returns its reference.
+func redisImage(t testing.TB) string {
 	t.Helper()
-	redis, err := exec.LookPath("redis-server")
-	if err != nil {
+	img := redisContainer(t)
+	ref := localRegistry(t) + "/library/redis:7"
+	pushImage(t, ref, img)
+	return ref
+}
+
+// redisContainer is a container image holding Debian's redis-server and
+// its libraries, CMD ["redis-server"].
+func redisContainer(t testing.TB) v1.Image {
+	t.Helper()
+	prog := "/usr/bin/redis-server"
+	if _, err := os.Stat(prog); err != nil {
 		t.Fatal("redis-server is not installed: run 'make test-deps' (the taxi example runs Debian's redis-server as a unikernel)")
 	}
+	deps, err := lepton.NewResolver("").Resolve(prog, prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := []lepton.Dep{{Guest: prog, Host: prog}}
+	if deps.Interp != nil {
+		files = append(files, *deps.Interp)
+	}
+	files = append(files, deps.Libs...)
+	var ents []tarEnt
+	dirs := map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for d := filepath.Dir(f.Guest); d != "/" && !dirs[d]; d = filepath.Dir(d) {
+			dirs[d] = true
+			ents = append([]tarEnt{{name: strings.TrimPrefix(d, "/") + "/", typ: tar.TypeDir, mode: 0o755}}, ents...)
+		}
+		ents = append(ents, tarEnt{name: strings.TrimPrefix(f.Guest, "/"), body: b, mode: 0o755})
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer(t, ents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Config.Cmd = []string{"redis-server"}
+	cf.Config.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// taxiProject builds the taxi example's services into a temporary folder
+// and copies its compose file there; env is what the file interpolates
+// (REDIS_IMAGE, TRIP_PORT), written to the project's .env.
+func taxiProject(t testing.TB, env map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	src := filepath.Join(repoRoot(), "examples", "taxi")
 	for _, s := range []string{"passenger", "trip", "dispatcher"} {
@@ -31,83 +93,81 @@ func taxiProject(t *testing.T, e *env, tripPort, dispPort int) string {
 			t.Fatalf("building %s: %v\n%s", s, err, out)
 		}
 	}
-	doc := fmt.Sprintf(`name: taxi%d
-services:
-  redis:
-    program: %s
-    args: ["--port", "6379", "--protected-mode", "no", "--save", "", "--appendonly", "no"]
-    expose: [6379]
-  passenger:
-    program: ./bin/passenger
-    expose: [8080]
-  trip:
-    program: ./bin/trip
-    expose: [8080]
-    ports: ["%d:8080"]
-  dispatcher:
-    program: ./bin/dispatcher
-    expose: [8080]
-    ports: ["%d:8080"]
-`, os.Getpid()%1000, redis, tripPort, dispPort)
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(doc), 0o644); err != nil {
+	doc, err := os.ReadFile(filepath.Join(src, "compose.yaml"))
+	if err != nil {
 		t.Fatal(err)
 	}
+	doc = []byte(strings.Replace(string(doc), "name: taxi\n", fmt.Sprintf("name: taxi%d\n", os.Getpid()%1000), 1))
+	var dotenv strings.Builder
+	for k, v := range env {
+		fmt.Fprintf(&dotenv, "%s=%s\n", k, v)
+	}
+	writeFiles(t, dir, map[string]string{"compose.yaml": string(doc), ".env": dotenv.String()})
 	return dir
 }
 
-// taxiFlow posts a trip and waits until the dispatcher has dispatched it.
-// post sends an HTTP request and returns the response text.
-func taxiFlow(t *testing.T, post func(method, path, body string) (string, error), logs func() string) {
+// taxiFlow posts n trips and waits until the dispatchers have dispatched
+// them all; dispatched returns the dispatcher's log lines. post sends an
+// HTTP request and returns the response text.
+func taxiFlow(t *testing.T, n int, post func(method, path, body string) (string, error), dispatched func() string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Minute)
-	var resp string
-	var err error
-	for time.Now().Before(deadline) {
-		if resp, err = post("POST", "trip/trips", `{"passenger":"42"}`); err == nil && strings.Contains(resp, "Passenger 42") {
-			break
+	for i := 1; i <= n; i++ {
+		var resp string
+		var err error
+		for time.Now().Before(deadline) {
+			if resp, err = post("POST", "trips", fmt.Sprintf(`{"passenger":"%d"}`, 40+i)); err == nil && strings.Contains(resp, fmt.Sprintf("Passenger %d", 40+i)) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	if !strings.Contains(resp, "Passenger 42") {
-		t.Fatalf("trip service never answered with the passenger (last: %q, %v)\n%s", resp, err, logs())
+		if !strings.Contains(resp, "Passenger") {
+			t.Fatalf("trip service never answered with the passenger (last: %q, %v)\n%s", resp, err, dispatched())
+		}
 	}
 	for time.Now().Before(deadline) {
-		if resp, err = post("GET", "dispatcher/dispatched", ""); err == nil && strings.Contains(resp, "driver-1") {
+		if strings.Count(dispatched(), "dispatching driver-1") >= n {
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("the dispatcher never consumed the TripCreated event (last: %q, %v)\n%s", resp, err, logs())
+	t.Fatalf("the dispatchers did not consume all %d TripCreated events:\n%s", n, dispatched())
 }
 
-// TestE2EComposeTaxi runs the taxi example without root: four
-// unikernels, names resolved from /etc/hosts, forwards through the host's
-// loopback; started with up -d, stopped with down.
+// TestE2EComposeTaxi runs the taxi example's standard compose file
+// without root: Redis from an image in a registry on 127.0.0.1, the
+// services started once those they depend on are healthy, two dispatcher
+// replicas sharing ten trips; then down -v leaves nothing behind.
 func TestE2EComposeTaxi(t *testing.T) {
 	e := getEnv(t)
+	ref := redisImage(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
-		base := freePorts(t, 2)
-		dir := taxiProject(t, e, base, base+1)
-		cf := filepath.Join(dir, "compose.yaml")
-		r := e.run(t, home, "compose", "up", "-d", "-f", cf, "--guest", guest)
+		if guest == "nanos" {
+			home = writableHome(t, home) // packages and volumes beside the linked release
+		}
+		port := freePorts(t, 1)
+		dir := taxiProject(t, map[string]string{"REDIS_IMAGE": ref, "TRIP_PORT": strconv.Itoa(port)})
+		ce := inDir(e, dir)
+		name := "taxi" + strconv.Itoa(os.Getpid()%1000)
+		defer ce.run(t, home, "compose", "down", "-v")
+		r := ce.run(t, home, "compose", "up", "-d", "--guest", guest)
 		if r.code != 0 {
 			t.Fatalf("compose up -d: %s", r.stderr)
 		}
-		name := "taxi" + strconv.Itoa(os.Getpid()%1000)
-		// up -d leaves one instance per service, named <project>-<service>.
-		services := []string{"dispatcher", "passenger", "redis", "trip"}
-		logs := func() string {
-			var sb strings.Builder
-			for _, svc := range services {
-				sb.WriteString(e.run(t, home, "instance", "logs", name+"-"+svc).stdout)
+		for _, want := range []string{"is local package image-redis:sha256-", "trip waits for passenger to be healthy", "trip waits for redis to be healthy"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("up -d did not say %q:\n%s", want, r.stderr)
 			}
-			return sb.String()
 		}
-		defer e.run(t, home, "compose", "down", "-f", cf)
-		ports := map[string]int{"trip": base, "dispatcher": base + 1}
+		// ps: one line per replica, every one running and healthy.
+		ps := ce.run(t, home, "compose", "ps")
+		for _, inst := range []string{"redis", "passenger", "trip", "dispatcher-1", "dispatcher-2"} {
+			if !regexp.MustCompile(name + "-" + inst + `\s+\S+\s+running\s+(healthy|starting)`).MatchString(ps.stdout) {
+				t.Errorf("compose ps has no running %s:\n%s", inst, ps.stdout)
+			}
+		}
 		post := func(method, path, body string) (string, error) {
-			svc, rest, _ := strings.Cut(path, "/")
-			req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", ports[svc], rest), strings.NewReader(body))
+			req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", port, path), strings.NewReader(body))
 			c := http.Client{Timeout: 10 * time.Second}
 			resp, err := c.Do(req)
 			if err != nil {
@@ -117,25 +177,82 @@ func TestE2EComposeTaxi(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			return string(b), nil
 		}
-		taxiFlow(t, post, logs)
-		var qemus []int
-		for _, svc := range services {
-			in := listInstances(t, e, home)[name+"-"+svc]
-			if in.Status != "running" || in.QEMU == 0 {
-				t.Fatalf("instance %s-%s: %+v", name, svc, in)
+		dispatched := func() string { return ce.run(t, home, "compose", "logs", "dispatcher").stdout }
+		taxiFlow(t, 10, post, dispatched)
+		logs := dispatched()
+		for _, rep := range []string{"1", "2"} {
+			if !regexp.MustCompile(`(?m)^` + name + `-dispatcher-` + rep + ` +\| dispatcher-` + rep + ` dispatching driver-1`).MatchString(logs) {
+				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs)
 			}
-			qemus = append(qemus, in.QEMU, in.Sup)
 		}
-		if r := e.run(t, home, "compose", "down", "-f", cf); r.code != 0 {
+		// Connections by name take turns over the healthy replicas: ten
+		// through ops proxy, as a guest's guestfwd runs it, go five to each,
+		// alternating.
+		state := filepath.Join(home, "compose", name)
+		var seen []string
+		for i := 0; i < 10; i++ {
+			c := ce.opsCmd(t.Context(), home, "proxy", "--project", state, "dispatcher:8080")
+			c.Stdin = strings.NewReader("GET /healthz HTTP/1.0\r\n\r\n")
+			out, err := c.Output()
+			m := regexp.MustCompile(`ok (dispatcher-\d)`).FindStringSubmatch(string(out))
+			if err != nil || m == nil {
+				t.Fatalf("ops proxy dispatcher:8080: %v %q", err, out)
+			}
+			seen = append(seen, m[1])
+		}
+		for i := range seen {
+			if i > 0 && seen[i] == seen[i-1] {
+				t.Fatalf("by-name connections did not alternate over the replicas: %v", seen)
+			}
+		}
+		// restart SERVICE stops and boots its replicas; trips still flow.
+		if r := ce.run(t, home, "compose", "restart", "trip"); r.code != 0 {
+			t.Fatalf("compose restart trip: %s", r.stderr)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for resp, err := post("POST", "trips", `{"passenger":"99"}`); !strings.Contains(resp, "Passenger 99"); resp, err = post("POST", "trips", `{"passenger":"99"}`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no trip after restart: %q %v", resp, err)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		var pids []int
+		for _, in := range listInstances(t, e, home) {
+			if in.Status != "running" || in.QEMU == 0 {
+				t.Fatalf("instance %s: %+v", in.Name, in)
+			}
+			pids = append(pids, in.QEMU, in.Sup)
+		}
+		// down keeps the named volume; down -v removes it.
+		vol := name + "_redis-data"
+		if r := ce.run(t, home, "compose", "down"); r.code != 0 {
 			t.Fatalf("compose down: %s", r.stderr)
 		}
-		for _, p := range qemus {
+		if r := e.run(t, home, "volume", "list"); !strings.Contains(r.stdout, vol) {
+			t.Fatalf("compose down removed the volume %s:\n%s", vol, r.stdout)
+		}
+		if r := ce.run(t, home, "compose", "down", "-v"); r.code != 0 {
+			t.Fatalf("compose down -v: %s", r.stderr)
+		}
+		if r := e.run(t, home, "volume", "list"); strings.Contains(r.stdout, vol) {
+			t.Fatalf("compose down -v left the volume %s:\n%s", vol, r.stdout)
+		}
+		for _, p := range pids {
 			if processAlive(p) {
 				t.Fatalf("process %d still running after compose down", p)
 			}
 		}
 		if l := listInstances(t, e, home); len(l) != 0 {
 			t.Fatalf("instances left after compose down: %+v", l)
+		}
+		if procs := processesWith("/compose/" + name); len(procs) > 0 {
+			t.Fatalf("processes of the project left after down: %v", procs)
+		}
+		if _, err := os.Stat(filepath.Join(home, "compose", name)); !os.IsNotExist(err) {
+			t.Fatalf("project state left after compose down: %v", err)
+		}
+		if out, _ := exec.Command("ss", "-ltnpH").CombinedOutput(); strings.Contains(string(out), fmt.Sprintf(":%d ", port)) {
+			t.Fatalf("port %d still listened on after down:\n%s", port, out)
 		}
 	})
 }
@@ -185,7 +302,13 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 	e := getEnv(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		ns := netns(t)
-		dir := taxiProject(t, e, 18080, 18081)
+		// Inside the namespace the registry is out of reach: Redis comes
+		// from a docker save tarball.
+		dir := taxiProject(t, map[string]string{"REDIS_IMAGE": "./redis.tar", "TRIP_PORT": "18080"})
+		tag, _ := name.NewTag("redis:7")
+		if err := tarball.WriteToFile(filepath.Join(dir, "redis.tar"), tag, redisContainer(t)); err != nil {
+			t.Fatal(err)
+		}
 		cf := filepath.Join(dir, "compose.yaml")
 		c := exec.Command("ip", "netns", "exec", ns, e.ops, "compose", "up", "--bridged", "-f", cf, "--guest", guest)
 		c.Env = append(os.Environ(), opsHomeEnv(home))
@@ -206,14 +329,30 @@ func TestE2EComposeBridgedNetns(t *testing.T) {
 		}()
 		logs := func() string { b, _ := os.ReadFile(filepath.Join(dir, "log")); return string(b) }
 		post := func(method, path, body string) (string, error) {
-			svc, rest, _ := strings.Cut(path, "/")
-			port := map[string]int{"trip": 18080, "dispatcher": 18081}[svc]
-			return nsHTTP(e, ns, fmt.Sprintf("127.0.0.1:%d", port), method, rest, body)
+			return nsHTTP(e, ns, "127.0.0.1:18080", method, path, body)
 		}
-		taxiFlow(t, post, logs)
-		// The guests are on the bridge at their own addresses.
-		if out, err := nsHTTP(e, ns, "10.3.0.10:8080", "GET", "dispatched", ""); err != nil || !strings.Contains(out, "driver-1") {
-			t.Fatalf("dispatcher at 10.3.0.10: %q %v", out, err)
+		taxiFlow(t, 10, post, logs)
+		for _, rep := range []string{"1", "2"} {
+			if !strings.Contains(logs(), "-dispatcher-"+rep+"] dispatcher-"+rep+" dispatching driver-1") {
+				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs())
+			}
+		}
+		// The dispatcher's address (10.3.0.10, the host's on the bridge)
+		// hands connections to its replicas (10.3.0.11, .12) in turn.
+		var seen []string
+		for i := 0; i < 6; i++ {
+			out, err := nsHTTP(e, ns, "10.3.0.10:8080", "GET", "healthz", "")
+			m := regexp.MustCompile(`ok (dispatcher-\d)`).FindStringSubmatch(out)
+			if err != nil || m == nil {
+				t.Fatalf("dispatcher at 10.3.0.10: %q %v", out, err)
+			}
+			if len(seen) > 0 && seen[len(seen)-1] == m[1] {
+				t.Fatalf("connections to 10.3.0.10 did not alternate: %v %s", seen, m[1])
+			}
+			seen = append(seen, m[1])
+		}
+		if out, err := nsHTTP(e, ns, "10.3.0.11:8080", "GET", "dispatched", ""); err != nil || !strings.Contains(out, "driver-1") {
+			t.Fatalf("dispatcher-1 at 10.3.0.11: %q %v", out, err)
 		}
 		c.Process.Signal(os.Interrupt)
 		select {
@@ -293,4 +432,135 @@ func TestE2ELinuxDHCP(t *testing.T) {
 	if _, out := stop(); !strings.Contains(out, "DHCP lease 10.0.2.15/24") {
 		t.Fatalf("init did not report a DHCP lease:\n%s", out)
 	}
+}
+
+// TestE2EComposeBadInput: an unknown image, a service depending on
+// itself, a host port published twice or already taken, an invalid
+// healthcheck, the old format: one clear line each, nothing left behind.
+func TestE2EComposeBadInput(t *testing.T) {
+	e := getEnv(t)
+	host := localRegistry(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	hello := e.progs["hello_static"]
+	for _, tc := range []struct{ name, doc, want string }{
+		{"unknown image", "services:\n  a:\n    image: " + host + "/nope/missing:1\n", "service a: image " + host + "/nope/missing:1"},
+		{"self dependency", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    depends_on: [a]\n", "service a: depends_on a: a service cannot depend on itself"},
+		{"port twice", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    ports: [\"18999:80\"]\n  b:\n    x-ops: {program: " + hello + "}\n    ports: [\"18999:81\"]\n", "host port 127.0.0.1:18999 is published by a too"},
+		{"port taken", fmt.Sprintf("services:\n  a:\n    x-ops: {program: %s}\n  b:\n    x-ops: {program: %s}\n    ports: [\"%d:80\"]\n", hello, hello, takenPort), fmt.Sprintf("service b: ")},
+		{"invalid healthcheck", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    healthcheck: {test: [\"CMD\", \"pg_isready\", \"-U\", \"postgres\"]}\n", `healthcheck test "CMD pg_isready -U postgres": a unikernel has no shell`},
+		{"old format", "services:\n  a:\n    program: " + hello + "\n", `service a: "program" is ops's old compose format`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := t.TempDir()
+			dir := t.TempDir()
+			writeFiles(t, dir, map[string]string{"compose.yaml": tc.doc})
+			r := inDir(e, dir).run(t, home, "compose", "up", "-d", "--guest", "linux")
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if r.code == 0 || len(lines) != 1 || !strings.HasPrefix(lines[0], "ops: ") || !strings.Contains(lines[0], tc.want) {
+				t.Fatalf("exit %d, stderr (want one line with %q):\n%s", r.code, tc.want, r.stderr)
+			}
+			if l := listInstances(t, e, home); len(l) != 0 {
+				t.Fatalf("instances left: %+v", l)
+			}
+		})
+	}
+}
+
+// TestE2EComposeForeground: up without -d runs the same instances, waits
+// for a one-shot service to complete before starting the server that
+// depends on it, prints the consoles with their names, and removes
+// everything on Ctrl-C; a project whose services all exit ends with the
+// first non-zero exit code.
+func TestE2EComposeForeground(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		port := freePorts(t, 1)
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf(`name: fg%d
+services:
+  init:
+    x-ops: {program: %s}
+    command: ["0"]
+  web:
+    x-ops: {program: %s}
+    ports: ["%d:8080"]
+    depends_on: {init: {condition: service_completed_successfully}}
+    healthcheck: {test: ["CMD", "wget", "-q", "-O-", "http://localhost:8080/"], interval: 500ms, start_period: 60s}
+`, os.Getpid()%1000, e.progs["hello_static"], filepath.Join(e.dir, "goserver"), port)})
+		ce := inDir(e, dir)
+		stop := startServer(t, ce, home, "compose", "up", "--guest", guest)
+		if _, err := getUntil(fmt.Sprintf("http://127.0.0.1:%d/", port), time.Now().Add(2*time.Minute)); err != nil {
+			_, out := stop()
+			t.Fatalf("web does not answer: %v\n%s", err, out)
+		}
+		name := fmt.Sprintf("fg%d", os.Getpid()%1000)
+		deadline := time.Now().Add(time.Minute)
+		for !regexp.MustCompile(name + `-web\s+web\s+running\s+healthy`).MatchString(ce.run(t, home, "compose", "ps").stdout) {
+			if time.Now().After(deadline) {
+				t.Fatalf("web never healthy:\n%s", ce.run(t, home, "compose", "ps").stdout)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		code, out := stop()
+		if code != 0 || !strings.Contains(out, name+"-init | hello from C") || !strings.Contains(out, "web waits for init to be completed successfully") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if l := listInstances(t, e, home); len(l) != 0 {
+			t.Fatalf("instances left after Ctrl-C: %+v", l)
+		}
+		// Every service exits: up ends with the first non-zero exit code.
+		writeFiles(t, dir, map[string]string{"compose.yaml": "services:\n  a:\n    x-ops: {program: " + e.progs["hello_static"] + "}\n    command: [\"5\"]\n"})
+		if r := ce.run(t, home, "compose", "up", "--guest", guest); r.code != 5 || !strings.Contains(r.stderr, "exited with 5") {
+			t.Fatalf("exit %d, want 5:\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		if l := listInstances(t, e, home); len(l) != 0 {
+			t.Fatalf("instances left after the services exited: %+v", l)
+		}
+	})
+}
+
+// TestE2EComposeImageCached: an image is converted into a package once
+// per digest; a second up only asks the registry for the digest. (A host
+// port already taken stops both ups after the images, before any boot.)
+func TestE2EComposeImageCached(t *testing.T) {
+	e := getEnv(t)
+	ref := redisImage(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf("services:\n  redis:\n    image: %s\n    ports: [\"%d:6379\"]\n", ref, taken.Addr().(*net.TCPAddr).Port)})
+	home := t.TempDir()
+	for i, want := range []bool{true, false} {
+		r := inDir(e, dir).run(t, home, "compose", "up", "-d", "--guest", "linux")
+		if r.code == 0 || !strings.Contains(r.stderr, "in use") {
+			t.Fatalf("up %d: exit %d\n%s", i+1, r.code, r.stderr)
+		}
+		if got := strings.Contains(r.stderr, "is local package image-redis:sha256-"); got != want {
+			t.Fatalf("up %d converted the image: %v, want %v\n%s", i+1, got, want, r.stderr)
+		}
+	}
+}
+
+// processesWith lists the command lines of running processes that hold s.
+func processesWith(s string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		if _, err := strconv.Atoi(en.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), s) {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }

@@ -21,6 +21,27 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
+// localRegistry serves an in-process registry on 127.0.0.1 for the
+// test and returns its host:port.
+func localRegistry(t testing.TB) string {
+	t.Helper()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// pushImage writes img to ref.
+func pushImage(t testing.TB, ref string, img v1.Image) {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type tarEnt struct {
 	name, link string
 	typ        byte
@@ -28,7 +49,7 @@ type tarEnt struct {
 	mode       int64
 }
 
-func layer(t *testing.T, ents []tarEnt) v1.Layer {
+func layer(t testing.TB, ents []tarEnt) v1.Layer {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range ents {
@@ -83,13 +104,8 @@ func TestE2EPackageFromImage(t *testing.T) {
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
-	ref, _ := name.ParseReference(host + "/tests/hello:1")
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	host := localRegistry(t)
+	pushImage(t, host+"/tests/hello:1", img)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		if guest == "nanos" {
 			home = writableHome(t, home) // packages live beside the linked release
@@ -166,9 +182,7 @@ func TestE2EImagePush(t *testing.T) {
 	if r := e.run(t, home, "image", "tree", "server"); !strings.Contains(r.stdout, "program:/hello_static") {
 		t.Fatalf("image tree: %q %q", r.stdout, r.stderr)
 	}
-	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	defer srv.Close()
-	host := strings.TrimPrefix(srv.URL, "http://")
+	host := localRegistry(t)
 	r := e.run(t, home, "image", "push", "server", host+"/vms/server:1.0")
 	if r.code != 0 || !strings.Contains(r.stdout, "@sha256:") {
 		t.Fatalf("image push: %d %s %s", r.code, r.stdout, r.stderr)

@@ -2,8 +2,11 @@ package cmd
 
 import (
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/opsdev/ops/compose"
 	"github.com/opsdev/ops/internal/splice"
 	"github.com/spf13/cobra"
 )
@@ -17,17 +20,33 @@ func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
 func (stdio) Close() error                { return os.Stdout.Close() }
 
 // newProxyCmd is the connector QEMU runs for each guest connection to
-// another compose service (guestfwd ... cmd:ops proxy ADDR): it joins
-// its standard input and output, the guest's connection, to ADDR on the
-// host. It prints nothing: its output is the connection.
+// another compose service (guestfwd ... cmd:ops proxy --project DIR
+// SERVICE:PORT): the project's Balancer picks the replica, and the
+// connection, its standard input and output, is joined to that replica's
+// port on the host (or to ADDR itself without --project). It prints
+// nothing: its output is the connection.
 func newProxyCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:    "proxy ADDR",
+	var project string
+	c := &cobra.Command{
+		Use:    "proxy [--project DIR SERVICE:PORT | ADDR]",
 		Short:  "Join standard input and output to a TCP address (used by ops compose)",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := splice.Dial(args[0], 10*time.Second)
+			addr := args[0]
+			if project != "" {
+				svc, p, _ := strings.Cut(args[0], ":")
+				port, err := strconv.Atoi(p)
+				if err != nil {
+					return &ExitError{Code: 1}
+				}
+				be, err := compose.Balancer{Dir: project}.Next(svc, port)
+				if err != nil {
+					return &ExitError{Code: 1}
+				}
+				addr = be.Addr
+			}
+			conn, err := splice.Dial(addr, 10*time.Second)
 			if err != nil {
 				return &ExitError{Code: 1}
 			}
@@ -35,4 +54,6 @@ func newProxyCmd() *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().StringVar(&project, "project", "", "a compose project's state folder: choose the replica of SERVICE:PORT")
+	return c
 }

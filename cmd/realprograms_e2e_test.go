@@ -28,7 +28,7 @@ func debianProgram(t *testing.T, path, pkg string) string {
 }
 
 // writeFiles writes name -> contents under dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, body := range files {
 		p := filepath.Join(dir, name)

@@ -126,7 +126,7 @@ func Main(args []string) int {
 		}
 	}()
 	root := NewRoot(app)
-	root.SetArgs(args)
+	root.SetArgs(composeLogsFollow(args))
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0

@@ -1,34 +1,42 @@
 package compose
 
 import (
+	"bufio"
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/qemu"
 )
 
-// Project is a compose file and where its background run keeps its
-// state: <ops home>/compose/<name>/ with the supervisor's pid and log.
+// Project is a compose file and where its state lives: <ops home>/compose/<name>/
+// with the routes of by-name connections, the balancer's counters, and
+// the pid and log of a background --bridged run.
 type Project struct {
 	File *File
 	Dir  string
 }
 
-// OpenProject loads a compose file and finds its state folder.
-func OpenProject(homeDir, path string) (*Project, error) {
-	f, err := Load(path)
+// OpenProject loads a compose project and finds its state folder.
+func OpenProject(ctx context.Context, home lepton.Home, o LoadOptions) (*Project, error) {
+	f, err := Load(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	return &Project{File: f, Dir: filepath.Join(homeDir, "compose", f.Name)}, nil
+	return &Project{File: f, Dir: StateDir(home, f.Name)}, nil
 }
 
 // PID is the background supervisor's process ID, 0 when there is none.
@@ -74,45 +82,85 @@ func (p *Project) Detach(argv []string) (int, error) {
 	return pid, nil
 }
 
-// Instances are the instances the project's services run as (up -d).
-func (p *Project) Instances(store instance.Store) ([]*instance.Instance, error) {
+// Instances are the instances the project's replicas run as, by name;
+// with services, only theirs.
+func (p *Project) Instances(store instance.Store, services ...string) ([]*instance.Instance, error) {
 	all, err := store.List()
 	if err != nil {
 		return nil, err
 	}
+	for _, s := range services {
+		if _, ok := p.File.Services[s]; !ok {
+			return nil, fmt.Errorf("no service %q in project %s (services: %s)", s, p.File.Name, strings.Join(p.File.Names(), ", "))
+		}
+	}
 	var out []*instance.Instance
 	for _, in := range all {
-		if in.Project == p.File.Name {
-			out = append(out, in)
+		if in.Project != p.File.Name {
+			continue
 		}
+		if len(services) > 0 && !slices.Contains(services, in.Service) {
+			continue
+		}
+		out = append(out, in)
 	}
 	return out, nil
 }
 
-// DownInstances stops and removes the project's instances; it reports
-// whether there were any.
-func (p *Project) DownInstances(store instance.Store) (bool, error) {
+// Down stops and removes the project's instances and its state folder;
+// with volumes, its named volumes too. It reports what it removed.
+func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
+	p := &Project{File: f, Dir: StateDir(home, f.Name)}
 	ins, err := p.Instances(store)
-	if err != nil || len(ins) == 0 {
-		return false, err
+	if err != nil {
+		return err
 	}
+	var errs []error
+	var wg sync.WaitGroup
+	var mu sync.Mutex
 	for _, in := range ins {
-		if err := store.Stop(in.Name, instance.DefaultStopTimeout); err != nil {
-			return true, err
-		}
-		if err := store.Delete(in.Name); err != nil {
-			return true, err
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := store.Stop(in.Name, instance.DefaultStopTimeout)
+			if err == nil {
+				err = store.Delete(in.Name)
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if p.PID() == 0 {
+		os.RemoveAll(p.Dir)
+	}
+	if volumes {
+		for _, v := range f.Volumes {
+			n := f.VolumeName(v)
+			if _, err := home.Volume(n); err != nil {
+				continue
+			}
+			if err := home.DeleteVolume(n); err != nil {
+				return fmt.Errorf("volume %s: %w", n, err)
+			}
 		}
 	}
-	return true, nil
+	return nil
 }
 
-// Down stops the background run: SIGTERM, which stops every VM and
-// removes what the run made, then after 10 s SIGKILL of its whole session.
-func (p *Project) Down() error {
+// StopBackground stops the background --bridged run: SIGTERM, which stops
+// every VM and removes what the run made, then after 10 s SIGKILL of its
+// whole session.
+func (p *Project) StopBackground() error {
 	pid := p.PID()
 	if pid <= 1 {
-		return fmt.Errorf("project %s is not up (no pid in %s)", p.File.Name, p.Dir)
+		return fmt.Errorf("project %s is not up (no instances, no pid in %s)", p.File.Name, p.Dir)
 	}
 	if qemu.Alive(pid) {
 		syscall.Kill(pid, syscall.SIGTERM)
@@ -123,5 +171,131 @@ func (p *Project) Down() error {
 			syscall.Kill(-pid, syscall.SIGKILL)
 		}
 	}
-	return os.Remove(filepath.Join(p.Dir, "pid"))
+	return os.RemoveAll(p.Dir)
+}
+
+// PSRow is one replica as ops compose ps shows it.
+type PSRow struct {
+	Name, Service, Status, Health, Ports string
+}
+
+// PS lists the project's replicas.
+func (p *Project) PS(store instance.Store, services ...string) ([]PSRow, error) {
+	ins, err := p.Instances(store, services...)
+	if err != nil {
+		return nil, err
+	}
+	var rows []PSRow
+	for _, in := range ins {
+		r := PSRow{Name: in.Name, Service: in.Service, Status: in.Status, Health: in.HealthStatus}
+		if in.Status == instance.Exited && in.ExitCode != nil {
+			r.Status = fmt.Sprintf("exited (%d)", *in.ExitCode)
+		}
+		if in.Net != nil {
+			var ports []string
+			for _, f := range in.Net.Forwards {
+				ports = append(ports, fmt.Sprintf("%s:%d->%d", f.HostIP, f.HostPort, f.GuestPort))
+			}
+			r.Ports = strings.Join(ports, ", ")
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+// Logs writes the console logs of the named instances, each line
+// prefixed with the instance's name as docker compose prints it
+// ("name  | line"). With follow it keeps printing what they append until
+// ctx ends; without, it prints each log once, one after another.
+func Logs(ctx context.Context, store instance.Store, names []string, w io.Writer, follow bool) error {
+	width := 0
+	for _, n := range names {
+		width = max(width, len(n))
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var errs []error
+	for _, n := range names {
+		prefix := fmt.Sprintf("%-*s | ", width, n)
+		copyLog := func() error {
+			f, err := os.Open(store.LogFile(n))
+			if errors.Is(err, os.ErrNotExist) && follow {
+				// not written yet
+				for errors.Is(err, os.ErrNotExist) && ctx.Err() == nil {
+					time.Sleep(200 * time.Millisecond)
+					f, err = os.Open(store.LogFile(n))
+				}
+			}
+			if err != nil {
+				if errors.Is(err, os.ErrNotExist) || ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			defer f.Close()
+			r := bufio.NewReader(f)
+			var partial string
+			for {
+				line, err := r.ReadString('\n')
+				partial += line
+				if err == nil {
+					mu.Lock()
+					fmt.Fprint(w, prefix+partial)
+					mu.Unlock()
+					partial = ""
+					continue
+				}
+				if !follow || ctx.Err() != nil {
+					if partial != "" {
+						mu.Lock()
+						fmt.Fprintln(w, prefix+partial)
+						mu.Unlock()
+					}
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+		if !follow {
+			if err := copyLog(); err != nil {
+				return err
+			}
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := copyLog(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Restart stops and starts the instances of the project (or of the
+// named services) again.
+func (p *Project) Restart(store instance.Store, self string, services ...string) error {
+	ins, err := p.Instances(store, services...)
+	if err != nil {
+		return err
+	}
+	if len(ins) == 0 {
+		return fmt.Errorf("project %s is not up (ops compose up -d starts it)", p.File.Name)
+	}
+	for _, in := range ins {
+		if err := store.Stop(in.Name, instance.DefaultStopTimeout); err != nil {
+			return err
+		}
+		if _, err := store.Start(self, in.Name); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -4,17 +4,19 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
 
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/qemu"
 )
 
-// ServiceConfig is the config a service runs with: its config file, then
-// the service's own keys over it (args added, env and memory set), then
-// its guest (or the project's default guest).
-func (f *File) ServiceConfig(name, defaultGuest string) (*lepton.Config, error) {
-	s := f.Services[name]
+// ServiceConfig is the config a replica runs with: its x-ops config file,
+// then the service's own keys over it (command added to the arguments,
+// environment, working folder, memory, vCPUs and volumes set), then its
+// guest (or the project's default guest).
+func (f *File) ServiceConfig(r Replica, defaultGuest string) (*lepton.Config, error) {
+	s := f.Services[r.Service]
 	cfgPath := s.Config
 	if cfgPath != "" && !filepath.IsAbs(cfgPath) {
 		cfgPath = filepath.Join(f.Dir, cfgPath)
@@ -23,15 +25,33 @@ func (f *File) ServiceConfig(name, defaultGuest string) (*lepton.Config, error) 
 	if err != nil {
 		return nil, err
 	}
-	c.Args = append(c.Args, s.Args...)
+	if s.Image == "" {
+		c.Args = append(c.Args, s.Command...)
+	}
 	if c.Env == nil {
 		c.Env = map[string]string{}
 	}
 	for k, v := range s.Env {
 		c.Env[k] = v
 	}
+	if s.WorkingDir != "" {
+		c.CwdPath = s.WorkingDir
+	}
 	if s.Memory != "" {
 		c.RunConfig.Memory = s.Memory
+	}
+	if s.CPUs > 0 {
+		c.RunConfig.CPUs = s.CPUs
+	}
+	for _, m := range s.Mounts {
+		if c.Mounts == nil {
+			c.Mounts = map[string]string{}
+		}
+		p := m.Path
+		if m.ReadOnly {
+			p += ":ro"
+		}
+		c.Mounts[f.VolumeName(m.Volume)] = p
 	}
 	switch {
 	case s.Guest != "":
@@ -39,67 +59,72 @@ func (f *File) ServiceConfig(name, defaultGuest string) (*lepton.Config, error) 
 	case defaultGuest != "":
 		c.Guest = defaultGuest
 	}
-	// The service's name is its host name: the others reach it by that
-	// name, and it resolves in its own /etc/hosts.
-	if c.Hostname == "" {
-		c.Hostname = name
-	}
+	// The others reach the service by its name, which resolves in its own
+	// /etc/hosts; each replica has a host name of its own.
+	c.Hostname = r.Hostname
 	return c, nil
 }
 
-// service is one service ready to start: its built image and its VM.
+// service is one replica ready to start: its built image and its VM.
 type service struct {
-	name   string
+	Replica
 	built  *lepton.Built
 	vm     qemu.VM
 	config *lepton.Config
 }
 
-// prepare builds one service's image and describes its VM.
-func (u *up) prepare(name string, index int) (*service, error) {
-	c, err := u.file.ServiceConfig(name, u.opts.Guest)
+// prepare builds one replica's image and describes its VM.
+func (u *up) prepare(r Replica, index int) (*service, error) {
+	c, err := u.file.ServiceConfig(r, u.opts.Guest)
 	if err != nil {
 		return nil, err
 	}
 	selfAddr := "10.0.2.15"
 	if u.layout.Mode == Bridged {
-		selfAddr = u.layout.Addr[name]
+		selfAddr = u.layout.ReplicaAddr[r.Instance]
 		ones, _ := u.layout.Subnet.Mask.Size()
 		c.RunConfig.IPAddress = selfAddr
 		c.RunConfig.NetMask = net.IP(net.CIDRMask(ones, 32)).String()
 		c.RunConfig.Gateway = u.layout.Gateway
 		c.RunConfig.TapName = tapName(u.file.Name, index)
 	}
-	in, err := u.planInput(name, c)
+	in, err := u.planInput(r.Service, c)
 	if err != nil {
 		return nil, err
 	}
 	in.OpsVersion = u.opts.OpsVersion
 	in.Extra = []opsfs.Entry{
-		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.Hosts(name, selfAddr)},
+		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.Hosts(r, selfAddr)},
 		{Path: "/etc/nsswitch.conf", Kind: opsfs.KindFile, Data: []byte("hosts: files dns\n")},
 	}
-	b, err := lepton.Build(u.opts.Home, in, lepton.Target{DefaultName: u.file.Name + "-" + name})
+	b, err := lepton.Build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
 	if err != nil {
 		return nil, err
 	}
-	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: u.accel})
+	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: u.accel, Mounts: b.Mounts})
 	if err != nil {
 		return nil, err
 	}
 	if u.layout.Mode == UserMode {
-		vm.Net = u.userNet(name)
+		vm.Net = u.userNet(r)
 	} else {
 		vm.Net.MAC = fmt.Sprintf("52:54:00:4f:50:%02x", index+16)
 	}
 	c.Guest = b.Guest.Name()
-	return &service{name: name, built: b, vm: vm, config: c}, nil
+	return &service{Replica: r, built: b, vm: vm, config: c}, nil
 }
 
-// planInput is a service's program: a package, or an ELF named relative
-// to the compose file's folder.
+// planInput is a service's program: an image (made into a package), a
+// package, or an ELF named relative to the compose file's folder.
 func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) {
 	s := u.file.Services[name]
+	if s.Image != "" {
+		dir, ok := u.images[name]
+		if !ok {
+			return lepton.PlanInput{}, fmt.Errorf("image %s was not resolved", s.Image)
+		}
+		return lepton.PackagePlan(dir, c, u.file.Dir)
+	}
 	if s.Package != "" {
 		if u.opts.ResolvePackage == nil {
 			return lepton.PlanInput{}, fmt.Errorf("package %s: packages cannot be resolved here", s.Package)
@@ -117,20 +142,38 @@ func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) 
 	return lepton.PlanInput{Config: c, Program: prog, Dir: u.file.Dir, Argv: []string{s.Program}}, nil
 }
 
-// userNet is a user-mode service's network: its own ports forwarded from
+// userNet is a user-mode replica's network: its own ports forwarded from
 // their host ports, and every other service's ports reached through a
-// per-connection proxy to that service's host port.
-func (u *up) userNet(name string) qemu.Net {
+// per-connection ops proxy, which asks the project's Balancer which
+// replica to join.
+func (u *up) userNet(r Replica) qemu.Net {
 	n := qemu.Net{Mode: "user"}
+	type key struct {
+		svc  string
+		port int
+	}
+	seen := map[key]bool{}
 	for _, e := range u.layout.Endpoints {
-		if e.Service == name {
-			n.Forwards = append(n.Forwards, qemu.Forward{Proto: "tcp", HostIP: "127.0.0.1", HostPort: e.HostPort, GuestPort: e.Port})
+		if e.Instance == r.Instance {
+			n.Forwards = append(n.Forwards, qemu.Forward{Proto: "tcp", HostIP: e.HostIP, HostPort: e.HostPort, GuestPort: e.Port})
 			continue
 		}
+		k := key{e.Service, e.Port}
+		if e.Service == r.Service || seen[k] {
+			continue
+		}
+		seen[k] = true
 		n.GuestFwd = append(n.GuestFwd, qemu.GuestFwd{IP: u.layout.Addr[e.Service], Port: e.Port,
-			Cmd: fmt.Sprintf("%s proxy 127.0.0.1:%d", u.opts.Self, e.HostPort)})
+			Cmd: ProxyCommand(u.opts.Self, u.dir, e.Service, e.Port)})
 	}
 	return n
+}
+
+// ProxyCommand is the command QEMU runs for each guest connection to
+// service:port: ops proxy, which asks the Balancer of the project whose
+// state is in dir for a replica and joins the connection to it.
+func ProxyCommand(self, dir, service string, port int) string {
+	return fmt.Sprintf("%s proxy --project %s %s:%s", self, dir, service, strconv.Itoa(port))
 }
 
 func tapName(project string, i int) string {

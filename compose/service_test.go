@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// TestServiceConfig checks how a service's keys lay over its config file:
-// args add, env and memory set, the service's guest beats the project's.
+// TestServiceConfig: a replica's config is its x-ops config file with the
+// service's keys over it.
 func TestServiceConfig(t *testing.T) {
 	dir := t.TempDir()
 	cfg := `{"Args": ["--base"], "Env": {"A": "config", "B": "config"}, "RunConfig": {"Memory": "1G"}, "Guest": "nanos"}`
@@ -18,48 +18,55 @@ func TestServiceConfig(t *testing.T) {
 	doc := `
 services:
   plain:
-    program: ./p
+    x-ops: {program: ./p}
   full:
-    program: ./p
-    config: svc.json
-    args: [--port, "80"]
-    env: {B: service, C: service}
-    memory: 2G
-    guest: linux
-  configured:
-    program: ./p
-    config: svc.json
+    x-ops: {program: ./p, config: svc.json, guest: linux}
+    command: [--port, "80"]
+    environment: {B: service, C: service}
+    working_dir: /srv
+    hostname: web
+    volumes: ["data:/data:ro"]
+    deploy: {resources: {limits: {memory: 1.5G, cpus: "2.5"}}}
+  workers:
+    x-ops: {program: ./p, config: svc.json}
+    deploy: {replicas: 2}
+volumes: {data: {}}
 `
-	if err := os.WriteFile(filepath.Join(dir, "compose.yaml"), []byte(doc), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := Load(filepath.Join(dir, "compose.yaml"))
+	f, err := Parse([]byte(doc), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	type got struct {
-		Args   []string
-		Env    map[string]string
-		Memory string
-		Guest  string
+		Args     []string
+		Env      map[string]string
+		Memory   string
+		CPUs     int
+		Guest    string
+		Cwd      string
+		Hostname string
+		Mounts   map[string]string
 	}
 	for _, tc := range []struct {
-		service, defaultGuest string
-		want                  got
+		replica      Replica
+		defaultGuest string
+		want         got
 	}{
-		{"plain", "", got{nil, map[string]string{}, "", ""}},
-		{"plain", "linux", got{nil, map[string]string{}, "", "linux"}},
-		{"full", "nanos", got{[]string{"--base", "--port", "80"}, map[string]string{"A": "config", "B": "service", "C": "service"}, "2G", "linux"}},
-		{"configured", "linux", got{[]string{"--base"}, map[string]string{"A": "config", "B": "config"}, "1G", "linux"}},
-		{"configured", "", got{[]string{"--base"}, map[string]string{"A": "config", "B": "config"}, "1G", "nanos"}},
+		{f.ReplicasOf("plain")[0], "", got{nil, map[string]string{}, "", 0, "", "", "plain", nil}},
+		{f.ReplicasOf("plain")[0], "linux", got{nil, map[string]string{}, "", 0, "linux", "", "plain", nil}},
+		{f.ReplicasOf("full")[0], "nanos", got{[]string{"--base", "--port", "80"}, map[string]string{"A": "config", "B": "service", "C": "service"},
+			"1536M", 3, "linux", "/srv", "web", map[string]string{"project_data": "/data:ro"}}},
+		{f.ReplicasOf("workers")[1], "linux", got{[]string{"--base"}, map[string]string{"A": "config", "B": "config"}, "1G", 0, "linux", "", "workers-2", nil}},
 	} {
-		c, err := f.ServiceConfig(tc.service, tc.defaultGuest)
+		c, err := f.ServiceConfig(tc.replica, tc.defaultGuest)
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := got{c.Args, c.Env, c.RunConfig.Memory, c.Guest}
+		g := got{c.Args, c.Env, c.RunConfig.Memory, c.RunConfig.CPUs, c.Guest, c.CwdPath, c.Hostname, c.Mounts}
 		if !reflect.DeepEqual(g, tc.want) {
-			t.Errorf("%s (default guest %q): %+v, want %+v", tc.service, tc.defaultGuest, g, tc.want)
+			t.Errorf("%s (default guest %q): %+v, want %+v", tc.replica.Instance, tc.defaultGuest, g, tc.want)
 		}
+	}
+	if r := f.ReplicasOf("workers"); len(r) != 2 || r[0].Instance != "project-workers-1" || r[1].Hostname != "workers-2" {
+		t.Fatalf("replicas %+v", r)
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opsdev/ops/instance"
@@ -19,7 +22,7 @@ import (
 	"github.com/opsdev/ops/qemu"
 )
 
-// UpOptions is how a project runs in the foreground.
+// UpOptions is how a project runs.
 type UpOptions struct {
 	Home    lepton.Home
 	Mode    Mode
@@ -27,19 +30,26 @@ type UpOptions struct {
 	Accel   bool   // allow KVM where it really works
 	Guest   string // guest of every service that names none
 	Verbose bool   // Say each QEMU command line
-	Self    string // ops's own executable, which QEMU runs as the per-connection proxy
+	Self    string // ops's own executable: the supervisor and the per-connection proxy
 	// OpsVersion is OPS_VERSION in every service's environment.
 	OpsVersion string
-	// The services' consoles, each line prefixed with [service].
+	// The services' consoles, each line prefixed with the replica's name.
 	Stdout, Stderr io.Writer
 	// ResolvePackage finds (or downloads) a package's folder.
 	ResolvePackage func(name string, local bool, c *lepton.Config) (string, error)
+	// ResolveImage makes a package of a container image (an OCI reference
+	// or a docker-archive tarball), with the service's entrypoint and
+	// command, and returns its folder; it converts each image once.
+	ResolveImage func(ref string, entrypoint, command []string) (string, error)
 	// Say takes compose's own lines: the guest note, the services up,
 	// each service's exit.
 	Say func(line string)
-	// Detach leaves the services running as instances named
-	// <project>-<service> (user-mode networking only).
+	// Detach leaves the services running as instances (user-mode
+	// networking only); without it, up follows their logs until Ctrl-C
+	// or until every one has exited, then removes them.
 	Detach bool
+	// VolumeSize is the size of a named volume up creates (default 1 GiB).
+	VolumeSize int64
 }
 
 // up is one run of a project.
@@ -48,55 +58,336 @@ type up struct {
 	opts   UpOptions
 	layout *Net
 	accel  qemu.Accel
+	dir    string            // the project's state folder
+	images map[string]string // service -> package folder of its image
+	store  instance.Store
 }
 
-// Up builds every service, starts them all and waits until ctx ends
-// (Ctrl-C: every VM stops, exit code 0) or every service exits; the exit
-// code is then the first non-zero one among them. Whatever Up made (taps,
-// a bridge, forwards) is removed when it returns.
+// StateDir is a project's state folder: <ops home>/compose/<name>.
+func StateDir(home lepton.Home, name string) string {
+	return home.Dir + "/compose/" + name
+}
+
+// Up builds every service, then starts each (after the services it
+// depends on are started, healthy or completed, as depends_on says).
+// Nothing starts until every image is built and every port checked; on
+// a failure after that, what was started is stopped and removed. With
+// Detach it returns once all are started; else it follows their logs
+// until ctx ends (exit code 0) or every service exits (the first
+// non-zero exit code), and removes them.
 func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	if o.Say == nil {
 		o.Say = func(string) {}
+	}
+	order, err := file.Order()
+	if err != nil {
+		return 0, err
 	}
 	layout, err := file.Layout(o.Mode, o.Subnet, freePort)
 	if err != nil {
 		return 0, err
 	}
 	accel, _ := qemu.DecideAccel(qemu.HostProbe(o.Accel))
-	u := &up{file: file, opts: o, layout: layout, accel: accel}
-	var svcs []*service
-	for i, name := range file.Names() {
-		s, err := u.prepare(name, i)
-		if err != nil {
-			return 0, fmt.Errorf("service %s: %w", name, err)
+	u := &up{file: file, opts: o, layout: layout, accel: accel, dir: StateDir(o.Home, file.Name),
+		images: map[string]string{}, store: instance.NewStore(o.Home)}
+	if o.Mode == UserMode {
+		if ins, err := (&Project{File: file}).Instances(u.store); err != nil {
+			return 0, err
+		} else if len(ins) > 0 {
+			return 0, fmt.Errorf("project %s is up already (%d instances); ops compose down stops it", file.Name, len(ins))
 		}
-		if i == 0 && s.built.Note != "" {
-			o.Say(s.built.Note)
-		}
-		svcs = append(svcs, s)
 	}
-	if o.Detach {
-		if layout.Mode == Bridged {
-			return 0, errors.New("compose up -d runs services as instances with user-mode networking; --bridged runs in the foreground")
+	for _, name := range order {
+		s := file.Services[name]
+		if s.Image == "" {
+			continue
 		}
-		return 0, u.detach(svcs)
+		if o.ResolveImage == nil {
+			return 0, fmt.Errorf("service %s: images cannot be resolved here", name)
+		}
+		dir, err := o.ResolveImage(s.Image, s.Entrypoint, s.Command)
+		if err != nil {
+			return 0, fmt.Errorf("service %s: image %w", name, err)
+		}
+		u.images[name] = dir
+	}
+	if err := u.volumes(order); err != nil {
+		return 0, err
+	}
+	var svcs []*service
+	i := 0
+	for _, name := range order {
+		for _, r := range file.ReplicasOf(name) {
+			s, err := u.prepare(r, i)
+			if err != nil {
+				return 0, fmt.Errorf("service %s: %w", name, err)
+			}
+			if i == 0 && s.built.Note != "" {
+				o.Say(s.built.Note)
+			}
+			svcs = append(svcs, s)
+			i++
+		}
+	}
+	for _, s := range svcs {
+		if err := qemu.CheckFree(s.vm.Net.Forwards); err != nil {
+			return 0, fmt.Errorf("service %s: %w", s.Service, err)
+		}
 	}
 	if layout.Mode == Bridged {
+		if o.Detach {
+			return 0, errors.New("compose up -d runs services as instances with user-mode networking; --bridged runs in the foreground")
+		}
+		for _, name := range order {
+			if file.Services[name].Health != nil || len(file.Services[name].DependsOn) > 0 {
+				o.Say("compose --bridged: health checks are not probed and depends_on conditions are not waited on; every service starts at once")
+				break
+			}
+		}
 		remove, err := u.bridge(svcs)
 		defer remove()
 		if err != nil {
 			return 0, err
 		}
+		return u.run(ctx, svcs)
 	}
-	for _, s := range svcs {
-		if err := qemu.CheckFree(s.vm.Net.Forwards); err != nil {
-			return 0, fmt.Errorf("service %s: %w", s.name, err)
-		}
+	if err := WriteRoutes(u.dir, RoutesFor(u.store, layout)); err != nil {
+		return 0, err
 	}
-	return u.run(ctx, svcs)
+	if err := u.start(ctx, svcs); err != nil {
+		os.RemoveAll(u.dir)
+		return 0, err
+	}
+	if o.Detach {
+		return 0, nil
+	}
+	return u.follow(ctx, svcs)
 }
 
-// run starts every service's VM and waits for them.
+// volumes creates the named volumes that do not exist yet, each in the
+// format of the guest of the service that mounts it.
+func (u *up) volumes(order []string) error {
+	size := u.opts.VolumeSize
+	if size == 0 {
+		size = 1 << 30
+	}
+	for _, name := range order {
+		s := u.file.Services[name]
+		for _, m := range s.Mounts {
+			vn := u.file.VolumeName(m.Volume)
+			if _, err := u.opts.Home.Volume(vn); err == nil {
+				continue
+			}
+			c, err := u.file.ServiceConfig(u.file.ReplicasOf(name)[0], u.opts.Guest)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", name, err)
+			}
+			g, _, err := lepton.ChooseGuest(u.opts.Home, c)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", name, err)
+			}
+			if _, err := u.opts.Home.CreateVolume(vn, size, "", g.VolumeFormat()); err != nil {
+				return fmt.Errorf("service %s: volume %s: %w", name, m.Volume, err)
+			}
+			u.opts.Say(fmt.Sprintf("compose %s: created volume %s (%s)", u.file.Name, vn, g.VolumeFormat().Name()))
+		}
+	}
+	return nil
+}
+
+// start creates an instance per replica and starts them in order, each
+// service once the conditions of its depends_on hold; on a failure the
+// instances already made are stopped and removed.
+func (u *up) start(ctx context.Context, svcs []*service) (err error) {
+	var made []string
+	defer func() {
+		if err != nil {
+			for _, n := range made {
+				u.store.Stop(n, 0)
+				u.store.Delete(n)
+			}
+		}
+	}()
+	for _, s := range svcs {
+		spec := instance.Spec{Name: s.Instance, Image: s.built.Path, Config: *s.config, Created: time.Now().UTC(),
+			Net: &s.vm.Net, Project: u.file.Name, Service: s.Service}
+		svc := u.file.Services[s.Service]
+		if spec.Restart, err = instance.ParsePolicy(svc.Restart); err != nil {
+			return fmt.Errorf("service %s: restart: %w", s.Service, err)
+		}
+		if h := svc.Health; h != nil {
+			spec.Health = u.probe(s.Instance, h)
+		}
+		if err := u.store.Create(spec); err != nil {
+			return fmt.Errorf("service %s: %w (is project %s up already?)", s.Service, err, u.file.Name)
+		}
+		made = append(made, s.Instance)
+	}
+	waited := map[string]bool{}
+	for _, s := range svcs {
+		if !waited[s.Service] {
+			waited[s.Service] = true
+			if err := u.waitDeps(ctx, s.Service); err != nil {
+				return err
+			}
+		}
+		if _, err := u.store.Start(u.opts.Self, s.Instance); err != nil {
+			return fmt.Errorf("service %s: %w", s.Service, err)
+		}
+	}
+	line := fmt.Sprintf("compose %s: %d services up as %d instances (ops compose ps; ops compose down stops them)", u.file.Name, len(u.file.Services), len(svcs))
+	for _, e := range u.layout.Published() {
+		line += fmt.Sprintf("; %s on %s", e.Instance, e.Addr())
+	}
+	u.opts.Say(line)
+	return nil
+}
+
+// probe is a replica's health check on its own forwarded port.
+func (u *up) probe(inst string, h *Health) *instance.Probe {
+	p := &instance.Probe{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries,
+		Send: h.Send, Expect: h.Expect}
+	for _, e := range u.layout.EndpointsOf(inst) {
+		if e.Port != h.Port {
+			continue
+		}
+		host := e.HostIP
+		if host == "0.0.0.0" {
+			host = "127.0.0.1"
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(e.HostPort))
+		if h.Path != "" {
+			p.HTTP = "http://" + addr + h.Path
+		} else {
+			p.TCP = addr
+		}
+	}
+	return p
+}
+
+// waitDeps waits until the services name depends on meet their
+// conditions: started (done by then), healthy, or completed with exit
+// code 0. A dependency that stops, turns unhealthy or fails is an error.
+func (u *up) waitDeps(ctx context.Context, name string) error {
+	s := u.file.Services[name]
+	for _, dep := range sortedKeys(s.DependsOn) {
+		cond := s.DependsOn[dep]
+		if cond == Started {
+			continue
+		}
+		u.opts.Say(fmt.Sprintf("compose %s: %s waits for %s to be %s", u.file.Name, name, dep, strings.ReplaceAll(strings.TrimPrefix(cond, "service_"), "_", " ")))
+		for _, r := range u.file.ReplicasOf(dep) {
+			for {
+				in, err := u.store.Get(r.Instance)
+				if err != nil {
+					return err
+				}
+				done, err := met(in, cond)
+				if err != nil {
+					return fmt.Errorf("service %s depends on %s: %w (ops compose logs %s)", name, dep, err, dep)
+				}
+				if done {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// met reports whether an instance meets a depends_on condition, and
+// whether it never will.
+func met(in *instance.Instance, cond string) (bool, error) {
+	switch cond {
+	case Healthy:
+		switch {
+		case in.Status == instance.Running && in.HealthStatus == instance.HealthHealthy:
+			return true, nil
+		case in.Status == instance.Running && in.HealthStatus == instance.HealthUnhealthy:
+			return false, fmt.Errorf("%s is unhealthy", in.Name)
+		}
+	case Completed:
+		if in.Status == instance.Exited && in.ExitCode != nil && *in.ExitCode == 0 {
+			return true, nil
+		}
+		if in.Status == instance.Exited {
+			code := "no exit code"
+			if in.ExitCode != nil {
+				code = "exit code " + strconv.Itoa(*in.ExitCode)
+			}
+			return false, fmt.Errorf("%s exited with %s", in.Name, code)
+		}
+	}
+	switch in.Status {
+	case instance.Failed, instance.Dead, instance.Stopped:
+		return false, fmt.Errorf("%s is %s %s", in.Name, in.Status, in.Error)
+	case instance.Exited:
+		if cond == Healthy {
+			return false, fmt.Errorf("%s exited", in.Name)
+		}
+	}
+	return false, nil
+}
+
+// follow prints the replicas' logs until ctx ends or none runs any more,
+// then stops and removes them.
+func (u *up) follow(ctx context.Context, svcs []*service) (int, error) {
+	var names []string
+	for _, s := range svcs {
+		names = append(names, s.Instance)
+	}
+	fctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); Logs(fctx, u.store, names, u.opts.Stdout, true) }()
+	exit := 0
+	for ctx.Err() == nil {
+		active := false
+		for _, n := range names {
+			if in, err := u.store.Get(n); err == nil && in.Active() {
+				active = true
+			}
+		}
+		if !active {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	for _, n := range names {
+		in, err := u.store.Get(n)
+		if err != nil || ctx.Err() != nil {
+			continue
+		}
+		switch {
+		case in.ExitCode != nil:
+			u.opts.Say(fmt.Sprintf("%s exited with %d", n, *in.ExitCode))
+			if *in.ExitCode != 0 && exit == 0 {
+				exit = *in.ExitCode
+			}
+		case in.Status == instance.Failed:
+			u.opts.Say(fmt.Sprintf("%s failed: %s", n, in.Error))
+			if exit == 0 {
+				exit = 1
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // the last lines of the logs
+	stop()
+	<-done
+	if err := Down(u.store, u.file, u.opts.Home, false); err != nil {
+		return 0, err
+	}
+	return exit, nil
+}
+
+// run starts every service's VM and waits for them (--bridged).
 func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -107,12 +398,12 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 	for _, s := range svcs {
 		argv, err := s.vm.Args()
 		if err != nil {
-			return 0, fmt.Errorf("service %s: %w", s.name, err)
+			return 0, fmt.Errorf("service %s: %w", s.Service, err)
 		}
 		if u.opts.Verbose {
-			u.opts.Say(fmt.Sprintf("[%s] %s", s.name, qemu.ShellLine(argv)))
+			u.opts.Say(fmt.Sprintf("[%s] %s", s.Service, qemu.ShellLine(argv)))
 		}
-		p, err := qemu.Start(argv, s.vm.Pages, prefixWriter(u.opts.Stdout, s.name), prefixWriter(u.opts.Stderr, s.name))
+		p, err := qemu.Start(argv, s.vm.Pages, prefixWriter(u.opts.Stdout, s.Instance), prefixWriter(u.opts.Stderr, s.Instance))
 		if err != nil {
 			return 0, err
 		}
@@ -127,21 +418,19 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				u.opts.Say(fmt.Sprintf("[%s] %v", s.name, err))
+				u.opts.Say(fmt.Sprintf("[%s] %v", s.Service, err))
 				exit = 1
 				return
 			}
-			u.opts.Say(fmt.Sprintf("[%s] exited with %d", s.name, code))
+			u.opts.Say(fmt.Sprintf("[%s] exited with %d", s.Service, code))
 			if code != 0 && exit == 0 {
 				exit = code
 			}
 		}(s)
 	}
 	line := fmt.Sprintf("compose %s: %d services up", u.file.Name, len(svcs))
-	for _, s := range svcs {
-		for _, e := range u.file.Published(u.layout, s.name) {
-			line += fmt.Sprintf("; %s on 127.0.0.1:%d", s.name, e.HostPort)
-		}
+	for _, e := range u.layout.Published() {
+		line += fmt.Sprintf("; %s on %s", e.Service, e.Addr())
 	}
 	u.opts.Say(line)
 	wg.Wait()
@@ -190,56 +479,48 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 		if err := l.Attach(ti, bi); err != nil {
 			return remove, err
 		}
-		for _, e := range u.file.Published(u.layout, s.name) {
-			listen := fmt.Sprintf("127.0.0.1:%d", e.HostPort)
-			stop, err := splice.Forward(listen, net.JoinHostPort(u.layout.Addr[s.name], strconv.Itoa(e.Port)))
+		for _, e := range u.layout.EndpointsOf(s.Instance) {
+			if !e.Published {
+				continue
+			}
+			stop, err := splice.Forward(e.Addr(), net.JoinHostPort(u.layout.ReplicaAddr[s.Instance], strconv.Itoa(e.Port)))
 			if err != nil {
-				return remove, fmt.Errorf("publishing %s: %w", listen, err)
+				return remove, fmt.Errorf("publishing %s: %w", e.Addr(), err)
+			}
+			stops = append(stops, stop)
+		}
+	}
+	// A service with replicas: its address is the host's, on the bridge,
+	// and ops hands each connection to its ports to the next replica.
+	for _, name := range u.file.Names() {
+		reps := u.file.ReplicasOf(name)
+		if len(reps) < 2 {
+			continue
+		}
+		addr, err := netip.ParseAddr(u.layout.Addr[name])
+		if err != nil {
+			return remove, err
+		}
+		if err := l.AddAddr(bi, netip.PrefixFrom(addr, ones)); err != nil {
+			return remove, fmt.Errorf("address of %s on %s: %w", name, br, err)
+		}
+		for _, e := range u.layout.EndpointsOf(reps[0].Instance) {
+			var backends []Backend
+			for _, r := range reps {
+				backends = append(backends, Backend{Instance: r.Instance, Addr: net.JoinHostPort(u.layout.ReplicaAddr[r.Instance], strconv.Itoa(e.Port))})
+			}
+			ranks := make([]int, len(backends)) // no health on a bridge: all alike
+			var n atomic.Uint64
+			listen := net.JoinHostPort(u.layout.Addr[name], strconv.Itoa(e.Port))
+			stop, err := splice.ForwardTo(listen, func() string { return Choose(backends, ranks, n.Add(1)-1).Addr })
+			if err != nil {
+				return remove, fmt.Errorf("service %s on %s: %w", name, listen, err)
 			}
 			stops = append(stops, stop)
 		}
 	}
 	return remove, nil
 }
-
-// detach creates and starts an instance per service; on a failure the
-// ones already started are stopped and removed.
-func (u *up) detach(svcs []*service) (err error) {
-	store := instance.NewStore(u.opts.Home)
-	var made []string
-	defer func() {
-		if err != nil {
-			for _, n := range made {
-				store.Stop(n, 0)
-				store.Delete(n)
-			}
-		}
-	}()
-	for _, s := range svcs {
-		name := InstanceName(u.file.Name, s.name)
-		net := s.vm.Net
-		spec := instance.Spec{Name: name, Image: s.built.Path, Config: *s.config, Restart: instance.Policy{Mode: "no"},
-			Created: time.Now().UTC(), Net: &net, Project: u.file.Name}
-		if err := store.Create(spec); err != nil {
-			return fmt.Errorf("service %s: %w (is project %s up already?)", s.name, err, u.file.Name)
-		}
-		made = append(made, name)
-		if _, err := store.Start(u.opts.Self, name); err != nil {
-			return fmt.Errorf("service %s: %w", s.name, err)
-		}
-	}
-	line := fmt.Sprintf("compose %s: %d services up as instances (ops instance list; ops compose down stops them)", u.file.Name, len(svcs))
-	for _, s := range svcs {
-		for _, e := range u.file.Published(u.layout, s.name) {
-			line += fmt.Sprintf("; %s on 127.0.0.1:%d", s.name, e.HostPort)
-		}
-	}
-	u.opts.Say(line)
-	return nil
-}
-
-// InstanceName is the instance a project's service runs as with up -d.
-func InstanceName(project, service string) string { return project + "-" + service }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -36,8 +36,12 @@ type Spec struct {
 	// Net replaces the network the config describes: compose's services
 	// reach each other through forwards of their own.
 	Net *qemu.Net `json:"net,omitempty"`
-	// Project is the compose project the instance belongs to.
+	// Project is the compose project the instance belongs to, Service
+	// the project's service it is a replica of.
 	Project string `json:"project,omitempty"`
+	Service string `json:"service,omitempty"`
+	// Health is probed from the host while the guest runs.
+	Health *Probe `json:"health,omitempty"`
 }
 
 // Statuses an instance goes through.
@@ -68,6 +72,9 @@ type Instance struct {
 	Spec
 	State
 	Guest string `json:"guest"`
+	// HealthStatus is the probe's last status while the guest runs
+	// (starting, healthy, unhealthy); empty without a probe.
+	HealthStatus string `json:"health_status,omitempty"`
 }
 
 // Store is the instances folder of an ops home.
@@ -129,6 +136,12 @@ func (s Store) Get(name string) (*Instance, error) {
 	case Starting, Running, Restarting:
 		if !Alive(in.Supervisor, in.Started) {
 			in.Status, in.QEMU = Dead, 0
+		}
+	}
+	if in.Health != nil && in.Status == Running {
+		in.HealthStatus = s.readHealth(name)
+		if in.HealthStatus == "" {
+			in.HealthStatus = HealthStarting
 		}
 	}
 	return &in, nil

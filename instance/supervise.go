@@ -152,7 +152,7 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 		}
 	}
 	for {
-		code, gotCode, berr := s.boot(ctx, name, b, &c, in.Net, log, &st)
+		code, gotCode, berr := s.boot(ctx, name, b, &c, in.Spec, log, &st)
 		if berr != nil {
 			return berr
 		}
@@ -192,15 +192,15 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 
 // boot runs the guest once: until it exits, or until ctx ends, when it
 // presses the ACPI power button and, after the stop timeout, stops QEMU.
-func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton.Config, net *qemu.Net, log io.Writer, st *State) (code int, gotCode bool, err error) {
+func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton.Config, spec Spec, log io.Writer, st *State) (code int, gotCode bool, err error) {
 	allow := c.RunConfig.Accel == nil || *c.RunConfig.Accel
 	accel, _ := qemu.DecideAccel(qemu.HostProbe(allow))
 	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: accel, Mounts: b.Mounts})
 	if err != nil {
 		return 0, false, err
 	}
-	if net != nil {
-		vm.Net = *net
+	if spec.Net != nil {
+		vm.Net = *spec.Net
 	}
 	vm.QMP = s.QMPSocket(name)
 	os.Remove(vm.QMP)
@@ -233,6 +233,12 @@ func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton
 	}
 	hard, stopQEMU := context.WithCancel(context.Background())
 	defer stopQEMU()
+	if spec.Health != nil {
+		probing, stopProbing := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.watchHealth(probing, name, *spec.Health) }()
+		defer func() { stopProbing(); <-done; s.clearHealth(name) }()
+	}
 	exited := make(chan struct{})
 	defer close(exited)
 	go func() {

@@ -390,8 +390,13 @@ func unmountVolumes() {
 	}
 }
 
-// diskLabelled finds the disk whose ext4 superblock names label.
+// diskLabelled finds the disk whose ext4 superblock names label: its
+// first 16 bytes, all an ext4 label holds (mkfs.ext4 -L cuts a longer
+// name, compose's <project>_<volume> for one).
 func diskLabelled(label string) string {
+	if len(label) > 16 {
+		label = label[:16]
+	}
 	ents, _ := os.ReadDir("/sys/block")
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), "vd") {

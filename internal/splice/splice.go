@@ -51,6 +51,12 @@ func Dial(addr string, wait time.Duration) (net.Conn, error) {
 // Forward accepts TCP connections on listen and joins each to target.
 // stop closes the listener; joined connections end on their own.
 func Forward(listen, target string) (stop func(), err error) {
+	return ForwardTo(listen, func() string { return target })
+}
+
+// ForwardTo is Forward to the address target returns for each
+// connection (compose's replicas on a bridge).
+func ForwardTo(listen string, target func() string) (stop func(), err error) {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
@@ -62,7 +68,7 @@ func Forward(listen, target string) (stop func(), err error) {
 				return
 			}
 			go func() {
-				t, err := net.DialTimeout("tcp", target, 5*time.Second)
+				t, err := net.DialTimeout("tcp", target(), 5*time.Second)
 				if err != nil {
 					c.Close()
 					return

@@ -14,6 +14,7 @@ func main() {
 		id := strings.TrimPrefix(r.URL.Path, "/passengers/")
 		json.NewEncoder(w).Encode(map[string]string{"id": id, "name": "Passenger " + id, "rating": "4.9"})
 	})
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	fmt.Println("passenger service listening on :8080")
 	if err := http.ListenAndServe(":8080", nil); err != nil {
 		fmt.Println(err)

@@ -1,6 +1,6 @@
 // Package redisq is a minimal Redis client for the taxi example: enough
-// RESP for XADD (publish an event to a stream) and XREAD BLOCK (consume
-// it), with the standard library only.
+// RESP for XADD (publish an event to a stream) and XREAD BLOCK or
+// XREADGROUP (consume it), with the standard library only.
 package redisq
 
 import (
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -123,9 +124,28 @@ type Entry struct {
 
 // Read blocks for entries of stream after id ("$" for new ones).
 func (c *Conn) Read(stream, after string, block time.Duration) ([]Entry, error) {
+	return c.read1(block, "XREAD", "BLOCK", strconv.FormatInt(block.Milliseconds(), 10), "STREAMS", stream, after)
+}
+
+// ReadGroup blocks for one entry of stream that no other consumer of
+// group has had: the replicas of a service share the stream's work.
+func (c *Conn) ReadGroup(stream, group, consumer string, block time.Duration) ([]Entry, error) {
+	if _, err := c.Do("XGROUP", "CREATE", stream, group, "0", "MKSTREAM"); err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return nil, err
+	}
+	es, err := c.read1(block, "XREADGROUP", "GROUP", group, consumer, "COUNT", "1", "BLOCK", strconv.FormatInt(block.Milliseconds(), 10), "STREAMS", stream, ">")
+	for _, e := range es {
+		if _, err := c.Do("XACK", stream, group, e.ID); err != nil {
+			return nil, err
+		}
+	}
+	return es, err
+}
+
+func (c *Conn) read1(block time.Duration, args ...string) ([]Entry, error) {
 	c.c.SetDeadline(time.Now().Add(block + 5*time.Second))
 	defer c.c.SetDeadline(time.Time{})
-	v, err := c.Do("XREAD", "BLOCK", strconv.FormatInt(block.Milliseconds(), 10), "STREAMS", stream, after)
+	v, err := c.Do(args...)
 	if err != nil || v == nil {
 		return nil, err
 	}

@@ -6,8 +6,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +52,26 @@ func main() {
 		w.WriteHeader(http.StatusCreated)
 		json.NewEncoder(w).Encode(map[string]string{"trip": id, "passenger": p["name"]})
 	})
+	// GET /lookup/{id} asks the passenger service, by name, and says how
+	// long that took inside this guest (X-Passenger-Micros): make bench
+	// compares it with the same request to passenger's host port.
+	http.HandleFunc("/lookup/", func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		resp, err := http.Get("http://passenger:8080/passengers/" + strings.TrimPrefix(r.URL.Path, "/lookup/"))
+		if err != nil {
+			http.Error(w, "passenger service: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			http.Error(w, "passenger service: "+err.Error(), http.StatusBadGateway)
+			return
+		}
+		w.Header().Set("X-Passenger-Micros", strconv.FormatInt(time.Since(start).Microseconds(), 10))
+		w.Write(b)
+	})
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	fmt.Println("trip service listening on :8080")
 	if err := http.ListenAndServe(":8080", nil); err != nil {
 		fmt.Println(err)

@@ -1,0 +1,154 @@
+package cmd_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkComposeTaxi measures the taxi example's standard compose file
+// (Redis from an image in a registry on 127.0.0.1, two dispatchers) on
+// each guest: `compose up -d` until every replica is healthy (images
+// built and the Redis image converted beforehand, as a second up finds
+// them), then the latency of trip -> passenger by name (timed inside the
+// trip guest, through guestfwd, ops proxy and the balancer; median of
+// 100) beside the same request from the host to passenger's own
+// forwarded port (median of 100).
+func BenchmarkComposeTaxi(b *testing.B) {
+	e := getEnv(b)
+	ref := redisImage(b)
+	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
+	for _, guest := range []string{"linux", "nanos"} {
+		home := homes[guest]
+		if home == "" {
+			b.Logf("SKIP: nanos: no Nanos release installed (OPS_TEST_NANOS_HOME)")
+			continue
+		}
+		b.Run(guest, func(b *testing.B) {
+			port := freePorts(b, 1)
+			dir := taxiProject(b, map[string]string{"REDIS_IMAGE": ref, "TRIP_PORT": strconv.Itoa(port)})
+			ce := inDir(e, dir)
+			defer ce.runB(b, home, "compose", "down", "-v")
+			// Warm-up: build the images and convert the Redis image once.
+			if r := ce.runB(b, home, "compose", "up", "-d", "--guest", guest); r.code != 0 {
+				b.Fatalf("compose up -d: %s", r.stderr)
+			}
+			ce.runB(b, home, "compose", "down", "-v")
+			var ups []float64
+			for i := 0; i < b.N; i++ {
+				start := time.Now()
+				if r := ce.runB(b, home, "compose", "up", "-d", "--guest", guest); r.code != 0 {
+					b.Fatalf("compose up -d: %s", r.stderr)
+				}
+				waitHealthy(b, e, home, 5)
+				ups = append(ups, time.Since(start).Seconds())
+				if i < b.N-1 {
+					ce.runB(b, home, "compose", "down", "-v")
+				}
+			}
+			passenger := hostPort(b, e, home, "passenger", 8080)
+			byName, direct := latencies(b, port, passenger, 100)
+			sort.Float64s(ups)
+			b.ReportMetric(ups[len(ups)/2], "up-to-healthy-s")
+			b.ReportMetric(byName, "by-name-median-ms")
+			b.ReportMetric(direct, "direct-median-ms")
+			b.Logf("%s: compose up -d to all 5 replicas healthy %.2f s (median of %d); trip -> passenger by name %.2f ms, host -> passenger's port %.2f ms (medians of 100)",
+				guest, ups[len(ups)/2], len(ups), byName, direct)
+		})
+	}
+}
+
+// composeInstance is what the benchmark reads of ops instance list --json.
+type composeInstance struct {
+	Name   string `json:"name"`
+	Health string `json:"health_status"`
+	Net    struct {
+		Forwards []struct {
+			HostPort  int `json:"HostPort"`
+			GuestPort int `json:"GuestPort"`
+		} `json:"Forwards"`
+	} `json:"net"`
+}
+
+func composeInstances(b *testing.B, e *env, home string) []composeInstance {
+	r := e.runB(b, home, "instance", "list", "--json")
+	var l []composeInstance
+	if err := json.Unmarshal([]byte(r.stdout), &l); err != nil {
+		b.Fatalf("instance list --json: %v %q", err, r.stdout)
+	}
+	return l
+}
+
+// waitHealthy waits until n instances report healthy.
+func waitHealthy(b *testing.B, e *env, home string, n int) {
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		healthy := 0
+		for _, in := range composeInstances(b, e, home) {
+			if in.Health == "healthy" {
+				healthy++
+			}
+		}
+		if healthy == n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("not all %d replicas became healthy: %+v", n, composeInstances(b, e, home))
+}
+
+// hostPort is the host port a project's service forwards to guest.
+func hostPort(b *testing.B, e *env, home, service string, guest int) int {
+	for _, in := range composeInstances(b, e, home) {
+		if strings.HasSuffix(in.Name, "-"+service) {
+			for _, f := range in.Net.Forwards {
+				if f.GuestPort == guest {
+					return f.HostPort
+				}
+			}
+		}
+	}
+	b.Fatalf("no forward of %s:%d", service, guest)
+	return 0
+}
+
+// latencies are the medians (ms) of n lookups by name inside the trip
+// guest and of n direct requests to the passenger's host port.
+func latencies(b *testing.B, trip, passenger, n int) (byName, direct float64) {
+	c := http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	get := func(url string) (*http.Response, error) {
+		resp, err := c.Get(url)
+		if err == nil && resp.StatusCode != 200 {
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return resp, err
+	}
+	var in, out []float64
+	for i := 0; i < n; i++ {
+		resp, err := get(fmt.Sprintf("http://127.0.0.1:%d/lookup/%d", trip, i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		us, err := strconv.ParseFloat(resp.Header.Get("X-Passenger-Micros"), 64)
+		if err != nil {
+			b.Fatalf("no X-Passenger-Micros: %v", resp.Header)
+		}
+		in = append(in, us/1000)
+		start := time.Now()
+		if resp, err = get(fmt.Sprintf("http://127.0.0.1:%d/passengers/%d", passenger, i)); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+		out = append(out, float64(time.Since(start).Microseconds())/1000)
+	}
+	sort.Float64s(in)
+	sort.Float64s(out)
+	return in[n/2], out[n/2]
+}
