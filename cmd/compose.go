@@ -56,6 +56,7 @@ type composeFlags struct {
 	name     string
 	detach   bool
 	bridged  bool
+	loopback bool
 	subnet   string
 	accel    bool
 	verbose  bool
@@ -92,6 +93,8 @@ func newComposeCmd(app *App) *cobra.Command {
 	up.Flags().StringVar(&f.subnet, "subnet", "10.3.0.0/24", "the bridge's subnet with --bridged")
 	up.Flags().BoolVar(&f.accel, "accel", true, "use KVM where it really works")
 	up.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print QEMU command lines")
+	up.Flags().BoolVar(&f.loopback, "host-loopback", false, "let the services reach this host's 127.0.0.1 at 10.0.2.2, and connect out (QEMU's own network unrestricted); "+
+		"by default a service reaches the other services by name and nothing else")
 	up.Flags().StringVar(&f.guest, "guest", "", "guest for every service without its own: nanos or linux")
 	insecureFlag(up.Flags(), &f.insecure)
 	down := projectCmd(app, f, "down", "Stop and remove the project's instances (-v: and its named volumes)",
@@ -219,13 +222,17 @@ func composeUp(app *App, f *composeFlags) error {
 		return err
 	}
 	mode := compose.UserMode
+	if f.loopback && !f.bridged {
+		fmt.Fprintln(app.Stderr, "ops: --host-loopback: the services reach every service listening on this host's 127.0.0.1, at 10.0.2.2, and connect out")
+	}
 	if f.bridged {
 		mode = compose.Bridged
 	}
 	say := func(line string) { fmt.Fprintln(app.Stderr, line) }
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
-		Stdout: app.Stdout, Stderr: app.Stderr,
+		HostLoopback: f.loopback,
+		Stdout:       app.Stdout, Stderr: app.Stderr,
 		ResolvePackage: func(name string, local bool, c *lepton.Config) (string, error) {
 			_, dir, _, err := app.resolvePackage(c, name, local)
 			return dir, err

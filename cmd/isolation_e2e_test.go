@@ -139,5 +139,27 @@ func TestE2EHostLoopbackIsolation(t *testing.T) {
 				t.Errorf("--host-loopback said nothing about what it opens\n%s", text)
 			}
 		}
+		// A compose service reaches the other services by name and,
+		// unless the project asks for the host's loopback, nothing else.
+		cf := fmt.Sprintf("name: iso%s\nservices:\n  dial:\n    x-ops: {program: ./dial, guest: %s}\n    command: [%q, %q]\n", guest[:1], guest, loop, outside)
+		writeFiles(t, dir, map[string]string{"compose.yaml": cf})
+		for _, loopback := range []bool{false, true} {
+			args := []string{"netns", "exec", ns, e.ops, "compose", "up"}
+			if loopback {
+				args = append(args, "--host-loopback")
+			}
+			c := exec.Command("ip", args...)
+			c.Dir = dir
+			c.Env = append(c.Environ(), opsHomeEnv(writableHome(t, home)))
+			out, _ := c.CombinedOutput()
+			text := string(out)
+			t.Logf("compose, host loopback %v:\n%s", loopback, text)
+			for _, addr := range []string{loop, outside} {
+				got := strings.Contains(text, addr+": got ")
+				if !strings.Contains(text, addr+": ") || got != loopback {
+					t.Errorf("compose, host loopback %v: %s reached: %v\n%s", loopback, addr, got, text)
+				}
+			}
+		}
 	})
 }

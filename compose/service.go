@@ -146,8 +146,14 @@ func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) 
 // their host ports, and every other service's ports reached through a
 // per-connection ops proxy, which asks the project's Balancer which
 // replica to join.
+//
+// QEMU's own network, because its guestfwd is what lets one address per
+// service lead to that service; restricted (restrict=on) unless the
+// project asks for the host's loopback: the guest then reaches the other
+// services and its own forwards, and neither the host's 127.0.0.1 (which
+// 10.0.2.2 is on an unrestricted slirp) nor anything else.
 func (u *up) userNet(r Replica) qemu.Net {
-	n := qemu.Net{Mode: "user"}
+	n := qemu.Net{Mode: "user", Restrict: !u.opts.HostLoopback}
 	type key struct {
 		svc  string
 		port int

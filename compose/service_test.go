@@ -70,3 +70,27 @@ volumes: {data: {}}
 		t.Fatalf("replicas %+v", r)
 	}
 }
+
+// TestUserNet: a user-mode replica forwards its own ports, reaches each
+// other service's port once through a guestfwd, and runs on a restricted
+// QEMU network unless the project asks for the host's loopback.
+func TestUserNet(t *testing.T) {
+	layout := &Net{Mode: UserMode, Addr: map[string]string{"web": "10.0.2.100", "db": "10.0.2.101"}, Endpoints: []Endpoint{
+		{Service: "web", Instance: "p-web", Port: 8080, HostIP: "127.0.0.1", HostPort: 18080},
+		{Service: "db", Instance: "p-db-1", Port: 6379, HostIP: "127.0.0.1", HostPort: 16379},
+		{Service: "db", Instance: "p-db-2", Port: 6379, HostIP: "127.0.0.1", HostPort: 16380},
+	}}
+	for _, loopback := range []bool{false, true} {
+		u := &up{layout: layout, dir: "/h/compose/p", opts: UpOptions{Self: "/bin/ops", HostLoopback: loopback}}
+		n := u.userNet(Replica{Service: "web", Instance: "p-web"})
+		if n.Restrict == loopback || n.Passt != "" {
+			t.Errorf("loopback %v: Restrict %v, Passt %q", loopback, n.Restrict, n.Passt)
+		}
+		if len(n.Forwards) != 1 || n.Forwards[0].HostPort != 18080 {
+			t.Errorf("forwards %+v", n.Forwards)
+		}
+		if len(n.GuestFwd) != 1 || n.GuestFwd[0].IP != "10.0.2.101" || n.GuestFwd[0].Port != 6379 {
+			t.Errorf("guest forwards %+v", n.GuestFwd)
+		}
+	}
+}

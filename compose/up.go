@@ -31,6 +31,11 @@ type UpOptions struct {
 	Guest   string // guest of every service that names none
 	Verbose bool   // Say each QEMU command line
 	Self    string // ops's own executable: the supervisor and the per-connection proxy
+	// HostLoopback, in user mode, lets guests reach the host's 127.0.0.1
+	// at 10.0.2.2 and make outbound connections (QEMU's own network
+	// unrestricted). By default a service reaches the other services by
+	// name and nothing else (restrict=on).
+	HostLoopback bool
 	// OpsVersion is OPS_VERSION in every service's environment.
 	OpsVersion string
 	// The services' consoles, each line prefixed with the replica's name.
@@ -403,7 +408,8 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 		if u.opts.Verbose {
 			u.opts.Say(fmt.Sprintf("[%s] %s", s.Service, qemu.ShellLine(argv)))
 		}
-		p, err := qemu.Start(argv, s.vm.Pages, prefixWriter(u.opts.Stdout, s.Instance), prefixWriter(u.opts.Stderr, s.Instance))
+		// StartVM: as root, QEMU runs unprivileged with the tap's descriptor.
+		p, err := qemu.StartVM(s.vm, prefixWriter(u.opts.Stdout, s.Instance), prefixWriter(u.opts.Stderr, s.Instance))
 		if err != nil {
 			return 0, err
 		}
