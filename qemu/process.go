@@ -91,7 +91,6 @@ const StopGrace = 500 * time.Millisecond
 
 // Process is a running QEMU, with the passt serving its network if any.
 type Process struct {
-	argv   []string
 	cmd    *exec.Cmd
 	errBuf *tail
 	done   chan struct{}
@@ -200,7 +199,7 @@ func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.Fil
 	if err := cmd.Start(); err != nil {
 		return nil, goerrors.Wrap(fmt.Errorf("starting %s: %w", argv[0], err), 0)
 	}
-	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{}), argv: argv}
+	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		notices.flush()
@@ -219,9 +218,6 @@ func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.Fil
 func DisableHugePages() {
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 }
-
-// Args is QEMU's command line as started.
-func (p *Process) Args() []string { return p.argv }
 
 // Pid is QEMU's process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
