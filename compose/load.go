@@ -48,7 +48,7 @@ func Load(ctx context.Context, o LoadOptions) (*File, error) {
 		cli.WithDotEnv,
 		cli.WithProfiles(o.Profiles),
 		cli.WithName(o.Name),
-		cli.WithLoadOptions(supported(&warnings), noImageCheck),
+		cli.WithLoadOptions(noImageCheck),
 	)
 	if err != nil {
 		return nil, err
@@ -64,6 +64,7 @@ func Load(ctx context.Context, o LoadOptions) (*File, error) {
 		if err := oldFormat(p, b); err != nil {
 			return nil, err
 		}
+		warnings = append(warnings, unsupported(b)...)
 	}
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
@@ -82,12 +83,12 @@ func Parse(b []byte, dir string) (*File, error) {
 	if err := oldFormat("compose.yaml", b); err != nil {
 		return nil, err
 	}
-	var warnings []string
+	warnings := unsupported(b)
 	p, err := loader.LoadWithContext(context.Background(), types.ConfigDetails{
 		WorkingDir:  dir,
 		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "compose.yaml"), Content: b}},
 		Environment: types.Mapping{},
-	}, func(o *loader.Options) { o.SetProjectName("project", false) }, supported(&warnings), noImageCheck)
+	}, func(o *loader.Options) { o.SetProjectName("project", false) }, noImageCheck)
 	if err != nil {
 		return nil, oneLine(err)
 	}
@@ -175,13 +176,58 @@ func why(key string) string {
 // the references it skips (depends_on, volumes) itself.
 func noImageCheck(o *loader.Options) { o.SkipConsistencyCheck = true }
 
-func supported(warnings *[]string) func(*loader.Options) {
-	return loader.WithSupportedAttributes(supportedPaths(), func(found []loader.UnsupportedAttribute) {
-		for _, a := range found {
-			parts := strings.Split(string(a.Path), ".")
-			*warnings = append(*warnings, fmt.Sprintf("%s: ignored: %s", a.Path, why(parts[len(parts)-1])))
+// unsupported is one warning line per key of a compose document that ops
+// does not act on (an allowlist: supportedPaths), outermost first and in
+// name order; extensions (x-...) are the user's own. A document that is
+// not YAML gives none here: compose-go says what is wrong with it.
+func unsupported(content []byte) []string {
+	var doc any
+	if yaml.Unmarshal(content, &doc) != nil {
+		return nil
+	}
+	// A key is read when its path, or a path under it, is supported.
+	var patterns []tree.Path
+	for _, p := range supportedPaths() {
+		parts := p.Parts()
+		for i := 1; i <= len(parts); i++ {
+			patterns = append(patterns, tree.NewPath(parts[:i]...))
 		}
-	})
+	}
+	var out []string
+	var walk func(p tree.Path, v any)
+	walk = func(p tree.Path, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range sortedKeys(v) {
+				if strings.HasPrefix(k, "x-") {
+					continue
+				}
+				next := p.Next(k)
+				if !matchesAny(next, patterns) {
+					out = append(out, fmt.Sprintf("%s: ignored: %s", next, why(k)))
+					continue
+				}
+				walk(next, v[k])
+			}
+		case []any:
+			for _, item := range v {
+				if next := p.Next(tree.PathMatchList); matchesAny(next, patterns) {
+					walk(next, item)
+				}
+			}
+		}
+	}
+	walk("", doc)
+	return out
+}
+
+func matchesAny(p tree.Path, patterns []tree.Path) bool {
+	for _, pat := range patterns {
+		if p.Matches(pat) {
+			return true
+		}
+	}
+	return false
 }
 
 // xOps is a service's x-ops extension: ops's own keys.
