@@ -312,7 +312,7 @@ func volumeNameRE(s string) bool {
 }
 
 func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool) (*Service, error) {
-	if !nameRE.MatchString(sc.Name) {
+	if !nameRE().MatchString(sc.Name) {
 		return nil, errors.New("service names are lower-case letters, digits and dashes, at most 32 (they become host names)")
 	}
 	x, err := decodeXOps(sc.Extensions["x-ops"])
