@@ -179,6 +179,13 @@ func TestE2EComposeTaxi(t *testing.T) {
 		}
 		dispatched := func() string { return ce.run(t, home, "compose", "logs", "dispatcher").stdout }
 		taxiFlow(t, 10, post, dispatched)
+		// The trips went through guestfwd's ops proxy, which QEMU starts
+		// under its seccomp sandbox (spawning and set*id allowed, for it).
+		for inst, in := range listInstances(t, ce, home) {
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.QEMU)); !strings.Contains(string(b), "Seccomp:\t2") {
+				t.Errorf("instance %s: QEMU (pid %d) runs without the sandbox", inst, in.QEMU)
+			}
+		}
 		logs := dispatched()
 		for _, rep := range []string{"1", "2"} {
 			if !regexp.MustCompile(`(?m)^` + name + `-dispatcher-` + rep + ` +\| dispatcher-` + rep + ` dispatching driver-1`).MatchString(logs) {

@@ -160,8 +160,8 @@ type VM struct {
 	// Sandbox turns on QEMU's seccomp filter: no obsolete system calls, no
 	// setuid, no process spawning, no scheduler or resource control
 	// changes. A guestfwd that runs a command per connection (compose's
-	// ops proxy) needs a process that the filter, inherited, would stop:
-	// such a VM runs without it.
+	// ops proxy) needs QEMU to start it in a session of its own: such a
+	// VM may spawn processes and call set*id (setsid), the rest denied.
 	Sandbox bool
 	// WaitDebugger stops the CPU at start until a debugger on the gdb
 	// stub continues it.
@@ -328,7 +328,14 @@ func (vm VM) Args() ([]string, error) {
 		}
 		a = append(a, "-qmp", addr+",server=on,wait=off")
 	}
-	if vm.Sandbox && len(vm.Net.GuestFwd) == 0 {
+	switch {
+	case !vm.Sandbox:
+	case len(vm.Net.GuestFwd) > 0:
+		// The guestfwd command is a process QEMU starts per connection,
+		// in a session of its own (setsid): spawning and set*id stay
+		// allowed, for it; the rest is denied, for it too.
+		a = append(a, "-sandbox", "on,obsolete=deny,resourcecontrol=deny")
+	default:
 		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 	}
 	if vm.GdbPort > 0 {
