@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"fmt"
-	"net"
 	"strconv"
 
 	"github.com/opsdev/ops/lepton"
@@ -30,7 +29,7 @@ func runNotices(app *App, c *lepton.Config, program string) error {
 	}
 	if rc.QMP {
 		if rc.Mgmt == "" {
-			port, err := freePort()
+			port, err := qemu.FreePort()
 			if err != nil {
 				return err
 			}
@@ -48,16 +47,6 @@ func runNotices(app *App, c *lepton.Config, program string) error {
 		fmt.Fprintf(app.Stderr, "ops: waiting for a debugger, software emulation: gdb %s -ex 'target remote localhost:%d'\n", program, port)
 	}
 	return nil
-}
-
-// freePort is a TCP port on 127.0.0.1 nobody listens on now.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // outputFlags are nanovms/ops's output flags, on every command.

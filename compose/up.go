@@ -88,7 +88,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	layout, err := file.Layout(o.Mode, o.Subnet, freePort)
+	layout, err := file.Layout(o.Mode, o.Subnet, qemu.FreePort)
 	if err != nil {
 		return 0, err
 	}
@@ -526,15 +526,6 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 		}
 	}
 	return remove, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // prefixWriter prefixes every line written to it with [name].

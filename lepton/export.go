@@ -11,6 +11,7 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/imgfmt"
+	"github.com/opsdev/ops/internal/fileutil"
 )
 
 // Exported is an image written in an import format.
@@ -41,22 +42,7 @@ func Export(b *Built, f imgfmt.Format, out string) (*Exported, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
-	if err != nil {
-		return nil, goerrors.Wrap(err, 0)
-	}
-	defer os.Remove(tmp.Name())
-	err = imgfmt.Convert(tmp, src, f)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = goerrors.Wrap(cerr, 0)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
+	if err := fileutil.WriteAtomicWith(out, 0o644, func(tmp *os.File) error { return imgfmt.Convert(tmp, src, f) }); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	st, err := os.Stat(out)

@@ -65,23 +65,15 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 	if err := os.MkdirAll(filepath.Dir(spec.Out), 0o755); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".tmp-")
+	err = fileutil.WriteAtomicWith(spec.Out, 0o644, func(tmp *os.File) error {
+		if err := spec.Guest.Write(tmp, spec.Plan, spec.MinRoot); err != nil {
+			return err
+		}
+		// The old key goes before the new image takes the name.
+		os.Remove(keyFile)
+		return nil
+	})
 	if err != nil {
-		return nil, goerrors.Wrap(err, 0)
-	}
-	defer os.Remove(tmp.Name())
-	err = spec.Guest.Write(tmp, spec.Plan, spec.MinRoot)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = goerrors.Wrap(cerr, 0)
-	}
-	if err != nil {
-		return nil, err
-	}
-	os.Remove(keyFile)
-	if err := os.Rename(tmp.Name(), spec.Out); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	st, err := os.Stat(spec.Out)

@@ -184,3 +184,14 @@ func CheckFree(fwds []Forward) error {
 	}
 	return nil
 }
+
+// FreePort is a TCP port on 127.0.0.1 nobody listens on now, for a
+// forward or a monitor whose port the user left to ops.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}

@@ -11,20 +11,29 @@ import (
 // WriteAtomic writes a file through a temporary file in the same folder
 // and a rename.
 func WriteAtomic(name string, data []byte, mode os.FileMode) error {
+	return WriteAtomicWith(name, mode, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// WriteAtomicWith is WriteAtomic with the contents written by write into
+// the temporary file: name appears, with mode, only once write has
+// succeeded; on failure the temporary file is removed.
+func WriteAtomicWith(name string, mode os.FileMode, write func(f *os.File) error) error {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	err = write(f)
+	if err == nil {
+		err = f.Chmod(mode)
 	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
+	if err != nil {
 		return err
 	}
 	return os.Rename(f.Name(), name)
