@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -16,6 +17,7 @@ import (
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
+	"github.com/opsdev/ops/qemu"
 	"github.com/spf13/cobra"
 )
 
@@ -158,7 +160,7 @@ func newComposeCmd(app *App) *cobra.Command {
 			fmt.Fprintf(app.Stdout, "compose %s: restarted\n", p.File.Name)
 			return nil
 		})
-	c.AddCommand(up, down, ps, logs, restart)
+	c.AddCommand(up, down, ps, logs, restart, newComposeNetCmd())
 	return c
 }
 
@@ -347,4 +349,24 @@ func composeDetach(app *App, f *composeFlags) error {
 	}
 	fmt.Fprintf(app.Stdout, "compose %s: started in the background (pid %d); logs in %s; stop with 'ops compose down'\n", p.File.Name, pid, p.LogPath())
 	return nil
+}
+
+// newComposeNetCmd is a project's network holder (compose.ServeNet), which
+// up starts in a network namespace of its own with the host ports as
+// descriptors 3, 4, ...: it prints "ready" once it serves, then runs until
+// down kills it. Its errors go to the project's net.log.
+func newComposeNetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "net DIR",
+		Short:  "Hold a compose project's network namespace (started by ops compose up)",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			passt := qemu.PasstBinary()
+			if passt == "" {
+				return errors.New("passt is not installed")
+			}
+			return compose.ServeNet(args[0], passt, os.Stdout)
+		},
+	}
 }

@@ -2,6 +2,7 @@ package cmd_test
 
 import (
 	"archive/tar"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -179,11 +180,19 @@ func TestE2EComposeTaxi(t *testing.T) {
 		}
 		dispatched := func() string { return ce.run(t, home, "compose", "logs", "dispatcher").stdout }
 		taxiFlow(t, 10, post, dispatched)
-		// The trips went through guestfwd's ops proxy, which QEMU starts
-		// under its seccomp sandbox (spawning and set*id allowed, for it).
+		// The trips went from guest to guest through the project's network
+		// namespace: every QEMU runs unprivileged under the whole sandbox
+		// (no process per connection to start).
 		for inst, in := range listInstances(t, ce, home) {
-			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.QEMU)); !strings.Contains(string(b), "Seccomp:\t2") {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.QEMU))
+			if !strings.Contains(string(b), "Seccomp:\t2") {
 				t.Errorf("instance %s: QEMU (pid %d) runs without the sandbox", inst, in.QEMU)
+			}
+			if os.Geteuid() == 0 && regexp.MustCompile(`(?m)^Uid:\s+0\s`).Match(b) {
+				t.Errorf("instance %s: QEMU (pid %d) runs as root", inst, in.QEMU)
+			}
+			if cl, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", in.QEMU)); !strings.Contains(string(cl), "spawn=deny") {
+				t.Errorf("instance %s: QEMU may spawn processes: %q", inst, cl)
 			}
 		}
 		logs := dispatched()
@@ -192,18 +201,22 @@ func TestE2EComposeTaxi(t *testing.T) {
 				t.Errorf("dispatcher replica %s handled none of the 10 trips:\n%s", rep, logs)
 			}
 		}
-		// Connections by name take turns over the healthy replicas: ten
-		// through ops proxy, as a guest's guestfwd runs it, go five to each,
-		// alternating.
+		// Connections by name take turns over the healthy replicas: ten to
+		// dispatcher's address inside the project's network namespace, as
+		// a guest makes them, go five to each, alternating.
 		state := filepath.Join(home, "compose", name)
+		holder, addr := projectNet(t, state, "dispatcher", 8080)
 		var seen []string
 		for i := 0; i < 10; i++ {
-			c := ce.opsCmd(t.Context(), home, "proxy", "--project", state, "dispatcher:8080")
+			c := exec.CommandContext(t.Context(), "nsenter", "-t", holder, "-n", "-U", "--preserve-credentials", e.ops, "proxy", addr)
+			if os.Geteuid() == 0 {
+				c = exec.CommandContext(t.Context(), "nsenter", "-t", holder, "-n", e.ops, "proxy", addr)
+			}
 			c.Stdin = strings.NewReader("GET /healthz HTTP/1.0\r\n\r\n")
 			out, err := c.Output()
 			m := regexp.MustCompile(`ok (dispatcher-\d)`).FindStringSubmatch(string(out))
 			if err != nil || m == nil {
-				t.Fatalf("ops proxy dispatcher:8080: %v %q", err, out)
+				t.Fatalf("dispatcher:8080 in the project's namespace: %v %q", err, out)
 			}
 			seen = append(seen, m[1])
 		}
@@ -262,6 +275,36 @@ func TestE2EComposeTaxi(t *testing.T) {
 			t.Fatalf("port %d still listened on after down:\n%s", port, out)
 		}
 	})
+}
+
+// projectNet is the pid of a project's network holder and the address of
+// service:port in its namespace, read from the project's state.
+func projectNet(t *testing.T, state, service string, port int) (string, string) {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(state, "net.pid"))
+	if err != nil {
+		t.Fatalf("the project has no network holder: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(state, "net.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Balance []struct {
+			Service, Listen string
+			Port            int
+		}
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range spec.Balance {
+		if b.Service == service && b.Port == port {
+			return strings.TrimSpace(string(pid)), b.Listen
+		}
+	}
+	t.Fatalf("no balancer for %s:%d in %s", service, port, b)
+	return "", ""
 }
 
 // netns is a network namespace the test creates and removes; everything

@@ -20,8 +20,9 @@ func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
 func (stdio) Close() error                { return os.Stdout.Close() }
 
 // newProxyCmd is the connector QEMU runs for each guest connection to
-// another compose service (guestfwd ... cmd:ops proxy --project DIR
-// SERVICE:PORT): the project's Balancer picks the replica, and the
+// another compose service, on a project without a network namespace of
+// its own (guestfwd ... cmd:ops proxy --project DIR SERVICE:PORT): the
+// project's Balancer picks the replica, and the
 // connection, its standard input and output, is joined to that replica's
 // port on the host (or to ADDR itself without --project). It prints
 // nothing: its output is the connection.

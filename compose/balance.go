@@ -3,6 +3,7 @@ package compose
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -22,13 +23,14 @@ type Routes struct {
 	Services  map[string]map[string][]Backend `json:"services"`  // service -> guest port -> replicas
 }
 
-// Backend is one replica's port on the host.
+// Backend is one replica's port, where the balancer reaches it.
 type Backend struct {
 	Instance string `json:"instance"`
 	Addr     string `json:"addr"`
 }
 
-// RoutesFor lists every replica's endpoints.
+// RoutesFor lists every replica's endpoints: in the project's network
+// namespace when it has one, else on the host.
 func RoutesFor(store instance.Store, n *Net) Routes {
 	r := Routes{Instances: store.Dir, Services: map[string]map[string][]Backend{}}
 	for _, e := range n.Endpoints {
@@ -37,12 +39,16 @@ func RoutesFor(store instance.Store, n *Net) Routes {
 			ports = map[string][]Backend{}
 			r.Services[e.Service] = ports
 		}
-		host := e.HostIP
-		if host == "0.0.0.0" || host == "" {
-			host = "127.0.0.1"
-		}
 		p := strconv.Itoa(e.Port)
-		ports[p] = append(ports[p], Backend{Instance: e.Instance, Addr: Endpoint{HostIP: host, HostPort: e.HostPort}.Addr()})
+		addr := net.JoinHostPort(n.ReplicaAddr[e.Instance], p)
+		if !n.Namespace {
+			host := e.HostIP
+			if host == "0.0.0.0" || host == "" {
+				host = "127.0.0.1"
+			}
+			addr = Endpoint{HostIP: host, HostPort: e.HostPort}.Addr()
+		}
+		ports[p] = append(ports[p], Backend{Instance: e.Instance, Addr: addr})
 	}
 	return r
 }
@@ -63,8 +69,9 @@ func WriteRoutes(dir string, r Routes) error {
 
 // Balancer chooses the replica each by-name connection to a service goes
 // to: round-robin over the replicas that are ready. It holds no
-// connection: the transport (today a guestfwd running ops proxy per
-// connection) asks it for an address and joins the connection to it.
+// connection: the transport (the project network's listener at the
+// service's address, or a guestfwd running ops proxy per connection)
+// asks it for an address and joins the connection to it.
 type Balancer struct {
 	Dir string // the project's state folder: routes.json and the counters
 }
@@ -130,7 +137,7 @@ func Choose(backends []Backend, ranks []int, n uint64) Backend {
 }
 
 // count returns the counter key's value and adds one to it, under a lock:
-// each connection is its own ops proxy process.
+// with guestfwd, each connection is its own ops proxy process.
 func (b Balancer) count(key string) (uint64, error) {
 	dir := filepath.Join(b.Dir, "rr")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opsdev/ops/instance"
+	"github.com/opsdev/ops/qemu"
 )
 
 const taxi = `
@@ -299,4 +302,49 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = Parse(b, dir)
 	})
+}
+
+// TestNetSpec: in the project's namespace each replica of dispatcher has
+// an address of its own and the service's address is the balancer's; the
+// others are at their service's address; every endpoint has a host
+// listener leading to its replica there; each replica's passt listens at
+// its address on its ports, and nothing else.
+func TestNetSpec(t *testing.T) {
+	f := parse(t, taxi)
+	next := 40000
+	n, err := f.Layout(UserMode, "", func() (int, error) { next++; return next, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Namespace = true
+	want := map[string]string{"taxi-dispatcher-1": "10.0.3.1", "taxi-dispatcher-2": "10.0.3.2", "taxi-passenger": "10.0.2.101", "taxi-redis": "10.0.2.102", "taxi-trip": "10.0.2.103"}
+	if !reflect.DeepEqual(n.ReplicaAddr, want) {
+		t.Fatalf("replica addresses %v", n.ReplicaAddr)
+	}
+	s := f.netSpec(n)
+	if w := []string{"10.0.2.100", "10.0.3.1", "10.0.3.2", "10.0.2.101", "10.0.2.102", "10.0.2.103"}; !reflect.DeepEqual(s.Addrs, w) {
+		t.Errorf("addresses %v, want %v", s.Addrs, w)
+	}
+	if w := []Balanced{{Service: "dispatcher", Port: 8080, Listen: "10.0.2.100:8080"}}; !reflect.DeepEqual(s.Balance, w) {
+		t.Errorf("balancers %+v", s.Balance)
+	}
+	hosts := map[string]string{}
+	for _, h := range s.Host {
+		hosts[h.Listen] = h.Instance + " " + h.Target
+	}
+	if w := map[string]string{"127.0.0.1:40001": "taxi-dispatcher-1 10.0.3.1:8080", "127.0.0.1:40002": "taxi-dispatcher-2 10.0.3.2:8080",
+		"127.0.0.1:40003": "taxi-passenger 10.0.2.101:8080", "127.0.0.1:40004": "taxi-redis 10.0.2.102:6379", "127.0.0.1:18080": "taxi-trip 10.0.2.103:8080"}; !reflect.DeepEqual(hosts, w) {
+		t.Errorf("host listeners %v, want %v", hosts, w)
+	}
+	u := &up{file: f, layout: n, dir: "/h/compose/taxi"}
+	vn := u.nsNet(f.ReplicasOf("dispatcher")[1])
+	if vn.Namespace != "/h/compose/taxi/net.sock" || len(vn.GuestFwd) != 0 || vn.Restrict ||
+		!reflect.DeepEqual(vn.Forwards, []qemu.Forward{{Proto: "tcp", HostIP: "10.0.3.2", HostPort: 8080, GuestPort: 8080}}) {
+		t.Errorf("dispatcher-2's network %+v", vn)
+	}
+	// The balancer reaches the replicas inside the namespace.
+	r := RoutesFor(instance.Store{Dir: "/h/instances"}, n)
+	if got := r.Services["dispatcher"]["8080"]; len(got) != 2 || got[1].Addr != "10.0.3.2:8080" {
+		t.Errorf("routes %+v", got)
+	}
 }

@@ -14,9 +14,10 @@ type Mode int
 
 // Networking modes.
 const (
-	// UserMode: each guest on QEMU user-mode networking; other services are
-	// reached through per-connection forwards to their host-loopback ports.
-	// Needs no root.
+	// UserMode: each guest on user-mode networking (passt), the project's
+	// guests in a network namespace of its own where each service has its
+	// address (or, without one, QEMU's with per-connection forwards to
+	// the host-loopback ports). Needs no root.
 	UserMode Mode = iota
 	// Bridged: one private bridge for the project, one tap and one address
 	// per service. Needs root.
@@ -76,14 +77,22 @@ type Net struct {
 	Endpoints []Endpoint        // every replica's ports on the host
 	Subnet    *net.IPNet        // bridged
 	Gateway   string            // bridged: the bridge's address
-	// ReplicaAddr is each replica's own address on the bridge (bridged);
-	// a service with one replica is at the service's address.
+	// ReplicaAddr is each replica's own address on the bridge (bridged)
+	// or in the project's network namespace (user mode); a service with
+	// one replica is at the service's address.
 	ReplicaAddr map[string]string
+	// Namespace: the user-mode services are in a network namespace of the
+	// project's own (nsnet.go), not on QEMU's guestfwd.
+	Namespace bool
 }
 
 // UserSubnetBase is where user-mode service addresses start: inside QEMU's
 // 10.0.2.0/24, clear of its gateway (.2), DNS (.3) and guest (.15).
 const UserSubnetBase = 100
+
+// ReplicaSubnet is where the addresses of replicas start in a project's
+// network namespace (UserMode): only ops's balancer connects to them.
+const ReplicaSubnet = "10.0.3."
 
 // Layout assigns addresses and host ports. freePort returns a free TCP
 // port on 127.0.0.1 (injected for tests).
@@ -95,8 +104,24 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 		if len(names) > 100 {
 			return nil, errors.New("at most 100 services")
 		}
+		// In the project's network namespace, each replica of a service
+		// with several has an address of its own there, where its passt
+		// listens; the service's address is then ops's balancer's.
+		n.ReplicaAddr = map[string]string{}
+		next := 1
 		for i, name := range names {
 			n.Addr[name] = "10.0.2." + strconv.Itoa(UserSubnetBase+i)
+			for _, r := range f.ReplicasOf(name) {
+				if r.Index == 0 {
+					n.ReplicaAddr[r.Instance] = n.Addr[name]
+					continue
+				}
+				if next > 254 {
+					return nil, errors.New("at most 254 replicas in all")
+				}
+				n.ReplicaAddr[r.Instance] = ReplicaSubnet + strconv.Itoa(next)
+				next++
+			}
 		}
 	case Bridged:
 		_, ipn, err := net.ParseCIDR(subnet)

@@ -3,6 +3,7 @@ package compose
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -137,6 +138,7 @@ func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	stopNet(p.Dir)
 	if p.PID() == 0 {
 		os.RemoveAll(p.Dir)
 	}
@@ -185,13 +187,31 @@ func (p *Project) PS(store instance.Store, services ...string) ([]PSRow, error) 
 	if err != nil {
 		return nil, err
 	}
+	// The host ports of a project with a network namespace are its
+	// holder's listeners.
+	var hostPorts []HostPort
+	if b, err := os.ReadFile(netSpecFile(p.Dir)); err == nil {
+		var spec NetSpec
+		if json.Unmarshal(b, &spec) == nil {
+			hostPorts = spec.Host
+		}
+	}
 	var rows []PSRow
 	for _, in := range ins {
 		r := PSRow{Name: in.Name, Service: in.Service, Status: in.Status, Health: in.HealthStatus}
 		if in.Status == instance.Exited && in.ExitCode != nil {
 			r.Status = fmt.Sprintf("exited (%d)", *in.ExitCode)
 		}
-		if in.Net != nil {
+		switch {
+		case in.Net != nil && in.Net.Namespace != "":
+			var ports []string
+			for _, h := range hostPorts {
+				if h.Instance == in.Name {
+					ports = append(ports, fmt.Sprintf("%s->%d", h.Listen, h.Port))
+				}
+			}
+			r.Ports = strings.Join(ports, ", ")
+		case in.Net != nil:
 			var ports []string
 			for _, f := range in.Net.Forwards {
 				ports = append(ports, fmt.Sprintf("%s:%d->%d", f.HostIP, f.HostPort, f.GuestPort))

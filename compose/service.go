@@ -105,9 +105,12 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	if u.layout.Mode == UserMode {
+	switch {
+	case u.layout.Namespace:
+		vm.Net = u.nsNet(r)
+	case u.layout.Mode == UserMode:
 		vm.Net = u.userNet(r)
-	} else {
+	default:
 		vm.Net.MAC = fmt.Sprintf("52:54:00:4f:50:%02x", index+16)
 	}
 	c.Guest = b.Guest.Name()
@@ -142,10 +145,11 @@ func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) 
 	return lepton.PlanInput{Config: c, Program: prog, Dir: u.file.Dir, Argv: []string{s.Program}}, nil
 }
 
-// userNet is a user-mode replica's network: its own ports forwarded from
-// their host ports, and every other service's ports reached through a
-// per-connection ops proxy, which asks the project's Balancer which
-// replica to join.
+// userNet is a user-mode replica's network without the project's
+// namespace (--host-loopback, or no passt or namespaces on the host): its
+// own ports forwarded from their host ports, and every other service's
+// ports reached through a per-connection ops proxy, which asks the
+// project's Balancer which replica to join.
 //
 // QEMU's own network, because its guestfwd is what lets one address per
 // service lead to that service; restricted (restrict=on) unless the

@@ -102,6 +102,9 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 			return 0, fmt.Errorf("project %s is up already (%d instances); ops compose down stops it", file.Name, len(ins))
 		}
 	}
+	// The project's own network namespace, unless the guests are to reach
+	// the host's loopback (nsnet.go).
+	layout.Namespace = o.Mode == UserMode && !o.HostLoopback && qemu.PasstBinary() != ""
 	for _, name := range order {
 		s := file.Services[name]
 		if s.Image == "" {
@@ -134,7 +137,33 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 			i++
 		}
 	}
+	if layout.Namespace {
+		// startNet listens on every host port.
+		stopNet(u.dir) // a holder left by an up that was killed
+		err := u.startNet()
+		if errors.Is(err, ErrNoNamespace) {
+			o.Say(fmt.Sprintf("compose %s: %v; the services reach each other through QEMU's guestfwd, whose QEMU may start processes", file.Name, err))
+			layout.Namespace = false
+			for _, s := range svcs {
+				s.vm.Net = u.userNet(s.Replica)
+			}
+		} else if err != nil {
+			stopNet(u.dir)
+			os.RemoveAll(u.dir)
+			return 0, err
+		}
+	}
+	started := false
+	defer func() {
+		if !started && layout.Namespace {
+			stopNet(u.dir)
+			os.RemoveAll(u.dir)
+		}
+	}()
 	for _, s := range svcs {
+		if layout.Namespace {
+			break
+		}
 		if err := qemu.CheckFree(s.vm.Net.Forwards); err != nil {
 			return 0, fmt.Errorf("service %s: %w", s.Service, err)
 		}
@@ -160,9 +189,11 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		return 0, err
 	}
 	if err := u.start(ctx, svcs); err != nil {
+		stopNet(u.dir)
 		os.RemoveAll(u.dir)
 		return 0, err
 	}
+	started = true
 	if o.Detach {
 		return 0, nil
 	}

@@ -206,8 +206,9 @@ func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton
 	os.Remove(vm.QMP)
 	defer os.Remove(vm.QMP)
 	// The previous QEMU (killed, or stopped a moment ago) may still hold
-	// its ports while it exits.
-	for i := 0; ; i++ {
+	// its ports while it exits. (Ports in a compose project's namespace
+	// are its passt's, which StartVM's Wait saw exit.)
+	for i := 0; vm.Net.Namespace == ""; i++ {
 		err := qemu.CheckFree(vm.Net.Forwards)
 		if err == nil {
 			break

@@ -130,6 +130,19 @@ func (c *Conn) AddDefaultRoute(index int, gw [4]byte) error {
 	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, b)
 }
 
+// AddLinkRoute adds a default IPv4 route straight out of a link, with no
+// gateway (scope link): every address not local is sent to that link.
+func (c *Conn) AddLinkRoute(index int) error {
+	b := make([]byte, unix.SizeofRtMsg)
+	b[0] = unix.AF_INET
+	b[4] = unix.RT_TABLE_MAIN
+	b[5] = unix.RTPROT_BOOT
+	b[6] = unix.RT_SCOPE_LINK
+	b[7] = unix.RTN_UNICAST
+	b = append(b, attr(unix.RTA_OIF, u32(uint32(index)))...)
+	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, b)
+}
+
 // AddBridge creates a bridge.
 func (c *Conn) AddBridge(name string) error {
 	if err := checkName(name); err != nil {

@@ -1,7 +1,9 @@
 package qemu
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,25 +91,94 @@ func PasstLine(n Net) string {
 	return ShellLine(append([]string{n.Passt}, passtArgs(n, passtFD)...))
 }
 
-// startPasst starts passt for n and returns it with QEMU's end of their
-// socket pair, which the caller hands to QEMU as its first extra file and
-// then closes. passt dies with ops, like QEMU.
-func startPasst(n Net, stderr *tail) (*exec.Cmd, *os.File, error) {
+// passtProc is the passt serving a VM's network: ops's own child, or
+// one that a project's network namespace started for it (netns).
+type passtProc interface {
+	// wait returns once passt has exited.
+	wait() error
+	kill()
+}
+
+// startPasst starts passt for n, in n.Namespace's network when it names
+// one, and returns it with QEMU's end of their socket pair, which the
+// caller hands to QEMU as its first extra file and then closes. passt
+// dies with ops, like QEMU (or, in a namespace, with its holder).
+func startPasst(n Net, stderr *tail) (passtProc, *os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, goerrors.Wrap(fmt.Errorf("socket pair for passt: %w", err), 0)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "qemu-net"), os.NewFile(uintptr(fds[1]), "passt-net")
 	defer theirs.Close()
+	var p passtProc
+	if n.Namespace != "" {
+		p, err = spawnPasst(n, theirs, stderr)
+	} else {
+		p, err = execPasst(n, theirs, stderr)
+	}
+	if err != nil {
+		ours.Close()
+		return nil, nil, err
+	}
+	return p, ours, nil
+}
+
+// localPasst is passt as ops's child.
+type localPasst struct{ cmd *exec.Cmd }
+
+func (p localPasst) wait() error { return p.cmd.Wait() }
+func (p localPasst) kill()       { _ = p.cmd.Process.Kill() }
+
+func execPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 	cmd := exec.Command(n.Passt, passtArgs(n, passtFD)...)
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = []*os.File{end}
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		ours.Close()
-		return nil, nil, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
+		return nil, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
 	}
-	return cmd, ours, nil
+	return localPasst{cmd}, nil
+}
+
+// nsPasst is passt started by a network namespace's holder: ops holds a
+// pidfd to stop it and the read end of its standard error, whose end
+// says passt has exited.
+type nsPasst struct {
+	pidfd int
+	done  chan struct{}
+}
+
+func (p *nsPasst) wait() error {
+	<-p.done
+	unix.Close(p.pidfd)
+	return errors.New("passt exited")
+}
+
+func (p *nsPasst) kill() { _ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0) }
+
+func spawnPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	pid, err := netns.Spawn(n.Namespace, passtArgs(n, netns.PasstFD), end, w)
+	w.Close()
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		r.Close()
+		return nil, goerrors.Wrap(fmt.Errorf("passt (pid %d): %w", pid, err), 0)
+	}
+	p := &nsPasst{pidfd: pidfd, done: make(chan struct{})}
+	go func() {
+		io.Copy(stderr, r)
+		r.Close()
+		close(p.done)
+	}()
+	return p, nil
 }
 
 // passtFailed is what went wrong when passt quit before QEMU: its last

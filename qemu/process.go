@@ -96,7 +96,7 @@ type Process struct {
 	done   chan struct{}
 	err    error
 
-	passt       *exec.Cmd
+	passt       passtProc
 	passtErr    *tail
 	passtDone   chan struct{}
 	netFailed   atomic.Bool // passt failed while QEMU ran
@@ -110,12 +110,12 @@ type Process struct {
 // descriptors for what it could not open (unpriv.go).
 func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 	var extra []*os.File
-	var pc *exec.Cmd
+	var pc passtProc
 	ptail := &tail{max: 4096}
 	stopPasst := func() {
 		if pc != nil {
-			_ = pc.Process.Kill()
-			_ = pc.Wait()
+			pc.kill()
+			_ = pc.wait()
 		}
 	}
 	if vm.Net.Mode == "user" && vm.Net.Passt != "" {
@@ -159,7 +159,7 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 	p.passt, p.passtErr, p.passtDone = pc, ptail, make(chan struct{})
 	go func() {
 		// passt quits by itself, status 0, once QEMU closes its end.
-		err := pc.Wait()
+		err := pc.wait()
 		if err != nil && !p.passtKilled.Load() {
 			p.netFailed.Store(true)
 			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
@@ -242,7 +242,7 @@ func (p *Process) Wait(ctx context.Context) *Result {
 	r := &Result{Status: p.cmd.ProcessState.ExitCode(), Stopped: stopped, Stderr: p.errBuf.String(), Pid: p.cmd.Process.Pid}
 	if p.passt != nil {
 		p.passtKilled.Store(true)
-		_ = p.passt.Process.Kill()
+		p.passt.kill()
 		<-p.passtDone
 		if p.netFailed.Load() && !stopped {
 			r.NetFailed = passtFailed(p.passtErr.String())

@@ -97,6 +97,10 @@ type Net struct {
 	// (see passt.go): the guest cannot reach the host's loopback. Empty
 	// means QEMU's own slirp, whose gateway address is the host's loopback.
 	Passt string
+	// Namespace, with Passt, is the control socket of the network
+	// namespace passt runs in (a compose project's; see package netns):
+	// its holder starts passt there, and Forwards are bound there.
+	Namespace string
 	// Restrict, in user mode through slirp, lets no connection out of the
 	// guest but the forwards (restrict=on).
 	Restrict bool
@@ -160,8 +164,9 @@ type VM struct {
 	// Sandbox turns on QEMU's seccomp filter: no obsolete system calls, no
 	// setuid, no process spawning, no scheduler or resource control
 	// changes. A guestfwd that runs a command per connection (compose's
-	// ops proxy) needs QEMU to start it in a session of its own: such a
-	// VM may spawn processes and call set*id (setsid), the rest denied.
+	// ops proxy, on a project without a network namespace of its own)
+	// needs QEMU to start it in a session of its own: such a VM may spawn
+	// processes and call set*id (setsid), the rest denied.
 	Sandbox bool
 	// WaitDebugger stops the CPU at start until a debugger on the gdb
 	// stub continues it.
@@ -169,8 +174,8 @@ type VM struct {
 	// RunAs is "UID:GID" for QEMU to run as, for ops running as root:
 	// StartVM opens what needs root (disks, the tap device, the QMP
 	// socket) and hands QEMU the descriptors (see unpriv.go). Not with a
-	// guestfwd command (compose), whose per-connection process must be
-	// able to run ops.
+	// guestfwd command (compose without its namespace), whose
+	// per-connection process must be able to run ops.
 	RunAs string
 	// fds are descriptors StartVM opened for an unprivileged QEMU, which
 	// Args names in place of paths and devices.

@@ -1,6 +1,6 @@
 // Package splice joins two byte streams both ways: the TCP forwards of
-// compose's bridged mode and the per-connection proxy QEMU runs for its
-// user-mode guests.
+// compose's bridged mode and of its network namespace, and the
+// per-connection proxy QEMU's guestfwd runs.
 package splice
 
 import (
@@ -61,21 +61,31 @@ func ForwardTo(listen string, target func() string) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
+	go Serve(l, func() (string, error) { return target(), nil })
+	return func() { l.Close() }, nil
+}
+
+// Serve accepts connections on l until it is closed, joining each to the
+// address target returns for it; a connection target has no address for,
+// or whose address does not answer within 5 s, is closed.
+func Serve(l net.Listener, target func() (string, error)) error {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			addr, err := target()
 			if err != nil {
+				c.Close()
 				return
 			}
-			go func() {
-				t, err := net.DialTimeout("tcp", target(), 5*time.Second)
-				if err != nil {
-					c.Close()
-					return
-				}
-				Join(c, t)
-			}()
-		}
-	}()
-	return func() { l.Close() }, nil
+			t, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				c.Close()
+				return
+			}
+			Join(c, t)
+		}()
+	}
 }
