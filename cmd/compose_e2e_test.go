@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,7 +266,7 @@ func TestE2EComposeTaxi(t *testing.T) {
 		if l := listInstances(t, e, home); len(l) != 0 {
 			t.Fatalf("instances left after compose down: %+v", l)
 		}
-		if procs := processesWith("/compose/" + name); len(procs) > 0 {
+		if procs := append(processesWith("/compose/"+name), processesWith(passtOfDispatcher1)...); len(procs) > 0 {
 			t.Fatalf("processes of the project left after down: %v", procs)
 		}
 		if _, err := os.Stat(filepath.Join(home, "compose", name)); !os.IsNotExist(err) {
@@ -276,6 +277,93 @@ func TestE2EComposeTaxi(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EComposeRootless: ops run by a user who is not root (nobody here)
+// gets the project's network namespace through a user namespace of its
+// own: the taxi trips flow by name, QEMU is that user's and sandboxed, and
+// down leaves nothing. Redis comes from a docker-save tarball.
+func TestE2EComposeRootless(t *testing.T) {
+	e := getEnv(t)
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: the test becomes nobody, which needs root (as any other user, TestE2EComposeTaxi is this test)")
+	}
+	const nobody = 65534
+	port := freePorts(t, 1)
+	dir := taxiProject(t, map[string]string{"REDIS_IMAGE": "./redis.tar", "TRIP_PORT": strconv.Itoa(port)})
+	if err := tarball.WriteToFile(filepath.Join(dir, "redis.tar"), name.MustParseReference("redis:7"), redisContainer(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Everything nobody needs, in folders nobody can reach: the project,
+	// its ops home, and ops itself.
+	os.Chmod(filepath.Dir(dir), 0o755)
+	home := filepath.Join(dir, "home")
+	self := filepath.Join(dir, "ops")
+	b, err := os.ReadFile(e.ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(self, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chown", "-R", fmt.Sprintf("%d:%d", nobody, nobody), dir).CombinedOutput(); err != nil {
+		t.Fatalf("chown: %v %s", err, out)
+	}
+	ne := inDir(e, dir)
+	ne.ops, ne.cred = self, &syscall.Credential{Uid: nobody, Gid: nobody}
+	name := "taxi" + strconv.Itoa(os.Getpid()%1000)
+	defer ne.run(t, home, "compose", "down", "-v")
+	r := ne.run(t, home, "compose", "up", "-d", "--guest", "linux")
+	if r.code != 0 {
+		if strings.Contains(r.stderr, "no network namespace") {
+			t.Skipf("SKIP: this kernel gives unprivileged users no user namespace: %s", r.stderr)
+		}
+		t.Fatalf("compose up -d as nobody: %s", r.stderr)
+	}
+	post := func(method, path, body string) (string, error) {
+		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", port, path), strings.NewReader(body))
+		c := http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+	taxiFlow(t, 4, post, func() string { return ne.run(t, home, "compose", "logs", "dispatcher").stdout })
+	state := filepath.Join(home, "compose", name)
+	holder, _ := projectNet(t, state, "dispatcher", 8080)
+	userNS, _ := os.Readlink("/proc/" + holder + "/ns/user")
+	if self, _ := os.Readlink("/proc/self/ns/user"); userNS == "" || userNS == self {
+		t.Errorf("the project's network holder (pid %s) is not in a user namespace of its own: %q", holder, userNS)
+	}
+	var pids []int
+	for inst, in := range listInstances(t, ne, home) {
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", in.QEMU))
+		if !regexp.MustCompile(fmt.Sprintf(`(?m)^Uid:\s+%d\s`, nobody)).Match(st) || !strings.Contains(string(st), "Seccomp:\t2") {
+			t.Errorf("instance %s: QEMU (pid %d) is not nobody's and sandboxed:\n%s", inst, in.QEMU, st)
+		}
+		pids = append(pids, in.QEMU, in.Sup)
+	}
+	if r := ne.run(t, home, "compose", "down", "-v"); r.code != 0 {
+		t.Fatalf("compose down -v: %s", r.stderr)
+	}
+	for _, p := range pids {
+		if processAlive(p) {
+			t.Fatalf("process %d still running after compose down", p)
+		}
+	}
+	if procs := append(processesWith("/compose/"+name), processesWith(passtOfDispatcher1)...); len(procs) > 0 {
+		t.Fatalf("processes of the project left after down: %v", procs)
+	}
+}
+
+// passtOfDispatcher1 is in the command line of the passt of the taxi's
+// first dispatcher replica, in the project's namespace.
+const passtOfDispatcher1 = "\x0010.0.3.1/8080:8080"
 
 // projectNet is the pid of a project's network holder and the address of
 // service:port in its namespace, read from the project's state.

@@ -29,6 +29,7 @@ import (
 type env struct {
 	dir, ops, home string
 	progs          map[string]string
+	cred           *syscall.Credential // run ops as this user (rootless tests)
 }
 
 var (
@@ -215,6 +216,9 @@ func (e *env) opsCmd(ctx context.Context, home string, args ...string) *exec.Cmd
 	c := exec.CommandContext(ctx, e.ops, args...)
 	c.Dir = e.dir
 	c.Env = append(os.Environ(), opsHomeEnv(home))
+	if e.cred != nil {
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: e.cred}
+	}
 	return c
 }
 
