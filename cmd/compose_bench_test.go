@@ -3,7 +3,9 @@ package cmd_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,8 +18,9 @@ import (
 // each guest: `compose up -d` until every replica is healthy (images
 // built and the Redis image converted beforehand, as a second up finds
 // them), then the latency of trip -> passenger by name (timed inside the
-// trip guest, through guestfwd, ops proxy and the balancer; median of
-// 100) beside the same request from the host to passenger's own
+// trip guest, through the project's network namespace: trip's passt
+// straight to passenger's; median of 100) beside the same request from
+// the host to passenger's own
 // forwarded port (median of 100).
 func BenchmarkComposeTaxi(b *testing.B) {
 	e := getEnv(b)
@@ -67,12 +70,6 @@ func BenchmarkComposeTaxi(b *testing.B) {
 type composeInstance struct {
 	Name   string `json:"name"`
 	Health string `json:"health_status"`
-	Net    struct {
-		Forwards []struct {
-			HostPort  int `json:"HostPort"`
-			GuestPort int `json:"GuestPort"`
-		} `json:"Forwards"`
-	} `json:"net"`
 }
 
 func composeInstances(b *testing.B, e *env, home string) []composeInstance {
@@ -102,18 +99,20 @@ func waitHealthy(b *testing.B, e *env, home string, n int) {
 	b.Fatalf("not all %d replicas became healthy: %+v", n, composeInstances(b, e, home))
 }
 
-// hostPort is the host port a project's service forwards to guest.
+// hostPort is the host port a project's service forwards to guest: one of
+// the project network's host listeners (net.json in its state folder).
 func hostPort(b *testing.B, e *env, home, service string, guest int) int {
-	for _, in := range composeInstances(b, e, home) {
-		if strings.HasSuffix(in.Name, "-"+service) {
-			for _, f := range in.Net.Forwards {
-				if f.GuestPort == guest {
-					return f.HostPort
-				}
+	states, _ := filepath.Glob(filepath.Join(home, "compose", "*"))
+	for _, st := range states {
+		for _, h := range projectSpec(b, st).Host {
+			if strings.HasSuffix(h.Instance, "-"+service) && h.Port == guest {
+				_, port, _ := net.SplitHostPort(h.Listen)
+				n, _ := strconv.Atoi(port)
+				return n
 			}
 		}
 	}
-	b.Fatalf("no forward of %s:%d", service, guest)
+	b.Fatalf("no host port of %s:%d", service, guest)
 	return 0
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opsdev/ops/compose"
 	"github.com/opsdev/ops/lepton"
 )
 
@@ -168,17 +169,7 @@ func TestE2EComposeTaxi(t *testing.T) {
 				t.Errorf("compose ps has no running %s:\n%s", inst, ps.stdout)
 			}
 		}
-		post := func(method, path, body string) (string, error) {
-			req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", port, path), strings.NewReader(body))
-			c := http.Client{Timeout: 10 * time.Second}
-			resp, err := c.Do(req)
-			if err != nil {
-				return "", err
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return string(b), nil
-		}
+		post := poster(port)
 		dispatched := func() string { return ce.run(t, home, "compose", "logs", "dispatcher").stdout }
 		taxiFlow(t, 10, post, dispatched)
 		// The trips went from guest to guest through the project's network
@@ -322,18 +313,7 @@ func TestE2EComposeRootless(t *testing.T) {
 		}
 		t.Fatalf("compose up -d as nobody: %s", r.stderr)
 	}
-	post := func(method, path, body string) (string, error) {
-		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", port, path), strings.NewReader(body))
-		c := http.Client{Timeout: 10 * time.Second}
-		resp, err := c.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b), nil
-	}
-	taxiFlow(t, 4, post, func() string { return ne.run(t, home, "compose", "logs", "dispatcher").stdout })
+	taxiFlow(t, 4, poster(port), func() string { return ne.run(t, home, "compose", "logs", "dispatcher").stdout })
 	state := filepath.Join(home, "compose", name)
 	holder, _ := projectNet(t, state, "dispatcher", 8080)
 	userNS, _ := os.Readlink("/proc/" + holder + "/ns/user")
@@ -365,6 +345,36 @@ func TestE2EComposeRootless(t *testing.T) {
 // first dispatcher replica, in the project's namespace.
 const passtOfDispatcher1 = "\x0010.0.3.1/8080:8080"
 
+// poster sends HTTP requests to 127.0.0.1:port and returns the replies'
+// text.
+func poster(port int) func(method, path, body string) (string, error) {
+	return func(method, path, body string) (string, error) {
+		req, _ := http.NewRequest(method, fmt.Sprintf("http://127.0.0.1:%d/%s", port, path), strings.NewReader(body))
+		c := http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+}
+
+// projectSpec is the network of the project whose state folder is state.
+func projectSpec(t testing.TB, state string) compose.NetSpec {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "net.json"))
+	if err != nil {
+		t.Fatalf("the project has no network namespace: %v", err)
+	}
+	var spec compose.NetSpec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	return spec
+}
+
 // projectNet is the pid of a project's network holder and the address of
 // service:port in its namespace, read from the project's state.
 func projectNet(t *testing.T, state, service string, port int) (string, string) {
@@ -373,25 +383,12 @@ func projectNet(t *testing.T, state, service string, port int) (string, string) 
 	if err != nil {
 		t.Fatalf("the project has no network holder: %v", err)
 	}
-	b, err := os.ReadFile(filepath.Join(state, "net.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var spec struct {
-		Balance []struct {
-			Service, Listen string
-			Port            int
-		}
-	}
-	if err := json.Unmarshal(b, &spec); err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range spec.Balance {
+	for _, b := range projectSpec(t, state).Balance {
 		if b.Service == service && b.Port == port {
 			return strings.TrimSpace(string(pid)), b.Listen
 		}
 	}
-	t.Fatalf("no balancer for %s:%d in %s", service, port, b)
+	t.Fatalf("no balancer for %s:%d in %s", service, port, state)
 	return "", ""
 }
 

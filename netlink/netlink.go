@@ -119,26 +119,25 @@ func (c *Conn) AddAddr(index int, ip [4]byte, prefix int) error {
 
 // AddDefaultRoute adds a default IPv4 route through gw on a link.
 func (c *Conn) AddDefaultRoute(index int, gw [4]byte) error {
+	return c.addDefaultRoute(index, gw[:])
+}
+
+// AddLinkRoute adds a default IPv4 route straight out of a link, with no
+// gateway (scope link): every address not local is sent to that link.
+func (c *Conn) AddLinkRoute(index int) error { return c.addDefaultRoute(index, nil) }
+
+func (c *Conn) addDefaultRoute(index int, gw []byte) error {
 	b := make([]byte, unix.SizeofRtMsg)
 	b[0] = unix.AF_INET
 	b[4] = unix.RT_TABLE_MAIN
 	b[5] = unix.RTPROT_BOOT
 	b[6] = unix.RT_SCOPE_UNIVERSE
 	b[7] = unix.RTN_UNICAST
-	b = append(b, attr(unix.RTA_GATEWAY, gw[:])...)
-	b = append(b, attr(unix.RTA_OIF, u32(uint32(index)))...)
-	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, b)
-}
-
-// AddLinkRoute adds a default IPv4 route straight out of a link, with no
-// gateway (scope link): every address not local is sent to that link.
-func (c *Conn) AddLinkRoute(index int) error {
-	b := make([]byte, unix.SizeofRtMsg)
-	b[0] = unix.AF_INET
-	b[4] = unix.RT_TABLE_MAIN
-	b[5] = unix.RTPROT_BOOT
-	b[6] = unix.RT_SCOPE_LINK
-	b[7] = unix.RTN_UNICAST
+	if gw == nil {
+		b[6] = unix.RT_SCOPE_LINK
+	} else {
+		b = append(b, attr(unix.RTA_GATEWAY, gw)...)
+	}
 	b = append(b, attr(unix.RTA_OIF, u32(uint32(index)))...)
 	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, b)
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	goerrors "github.com/go-errors/errors"
@@ -144,17 +145,31 @@ func execPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 // pidfd to stop it and the read end of its standard error, whose end
 // says passt has exited.
 type nsPasst struct {
+	done chan struct{}
+	mu   sync.Mutex
+	// pidfd is closed (-1) once passt has exited, so a kill after that
+	// cannot reach a process the descriptor number came to stand for.
 	pidfd int
-	done  chan struct{}
 }
 
 func (p *nsPasst) wait() error {
 	<-p.done
-	unix.Close(p.pidfd)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd >= 0 {
+		unix.Close(p.pidfd)
+		p.pidfd = -1
+	}
 	return errors.New("passt exited")
 }
 
-func (p *nsPasst) kill() { _ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0) }
+func (p *nsPasst) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pidfd >= 0 {
+		_ = unix.PidfdSendSignal(p.pidfd, unix.SIGKILL, nil, 0)
+	}
+}
 
 func spawnPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 	r, w, err := os.Pipe()
