@@ -133,6 +133,9 @@ func newComposeCmd(app *App) *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Name, r.Service, r.Status, h, r.Ports)
 			}
+			if len(rows) > 0 && p.NetworkDown() {
+				fmt.Fprintf(app.Stderr, "ops: project %s's network is down (its holder, ops compose net, exited: %s); ops compose down, then up, starts it again\n", p.File.Name, p.NetLog())
+			}
 			return tw.Flush()
 		})
 	logs := projectCmd(app, f, "logs [SERVICE...]", "Print the replicas' consoles, each line prefixed with its name (-f: follow)",

@@ -328,6 +328,17 @@ func TestE2EComposeRootless(t *testing.T) {
 		}
 		pids = append(pids, in.QEMU, in.Sup)
 	}
+	// The holder killed: ps says the network is down, and down still
+	// removes everything.
+	pid, _ := strconv.Atoi(holder)
+	syscall.Kill(pid, syscall.SIGKILL)
+	deadline := time.Now().Add(30 * time.Second)
+	for r := ne.run(t, home, "compose", "ps"); !strings.Contains(r.stderr, "network is down"); r = ne.run(t, home, "compose", "ps") {
+		if time.Now().After(deadline) {
+			t.Fatalf("compose ps does not say the network is down:\n%s%s", r.stdout, r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if r := ne.run(t, home, "compose", "down", "-v"); r.code != 0 {
 		t.Fatalf("compose down -v: %s", r.stderr)
 	}
@@ -647,6 +658,9 @@ services:
 		}
 		if l := listInstances(t, e, home); len(l) != 0 {
 			t.Fatalf("instances left after Ctrl-C: %+v", l)
+		}
+		if procs := processesWith("/compose/" + name); len(procs) > 0 {
+			t.Fatalf("processes of the project (its network's holder) left after Ctrl-C: %v", procs)
 		}
 		// Every service exits: up ends with the first non-zero exit code.
 		writeFiles(t, dir, map[string]string{"compose.yaml": "services:\n  a:\n    x-ops: {program: " + e.progs["hello_static"] + "}\n    command: [\"5\"]\n"})

@@ -199,6 +199,20 @@ func (u *up) startNet() error {
 	return fmt.Errorf("the project's network did not start: %s", strings.TrimSpace(string(log)))
 }
 
+// NetworkDown reports whether the project has a network namespace whose
+// holder is no longer running.
+func (p *Project) NetworkDown() bool {
+	b, err := os.ReadFile(netPIDFile(p.Dir))
+	if err != nil {
+		return false
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return !qemu.Alive(pid)
+}
+
+// NetLog is the project network holder's log file.
+func (p *Project) NetLog() string { return netLog(p.Dir) }
+
 // stopNet stops the project's network holder, if any (which stops the
 // passt of every replica still running).
 func stopNet(dir string) {

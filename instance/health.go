@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Probe is a health check the supervisor runs from the host against the
@@ -53,13 +56,30 @@ func (s Store) readHealth(name string) string {
 	return h.Status
 }
 
+// resetOnClose makes a probe's connection end with a reset, not a FIN. A probe gives up
+// on a guest still booting; its connection is then one that passt (the
+// Debian 12 build) has not yet handed to the guest, and a FIN on such a
+// connection sends passt into a busy loop, a core's worth, until the
+// guest answers: with several guests booting on a few cores, that alone
+// slowed a compose project's start by half. A reset ends it at once.
+func resetOnClose(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptLinger(int(fd), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
 // check runs the probe once.
 func (p Probe) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
+	dialer := net.Dialer{Control: resetOnClose}
 	if p.TCP != "" {
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", p.TCP)
+		c, err := dialer.DialContext(ctx, "tcp", p.TCP)
 		if err != nil {
 			return err
 		}
@@ -94,7 +114,7 @@ func (p Probe) check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	tr := &http.Transport{DisableKeepAlives: true}
+	tr := &http.Transport{DisableKeepAlives: true, DialContext: dialer.DialContext}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
 	if err != nil {

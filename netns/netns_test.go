@@ -195,3 +195,50 @@ func TestSpawn(t *testing.T) {
 		t.Fatalf("no holder: %v", err)
 	}
 }
+
+// FuzzSpawnRequest: whatever a client sends with its two descriptors, the
+// server answers with one JSON reply and starts nothing it should not.
+func FuzzSpawnRequest(f *testing.F) {
+	f.Add([]byte(`{"args":["--fd","3","--tcp-ports","10.0.2.101/80:80"]}`))
+	f.Add([]byte(`{"args":["--pid","/tmp/x"]}`))
+	f.Add([]byte(`{"args":`))
+	f.Add([]byte{})
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer devnull.Close()
+	s := Server{Passt: "/nonexistent/passt", Started: func(int) { panic("started") }}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := os.NewFile(uintptr(fds[0]), "client")
+		defer client.Close()
+		sf := os.NewFile(uintptr(fds[1]), "server")
+		fc, err := net.FileConn(sf)
+		sf.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := net.FileConn(client)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		uc := cc.(*net.UnixConn)
+		if len(body) > maxRequest {
+			body = body[:maxRequest]
+		}
+		if _, _, err := uc.WriteMsgUnix(body, syscall.UnixRights(int(devnull.Fd()), int(devnull.Fd())), nil); err != nil && len(body) > 0 {
+			t.Fatal(err)
+		}
+		uc.CloseWrite()
+		s.handle(fc.(*net.UnixConn))
+		out, _ := io.ReadAll(uc)
+		if !strings.HasPrefix(string(out), `{"error":`) {
+			t.Fatalf("reply %q", out)
+		}
+	})
+}

@@ -14,13 +14,25 @@ import (
 // still flow back.
 type closeWriter interface{ CloseWrite() error }
 
+// lingerer is a stream that can be made to end with a reset (a TCP
+// connection).
+type lingerer interface{ SetLinger(sec int) error }
+
 // Join copies a to b and b to a until both directions end, passing on
-// each end of data, then closes both.
+// each end of data, then closes both. A side that fails (a reset) ends
+// both: the other is closed with a reset too, as the peer would have seen
+// without ops between them.
 func Join(a, b io.ReadWriteCloser) {
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src io.ReadWriteCloser) {
-		io.Copy(dst, src)
-		if cw, ok := dst.(closeWriter); ok {
+		if _, err := io.Copy(dst, src); err != nil {
+			for _, c := range []io.ReadWriteCloser{dst, src} {
+				if l, ok := c.(lingerer); ok {
+					l.SetLinger(0)
+				}
+				c.Close()
+			}
+		} else if cw, ok := dst.(closeWriter); ok {
 			cw.CloseWrite()
 		} else {
 			dst.Close()

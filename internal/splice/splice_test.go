@@ -77,3 +77,43 @@ func TestDialGivesUp(t *testing.T) {
 		t.Fatal("dialled a closed port")
 	}
 }
+
+// TestResetPassesOn: a client that resets its connection resets the one to
+// the target too (a FIN there would tell the target the client had
+// finished sending and waits for the reply).
+func TestResetPassesOn(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan error, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		_, err = io.ReadAll(c)
+		got <- err
+	}()
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go Serve(front, func() (string, error) { return l.Addr().String(), nil })
+	defer front.Close()
+	c, err := net.Dial("tcp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("partial request"))
+	time.Sleep(100 * time.Millisecond)
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	if err := <-got; err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("the target saw %v, want a reset", err)
+	}
+}
