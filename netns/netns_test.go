@@ -172,17 +172,34 @@ func TestSpawn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, err := Spawn(sock, []string{"--fd", "3", "--one-off"}, theirs, w)
+	child, err := Spawn(sock, []string{"--fd", "3", "--one-off"}, theirs, w)
 	theirs.Close()
 	w.Close()
-	if err != nil || pid <= 0 {
-		t.Fatalf("Spawn: %d %v", pid, err)
+	if err != nil || child.Pid <= 0 {
+		t.Fatalf("Spawn: %+v %v", child, err)
 	}
 	ours.Write([]byte("hello"))
 	reply, _ := io.ReadAll(ours)
 	stderr, _ := io.ReadAll(r)
 	if string(reply) != " bye\n" || string(stderr) != "args: --fd 3 --one-off\nhello" {
 		t.Fatalf("reply %q, stderr %q", reply, stderr)
+	}
+	if code, err := child.Wait(); code != 0 || err != nil {
+		t.Fatalf("exit status %d, %v", code, err)
+	}
+	// A passt that fails: its status comes back.
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nexit 3\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ours1, theirs1 := pair()
+	defer ours1.Close()
+	child, err = Spawn(sock, []string{"--fd", "3"}, theirs1, theirs1)
+	theirs1.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := child.Wait(); code != 3 || err != nil {
+		t.Fatalf("exit status %d, %v; want 3", code, err)
 	}
 
 	ours2, theirs2 := pair()

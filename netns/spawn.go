@@ -3,6 +3,7 @@
 package netns
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,7 +22,8 @@ import (
 // request, a JSON object with passt's arguments, with two descriptors
 // attached (passt's end of its socket pair with QEMU, which passt gets as
 // descriptor 3, and where its standard error goes), then closes its
-// sending half; the holder answers with one JSON object.
+// sending half. The holder answers with one JSON line: passt's pid, or an
+// error; then, once passt has exited, a second line with its exit status.
 type request struct {
 	Args []string `json:"args"`
 }
@@ -29,6 +31,7 @@ type request struct {
 type reply struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	Exit  *int   `json:"exit,omitempty"`
 }
 
 // PasstFD is the descriptor passt gets its end of the socket pair as.
@@ -77,24 +80,31 @@ func (s Server) Serve(l *net.UnixListener) error {
 
 func (s Server) handle(c *net.UnixConn) {
 	defer c.Close()
-	pid, err := s.spawn(c)
-	r := reply{Pid: pid}
+	cmd, err := s.spawn(c)
 	if err != nil {
-		r = reply{Error: err.Error()}
+		writeReply(c, reply{Error: err.Error()})
+		return
 	}
-	b, _ := json.Marshal(r)
-	c.Write(b)
+	writeReply(c, reply{Pid: cmd.Process.Pid})
+	cmd.Wait()
+	code := cmd.ProcessState.ExitCode()
+	writeReply(c, reply{Exit: &code})
 }
 
-func (s Server) spawn(c *net.UnixConn) (int, error) {
+func writeReply(w io.Writer, r reply) {
+	b, _ := json.Marshal(r)
+	w.Write(append(b, '\n'))
+}
+
+func (s Server) spawn(c *net.UnixConn) (*exec.Cmd, error) {
 	if err := samePeer(c); err != nil {
-		return 0, err
+		return nil, err
 	}
 	buf := make([]byte, maxRequest)
 	oob := make([]byte, unix.CmsgSpace(2*4))
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return 0, goerrors.Wrap(err, 0)
+		return nil, goerrors.Wrap(err, 0)
 	}
 	files, err := rights(oob[:oobn])
 	defer func() {
@@ -103,10 +113,10 @@ func (s Server) spawn(c *net.UnixConn) (int, error) {
 		}
 	}()
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if len(files) != 2 {
-		return 0, fmt.Errorf("a spawn request carries 2 descriptors, not %d", len(files))
+		return nil, fmt.Errorf("a spawn request carries 2 descriptors, not %d", len(files))
 	}
 	for n < len(buf) {
 		k, err := c.Read(buf[n:])
@@ -115,15 +125,15 @@ func (s Server) spawn(c *net.UnixConn) (int, error) {
 			break
 		}
 		if err != nil {
-			return 0, goerrors.Wrap(err, 0)
+			return nil, goerrors.Wrap(err, 0)
 		}
 	}
 	var req request
 	if err := json.Unmarshal(buf[:n], &req); err != nil {
-		return 0, fmt.Errorf("spawn request: %w", err)
+		return nil, fmt.Errorf("spawn request: %w", err)
 	}
 	if err := CheckArgs(req.Args); err != nil {
-		return 0, err
+		return nil, err
 	}
 	cmd := exec.Command(s.Passt, req.Args...)
 	cmd.ExtraFiles = []*os.File{files[0]}
@@ -131,13 +141,12 @@ func (s Server) spawn(c *net.UnixConn) (int, error) {
 	// passt dies with the holder, and with it the network of the VMs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return 0, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
+		return nil, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
 	}
-	go cmd.Wait()
 	if s.Started != nil {
 		s.Started(cmd.Process.Pid)
 	}
-	return cmd.Process.Pid, nil
+	return cmd, nil
 }
 
 // samePeer refuses a client that is not the server's own user.
@@ -182,35 +191,55 @@ func rights(oob []byte) ([]*os.File, error) {
 	return files, nil
 }
 
+// Child is a passt the holder started.
+type Child struct {
+	Pid int
+	c   *net.UnixConn
+	r   *bufio.Reader
+}
+
+// Wait returns passt's exit status once it has exited; an error when the
+// holder stopped first (which kills passt).
+func (ch *Child) Wait() (int, error) {
+	defer ch.c.Close()
+	line, err := ch.r.ReadBytes('\n')
+	var r reply
+	if err != nil || json.Unmarshal(line, &r) != nil || r.Exit == nil {
+		return -1, errors.New("the project's network stopped")
+	}
+	return *r.Exit, nil
+}
+
 // Spawn asks the holder listening on sock to start passt with args,
-// netEnd as its descriptor 3 and stderr as its standard error, and
-// returns passt's process ID.
-func Spawn(sock string, args []string, netEnd, stderr *os.File) (int, error) {
+// netEnd as its descriptor 3 and stderr as its standard error.
+func Spawn(sock string, args []string, netEnd, stderr *os.File) (*Child, error) {
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		return 0, fmt.Errorf("the project's network is not running (%w); ops compose down, then up, starts it again", errors.Unwrap(err))
+		return nil, fmt.Errorf("the project's network is not running (%w); ops compose down, then up, starts it again", errors.Unwrap(err))
 	}
-	defer c.Close()
 	b, err := json.Marshal(request{Args: args})
 	if err != nil {
-		return 0, err
+		c.Close()
+		return nil, err
 	}
 	if _, _, err := c.WriteMsgUnix(b, unix.UnixRights(int(netEnd.Fd()), int(stderr.Fd())), nil); err != nil {
-		return 0, goerrors.Wrap(fmt.Errorf("asking for passt: %w", err), 0)
+		c.Close()
+		return nil, goerrors.Wrap(fmt.Errorf("asking for passt: %w", err), 0)
 	}
 	if err := c.CloseWrite(); err != nil {
-		return 0, goerrors.Wrap(err, 0)
+		c.Close()
+		return nil, goerrors.Wrap(err, 0)
 	}
-	out, err := io.ReadAll(io.LimitReader(c, maxRequest))
-	if err != nil {
-		return 0, goerrors.Wrap(fmt.Errorf("asking for passt: %w", err), 0)
+	r := bufio.NewReader(io.LimitReader(c, maxRequest))
+	line, err := r.ReadBytes('\n')
+	var rep reply
+	if err != nil || json.Unmarshal(line, &rep) != nil {
+		c.Close()
+		return nil, fmt.Errorf("the project's network answered %q (%v)", line, err)
 	}
-	var r reply
-	if err := json.Unmarshal(out, &r); err != nil {
-		return 0, fmt.Errorf("the project's network answered %q", out)
+	if rep.Error != "" {
+		c.Close()
+		return nil, fmt.Errorf("the project's network: %s", rep.Error)
 	}
-	if r.Error != "" {
-		return 0, fmt.Errorf("the project's network: %s", r.Error)
-	}
-	return r.Pid, nil
+	return &Child{Pid: rep.Pid, c: c, r: r}, nil
 }

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -142,25 +141,32 @@ func execPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 }
 
 // nsPasst is passt started by a network namespace's holder: ops holds a
-// pidfd to stop it and the read end of its standard error, whose end
-// says passt has exited.
+// pidfd to stop it, the read end of its standard error, and the holder's
+// word on its exit status.
 type nsPasst struct {
-	done chan struct{}
-	mu   sync.Mutex
+	child  *netns.Child
+	stderr chan struct{} // closed when passt's standard error has ended
+	mu     sync.Mutex
 	// pidfd is closed (-1) once passt has exited, so a kill after that
 	// cannot reach a process the descriptor number came to stand for.
 	pidfd int
 }
 
+// wait is nil when passt exited by itself with status 0: QEMU closed its
+// end (--one-off).
 func (p *nsPasst) wait() error {
-	<-p.done
+	<-p.stderr
+	code, err := p.child.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pidfd >= 0 {
 		unix.Close(p.pidfd)
 		p.pidfd = -1
 	}
-	return errors.New("passt exited")
+	if err == nil && code != 0 {
+		err = fmt.Errorf("passt exited with status %d", code)
+	}
+	return err
 }
 
 func (p *nsPasst) kill() {
@@ -176,22 +182,23 @@ func spawnPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 	if err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	pid, err := netns.Spawn(n.Namespace, passtArgs(n, netns.PasstFD), end, w)
+	child, err := netns.Spawn(n.Namespace, passtArgs(n, netns.PasstFD), end, w)
 	w.Close()
 	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	pidfd, err := unix.PidfdOpen(pid, 0)
+	pidfd, err := unix.PidfdOpen(child.Pid, 0)
 	if err != nil {
+		go child.Wait() // and closes the connection to the holder
 		r.Close()
-		return nil, goerrors.Wrap(fmt.Errorf("passt (pid %d): %w", pid, err), 0)
+		return nil, goerrors.Wrap(fmt.Errorf("passt (pid %d): %w", child.Pid, err), 0)
 	}
-	p := &nsPasst{pidfd: pidfd, done: make(chan struct{})}
+	p := &nsPasst{child: child, pidfd: pidfd, stderr: make(chan struct{})}
 	go func() {
 		io.Copy(stderr, r)
 		r.Close()
-		close(p.done)
+		close(p.stderr)
 	}()
 	return p, nil
 }
