@@ -40,19 +40,21 @@ const PasstFD = 3
 // maxRequest bounds a request's size.
 const maxRequest = 64 << 10
 
-// passtOptions are the options a client may give passt: those of a VM's
-// network. Nothing that names a file, a user or another namespace.
-var passtOptions = map[string]bool{
-	"--foreground": true, "--quiet": true, "--one-off": true, "--fd": true,
-	"--address": true, "--netmask": true, "--gateway": true, "--no-map-gw": true,
-	"--dns-forward": true, "--dns": true, "--ipv4-only": true,
-	"--tcp-ports": true, "--udp-ports": true,
+// passtOption reports whether a client may give passt option a: those of
+// a VM's network, nothing that names a file, a user or another namespace.
+func passtOption(a string) bool {
+	switch a {
+	case "--foreground", "--quiet", "--one-off", "--fd", "--address", "--netmask", "--gateway",
+		"--no-map-gw", "--dns-forward", "--dns", "--ipv4-only", "--tcp-ports", "--udp-ports":
+		return true
+	}
+	return false
 }
 
 // CheckArgs reports the first option in args that a client may not give.
 func CheckArgs(args []string) error {
 	for _, a := range args {
-		if strings.HasPrefix(a, "-") && !passtOptions[a] {
+		if strings.HasPrefix(a, "-") && !passtOption(a) {
 			return fmt.Errorf("passt option %q is not one a VM's network uses", a)
 		}
 	}
