@@ -65,7 +65,9 @@ func BenchmarkBuildProcess(b *testing.B) {
 			tools := []buildTool{
 				{"ops", func(out string) *exec.Cmd {
 					c := exec.Command(e.ops, append([]string{"build", "-i", out}, bc.args...)...)
-					c.Env = append(os.Environ(), "OPS_HOME="+home)
+					// OPS_HOME names the folder holding .ops: opsHomeEnv
+					// makes one for home, so ops finds the Nanos release.
+					c.Env = append(os.Environ(), opsHomeEnv(home))
 					return c
 				}, func(out string) string { return filepath.Join(home, "images", out) }},
 				{"cp", func(out string) *exec.Cmd {
@@ -93,6 +95,12 @@ func BenchmarkBuildProcess(b *testing.B) {
 				d := time.Since(t0)
 				if err != nil {
 					b.Fatalf("%s: %v\n%s", strings.Join(c.Args, " "), err, msg)
+				}
+				// Every tool builds a Nanos image where the benchmark looks
+				// for it (a Linux-guest fallback would say so and put it
+				// elsewhere).
+				if _, err := os.Stat(t.out(out)); err != nil || strings.Contains(string(msg), "guest: linux") {
+					b.Fatalf("%s wrote no Nanos image at %s: %v\n%s", strings.Join(c.Args, " "), t.out(out), err, msg)
 				}
 				if synced {
 					removeOutput(t.out(out))
