@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -586,18 +585,13 @@ func TestE2ELinuxDHCP(t *testing.T) {
 func TestE2EComposeBadInput(t *testing.T) {
 	e := getEnv(t)
 	host := localRegistry(t)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	takenPort := taken.Addr().(*net.TCPAddr).Port
+	takenPort := busyPort(t)
 	hello := e.progs["hello_static"]
 	for _, tc := range []struct{ name, doc, want string }{
 		{"unknown image", "services:\n  a:\n    image: " + host + "/nope/missing:1\n", "service a: image " + host + "/nope/missing:1"},
 		{"self dependency", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    depends_on: [a]\n", "service a: depends_on a: a service cannot depend on itself"},
 		{"port twice", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    ports: [\"18999:80\"]\n  b:\n    x-ops: {program: " + hello + "}\n    ports: [\"18999:81\"]\n", "host port 127.0.0.1:18999 is published by a too"},
-		{"port taken", fmt.Sprintf("services:\n  a:\n    x-ops: {program: %s}\n  b:\n    x-ops: {program: %s}\n    ports: [\"%d:80\"]\n", hello, hello, takenPort), fmt.Sprintf("service b: ")},
+		{"port taken", fmt.Sprintf("services:\n  a:\n    x-ops: {program: %s}\n  b:\n    x-ops: {program: %s}\n    ports: [\"%d:80\"]\n", hello, hello, takenPort), "service b: "},
 		{"invalid healthcheck", "services:\n  a:\n    x-ops: {program: " + hello + "}\n    healthcheck: {test: [\"CMD\", \"pg_isready\", \"-U\", \"postgres\"]}\n", `healthcheck test "CMD pg_isready -U postgres": a unikernel has no shell`},
 		{"old format", "services:\n  a:\n    program: " + hello + "\n", `service a: "program" is ops's old compose format`},
 	} {
@@ -679,13 +673,9 @@ services:
 func TestE2EComposeImageCached(t *testing.T) {
 	e := getEnv(t)
 	ref := redisImage(t)
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
+	taken := busyPort(t)
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf("services:\n  redis:\n    image: %s\n    ports: [\"%d:6379\"]\n", ref, taken.Addr().(*net.TCPAddr).Port)})
+	writeFiles(t, dir, map[string]string{"compose.yaml": fmt.Sprintf("services:\n  redis:\n    image: %s\n    ports: [\"%d:6379\"]\n", ref, taken)})
 	home := t.TempDir()
 	for i, want := range []bool{true, false} {
 		r := inDir(e, dir).run(t, home, "compose", "up", "-d", "--guest", "linux")

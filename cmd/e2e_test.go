@@ -556,14 +556,21 @@ func TestE2EDefaultGuestNote(t *testing.T) {
 	}
 }
 
-func TestE2EPortInUse(t *testing.T) {
-	e := getEnv(t)
+// busyPort is a port on 127.0.0.1 that something listens on until the
+// test ends.
+func busyPort(t *testing.T) int {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestE2EPortInUse(t *testing.T) {
+	e := getEnv(t)
+	port := busyPort(t)
 	r := e.run(t, e.home, "run", "--guest", "linux", "./goserver", "-p", fmt.Sprint(port))
 	if r.code == 0 || !strings.Contains(r.stderr, fmt.Sprint(port)) || !strings.Contains(r.stderr, "in use") {
 		t.Fatalf("port in use: exit %d, stderr %q", r.code, r.stderr)

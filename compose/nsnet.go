@@ -67,9 +67,23 @@ type Balanced struct {
 }
 
 func netSpecFile(dir string) string { return filepath.Join(dir, "net.json") }
-func netSocket(dir string) string   { return filepath.Join(dir, "net.sock") }
-func netPIDFile(dir string) string  { return filepath.Join(dir, "net.pid") }
-func netLog(dir string) string      { return filepath.Join(dir, "net.log") }
+
+// readNetSpec reads the network spec up wrote into the project's state
+// folder dir.
+func readNetSpec(dir string) (NetSpec, error) {
+	var spec NetSpec
+	b, err := os.ReadFile(netSpecFile(dir))
+	if err != nil {
+		return spec, goerrors.Wrap(err, 0)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return spec, fmt.Errorf("%s: %w", netSpecFile(dir), err)
+	}
+	return spec, nil
+}
+func netSocket(dir string) string  { return filepath.Join(dir, "net.sock") }
+func netPIDFile(dir string) string { return filepath.Join(dir, "net.pid") }
+func netLog(dir string) string     { return filepath.Join(dir, "net.log") }
 
 // netSpec is the layout's namespace: its addresses, a host listener per
 // endpoint and a balancer per port of each service with replicas.
@@ -176,7 +190,7 @@ func (u *up) startNet() error {
 		}
 		return goerrors.Wrap(fmt.Errorf("starting the project's network: %w", err), 0)
 	}
-	if err := fileutil.WriteAtomic(netPIDFile(u.dir), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+	if err := writePID(netPIDFile(u.dir), cmd.Process.Pid); err != nil {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return err
@@ -202,12 +216,8 @@ func (u *up) startNet() error {
 // NetworkDown reports whether the project has a network namespace whose
 // holder is no longer running.
 func (p *Project) NetworkDown() bool {
-	b, err := os.ReadFile(netPIDFile(p.Dir))
-	if err != nil {
-		return false
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return !qemu.Alive(pid)
+	pid := readPID(netPIDFile(p.Dir))
+	return pid != 0 && !qemu.Alive(pid)
 }
 
 // NetLog is the project network holder's log file.
@@ -216,12 +226,8 @@ func (p *Project) NetLog() string { return netLog(p.Dir) }
 // stopNet stops the project's network holder, if any (which stops the
 // passt of every replica still running).
 func stopNet(dir string) {
-	b, err := os.ReadFile(netPIDFile(dir))
-	if err != nil {
-		return
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
+	pid := readPID(netPIDFile(dir))
+	if pid <= 1 {
 		return
 	}
 	// Only the holder of this project: the pid may have been reused.
@@ -242,13 +248,9 @@ func stopNet(dir string) {
 // starts passt (passt names the binary) for each replica that asks, until
 // it is killed.
 func ServeNet(dir, passt string, ready io.Writer) error {
-	b, err := os.ReadFile(netSpecFile(dir))
+	spec, err := readNetSpec(dir)
 	if err != nil {
-		return goerrors.Wrap(err, 0)
-	}
-	var spec NetSpec
-	if err := json.Unmarshal(b, &spec); err != nil {
-		return fmt.Errorf("%s: %w", netSpecFile(dir), err)
+		return err
 	}
 	var addrs []netip.Addr
 	for _, a := range spec.Addrs {

@@ -3,7 +3,6 @@ package compose
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -41,13 +40,21 @@ func OpenProject(ctx context.Context, home lepton.Home, o LoadOptions) (*Project
 }
 
 // PID is the background supervisor's process ID, 0 when there is none.
-func (p *Project) PID() int {
-	b, err := os.ReadFile(filepath.Join(p.Dir, "pid"))
+func (p *Project) PID() int { return readPID(filepath.Join(p.Dir, "pid")) }
+
+// readPID is the process ID recorded in path, 0 when there is none.
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	return pid
+}
+
+// writePID records a process ID in path.
+func writePID(path string, pid int) error {
+	return fileutil.WriteAtomic(path, []byte(strconv.Itoa(pid)+"\n"), 0o644)
 }
 
 // LogPath is the background run's log.
@@ -75,7 +82,7 @@ func (p *Project) Detach(argv []string) (int, error) {
 		return 0, err
 	}
 	pid := c.Process.Pid
-	if err := fileutil.WriteAtomic(filepath.Join(p.Dir, "pid"), []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := writePID(filepath.Join(p.Dir, "pid"), pid); err != nil {
 		c.Process.Kill()
 		return 0, err
 	}
@@ -190,11 +197,8 @@ func (p *Project) PS(store instance.Store, services ...string) ([]PSRow, error) 
 	// The host ports of a project with a network namespace are its
 	// holder's listeners.
 	var hostPorts []HostPort
-	if b, err := os.ReadFile(netSpecFile(p.Dir)); err == nil {
-		var spec NetSpec
-		if json.Unmarshal(b, &spec) == nil {
-			hostPorts = spec.Host
-		}
+	if spec, err := readNetSpec(p.Dir); err == nil {
+		hostPorts = spec.Host
 	}
 	var rows []PSRow
 	for _, in := range ins {

@@ -137,10 +137,18 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 			i++
 		}
 	}
+	// A user-mode up that fails from here on leaves no state and no
+	// network holder. (A --bridged run's folder holds its own pid and log.)
+	started := false
+	defer func() {
+		if !started && o.Mode == UserMode {
+			stopNet(u.dir)
+			os.RemoveAll(u.dir)
+		}
+	}()
 	if layout.Namespace {
-		// startNet listens on every host port.
-		stopNet(u.dir) // a holder left by an up that was killed
-		err := u.startNet()
+		stopNet(u.dir)      // a holder left by an up that was killed
+		err := u.startNet() // listens on every host port
 		if errors.Is(err, ErrNoNamespace) {
 			o.Say(fmt.Sprintf("compose %s: %v; the services reach each other through QEMU's guestfwd, whose QEMU may start processes", file.Name, err))
 			layout.Namespace = false
@@ -148,24 +156,14 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 				s.vm.Net = u.userNet(s.Replica)
 			}
 		} else if err != nil {
-			stopNet(u.dir)
-			os.RemoveAll(u.dir)
 			return 0, err
 		}
 	}
-	started := false
-	defer func() {
-		if !started && layout.Namespace {
-			stopNet(u.dir)
-			os.RemoveAll(u.dir)
-		}
-	}()
-	for _, s := range svcs {
-		if layout.Namespace {
-			break
-		}
-		if err := qemu.CheckFree(s.vm.Net.Forwards); err != nil {
-			return 0, fmt.Errorf("service %s: %w", s.Service, err)
+	if !layout.Namespace {
+		for _, s := range svcs {
+			if err := qemu.CheckFree(s.vm.Net.Forwards); err != nil {
+				return 0, fmt.Errorf("service %s: %w", s.Service, err)
+			}
 		}
 	}
 	if layout.Mode == Bridged {
@@ -189,8 +187,6 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		return 0, err
 	}
 	if err := u.start(ctx, svcs); err != nil {
-		stopNet(u.dir)
-		os.RemoveAll(u.dir)
 		return 0, err
 	}
 	started = true
