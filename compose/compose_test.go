@@ -348,3 +348,31 @@ func TestNetSpec(t *testing.T) {
 		t.Errorf("routes %+v", got)
 	}
 }
+
+func TestLocalURL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		port int
+		path string
+		err  string
+	}{
+		{"http://localhost:8080/healthz", 8080, "/healthz", ""},
+		{"http://localhost", 80, "/", ""},
+		{"http://127.0.0.1/a?b=1", 80, "/a?b=1", ""},
+		{"http://[::1]:9/x", 9, "/x", ""},
+		{"https://localhost/", 0, "", "http://"},
+		{"http://example.com/", 0, "", "names localhost"},
+		{"http://localhost:0/", 0, "", "port"},
+	} {
+		port, path, err := localURL(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || port != tc.port || path != tc.path {
+			t.Errorf("%s: %d %q %v, want %d %q", tc.in, port, path, err, tc.port, tc.path)
+		}
+	}
+}

@@ -6,11 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -108,7 +109,7 @@ func oldFormat(path string, b []byte) error {
 	if yaml.Unmarshal(b, &doc) != nil {
 		return nil // compose-go says what is wrong
 	}
-	for _, name := range sortedKeys(doc.Services) {
+	for _, name := range slices.Sorted(maps.Keys(doc.Services)) {
 		for _, k := range []string{"program", "package", "local", "args", "env", "memory", "guest", "config"} {
 			if _, ok := doc.Services[name][k]; ok {
 				return fmt.Errorf("%s: service %s: %q is ops's old compose format; move program, package, local, guest and config under x-ops:, args to command:, env to environment:, memory to deploy.resources.limits.memory (README: \"ops compose\")", path, name, k)
@@ -116,15 +117,6 @@ func oldFormat(path string, b []byte) error {
 		}
 	}
 	return nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // supportedPaths are the keys ops maps; every other key of a service (or
@@ -198,7 +190,7 @@ func unsupported(content []byte) []string {
 	walk = func(p tree.Path, v any) {
 		switch v := v.(type) {
 		case map[string]any:
-			for _, k := range sortedKeys(v) {
+			for _, k := range slices.Sorted(maps.Keys(v)) {
 				if strings.HasPrefix(k, "x-") {
 					continue
 				}
@@ -268,7 +260,7 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 	name := sanitize(p.Name)
 	f := &File{Name: name, Dir: p.WorkingDir, Services: map[string]*Service{}, Warnings: warnings}
 	vols := map[string]bool{}
-	for _, name := range sortedKeys(p.Services) {
+	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		sc := p.Services[name]
 		s, err := fromService(p, sc, vols)
 		if err != nil {
@@ -276,9 +268,9 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 		}
 		f.Services[sc.Name] = s
 	}
-	f.Volumes = sortedKeys(vols)
+	f.Volumes = slices.Sorted(maps.Keys(vols))
 	for _, n := range f.Names() {
-		for _, dep := range sortedKeys(f.Services[n].DependsOn) {
+		for _, dep := range slices.Sorted(maps.Keys(f.Services[n].DependsOn)) {
 			cond := f.Services[n].DependsOn[dep]
 			if d, ok := f.Services[dep]; ok && cond == Healthy && d.Health == nil {
 				return nil, fmt.Errorf("service %s: depends_on %s: condition service_healthy, but %s has no healthcheck", n, dep, dep)
@@ -286,7 +278,7 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 		}
 	}
 	for _, v := range f.Volumes {
-		if n := f.VolumeName(v); !volumeNameRE(n) {
+		if n := f.VolumeName(v); !lepton.ValidVolumeName(n) {
 			return nil, fmt.Errorf("volume %s: the ops volume %s would be longer than 31 characters or hold other characters than letters, digits, dots, dashes and underscores", v, n)
 		}
 	}
@@ -297,18 +289,6 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-func volumeNameRE(s string) bool {
-	if len(s) == 0 || len(s) > 31 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool) (*Service, error) {
@@ -640,32 +620,21 @@ func isLocal(host string) bool {
 	return false
 }
 
-// localURL reads http://localhost[:PORT]/PATH.
-func localURL(u string) (int, string, error) {
-	rest, ok := strings.CutPrefix(u, "http://")
-	if !ok {
+// localURL reads http://localhost[:PORT]/PATH: the port (80 when none)
+// and the request's path with its query.
+func localURL(raw string) (int, string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return 0, "", errors.New("give an http:// URL")
 	}
-	hostport, path, _ := strings.Cut(rest, "/")
-	path = "/" + path
-	host, ps, hasPort := strings.Cut(hostport, ":")
-	if strings.HasPrefix(hostport, "[") {
-		i := strings.Index(hostport, "]")
-		if i < 0 {
-			return 0, "", errors.New("bad host")
-		}
-		host, ps = hostport[:i+1], strings.TrimPrefix(hostport[i+1:], ":")
-		hasPort = ps != ""
-	}
-	if !isLocal(host) {
-		return 0, "", fmt.Errorf("the host is %s; ops probes the service's own port, so the URL names localhost", host)
+	if !isLocal(u.Hostname()) {
+		return 0, "", fmt.Errorf("the host is %s; ops probes the service's own port, so the URL names localhost", u.Hostname())
 	}
 	port := 80
-	if hasPort {
-		var err error
+	if ps := u.Port(); ps != "" {
 		if port, err = parsePort(ps); err != nil {
 			return 0, "", fmt.Errorf("port %q: %w", ps, err)
 		}
 	}
-	return port, path, nil
+	return port, u.RequestURI(), nil
 }

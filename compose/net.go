@@ -3,7 +3,9 @@ package compose
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -201,7 +203,7 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 func (n *Net) Hosts(r Replica, selfAddr string) []byte {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n")
-	for _, name := range sortedKeys(n.Addr) {
+	for _, name := range slices.Sorted(maps.Keys(n.Addr)) {
 		addr := n.Addr[name]
 		if name == r.Service {
 			addr = selfAddr

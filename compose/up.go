@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -302,7 +304,7 @@ func (u *up) probe(inst string, h *Health) *instance.Probe {
 // code 0. A dependency that stops, turns unhealthy or fails is an error.
 func (u *up) waitDeps(ctx context.Context, name string) error {
 	s := u.file.Services[name]
-	for _, dep := range sortedKeys(s.DependsOn) {
+	for _, dep := range slices.Sorted(maps.Keys(s.DependsOn)) {
 		cond := s.DependsOn[dep]
 		if cond == Started {
 			continue

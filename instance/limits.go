@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -47,7 +48,7 @@ const cfsPeriod = 100000 // µs
 func confine(root, name string, pid int, l Limits) (remove func(), err error) {
 	if ctl, err := os.ReadFile(filepath.Join(root, "cgroup.controllers")); err == nil {
 		have := strings.Fields(string(ctl))
-		if contains(have, "memory") && contains(have, "cpu") {
+		if slices.Contains(have, "memory") && slices.Contains(have, "cpu") {
 			return confineV2(root, name, pid, l)
 		}
 	}
@@ -55,15 +56,6 @@ func confine(root, name string, pid int, l Limits) (remove func(), err error) {
 		return confineV1(root, name, pid, l)
 	}
 	return func() {}, errors.New("no cgroup hierarchy with the memory and cpu controllers")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // confineV2 uses ROOT/ops/NAME; ROOT/ops holds no process, so it may

@@ -51,6 +51,10 @@ func VolumeFormats() []VolumeFormat { return []VolumeFormat{tfsVolume{}, ext4Vol
 
 var volumeNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`) })
 
+// ValidVolumeName reports whether name can name a volume: 1 to 31
+// letters, digits, dots, dashes and underscores, a letter or digit first.
+func ValidVolumeName(name string) bool { return volumeNameRE().MatchString(name) }
+
 // VolumesDir holds the volumes.
 func (h Home) VolumesDir() string { return filepath.Join(h.Dir, "volumes") }
 
@@ -133,7 +137,7 @@ func globEscape(s string) string {
 // CreateVolume makes a volume of size bytes (sparse) in format, holding
 // the files of seed when given.
 func (h Home) CreateVolume(name string, size int64, seed string, format VolumeFormat) (*Volume, error) {
-	if !volumeNameRE().MatchString(name) {
+	if !ValidVolumeName(name) {
 		return nil, fmt.Errorf("volume name %q: use 1 to 31 letters, digits, dots, dashes and underscores", name)
 	}
 	if size < 4<<20 {
