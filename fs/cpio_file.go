@@ -25,7 +25,7 @@ func WriteCPIO(f *os.File, entries []*Entry) error {
 		return err
 	}
 	return withFD(f, func(fd int) error {
-		c := newCopier(fd, false)
+		c := newCopier(fd)
 		work := make(chan *cpioPiece)
 		var wg sync.WaitGroup
 		n := min(runtime.GOMAXPROCS(0), len(pieces))

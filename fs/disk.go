@@ -158,22 +158,16 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 }
 
 // writeFilesystems writes the boot and root filesystems at their byte
-// offsets, one after the other: each UUID needs one hash over its
-// contents in order, and while this goroutine hashes, the copiers have
-// the other CPUs to place files.
+// offsets, one after the other (each keeps both CPUs busy).
 func writeFilesystems(f *os.File, bootFS, rootFS *TFS, boot, root int64) error {
 	return withFD(f, func(fd int) error {
-		c := newCopier(fd, true)
-		err := bootFS.write(fd, boot, c)
-		if err != nil {
-			err = fmt.Errorf("boot filesystem: %w", err)
-		} else if err = rootFS.write(fd, root, c); err != nil {
-			err = fmt.Errorf("root filesystem: %w", err)
+		if err := bootFS.write(fd, boot); err != nil {
+			return fmt.Errorf("boot filesystem: %w", err)
 		}
-		if cerr := c.wait(); err == nil {
-			err = cerr
+		if err := rootFS.write(fd, root); err != nil {
+			return fmt.Errorf("root filesystem: %w", err)
 		}
-		return err
+		return nil
 	})
 }
 

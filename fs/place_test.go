@@ -184,74 +184,91 @@ func TestSourceChangedSize(t *testing.T) {
 	}
 }
 
-// TestTFSPlacesSources checks host files' contents in a TFS image, with
-// the kernel's copy and with the fallback, and that a source's hole stays
-// a hole in the image.
+// TestTFSPlacesSources checks host files' and in-memory contents in a TFS
+// image: small files gathered in batches (across several buffers, some
+// next to in-memory ones), large ones in chunks, and that a source's hole
+// stays a hole in the image.
 func TestTFSPlacesSources(t *testing.T) {
 	dir := t.TempDir()
 	srcs := map[string]string{
-		"/small":  hostFile(t, dir, "small", pattern(777, 1)),
-		"/big":    hostFile(t, dir, "big", pattern(5<<20+11, 2)),
-		"/empty":  hostFile(t, dir, "empty", nil),
-		"/sparse": sparseFile(t, dir, 16<<20),
+		"/small":        hostFile(t, dir, "small", pattern(777, 1)),
+		"/big":          hostFile(t, dir, "big", pattern(5<<20+11, 2)),
+		"/empty":        hostFile(t, dir, "empty", nil),
+		"/sparse":       sparseFile(t, dir, 16<<20),
+		"/at-batch-max": hostFile(t, dir, "at-batch-max", pattern(batchMax, 3)),
+		"/below-max":    hostFile(t, dir, "below-max", pattern(batchMax-1, 4)),
+		"/one-sector":   hostFile(t, dir, "one-sector", pattern(SectorSize, 5)),
+	}
+	for i := 0; i < 40; i++ {
+		srcs[fmt.Sprintf("/many/%02d", i)] = hostFile(t, dir, fmt.Sprint("many", i), pattern(i*1501+1, byte(i)))
+	}
+	data := map[string][]byte{
+		"/etc/small-data": pattern(300, 6),
+		"/etc/large-data": pattern(batchMax+700, 7),
+		"/many/10x":       pattern(1000, 8),
 	}
 	var entries []Entry
 	for g, h := range srcs {
 		entries = append(entries, Entry{Path: g, Kind: KindFile, Source: h})
 	}
+	for g, d := range data {
+		entries = append(entries, Entry{Path: g, Kind: KindFile, Data: d})
+	}
 	tree := treeOf(t, entries)
-	for _, fallback := range []bool{false, true} {
-		t.Run(fmt.Sprintf("fallback=%v", fallback), func(t *testing.T) {
-			l, err := LayoutTFS(tree, nil, TFSOptions{})
-			if err != nil {
+	l, err := LayoutTFS(tree, nil, TFSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(t.TempDir(), "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size := int64(l.SizeSecs) * SectorSize
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WriteAt(f, 0); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := OpenTFS(f, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g, h := range srcs {
+		want, _ := os.ReadFile(h)
+		data[g] = want
+	}
+	for g, want := range data {
+		n, err := rd.Lookup(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := rd.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: contents differ", g)
+		}
+		// The rest of its last sector reads as zeros: a reused buffer's
+		// old bytes are not written there.
+		if pad := roundSector(int64(len(want))) - int64(len(want)); pad > 0 {
+			off, _ := n.Tuple("extents").Tuple("0").Uint("offset")
+			tail := make([]byte, pad)
+			if _, err := f.ReadAt(tail, int64(off)*SectorSize+int64(len(want))); err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Create(filepath.Join(t.TempDir(), "img"))
-			if err != nil {
-				t.Fatal(err)
+			if !bytes.Equal(tail, make([]byte, pad)) {
+				t.Errorf("%s: the end of its last sector is not zeros", g)
 			}
-			defer f.Close()
-			size := int64(l.SizeSecs) * SectorSize
-			if err := f.Truncate(size); err != nil {
-				t.Fatal(err)
-			}
-			err = withFD(f, func(fd int) error {
-				c := newCopier(fd, true)
-				c.noCFR.Store(fallback)
-				err := l.write(fd, 0, c)
-				if cerr := c.wait(); err == nil {
-					err = cerr
-				}
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rd, err := OpenTFS(f, size)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for g, h := range srcs {
-				n, err := rd.Lookup(g)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := rd.ReadFile(n)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, _ := os.ReadFile(h)
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s: contents differ", g)
-				}
-			}
-			n, _ := rd.Lookup("/sparse")
-			start, _ := n.Tuple("extents").Tuple("0").Uint("offset")
-			mid := int64(start)*SectorSize + 8<<20
-			if data, err := unix.Seek(int(f.Fd()), mid, unix.SEEK_DATA); err == nil && data == mid {
-				t.Errorf("the hole in /sparse was written into the image")
-			}
-		})
+		}
+	}
+	n, _ := rd.Lookup("/sparse")
+	start, _ := n.Tuple("extents").Tuple("0").Uint("offset")
+	mid := int64(start)*SectorSize + 8<<20
+	if data, err := unix.Seek(int(f.Fd()), mid, unix.SEEK_DATA); err == nil && data == mid {
+		t.Errorf("the hole in /sparse was written into the image")
 	}
 }
 

@@ -223,20 +223,13 @@ func (t *TFS) header() []byte {
 // placed, and the UUID is derived from the metadata and that hash, so
 // equal contents give equal bytes.
 func (t *TFS) WriteAt(f *os.File, base int64) error {
-	return withFD(f, func(fd int) error {
-		c := newCopier(fd, true)
-		err := t.write(fd, base, c)
-		if cerr := c.wait(); err == nil {
-			err = cerr
-		}
-		return err
-	})
+	return withFD(f, func(fd int) error { return t.write(fd, base) })
 }
 
-// write hands every file to c to be placed and, meanwhile, hashes the
-// contents in order (the UUID needs one hash over all of them); then it
-// writes the metadata, the header with the UUID and the log, in one call.
-func (t *TFS) write(fd int, base int64, c *copier) error {
+// write places the files' contents, hashing them in order (the UUID needs
+// one hash over all of them); then it writes the metadata, the header with
+// the UUID and the log.
+func (t *TFS) write(fd int, base int64) error {
 	h := sha256.New()
 	h.Write([]byte(t.label))
 	var zeros [4096]byte
@@ -247,29 +240,8 @@ func (t *TFS) write(fd int, base int64, c *copier) error {
 			h.Write(zeros[:min(pad, len(zeros))])
 		}
 	}
-	buf := make([]byte, copyBuf)
-	for _, p := range t.files {
-		if c.failed.Load() {
-			return nil // c has the error
-		}
-		off := base + int64(p.offset)*SectorSize
-		if p.e.Data != nil {
-			h.Write(p.e.Data)
-			if err := pwriteAll(fd, p.e.Data, off); err != nil {
-				return err
-			}
-			continue
-		}
-		s, err := openSource(p.e.Source, p.e.Size, 2)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p.e.Path, err)
-		}
-		c.jobs <- copyJob{src: s, off: off}
-		err = hashSource(s, h, buf)
-		s.release()
-		if err != nil {
-			return err
-		}
+	if err := tfsContents(fd, base, t.files, h); err != nil {
+		return err
 	}
 	copy(t.uuid[:], h.Sum(nil))
 	t.uuid[6] = t.uuid[6]&0x0f | 0x50 // name-based UUID (version 5 form)
