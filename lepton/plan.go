@@ -334,6 +334,11 @@ func (p *Plan) addHostFile(host, guest string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", host, err)
 	}
+	return p.addStatted(host, guest, st)
+}
+
+// addStatted adds a regular file whose status (through links) is st.
+func (p *Plan) addStatted(host, guest string, st os.FileInfo) error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", host)
 	}
@@ -377,7 +382,7 @@ func (p *Plan) AddDirAt(hostDir, guestDir string) error {
 // walkDir copies a folder. Links that stay inside it (or all links, with
 // keepLinks) are kept as links; others are followed, folders recursively,
 // and a link back to a folder being copied is an error rather than an
-// endless loop.
+// endless loop. hostDir itself may be a link to a folder.
 func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool, keepLinks bool) error {
 	real, err := filepath.EvalSymlinks(hostDir)
 	if err != nil {
@@ -388,43 +393,69 @@ func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool, keepLin
 	}
 	active[real] = true
 	defer delete(active, real)
-	return filepath.WalkDir(hostDir, func(h string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	info, err := os.Stat(hostDir)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory", hostDir)
+	}
+	if err := p.Tree.Add(opsfs.Entry{Path: guestDir, Kind: opsfs.KindDir, Mode: info.Mode().Perm()}); err != nil {
+		return err
+	}
+	return p.addScanned(hostDir, guestDir, scanTree(hostDir), active, keepLinks)
+}
+
+// addScanned adds a scanned folder's contents below guest, in
+// filepath.WalkDir's order; root is the folder being copied.
+func (p *Plan) addScanned(root, guest string, d *scannedDir, active map[string]bool, keepLinks bool) error {
+	if d.err != nil {
+		return d.err
+	}
+	for i := range d.ents {
+		e := &d.ents[i]
+		g := path.Join(guest, e.d.Name())
+		if e.err != nil && e.d.Type().IsRegular() {
+			return fmt.Errorf("%s: %w", e.host, e.err)
 		}
-		rel, err := filepath.Rel(hostDir, h)
-		if err != nil {
-			return err
+		if e.err != nil {
+			return e.err
 		}
-		g := path.Join(guestDir, filepath.ToSlash(rel))
-		switch {
-		case d.IsDir():
-			info, err := d.Info()
-			if err != nil {
+		switch t := e.d.Type(); {
+		case t.IsDir():
+			if err := p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindDir, Mode: e.info.Mode().Perm()}); err != nil {
 				return err
 			}
-			return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindDir, Mode: info.Mode().Perm()})
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(h)
-			if err != nil {
+			if err := p.addScanned(root, g, e.dir, active, keepLinks); err != nil {
 				return err
 			}
-			if keepLinks || linkStaysInside(hostDir, h, target) {
-				return p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindSymlink, Target: target})
+		case t&fs.ModeSymlink != 0:
+			if keepLinks || linkStaysInside(root, e.host, e.target) {
+				if err := p.Tree.Add(opsfs.Entry{Path: g, Kind: opsfs.KindSymlink, Target: e.target}); err != nil {
+					return err
+				}
+				continue
 			}
-			st, err := os.Stat(h)
+			st, err := os.Stat(e.host)
 			if err != nil {
-				return fmt.Errorf("%s: link to %s: %w", h, target, err)
+				return fmt.Errorf("%s: link to %s: %w", e.host, e.target, err)
 			}
 			if st.IsDir() {
-				return p.walkDir(h, g, active, false)
+				err = p.walkDir(e.host, g, active, false)
+			} else {
+				err = p.addHostFile(e.host, g)
 			}
-			return p.addHostFile(h, g)
-		case d.Type().IsRegular():
-			return p.addHostFile(h, g)
+			if err != nil {
+				return err
+			}
+		case t.IsRegular():
+			if err := p.addStatted(e.host, g, e.info); err != nil {
+				return err
+			}
 		}
-		return nil // sockets, devices, fifos are not copied
-	})
+		// sockets, devices, fifos are not copied
+	}
+	return nil
 }
 
 // addRoot lays a root filesystem over guestDir: links stay links, as

@@ -338,3 +338,46 @@ func TestBuildImageKeepsGuestWrites(t *testing.T) {
 		t.Fatalf("after removing the image: %v", err)
 	}
 }
+
+// TestPlanDirLinks checks Dirs through links: a Dirs entry that is itself
+// a link to a folder, and a link inside a folder to a folder outside it
+// (both followed), beside links that stay inside (kept), across a tree
+// wide and deep enough to be read on several goroutines.
+func TestPlanDirLinks(t *testing.T) {
+	dir := t.TempDir()
+	want := map[string]string{}
+	for i := 0; i < 30; i++ {
+		for j := 0; j < 5; j++ {
+			rel := filepath.Join("real", "d"+strings.Repeat("x", i%4), string(rune('a'+i)), string(rune('a'+j))+".txt")
+			writeFile(t, filepath.Join(dir, rel), rel)
+			want["/static/"+filepath.ToSlash(strings.TrimPrefix(rel, "real/"))] = rel
+		}
+	}
+	writeFile(t, filepath.Join(dir, "elsewhere/data/x.txt"), "x")
+	if err := os.Symlink("real", filepath.Join(dir, "static")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../elsewhere/data", filepath.Join(dir, "real/outside")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("dx/c/a.txt", filepath.Join(dir, "real/inside")); err != nil {
+		t.Fatal(err)
+	}
+	want["/static/outside/x.txt"] = "x"
+	p, err := NewPlan(PlanInput{Config: &Config{Dirs: []string{"static"}}, Program: "/bin/true", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for g, content := range want {
+		e, ok := p.Tree.Get(g)
+		if !ok || e.Kind != opsfs.KindFile || e.Size != int64(len(content)) || e.Info == nil {
+			t.Errorf("%s: %+v, want a %d-byte file with its status", g, e, len(content))
+		}
+	}
+	if e, ok := p.Tree.Get("/static/inside"); !ok || e.Kind != opsfs.KindSymlink || e.Target != "dx/c/a.txt" {
+		t.Errorf("/static/inside: %+v, want the link kept", e)
+	}
+	if e, ok := p.Tree.Get("/static/outside"); !ok || e.Kind != opsfs.KindDir {
+		t.Errorf("/static/outside: %+v, want the folder it links to", e)
+	}
+}
