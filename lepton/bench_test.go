@@ -148,3 +148,15 @@ func BenchmarkImageKey(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPlanTree measures the plan of python3 with its standard library
+// in Dirs: the walk, every file's status and the library closure.
+func BenchmarkPlanTree(b *testing.B) {
+	lib := pythonLib(b)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := NewPlan(PlanInput{Config: &Config{Dirs: []string{lib}}, Program: "/usr/bin/python3", Dir: "/"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

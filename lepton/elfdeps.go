@@ -2,6 +2,7 @@ package lepton
 
 import (
 	"bufio"
+	"bytes"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -92,23 +93,9 @@ func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) 
 	if !info.Dynamic {
 		return info, nil
 	}
-	get := func(tag elf.DynTag) ([]string, error) {
-		v, err := f.DynString(tag)
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading dynamic section: %w", name, err)
-		}
-		return v, nil
-	}
-	if info.Needed, err = get(elf.DT_NEEDED); err != nil {
-		return nil, err
-	}
-	rp, err := get(elf.DT_RPATH)
-	if err != nil {
-		return nil, err
-	}
-	rnp, err := get(elf.DT_RUNPATH)
-	if err != nil {
-		return nil, err
+	var rp, rnp []string
+	if info.Needed, rp, rnp, err = dynStrings(f); err != nil {
+		return nil, fmt.Errorf("%s: reading dynamic section: %w", name, err)
 	}
 	for _, s := range rp {
 		info.RPath = append(info.RPath, filepath.SplitList(s)...)
@@ -117,6 +104,51 @@ func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) 
 		info.RunPath = append(info.RunPath, filepath.SplitList(s)...)
 	}
 	return info, nil
+}
+
+// dynStrings returns the dynamic section's DT_NEEDED, DT_RPATH and
+// DT_RUNPATH strings, as debug/elf's DynString would for each tag, but
+// reading the section and its string table once, not once a tag (a large
+// library's string table is hundreds of kilobytes).
+func dynStrings(f *elf.File) (needed, rpath, runpath []string, err error) {
+	ds := f.SectionByType(elf.SHT_DYNAMIC)
+	if ds == nil {
+		return nil, nil, nil, nil // not dynamic, so no libraries
+	}
+	d, err := ds.Data()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(d)%16 != 0 {
+		return nil, nil, nil, errors.New("length of dynamic section is not a multiple of dynamic entry size")
+	}
+	if ds.Link == 0 || ds.Link >= uint32(len(f.Sections)) {
+		return nil, nil, nil, errors.New("section has invalid string table link")
+	}
+	str, err := f.Sections[ds.Link].Data()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for ; len(d) > 0; d = d[16:] {
+		var to *[]string
+		switch elf.DynTag(f.ByteOrder.Uint64(d[0:8])) {
+		case elf.DT_NEEDED:
+			to = &needed
+		case elf.DT_RPATH:
+			to = &rpath
+		case elf.DT_RUNPATH:
+			to = &runpath
+		default:
+			continue
+		}
+		// A string that starts outside the table or never ends is skipped.
+		if v := f.ByteOrder.Uint64(d[8:16]); v < uint64(len(str)) {
+			if end := bytes.IndexByte(str[v:], 0); end >= 0 {
+				*to = append(*to, string(str[v:v+uint64(end)]))
+			}
+		}
+	}
+	return needed, rpath, runpath, nil
 }
 
 // Dep is one file the program needs at run time.

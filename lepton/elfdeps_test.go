@@ -194,5 +194,57 @@ func FuzzReadELF(f *testing.F) {
 	f.Add(elfHeader(elf.ELFCLASS64, elf.EM_X86_64))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = readELF(bytes.NewReader(b), int64(len(b)), "fuzz")
+		if ef, err := elf.NewFile(bytes.NewReader(b)); err == nil && ef.Class == elf.ELFCLASS64 {
+			checkDynStrings(t, ef, "fuzz")
+		}
 	})
+}
+
+// TestDynStrings checks dynStrings against debug/elf's DynString on the
+// host's programs and libraries.
+func TestDynStrings(t *testing.T) {
+	var files []string
+	for _, pat := range []string{"/usr/bin/*", "/usr/lib/x86_64-linux-gnu/*.so*", "/usr/lib/python3*/lib-dynload/*.so"} {
+		m, _ := filepath.Glob(pat)
+		files = append(files, m...)
+	}
+	n := 0
+	for _, p := range files {
+		ef, err := elf.Open(p)
+		if err != nil {
+			continue
+		}
+		if ef.Class == elf.ELFCLASS64 {
+			checkDynStrings(t, ef, p)
+			n++
+		}
+		ef.Close()
+	}
+	if n < 10 {
+		t.Skipf("SKIP: only %d ELF files found on this host", n)
+	}
+}
+
+func checkDynStrings(t *testing.T, ef *elf.File, name string) {
+	t.Helper()
+	needed, rpath, runpath, err := dynStrings(ef)
+	for tag, got := range map[elf.DynTag][]string{elf.DT_NEEDED: needed, elf.DT_RPATH: rpath, elf.DT_RUNPATH: runpath} {
+		want, werr, panicked := dynString(ef, tag)
+		if panicked {
+			continue // debug/elf's own panics are readELF's business
+		}
+		if (err == nil) != (werr == nil) || strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+			t.Fatalf("%s %v: got %q (%v), DynString %q (%v)", name, tag, got, err, want, werr)
+		}
+	}
+}
+
+func dynString(ef *elf.File, tag elf.DynTag) (v []string, err error, panicked bool) {
+	defer func() {
+		if recover() != nil {
+			panicked = true
+		}
+	}()
+	v, err = ef.DynString(tag)
+	return v, err, false
 }
