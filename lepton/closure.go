@@ -51,6 +51,11 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 	}
 	var extra []string
 	unresolved := map[string]bool{}
+	// Where a name is looked for depends only on the name for an object
+	// with no search path of its own (nor the program's RPATH to inherit):
+	// once found, it is found for every such object (an interpreter's
+	// hundred extension modules all need libc.so.6).
+	found := map[string]bool{}
 	for len(queue) > 0 {
 		o := queue[0]
 		queue = queue[1:]
@@ -69,13 +74,15 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 				}
 			}
 		}
+		plain := len(o.info.RPath) == 0 && len(o.info.RunPath) == 0 && (exe == nil || o == exe || len(exe.info.RPath) == 0)
 		for _, name := range o.info.Needed {
 			// The loader is loaded already, under its soname.
-			if interps[name] {
+			if interps[name] || plain && found[name] {
 				continue
 			}
 			cands := r.candidates(name, o, exe)
 			if p.inTree(cands) {
+				found[name] = found[name] || plain
 				continue
 			}
 			dep, info, err := firstHostLib(cands)
@@ -89,6 +96,7 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 			if err := p.addLib(dep); err != nil {
 				return nil, err
 			}
+			found[name] = found[name] || plain
 			if d := path.Dir(dep.Guest); !isDefaultDir(d) && !slices.Contains(extra, d) {
 				extra = append(extra, d)
 			}
