@@ -38,6 +38,7 @@ type Entry struct {
 // later layers (package sysroot, then user files) win.
 type Tree struct {
 	entries map[string]*Entry
+	sorted  []*Entry // Entries' order, until the next Add
 }
 
 // NewTree returns a tree holding only the root directory.
@@ -53,7 +54,10 @@ func CleanPath(p string) (string, error) {
 	if strings.ContainsRune(p, 0) {
 		return "", fmt.Errorf("guest path %q contains a NUL byte", p)
 	}
-	return path.Clean("/" + p), nil
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	return path.Clean(p), nil // no copy when p is clean already
 }
 
 // Add inserts e, creating parent directories. A directory never replaces
@@ -86,6 +90,7 @@ func (t *Tree) Add(e Entry) error {
 			break // a folder's own parents are all there already
 		}
 		t.entries[dir] = &Entry{Path: dir, Kind: KindDir, Mode: 0o755}
+		t.sorted = nil
 		if dir == "/" {
 			break
 		}
@@ -101,6 +106,7 @@ func (t *Tree) Add(e Entry) error {
 		}
 	}
 	t.entries[p] = &e
+	t.sorted = nil
 	return nil
 }
 
@@ -116,13 +122,17 @@ func (t *Tree) Get(p string) (*Entry, bool) {
 
 // Entries returns every entry sorted by path, so parents precede children
 // and the order never depends on how the tree was filled.
+// A plan's closure, key and layout each ask, so the order is kept until
+// the tree changes.
 func (t *Tree) Entries() []*Entry {
-	out := make([]*Entry, 0, len(t.entries))
-	for _, e := range t.entries {
-		out = append(out, e)
+	if t.sorted == nil {
+		t.sorted = make([]*Entry, 0, len(t.entries))
+		for _, e := range t.entries {
+			t.sorted = append(t.sorted, e)
+		}
+		slices.SortFunc(t.sorted, func(a, b *Entry) int { return strings.Compare(a.Path, b.Path) })
 	}
-	slices.SortFunc(out, func(a, b *Entry) int { return strings.Compare(a.Path, b.Path) })
-	return out
+	return slices.Clone(t.sorted)
 }
 
 // Len is the number of entries, the root included.
