@@ -260,7 +260,7 @@ func (p *pool) get(n int, quit <-chan struct{}) ([]byte, error) {
 var errQuit = errors.New("stopped")
 
 // tfsContents feeds the contents of files (placed from byte base of dst)
-// to h in order, and writes them into place.
+// to h in order, unless h is nil, and writes them into place.
 func tfsContents(dst int, base int64, files []placed, h io.Writer) error {
 	chunks := make(chan chunk, batchBufs)
 	quit := make(chan struct{})
@@ -311,6 +311,8 @@ func hashChunks(chunks <-chan chunk, writes chan<- chunk, h io.Writer) error {
 		switch {
 		case c.err != nil:
 			return c.err
+		case c.src != nil && h == nil:
+			writes <- c // the writer releases it
 		case c.src != nil:
 			c.src.refs.Add(1) // the writer's
 			writes <- c
@@ -323,10 +325,12 @@ func hashChunks(chunks <-chan chunk, writes chan<- chunk, h io.Writer) error {
 				return err
 			}
 		default:
-			start := 0
-			for _, end := range c.spans {
-				h.Write(c.buf[start:end])
-				start = int(roundSector(int64(end)))
+			if h != nil {
+				start := 0
+				for _, end := range c.spans {
+					h.Write(c.buf[start:end])
+					start = int(roundSector(int64(end)))
+				}
 			}
 			writes <- c
 		}

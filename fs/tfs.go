@@ -37,6 +37,7 @@ type TFS struct {
 	files    []placed
 	used     uint64 // sectors used, from sector 0
 	uuid     [16]byte
+	known    bool // uuid was set (SetUUID), not to be hashed again
 	SizeSecs uint64 // total size in sectors (used plus free space)
 }
 
@@ -217,6 +218,41 @@ func (t *TFS) header() []byte {
 	return append(b, make([]byte, SectorSize-len(b))...)
 }
 
+// UUIDKey writes to w everything the UUID is derived from, with stamp
+// standing in for each host file's contents (something that changes
+// whenever they do) and a hash for in-memory ones. Equal keys give equal
+// UUIDs, so a caller that trusts its stamps can keep a UUID (SetUUID)
+// rather than read and hash the same contents again.
+func (t *TFS) UUIDKey(w io.Writer, stamp func(*Entry) ([]byte, error)) error {
+	fmt.Fprintf(w, "tfs-uuid-1 %q %d\n", t.label, len(t.log))
+	for _, ext := range t.log {
+		fmt.Fprintf(w, "log %d\n", len(ext))
+		w.Write(ext)
+	}
+	for _, p := range t.files {
+		fmt.Fprintf(w, "\nfile %d %d %q ", p.offset, p.e.Size, p.e.Path)
+		if p.e.Data != nil {
+			sum := sha256.Sum256(p.e.Data)
+			fmt.Fprintf(w, "data %x", sum)
+			continue
+		}
+		b, err := stamp(p.e)
+		if err != nil {
+			return err
+		}
+		w.Write(b)
+	}
+	return nil
+}
+
+// UUID is the filesystem's UUID, once it was written or set.
+func (t *TFS) UUID() (uuid [16]byte, ok bool) { return t.uuid, t.known }
+
+// SetUUID gives the filesystem the UUID an earlier write of the same key
+// (UUIDKey) derived; writing it then places the contents without hashing
+// them.
+func (t *TFS) SetUUID(uuid [16]byte) { t.uuid, t.known = uuid, true }
+
 // WriteAt writes the filesystem into f at byte offset base. The region
 // must already read as zeros (a new or truncated file): free space and the
 // log's padding are not written. File contents are hashed as they are
@@ -230,22 +266,29 @@ func (t *TFS) WriteAt(f *os.File, base int64) error {
 // one hash over all of them); then it writes the metadata, the header with
 // the UUID and the log.
 func (t *TFS) write(fd int, base int64) error {
-	h := sha256.New()
-	h.Write([]byte(t.label))
-	var zeros [4096]byte
-	for _, ext := range t.log {
-		h.Write(ext)
-		// The hash covers each extension's padding too.
-		for pad := ExtensionSecs*SectorSize - len(ext); pad > 0; pad -= len(zeros) {
-			h.Write(zeros[:min(pad, len(zeros))])
+	if t.known {
+		if err := tfsContents(fd, base, t.files, nil); err != nil {
+			return err
 		}
+	} else {
+		h := sha256.New()
+		h.Write([]byte(t.label))
+		var zeros [4096]byte
+		for _, ext := range t.log {
+			h.Write(ext)
+			// The hash covers each extension's padding too.
+			for pad := ExtensionSecs*SectorSize - len(ext); pad > 0; pad -= len(zeros) {
+				h.Write(zeros[:min(pad, len(zeros))])
+			}
+		}
+		if err := tfsContents(fd, base, t.files, h); err != nil {
+			return err
+		}
+		copy(t.uuid[:], h.Sum(nil))
+		t.uuid[6] = t.uuid[6]&0x0f | 0x50 // name-based UUID (version 5 form)
+		t.uuid[8] = t.uuid[8]&0x3f | 0x80 // RFC 4122 variant
+		t.known = true
 	}
-	if err := tfsContents(fd, base, t.files, h); err != nil {
-		return err
-	}
-	copy(t.uuid[:], h.Sum(nil))
-	t.uuid[6] = t.uuid[6]&0x0f | 0x50 // name-based UUID (version 5 form)
-	t.uuid[8] = t.uuid[8]&0x3f | 0x80 // RFC 4122 variant
 	// The header (sector 0) and the first extension (from sector 1) are
 	// adjacent.
 	if err := pwritevAll(fd, [][]byte{t.header(), t.log[0]}, base); err != nil {

@@ -138,7 +138,7 @@ func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 			}
 		}
 	}
-	g := &NanosGuest{Kernel: k}
+	g := &NanosGuest{Kernel: k, Memo: home.ImagesDir()}
 	if c.Uefi {
 		var err error
 		if g.UEFI, err = uefiLoader(home, c); err != nil {

@@ -1,11 +1,16 @@
 package lepton
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -17,6 +22,9 @@ type NanosGuest struct {
 	// UEFI is the release's bootx64.efi when the image is for UEFI
 	// firmware (Uefi in config.json, --uefi); "" for BIOS and microvm.
 	UEFI string
+	// Memo is a folder where the boot filesystem's UUID is kept between
+	// builds ("" keeps none).
+	Memo string
 }
 
 // Name implements Guest.
@@ -64,10 +72,56 @@ func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 	if err != nil {
 		return err
 	}
+	save := g.recallBootUUID(disk.BootFS)
 	if g.UEFI != "" {
-		return writeUEFI(f, disk, g.UEFI)
+		err = writeUEFI(f, disk, g.UEFI)
+	} else {
+		err = disk.WriteTo(f)
 	}
-	return disk.WriteTo(f)
+	if err == nil {
+		save()
+	}
+	return err
+}
+
+// recallBootUUID gives the boot filesystem the UUID kept from an earlier
+// build with the same kernel and klibs (same stamps: size, modification
+// time, inode, mode), so its contents are placed without being hashed; it
+// is the same filesystem in every image of a release. It returns what
+// keeps the UUID after a write that had to hash them. The memo is only a
+// shortcut: when it cannot be read or kept, the UUID is hashed as ever.
+func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
+	none := func() {}
+	if g.Memo == "" {
+		return none
+	}
+	h := sha256.New()
+	err := boot.UUIDKey(h, func(e *opsfs.Entry) ([]byte, error) {
+		st := e.Info
+		if st == nil {
+			var err error
+			if st, err = os.Stat(e.Source); err != nil {
+				return nil, err
+			}
+		}
+		return appendFileStamp([]byte(e.Source+" "), st), nil
+	})
+	if err != nil {
+		return none
+	}
+	memo := filepath.Join(g.Memo, fmt.Sprintf(".boot-%x.uuid", h.Sum(nil)[:16]))
+	if b, err := os.ReadFile(memo); err == nil {
+		var uuid [16]byte
+		if n, err := hex.Decode(uuid[:], bytes.TrimSpace(b)); err == nil && n == len(uuid) {
+			boot.SetUUID(uuid)
+			return none
+		}
+	}
+	return func() {
+		if uuid, ok := boot.UUID(); ok {
+			fileutil.WriteAtomic(memo, []byte(hex.EncodeToString(uuid[:])+"\n"), 0o644)
+		}
+	}
 }
 
 // VM implements Guest. On microvm QEMU loads the kernel directly and the

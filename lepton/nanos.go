@@ -175,7 +175,7 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if err != nil {
 		return nil, err
 	}
-	if err := bootTree.Add(opsfs.Entry{Path: "/kernel", Kind: opsfs.KindFile, Source: k.Kernel, Size: st.Size()}); err != nil {
+	if err := bootTree.Add(opsfs.Entry{Path: "/kernel", Kind: opsfs.KindFile, Source: k.Kernel, Size: st.Size(), Info: st}); err != nil {
 		return nil, err
 	}
 	for _, name := range p.Klibs {
@@ -191,7 +191,7 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 		if err != nil {
 			return nil, fmt.Errorf("Klibs: klib %q not found in %s", name, k.KlibDir)
 		}
-		if err := bootTree.Add(opsfs.Entry{Path: "/klib/" + name, Kind: opsfs.KindFile, Source: src, Size: st.Size()}); err != nil {
+		if err := bootTree.Add(opsfs.Entry{Path: "/klib/" + name, Kind: opsfs.KindFile, Source: src, Size: st.Size(), Info: st}); err != nil {
 			return nil, err
 		}
 	}

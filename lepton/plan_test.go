@@ -381,3 +381,63 @@ func TestPlanDirLinks(t *testing.T) {
 		t.Errorf("/static/outside: %+v, want the folder it links to", e)
 	}
 }
+
+// TestBootUUIDMemo checks that a build which finds the boot filesystem's
+// UUID kept by an earlier one (and so does not hash the kernel) writes
+// the same bytes, that a memo it cannot read is ignored, and that a
+// changed kernel is not given the old UUID.
+func TestBootUUIDMemo(t *testing.T) {
+	dir := t.TempDir()
+	k := fakeRelease(t, dir)
+	memo := filepath.Join(dir, "memo")
+	if err := os.Mkdir(memo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	build := func(g *NanosGuest, name string) []byte {
+		t.Helper()
+		p, err := NewPlan(PlanInput{Config: &Config{}, Program: "/bin/true", Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, name)
+		if _, err := BuildImage(ImageSpec{Plan: p, Guest: g, Out: out}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	want := build(&NanosGuest{Kernel: k}, "plain")
+	kept := &NanosGuest{Kernel: k, Memo: memo}
+	if got := build(kept, "first"); !bytes.Equal(got, want) {
+		t.Fatal("the build that keeps the UUID wrote other bytes")
+	}
+	memos, _ := filepath.Glob(filepath.Join(memo, ".boot-*.uuid"))
+	if len(memos) != 1 {
+		t.Fatalf("memo files %v, want one", memos)
+	}
+	if got := build(kept, "second"); !bytes.Equal(got, want) {
+		t.Fatal("the build that recalled the UUID wrote other bytes")
+	}
+	if err := os.WriteFile(memos[0], []byte("not a uuid\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := build(kept, "third"); !bytes.Equal(got, want) {
+		t.Fatal("an unreadable memo changed the image")
+	}
+	// A new kernel (another stamp) is hashed, not given the old UUID.
+	kern, _ := os.ReadFile(k.Kernel)
+	kern[len(kern)-1] ^= 0xff
+	if err := os.WriteFile(k.Kernel+".new", kern, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(k.Kernel+".new", k.Kernel); err != nil {
+		t.Fatal(err)
+	}
+	fresh := build(&NanosGuest{Kernel: k}, "fresh")
+	if got := build(kept, "fourth"); !bytes.Equal(got, fresh) {
+		t.Fatal("a changed kernel was given the old boot filesystem's UUID")
+	}
+}
