@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 )
 
 // Disk layout constants (see the Nanos image format notes, section 1).
@@ -158,16 +159,34 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 }
 
 // writeFilesystems writes the boot and root filesystems at their byte
-// offsets, one after the other (each keeps both CPUs busy).
+// offsets: one after the other while each needs its hash (each keeps both
+// CPUs busy), side by side when the boot filesystem's UUID is known and
+// writing it is only a copy.
 func writeFilesystems(f *os.File, bootFS, rootFS *TFS, boot, root int64) error {
 	return withFD(f, func(fd int) error {
-		if err := bootFS.write(fd, boot); err != nil {
-			return fmt.Errorf("boot filesystem: %w", err)
+		writeBoot := func() error {
+			if err := bootFS.write(fd, boot); err != nil {
+				return fmt.Errorf("boot filesystem: %w", err)
+			}
+			return nil
 		}
-		if err := rootFS.write(fd, root); err != nil {
+		var wg sync.WaitGroup
+		var bootErr error
+		if _, known := bootFS.UUID(); known {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				bootErr = writeBoot()
+			}()
+		} else if bootErr = writeBoot(); bootErr != nil {
+			return bootErr
+		}
+		err := rootFS.write(fd, root)
+		wg.Wait()
+		if err != nil {
 			return fmt.Errorf("root filesystem: %w", err)
 		}
-		return nil
+		return bootErr
 	})
 }
 
