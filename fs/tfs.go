@@ -37,7 +37,7 @@ type TFS struct {
 	files    []placed
 	used     uint64 // sectors used, from sector 0
 	uuid     [16]byte
-	known    bool // uuid was set (SetUUID), not to be hashed again
+	known    bool   // uuid was set (SetUUID), not to be hashed again
 	SizeSecs uint64 // total size in sectors (used plus free space)
 }
 
