@@ -29,7 +29,7 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 			files = append(files, e)
 		}
 	}
-	infos := readELFs(files)
+	infos := r.readELFs(files)
 	var exe *object
 	interps := map[string]bool{}
 	var queue []*object
@@ -61,7 +61,7 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 		queue = queue[1:]
 		if o.info.Interp != "" {
 			if _, ok := p.lookup(o.info.Interp); !ok {
-				dep, _, err := hostLib(cand{r.host(o.info.Interp), path.Clean(o.info.Interp)})
+				dep, _, err := r.hostLib(cand{r.host(o.info.Interp), path.Clean(o.info.Interp)})
 				switch {
 				case err != nil:
 					return nil, err
@@ -85,7 +85,7 @@ func (p *Plan) addLibraryClosure(r *Resolver) ([]string, error) {
 				found[name] = found[name] || plain
 				continue
 			}
-			dep, info, err := firstHostLib(cands)
+			dep, info, err := r.firstHostLib(cands)
 			if err != nil {
 				return nil, err
 			}
@@ -128,9 +128,9 @@ func (p *Plan) inTree(cands []cand) bool {
 	return false
 }
 
-func firstHostLib(cands []cand) (*Dep, *ELFInfo, error) {
+func (r *Resolver) firstHostLib(cands []cand) (*Dep, *ELFInfo, error) {
 	for _, c := range cands {
-		dep, info, err := hostLib(c)
+		dep, info, err := r.hostLib(c)
 		if err != nil || dep != nil {
 			return dep, info, err
 		}
@@ -150,7 +150,7 @@ func (p *Plan) addLib(d *Dep) error {
 // readELFs reads the ELF facts of files in parallel: nil for a file that
 // is not a usable x86-64 ELF (data, scripts, other machines' objects are
 // simply not libraries' users here).
-func readELFs(files []*opsfs.Entry) []*ELFInfo {
+func (r *Resolver) readELFs(files []*opsfs.Entry) []*ELFInfo {
 	out := make([]*ELFInfo, len(files))
 	workers := min(runtime.GOMAXPROCS(0), len(files))
 	var wg sync.WaitGroup
@@ -164,7 +164,7 @@ func readELFs(files []*opsfs.Entry) []*ELFInfo {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if info, err := ReadELF(files[i].Source); err == nil && info.Dynamic {
+				if info, err := r.readELF(files[i].Source); err == nil && info.Dynamic {
 					out[i] = info
 				}
 			}

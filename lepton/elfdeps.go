@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // ELFInfo is what ops needs to know about a program or library, read from
@@ -174,6 +175,33 @@ func defaultLibDirs() []string {
 type Resolver struct {
 	Root string
 	dirs []string // ld.so.conf dirs, then the defaults
+
+	mu   sync.Mutex
+	elfs map[string]elfRead // what readELF read, by host path
+}
+
+type elfRead struct {
+	info *ELFInfo
+	err  error
+}
+
+// readELF is ReadELF, once a host file: a plan reads the program and its
+// libraries while resolving them, and again (with every other ELF in the
+// tree) for the closure.
+func (r *Resolver) readELF(p string) (*ELFInfo, error) {
+	r.mu.Lock()
+	e, ok := r.elfs[p]
+	r.mu.Unlock()
+	if !ok {
+		e.info, e.err = ReadELF(p)
+		r.mu.Lock()
+		if r.elfs == nil {
+			r.elfs = map[string]elfRead{}
+		}
+		r.elfs[p] = e
+		r.mu.Unlock()
+	}
+	return e.info, e.err
 }
 
 // NewResolver reads root's /etc/ld.so.conf (with includes).
@@ -293,7 +321,7 @@ type object struct {
 // ELF headers only. guestPath is where the program will sit in the guest
 // (it anchors $ORIGIN).
 func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
-	info, err := ReadELF(hostPath)
+	info, err := r.readELF(hostPath)
 	if err != nil {
 		return nil, err
 	}
@@ -356,7 +384,7 @@ func (r *Resolver) find(name string, o, exe *object) (*Dep, *ELFInfo, []string, 
 	var tried []string
 	for _, c := range cands {
 		tried = append(tried, path.Dir(c.guest))
-		dep, info, err := hostLib(c)
+		dep, info, err := r.hostLib(c)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -416,12 +444,12 @@ func (r *Resolver) candidates(name string, o, exe *object) []cand {
 // hostLib checks a candidate on the host: nil when no usable library is
 // there (missing, not a regular file, or an ELF of another class or
 // machine, which the loader skips too).
-func hostLib(c cand) (*Dep, *ELFInfo, error) {
+func (r *Resolver) hostLib(c cand) (*Dep, *ELFInfo, error) {
 	st, err := os.Stat(c.host)
 	if err != nil || !st.Mode().IsRegular() {
 		return nil, nil, nil
 	}
-	info, err := ReadELF(c.host)
+	info, err := r.readELF(c.host)
 	if err != nil {
 		if errors.Is(err, ErrNotELF) || strings.Contains(err.Error(), "x86-64") {
 			return nil, nil, nil

@@ -107,7 +107,8 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	if err := p.addLayers(in); err != nil {
 		return nil, err
 	}
-	deps, err := p.addDeps(in, host)
+	res := NewResolver(c.TargetRoot)
+	deps, err := p.addDeps(in, host, res)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +140,7 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	if e, _ := p.Tree.Get(p.Program); e != nil {
 		e.Mode = 0o755
 	}
-	libDirs, err := p.addLibraryClosure(NewResolver(c.TargetRoot))
+	libDirs, err := p.addLibraryClosure(res)
 	if err != nil {
 		return nil, err
 	}
@@ -241,12 +242,12 @@ func (p *Plan) addLayers(in PlanInput) error {
 // addDeps adds the program's interpreter and libraries, found by reading
 // its ELF (a package's layers already hold them: then the ELF is only
 // checked).
-func (p *Plan) addDeps(in PlanInput, host string) (*Deps, error) {
+func (p *Plan) addDeps(in PlanInput, host string, r *Resolver) (*Deps, error) {
 	if in.NoDeps {
-		_, err := ReadELF(host)
+		_, err := r.readELF(host)
 		return &Deps{}, err
 	}
-	deps, err := NewResolver(in.Config.TargetRoot).Resolve(host, p.Program)
+	deps, err := r.Resolve(host, p.Program)
 	if err != nil {
 		return nil, err
 	}
