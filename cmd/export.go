@@ -41,7 +41,7 @@ func buildFormat(app *App, cmd *cobra.Command, f *buildFlags, args []string, for
 		t.Output = ""
 	}
 	in.OpsVersion = Version
-	b, err := lepton.Build(home, in, t)
+	b, err := buildImage(home, in, t)
 	if err != nil {
 		return nil, err
 	}
