@@ -76,8 +76,8 @@ func newComposeCmd(app *App) *cobra.Command {
 		Long:  composeHelp,
 	}
 	pf := c.PersistentFlags()
-	pf.StringArrayVarP(&f.files, "file", "f", nil, "compose file (repeatable; default: compose.yaml, compose.yml, docker-compose.yml)")
-	pf.StringArrayVar(&f.profiles, "profile", nil, "enable a profile (repeatable)")
+	stringArrayVarP(pf, &f.files, "file", "f", "compose file (repeatable; default: compose.yaml, compose.yml, docker-compose.yml)")
+	stringArrayVarP(pf, &f.profiles, "profile", "", "enable a profile (repeatable)")
 	pf.StringVarP(&f.name, "project-name", "p", "", "project name (default: the file's name:, else its folder)")
 	up := &cobra.Command{
 		Use:   "up",

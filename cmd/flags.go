@@ -40,22 +40,22 @@ type buildFlags struct {
 
 func (f *buildFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&f.config, "config", "c", "", "config.json to read ($VAR in it is expanded when ops_render_config=true)")
-	fs.StringArrayVarP(&f.args, "args", "a", nil, "program argument (repeatable); replaces the config's Args")
-	fs.StringArrayVarP(&f.envs, "envs", "e", nil, "environment variable K=V (repeatable)")
+	stringArrayVarP(fs, &f.args, "args", "a", "program argument (repeatable); replaces the config's Args")
+	stringArrayVarP(fs, &f.envs, "envs", "e", "environment variable K=V (repeatable)")
 	fs.StringVarP(&f.imageName, "imagename", "i", "", "image name (default: the program's file name)")
 	fs.StringVarP(&f.output, "output", "o", "", "image path (default: <ops home>/images/<name>)")
 	fs.StringVar(&f.nanosVersion, "nanos-version", "", "installed Nanos release to use (default: latest.txt)")
 	fs.StringVar(&f.guest, "guest", "", "guest kernel: nanos or linux (default: nanos when a release is installed, else linux)")
 	fs.StringVarP(&f.targetRoot, "target-root", "r", "", "find shared libraries in this root folder instead of /")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "say more, including the QEMU command line")
-	fs.StringArrayVar(&f.mounts, "mounts", nil, "mount a volume: VOLUME:/path[:ro] (repeatable; ops volume create makes one)")
+	stringArrayVarP(fs, &f.mounts, "mounts", "", "mount a volume: VOLUME:/path[:ro] (repeatable; ops volume create makes one)")
 	fs.BoolVar(&f.uefi, "uefi", false, "Nanos: a disk UEFI firmware boots too (an EFI System Partition); ops run boots it with OVMF on q35")
 	fs.BoolVar(&f.argsNoCopy, "disable-args-copy", false, "packages: do not copy the first argument (the script) from the current folder")
 	fs.StringVar(&f.ip, "ip", "", "static guest IP address (as --ip-address)")
 	fs.StringVar(&f.ipAddr, "ip-address", "", "static guest IP address")
 	fs.StringVar(&f.gateway, "gateway", "", "static guest gateway")
 	fs.StringVar(&f.netmask, "netmask", "", "static guest netmask")
-	fs.StringArrayVar(&f.consoles, "consoles", nil, "Nanos: where the kernel's console goes (serial, vga, net; repeatable)")
+	stringArrayVarP(fs, &f.consoles, "consoles", "", "Nanos: where the kernel's console goes (serial, vga, net; repeatable)")
 	fs.StringVar(&f.netconsPort, "netconsole-port", "4444", "Nanos: UDP port of the net console (with --consoles)")
 	fs.StringVar(&f.netconsIP, "netconsole-ip", "10.0.2.2", "Nanos: address the net console sends to (with --consoles)")
 	fs.BoolVarP(&f.nightly, "nightly", "n", false, "use the Nanos nightly build (not available offline: says what is needed)")
@@ -63,7 +63,7 @@ func (f *buildFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.trace, "trace", false, "Nanos: trace syscalls, faults and futexes (adds the strace klib)")
 	fs.BoolVar(&f.syscallSummary, "syscall-summary", false, "Nanos: print a syscall summary when the program exits (adds the strace klib)")
 	fs.BoolVar(&f.missingFiles, "missing-files", false, "Nanos: print the files the program looked for and did not find, at exit")
-	fs.StringArrayVar(&f.noTrace, "no-trace", nil, "Nanos: a syscall --trace leaves out (repeatable)")
+	stringArrayVarP(fs, &f.noTrace, "no-trace", "", "Nanos: a syscall --trace leaves out (repeatable)")
 }
 
 // runFlags are the flags of every command that builds and boots.
@@ -90,9 +90,9 @@ type runFlags struct {
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
 	f.buildFlags.register(fs)
-	fs.StringArrayVarP(&f.ports, "port", "p", nil, "forward a TCP port, on 127.0.0.1 unless IP is given (nanovms/ops binds all addresses): "+
+	stringArrayVarP(fs, &f.ports, "port", "p", "forward a TCP port, on 127.0.0.1 unless IP is given (nanovms/ops binds all addresses): "+
 		"PORT, HOST:GUEST, IP:HOST:GUEST, HOST-GUEST when HOST > GUEST (as nanovms/ops), ascending ranges (each port to itself), comma lists")
-	fs.StringArrayVar(&f.udp, "udp", nil, "forward a UDP port (same forms as -p)")
+	stringArrayVarP(fs, &f.udp, "udp", "", "forward a UDP port (same forms as -p)")
 	fs.StringVarP(&f.memory, "memory", "m", "", "guest memory, e.g. 512M or 2G (default 256M)")
 	fs.IntVar(&f.smp, "smp", 0, "number of virtual CPUs (default 1)")
 	fs.BoolVar(&f.accel, "accel", true, "use KVM where it really works; --accel=false forces software emulation")
@@ -238,3 +238,49 @@ func localFlag(fs *pflag.FlagSet, local *bool) {
 func insecureFlag(fs *pflag.FlagSet, insecure *bool) {
 	fs.BoolVar(insecure, "insecure", false, "talk to the registry over plain HTTP")
 }
+
+// stringArray is pflag's repeatable stringArray flag without its start-up
+// cost: pflag works out each flag's default text as the flag is
+// registered, and for its own string arrays that means a CSV writer with a
+// 4 KiB buffer, every time. ops registers a few dozen of them, all empty
+// by default, before it runs any command: half of what building the
+// command tree allocated.
+type stringArray struct {
+	p       *[]string
+	changed bool
+}
+
+// stringArrayVarP registers a repeatable flag collecting every value
+// given, in order, as pflag's StringArrayVarP does (no comma splitting).
+func stringArrayVarP(fs *pflag.FlagSet, p *[]string, name, short, usage string) {
+	*p = nil
+	fs.VarP(&stringArray{p: p}, name, short, usage)
+	// "": pflag shows no default for it, as for its own empty arrays.
+	fs.Lookup(name).DefValue = ""
+}
+
+// Set replaces the default with the first value given, then appends.
+func (s *stringArray) Set(v string) error {
+	if !s.changed {
+		*s.p, s.changed = nil, true
+	}
+	*s.p = append(*s.p, v)
+	return nil
+}
+
+func (s *stringArray) Type() string { return "stringArray" }
+
+// String is the values as pflag shows a string array: [a,b].
+func (s *stringArray) String() string {
+	if len(*s.p) == 0 {
+		return "[]"
+	}
+	return "[" + strings.Join(*s.p, ",") + "]"
+}
+
+// Append, Replace and GetSlice make it a pflag.SliceValue.
+func (s *stringArray) Append(v string) error { *s.p = append(*s.p, v); return nil }
+
+func (s *stringArray) Replace(v []string) error { *s.p = slices.Clone(v); return nil }
+
+func (s *stringArray) GetSlice() []string { return slices.Clone(*s.p) }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/opsdev/ops/lepton"
@@ -103,6 +104,38 @@ func TestFlagErrors(t *testing.T) {
 		}
 		if _, err := f.configFrom(fs); err == nil || err.Error() != tc.want {
 			t.Errorf("%v: error %v, want %q", tc.argv, err, tc.want)
+		}
+	}
+}
+
+// TestStringArrayFlag checks ops's stringArray against pflag's: each value
+// kept whole (commas too), in order, the first replacing the default, and
+// the same help text.
+func TestStringArrayFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, nil},
+		{[]string{"-a", "x"}, []string{"x"}},
+		{[]string{"-a", "x", "--args", "y,z", "--args="}, []string{"x", "y,z", ""}},
+	} {
+		var ours, theirs []string
+		a := pflag.NewFlagSet("ours", pflag.ContinueOnError)
+		stringArrayVarP(a, &ours, "args", "a", "usage")
+		b := pflag.NewFlagSet("pflag", pflag.ContinueOnError)
+		b.StringArrayVarP(&theirs, "args", "a", nil, "usage")
+		if err := a.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ours, tc.want) || !slices.Equal(theirs, tc.want) {
+			t.Errorf("%q: ours %q, pflag's %q, want %q", tc.args, ours, theirs, tc.want)
+		}
+		if a.FlagUsages() != b.FlagUsages() {
+			t.Errorf("help differs:\n%s\n%s", a.FlagUsages(), b.FlagUsages())
 		}
 	}
 }

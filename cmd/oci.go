@@ -86,9 +86,9 @@ libraries and the paths named with --include. Registry credentials come from
 	fs.StringVar(&opt.Name, "name", "", "package name (required)")
 	fs.StringVar(&opt.Version, "version", "", "package version (required)")
 	fs.StringVar(&opt.Program, "program", "", "the program to run (default: from ENTRYPOINT and CMD)")
-	fs.StringArrayVarP(&opt.Args, "args", "a", nil, "arguments replacing the image's CMD (repeatable)")
+	stringArrayVarP(fs, &opt.Args, "args", "a", "arguments replacing the image's CMD (repeatable)")
 	fs.BoolVar(&opt.Minimal, "minimal", false, "keep only the program, its libraries and --include paths")
-	fs.StringArrayVar(&opt.Include, "include", nil, "a path in the image to keep with --minimal (repeatable)")
+	stringArrayVarP(fs, &opt.Include, "include", "", "a path in the image to keep with --minimal (repeatable)")
 	insecureFlag(fs, &insecure)
 	return cmd
 }
