@@ -123,12 +123,16 @@ func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
 // replaced by Kernel, Boot or KlibDir from config.json when set.
 func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 	k := NanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
+	memo := ""
 	if c.Kernel == "" || c.Boot == "" {
 		rel, err := home.Release(c.NanosVersion)
 		if err != nil {
 			return nil, err
 		}
 		k = NanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
+		if c.Kernel == "" {
+			memo = rel.Dir // the boot filesystem is the release's
+		}
 		for _, o := range []struct {
 			dst *string
 			v   string
@@ -138,7 +142,7 @@ func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 			}
 		}
 	}
-	g := &NanosGuest{Kernel: k, Memo: home.ImagesDir()}
+	g := &NanosGuest{Kernel: k, Memo: memo}
 	if c.Uefi {
 		var err error
 		if g.UEFI, err = uefiLoader(home, c); err != nil {

@@ -23,7 +23,7 @@ type NanosGuest struct {
 	// firmware (Uefi in config.json, --uefi); "" for BIOS and microvm.
 	UEFI string
 	// Memo is a folder where the boot filesystem's UUID is kept between
-	// builds ("" keeps none).
+	// builds: the release's own ("" keeps none).
 	Memo string
 }
 
