@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
@@ -95,7 +96,7 @@ func (v *Volume) stat() error {
 		return err
 	}
 	v.Size = st.Size()
-	if s, ok := st.Sys().(*unix.Stat_t); ok {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
 		v.Used = s.Blocks * 512
 	}
 	head := make([]byte, 4096)

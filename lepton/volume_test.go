@@ -48,6 +48,11 @@ func TestNanosVolume(t *testing.T) {
 	if filepath.Base(v.Path) != "data:"+v.UUID+".raw" || v.Format.Name() != "nanos" || v.Size < 16<<20 {
 		t.Fatalf("%+v", v)
 	}
+	// Used is what the sparse file takes on disk: more than nothing (the
+	// metadata and the seed), less than its size.
+	if v.Used <= 0 || v.Used >= v.Size {
+		t.Fatalf("used %d of %d bytes", v.Used, v.Size)
+	}
 	f, _ := os.Open(v.Path)
 	rd, err := opsfs.OpenTFS(f, v.Size)
 	if err != nil {
