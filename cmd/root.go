@@ -40,6 +40,8 @@ type App struct {
 	release func()
 	mu      sync.Mutex
 	caught  os.Signal
+
+	buildMu sync.Mutex // one build at a time holds the collector back
 }
 
 // Home is the ops home (~/.ops, or $OPS_HOME/.ops).

@@ -97,7 +97,11 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.Hosts(r, selfAddr)},
 		{Path: "/etc/nsswitch.conf", Kind: opsfs.KindFile, Data: []byte("hosts: files dns\n")},
 	}
-	b, err := lepton.Build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
+	build := u.opts.Build
+	if build == nil {
+		build = lepton.Build
+	}
+	b, err := build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,8 @@ type UpOptions struct {
 	Stdout, Stderr io.Writer
 	// ResolvePackage finds (or downloads) a package's folder.
 	ResolvePackage func(name string, local bool, c *lepton.Config) (string, error)
+	// Build builds a service's image (lepton.Build when nil).
+	Build func(lepton.Home, lepton.PlanInput, lepton.Target) (*lepton.Built, error)
 	// ResolveImage makes a package of a container image (an OCI reference
 	// or a docker-archive tarball), with the service's entrypoint and
 	// command, and returns its folder; it converts each image once.
