@@ -145,17 +145,14 @@ func (c *copier) copyRange(s *source, from, n, to int64, buf *[]byte) error {
 		*buf = make([]byte, copyBuf)
 	}
 	for n > 0 {
-		k, err := unix.Pread(s.fd, (*buf)[:min(n, int64(len(*buf)))], from)
-		if err != nil {
-			return fmt.Errorf("reading %s: %w", s.path, err)
-		}
-		if k == 0 {
-			return fmt.Errorf("%s changed size while the image was written (ends %d bytes early)", s.path, n)
+		k := min(n, int64(len(*buf)))
+		if err := readFull(s, (*buf)[:k], from); err != nil {
+			return err
 		}
 		if err := pwriteAll(c.dst, (*buf)[:k], to); err != nil {
 			return err
 		}
-		from, to, n = from+int64(k), to+int64(k), n-int64(k)
+		from, to, n = from+k, to+k, n-k
 	}
 	return nil
 }

@@ -114,7 +114,7 @@ func LayoutTFS(tree *Tree, root *Tuple, opt TFSOptions) (*TFS, error) {
 			size = (size + opt.Slack + opt.Slack - 1) / opt.Slack * opt.Slack
 		}
 		if size < opt.MinSize {
-			size = (opt.MinSize + SectorSize - 1) / SectorSize * SectorSize
+			size = roundSector(opt.MinSize)
 		}
 		t.SizeSecs = uint64(size / SectorSize)
 		return t, nil

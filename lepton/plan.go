@@ -358,21 +358,13 @@ func (p *Plan) addAny(host, guest string) error {
 	if st.IsDir() {
 		return p.addDir(host, guest)
 	}
-	return p.addHostFile(host, guest)
+	return p.addStatted(host, guest, st)
 }
 
 // addDir copies a host directory recursively. Symlinks stay symlinks when
 // their target stays inside the copied tree; other links are followed.
 func (p *Plan) addDir(hostDir, guestDir string) error {
-	hostDir = filepath.Clean(hostDir)
-	st, err := os.Stat(hostDir)
-	if err != nil {
-		return err
-	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", hostDir)
-	}
-	return p.AddDirAt(hostDir, guestDir)
+	return p.AddDirAt(filepath.Clean(hostDir), guestDir)
 }
 
 // AddDirAt lays hostDir's contents over guestDir.
@@ -385,6 +377,13 @@ func (p *Plan) AddDirAt(hostDir, guestDir string) error {
 // and a link back to a folder being copied is an error rather than an
 // endless loop. hostDir itself may be a link to a folder.
 func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool, keepLinks bool) error {
+	info, err := os.Stat(hostDir)
+	if err != nil {
+		return err
+	}
+	if !info.IsDir() {
+		return fmt.Errorf("%s is not a directory", hostDir)
+	}
 	real, err := filepath.EvalSymlinks(hostDir)
 	if err != nil {
 		return err
@@ -394,13 +393,6 @@ func (p *Plan) walkDir(hostDir, guestDir string, active map[string]bool, keepLin
 	}
 	active[real] = true
 	defer delete(active, real)
-	info, err := os.Stat(hostDir)
-	if err != nil {
-		return err
-	}
-	if !info.IsDir() {
-		return fmt.Errorf("%s is not a directory", hostDir)
-	}
 	if err := p.Tree.Add(opsfs.Entry{Path: guestDir, Kind: opsfs.KindDir, Mode: info.Mode().Perm()}); err != nil {
 		return err
 	}
@@ -444,7 +436,7 @@ func (p *Plan) addScanned(root, guest string, d *scannedDir, active map[string]b
 			if st.IsDir() {
 				err = p.walkDir(e.host, g, active, false)
 			} else {
-				err = p.addHostFile(e.host, g)
+				err = p.addStatted(e.host, g, st)
 			}
 			if err != nil {
 				return err
