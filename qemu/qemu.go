@@ -185,7 +185,10 @@ type VM struct {
 	Extra  []string
 }
 
-// Args returns the QEMU argv, binary first.
+// Args returns the QEMU argv, binary first: the machine (accelerator,
+// CPUs, memory, machine type, firmware and kernel), the drives, the
+// network, the other devices, the control socket, the sandbox and the
+// debugger's stub; the larger ones each made by a part of its own.
 func (vm VM) Args() ([]string, error) {
 	bin := vm.Binary
 	if bin == "" {
@@ -195,6 +198,41 @@ func (vm VM) Args() ([]string, error) {
 	if !vm.Reboot {
 		a = append(a, "-no-reboot")
 	}
+	a, devs, err := vm.machineArgs(a)
+	if err != nil {
+		return nil, err
+	}
+	if a, err = vm.driveArgs(a, devs); err != nil {
+		return nil, err
+	}
+	if a, err = vm.netArgs(a, devs); err != nil {
+		return nil, err
+	}
+	if vm.RNG {
+		a = append(a, "-device", devs.rng)
+	}
+	if vm.DebugExit {
+		a = append(a, "-device", "isa-debug-exit")
+	}
+	a = vm.qmpArgs(a)
+	a = vm.sandboxArgs(a)
+	if vm.GdbPort > 0 {
+		a = append(a, "-gdb", fmt.Sprintf("tcp::%d", vm.GdbPort))
+	}
+	if vm.WaitDebugger {
+		a = append(a, "-S")
+	}
+	return append(a, vm.Extra...), nil
+}
+
+// devices are the names of the machine type's block, network and RNG
+// devices (blk is empty where disks hang off a SCSI controller).
+type devices struct{ blk, nic, rng string }
+
+// machineArgs adds the accelerator and CPU model, memory and CPUs, the
+// machine type, firmware, kernel, initrd and command line.
+func (vm VM) machineArgs(a []string) ([]string, devices, error) {
+	var devs devices
 	mem := vm.MemoryMB
 	if mem <= 0 {
 		mem = 256
@@ -210,34 +248,33 @@ func (vm VM) Args() ([]string, error) {
 		}
 		a = append(a, "-accel", accel, "-cpu", TCGCPU)
 	default:
-		return nil, fmt.Errorf("unknown accelerator %q", vm.Accel)
+		return nil, devs, fmt.Errorf("unknown accelerator %q", vm.Accel)
 	}
 	a = append(a, "-m", strconv.Itoa(mem)+"M", "-smp", strconv.Itoa(cpus))
 	if vm.Pages == PagesMemfdRAM {
 		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=ram0,size=%dM", mem))
 	}
-	var blk, nic, rng string
 	switch vm.Machine {
 	case MicroVM, "":
 		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
 		// Linux guest's kernel is happy with both.
 		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off"+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
-		blk, nic, rng = "virtio-blk-device", "virtio-net-device", "virtio-rng-device"
+		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device"}
 		if vm.Kernel == "" {
-			return nil, fmt.Errorf("microvm boots a kernel directly; no kernel given")
+			return nil, devs, fmt.Errorf("microvm boots a kernel directly; no kernel given")
 		}
 	case Q35:
 		a = append(a, "-machine", "q35"+vm.ramBackend())
-		nic, rng = "virtio-net-pci", "virtio-rng-pci"
+		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci"}
 		if len(vm.Drives) > 0 {
 			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
 		}
 	default:
-		return nil, fmt.Errorf("unknown machine type %q (use microvm or q35)", vm.Machine)
+		return nil, devs, fmt.Errorf("unknown machine type %q (use microvm or q35)", vm.Machine)
 	}
 	if vm.Firmware != "" {
 		if vm.Machine != Q35 {
-			return nil, fmt.Errorf("firmware %s boots a q35 machine, not microvm", vm.Firmware)
+			return nil, devs, fmt.Errorf("firmware %s boots a q35 machine, not microvm", vm.Firmware)
 		}
 		a = append(a, "-bios", vm.Firmware)
 	}
@@ -250,6 +287,11 @@ func (vm VM) Args() ([]string, error) {
 	if vm.Append != "" {
 		a = append(a, "-append", vm.Append)
 	}
+	return a, devs, nil
+}
+
+// driveArgs adds each drive and its device.
+func (vm VM) driveArgs(a []string, devs devices) ([]string, error) {
 	for i, d := range vm.Drives {
 		if strings.ContainsAny(d.File, ",") {
 			return nil, fmt.Errorf("disk path %q contains a comma, which QEMU cannot take", d.File)
@@ -275,12 +317,18 @@ func (vm VM) Args() ([]string, error) {
 			opt += ",snapshot=on"
 		}
 		a = append(a, "-drive", opt)
-		if blk != "" {
-			a = append(a, "-device", blk+",drive="+id)
+		if devs.blk != "" {
+			a = append(a, "-device", devs.blk+",drive="+id)
 		} else {
 			a = append(a, "-device", "scsi-hd,bus=scsi0.0,drive="+id)
 		}
 	}
+	return a, nil
+}
+
+// netArgs adds the network card and its backend: passt's socket, QEMU's
+// own user-mode network with its forwards, or a tap device.
+func (vm VM) netArgs(a []string, devs devices) ([]string, error) {
 	switch vm.Net.Mode {
 	case "", "none":
 	case "user":
@@ -289,7 +337,7 @@ func (vm VM) Args() ([]string, error) {
 				return nil, errors.New("guest forwards need QEMU's own user-mode network, not passt")
 			}
 			// QEMU's end of the socket pair with passt (StartVM).
-			a = append(a, "-netdev", fmt.Sprintf("stream,id=n0,addr.type=fd,addr.str=%d", passtFD), "-device", nicArg(nic, vm.Net.MAC))
+			a = append(a, "-netdev", fmt.Sprintf("stream,id=n0,addr.type=fd,addr.str=%d", passtFD), "-device", nicArg(devs.nic, vm.Net.MAC))
 			break
 		}
 		nd := "user,id=n0"
@@ -305,7 +353,7 @@ func (vm VM) Args() ([]string, error) {
 			}
 			nd += fmt.Sprintf(",guestfwd=tcp:%s:%d-cmd:%s", g.IP, g.Port, g.Cmd)
 		}
-		a = append(a, "-netdev", nd, "-device", nicArg(nic, vm.Net.MAC))
+		a = append(a, "-netdev", nd, "-device", nicArg(devs.nic, vm.Net.MAC))
 	case "tap":
 		if vm.Net.Tap == "" {
 			return nil, fmt.Errorf("tap networking needs a tap device name")
@@ -314,16 +362,15 @@ func (vm VM) Args() ([]string, error) {
 		if fd, ok := vm.fds.tap(); ok {
 			nd = fmt.Sprintf("tap,id=n0,fd=%d", fd)
 		}
-		a = append(a, "-netdev", nd, "-device", nicArg(nic, vm.Net.MAC))
+		a = append(a, "-netdev", nd, "-device", nicArg(devs.nic, vm.Net.MAC))
 	default:
 		return nil, fmt.Errorf("unknown network mode %q", vm.Net.Mode)
 	}
-	if vm.RNG {
-		a = append(a, "-device", rng)
-	}
-	if vm.DebugExit {
-		a = append(a, "-device", "isa-debug-exit")
-	}
+	return a, nil
+}
+
+// qmpArgs adds the QMP control socket.
+func (vm VM) qmpArgs(a []string) []string {
 	if fd, ok := vm.fds.qmp(); ok {
 		a = append(a, "-chardev", fmt.Sprintf("socket,id=qmp0,fd=%d,server=on,wait=off", fd), "-mon", "chardev=qmp0,mode=control")
 	} else if vm.QMP != "" {
@@ -333,6 +380,11 @@ func (vm VM) Args() ([]string, error) {
 		}
 		a = append(a, "-qmp", addr+",server=on,wait=off")
 	}
+	return a
+}
+
+// sandboxArgs adds QEMU's seccomp filter when asked for.
+func (vm VM) sandboxArgs(a []string) []string {
 	switch {
 	case !vm.Sandbox:
 	case len(vm.Net.GuestFwd) > 0:
@@ -343,13 +395,7 @@ func (vm VM) Args() ([]string, error) {
 	default:
 		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 	}
-	if vm.GdbPort > 0 {
-		a = append(a, "-gdb", fmt.Sprintf("tcp::%d", vm.GdbPort))
-	}
-	if vm.WaitDebugger {
-		a = append(a, "-S")
-	}
-	return append(a, vm.Extra...), nil
+	return a
 }
 
 // ramBackend is the machine option naming the RAM backend, if any.
