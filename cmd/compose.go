@@ -234,8 +234,12 @@ func composeUp(app *App, f *composeFlags) error {
 		mode = compose.Bridged
 	}
 	say := func(line string) { fmt.Fprintln(app.Stderr, line) }
+	accel, err := forcedAccel()
+	if err != nil {
+		return err
+	}
 	code, err := compose.Up(ctx, file, compose.UpOptions{
-		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
+		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, ForceAccel: accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		HostLoopback: f.loopback,
 		Stdout:       app.Stdout, Stderr: app.Stderr,
 		Build: app.buildImage,

@@ -202,9 +202,13 @@ func newInstanceSuperviseCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			accel, err := forcedAccel()
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return store.Supervise(ctx, home, args[0])
+			return store.Supervise(ctx, home, args[0], instance.SuperviseOptions{Accel: accel})
 		},
 	}
 }

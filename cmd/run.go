@@ -2,11 +2,13 @@ package cmd
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/qemu"
 	"github.com/spf13/cobra"
 )
 
@@ -85,16 +87,22 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if c.RunConfig.Background {
 		return runInBackground(app, c, b, name)
 	}
-	out, err := lepton.Run(ctx, b, lepton.RunOptions{
-		Run: c.RunConfig, Writable: f.skipBuild, QEMU: f.qemu,
-		Stdout: app.Stdout, Stderr: app.Stderr,
+	accel, err := forcedAccel()
+	if err != nil {
+		return err
+	}
+	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: f.skipBuild, QEMU: f.qemu, Accel: accel,
+		Stdout: app.Stdout, Stderr: app.Stderr, Verbose: c.RunConfig.Verbose,
 		Say: func(line string) { fmt.Fprintln(app.Stderr, line) },
-	})
+	}
+	out, err := m.Run(ctx)
 	switch {
 	case err != nil:
 		return err
 	case out.Stopped:
 		return &ExitError{Code: app.stoppedCode()}
+	case out.NoCode != nil:
+		return out.NoCode
 	}
 	return exitWith(out.ExitCode)
 }
@@ -123,4 +131,18 @@ func exitWith(code int) error {
 		return nil
 	}
 	return &ExitError{Code: code}
+}
+
+// forcedAccel is the accelerator OPS_ACCEL names ("" when unset): kvm or
+// tcg, for a host whose probe is wrong. A failing KVM still falls back
+// to emulation.
+func forcedAccel() (qemu.Accel, error) {
+	switch v := os.Getenv("OPS_ACCEL"); v {
+	case "":
+		return "", nil
+	case string(qemu.KVM), string(qemu.TCG):
+		return qemu.Accel(v), nil
+	default:
+		return "", fmt.Errorf("OPS_ACCEL=%q: use kvm or tcg, or unset it to let ops probe the host", v)
+	}
 }

@@ -65,12 +65,14 @@ func (f *File) ServiceConfig(r Replica, defaultGuest string) (*lepton.Config, er
 	return c, nil
 }
 
-// service is one replica ready to start: its built image and its VM.
+// service is one replica ready to start: its built image, its network
+// and its machine.
 type service struct {
 	Replica
-	built  *lepton.Built
-	vm     qemu.VM
-	config *lepton.Config
+	built   *lepton.Built
+	net     qemu.Net
+	machine *lepton.Machine
+	config  *lepton.Config
 }
 
 // prepare builds one replica's image and describes its VM.
@@ -105,20 +107,30 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
-	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: u.accel, Mounts: b.Mounts})
+	if !u.opts.Accel {
+		off := false
+		c.RunConfig.Accel = &off // where an instance's supervisor reads it too
+	}
+	n, err := c.RunConfig.Net()
 	if err != nil {
 		return nil, err
 	}
 	switch {
 	case u.layout.Namespace:
-		vm.Net = u.nsNet(r)
+		n = u.nsNet(r)
 	case u.layout.Mode == UserMode:
-		vm.Net = u.userNet(r)
+		n = u.userNet(r)
 	default:
-		vm.Net.MAC = fmt.Sprintf("52:54:00:4f:50:%02x", index+16)
+		n.MAC = fmt.Sprintf("52:54:00:4f:50:%02x", index+16)
+	}
+	s := &service{Replica: r, built: b, net: n, config: c}
+	s.machine = &lepton.Machine{Built: b, RunConfig: c.RunConfig, Net: &s.net, Accel: u.opts.ForceAccel,
+		Say: func(line string) { u.opts.Say(fmt.Sprintf("[%s] %s", r.Service, line)) }, Verbose: u.opts.Verbose}
+	if err := s.machine.Check(); err != nil {
+		return nil, err
 	}
 	c.Guest = b.Guest.Name()
-	return &service{Replica: r, built: b, vm: vm, config: c}, nil
+	return s, nil
 }
 
 // planInput is a service's program: an image (made into a package), a

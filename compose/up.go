@@ -26,13 +26,17 @@ import (
 
 // UpOptions is how a project runs.
 type UpOptions struct {
-	Home    lepton.Home
-	Mode    Mode
-	Subnet  string // the bridge's subnet in Bridged mode
-	Accel   bool   // allow KVM where it really works
-	Guest   string // guest of every service that names none
-	Verbose bool   // Say each QEMU command line
-	Self    string // ops's own executable: the supervisor and the per-connection proxy
+	Home   lepton.Home
+	Mode   Mode
+	Subnet string // the bridge's subnet in Bridged mode
+	Accel  bool   // allow KVM where it really works
+	// ForceAccel, when set, is the accelerator to use without probing
+	// the host (OPS_ACCEL), for the services run here (--bridged); an
+	// instance's supervisor reads it itself.
+	ForceAccel qemu.Accel
+	Guest      string // guest of every service that names none
+	Verbose    bool   // Say each QEMU command line
+	Self       string // ops's own executable: the supervisor and the per-connection proxy
 	// HostLoopback, in user mode, lets guests reach the host's 127.0.0.1
 	// at 10.0.2.2 and make outbound connections (QEMU's own network
 	// unrestricted). By default a service reaches the other services by
@@ -66,7 +70,6 @@ type up struct {
 	file   *File
 	opts   UpOptions
 	layout *Net
-	accel  qemu.Accel
 	dir    string            // the project's state folder
 	images map[string]string // service -> package folder of its image
 	store  instance.Store
@@ -96,8 +99,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	accel, _ := qemu.DecideAccel(qemu.HostProbe(o.Accel))
-	u := &up{file: file, opts: o, layout: layout, accel: accel, dir: StateDir(o.Home, file.Name),
+	u := &up{file: file, opts: o, layout: layout, dir: StateDir(o.Home, file.Name),
 		images: map[string]string{}, store: instance.NewStore(o.Home)}
 	if o.Mode == UserMode {
 		if ins, err := (&Project{File: file}).Instances(u.store); err != nil {
@@ -157,7 +159,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 			o.Say(fmt.Sprintf("compose %s: %v; the services reach each other through QEMU's guestfwd, whose QEMU may start processes", file.Name, err))
 			layout.Namespace = false
 			for _, s := range svcs {
-				s.vm.Net = u.userNet(s.Replica)
+				s.net = u.userNet(s.Replica)
 			}
 		} else if err != nil {
 			return 0, err
@@ -165,7 +167,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	}
 	if !layout.Namespace {
 		for _, s := range svcs {
-			if err := qemu.CheckFree(s.vm.Net.Forwards); err != nil {
+			if err := qemu.CheckFree(s.net.Forwards); err != nil {
 				return 0, fmt.Errorf("service %s: %w", s.Service, err)
 			}
 		}
@@ -246,7 +248,7 @@ func (u *up) start(ctx context.Context, svcs []*service) (err error) {
 	}()
 	for _, s := range svcs {
 		spec := instance.Spec{Name: s.Instance, Image: s.built.Path, Config: *s.config, Created: time.Now().UTC(),
-			Net: &s.vm.Net, Project: u.file.Name, Service: s.Service}
+			Net: &s.net, Project: u.file.Name, Service: s.Service}
 		svc := u.file.Services[s.Service]
 		if spec.Restart, err = instance.ParsePolicy(svc.Restart); err != nil {
 			return fmt.Errorf("service %s: restart: %w", s.Service, err)
@@ -423,7 +425,7 @@ func (u *up) follow(ctx context.Context, svcs []*service) (int, error) {
 	return exit, nil
 }
 
-// run starts every service's VM and waits for them (--bridged).
+// run boots every service's machine and waits for them (--bridged).
 func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -432,26 +434,23 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 	var mu sync.Mutex
 	exit := 0
 	for _, s := range svcs {
-		argv, err := s.vm.Args()
+		// The machine's own lock on the volumes; its tap is the bridge's.
+		s.machine.Stdout, s.machine.Stderr = prefixWriter(u.opts.Stdout, s.Instance), prefixWriter(u.opts.Stderr, s.Instance)
+		release, err := s.machine.Prepare()
 		if err != nil {
 			return 0, fmt.Errorf("service %s: %w", s.Service, err)
-		}
-		if u.opts.Verbose {
-			u.opts.Say(fmt.Sprintf("[%s] %s", s.Service, qemu.ShellLine(argv)))
-		}
-		// StartVM: as root, QEMU runs unprivileged with the tap's descriptor.
-		p, err := qemu.StartVM(s.vm, prefixWriter(u.opts.Stdout, s.Instance), prefixWriter(u.opts.Stderr, s.Instance))
-		if err != nil {
-			return 0, err
 		}
 		wg.Add(1)
 		go func(s *service) {
 			defer wg.Done()
-			res := p.Wait(ctx)
-			if res.Stopped {
+			defer release()
+			out, err := s.machine.Boot(ctx)
+			if out.Stopped && err == nil {
 				return
 			}
-			code, err := res.GuestExitCode()
+			if err == nil {
+				err = out.NoCode
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -459,9 +458,9 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 				exit = 1
 				return
 			}
-			u.opts.Say(fmt.Sprintf("[%s] exited with %d", s.Service, code))
-			if code != 0 && exit == 0 {
-				exit = code
+			u.opts.Say(fmt.Sprintf("[%s] exited with %d", s.Service, out.ExitCode))
+			if out.ExitCode != 0 && exit == 0 {
+				exit = out.ExitCode
 			}
 		}(s)
 	}
@@ -509,7 +508,7 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 		return remove, fmt.Errorf("address on %s: %w", br, err)
 	}
 	for _, s := range svcs {
-		ti, err := l.Tap(s.vm.Net.Tap)
+		ti, err := l.Tap(s.net.Tap)
 		if err != nil {
 			return remove, err
 		}

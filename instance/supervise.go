@@ -2,7 +2,6 @@ package instance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,6 @@ import (
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/lepton"
-	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -101,10 +99,17 @@ func (s Store) RequestStop(name string, timeout time.Duration) error {
 	return p.Signal(os.Interrupt)
 }
 
+// SuperviseOptions is how the supervisor boots its guest.
+type SuperviseOptions struct {
+	// Accel, when set, is the accelerator to use without probing the host
+	// (see lepton.Machine).
+	Accel qemu.Accel
+}
+
 // Supervise runs an instance until its guest exits for good by its policy
 // or ctx ends (ops instance stop): the body of the detached supervisor
 // process. It holds the instance's volumes for as long as it runs.
-func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (err error) {
+func (s Store) Supervise(ctx context.Context, home lepton.Home, name string, o SuperviseOptions) (err error) {
 	in, err := s.Get(name)
 	if err != nil {
 		return err
@@ -139,33 +144,25 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 	if err != nil {
 		return err
 	}
-	release, err := b.LockVolumes()
+	m := s.machine(name, b, c.RunConfig, in.Spec, log, &st)
+	m.Accel = o.Accel
+	release, err := m.Prepare()
 	if err != nil {
 		return err
 	}
 	defer release()
-	if c.RunConfig.UsesTap() {
-		remove, err := netlink.SetupTap(c.RunConfig.TapName, c.RunConfig.BridgeName, c.RunConfig.BridgeIPAddress, c.RunConfig.NetMask)
-		defer remove()
-		if err != nil {
-			return err
-		}
-	}
 	for {
-		code, gotCode, berr := s.boot(ctx, name, b, &c, in.Spec, log, &st)
+		out, berr := m.Boot(ctx)
 		if berr != nil {
 			return berr
 		}
-		for _, m := range b.Mounts {
-			if note := m.Volume.FullNote(); note != "" {
-				fmt.Fprintln(log, note)
-			}
-		}
-		if ctx.Err() != nil {
+		st.QEMU = 0
+		if ctx.Err() != nil || out.Stopped {
 			fmt.Fprintln(log, "ops: stopped")
 			record(Stopped)
 			return nil
 		}
+		code, gotCode := out.ExitCode, out.NoCode == nil
 		if gotCode {
 			st.ExitCode = &code
 			fmt.Fprintf(log, "ops: the program exited with %d\n", code)
@@ -190,88 +187,40 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string) (er
 	}
 }
 
-// boot runs the guest once: until it exits, or until ctx ends, when it
-// presses the ACPI power button and, after the stop timeout, stops QEMU.
-func (s Store) boot(ctx context.Context, name string, b *lepton.Built, c *lepton.Config, spec Spec, log io.Writer, st *State) (code int, gotCode bool, err error) {
-	allow := c.RunConfig.Accel == nil || *c.RunConfig.Accel
-	accel, _ := qemu.DecideAccel(qemu.HostProbe(allow))
-	vm, err := b.Guest.VM(lepton.Boot{Image: b.BuildResult, Run: c.RunConfig, Accel: accel, Mounts: b.Mounts})
-	if err != nil {
-		return 0, false, err
+// machine is the instance's VM: its network the one the spec recorded (a
+// compose project's), its QMP socket the instance's, its ports waited for
+// (the previous QEMU, killed or stopped a moment ago, may still hold them
+// while it exits), stopped by the power button and the timeout ops
+// instance stop asked for. Each QEMU that starts is confined to the
+// instance's cgroup, recorded as running, and probed for health while it
+// runs.
+func (s Store) machine(name string, b *lepton.Built, rc lepton.RunConfig, spec Spec, log io.Writer, st *State) *lepton.Machine {
+	m := &lepton.Machine{Built: b, RunConfig: rc, Stdout: log, Stderr: log,
+		Say:         func(line string) { fmt.Fprintln(log, line) },
+		QMP:         s.QMPSocket(name),
+		PortWait:    5 * time.Second,
+		StopTimeout: func() time.Duration { return s.stopTimeout(name) },
+		Net:         spec.Net,
 	}
-	if spec.Net != nil {
-		vm.Net = *spec.Net
-	}
-	vm.QMP = s.QMPSocket(name)
-	os.Remove(vm.QMP)
-	defer os.Remove(vm.QMP)
-	// The previous QEMU (killed, or stopped a moment ago) may still hold
-	// its ports while it exits. (Ports in a compose project's namespace
-	// are its passt's, which StartVM's Wait saw exit.)
-	for i := 0; vm.Net.Namespace == ""; i++ {
-		err := qemu.CheckFree(vm.Net.Forwards)
-		if err == nil {
-			break
+	m.Started = func(vm qemu.VM, pid int) (func(), error) {
+		unconfine, lerr := confine(cgroupRoot, name, pid, limitsFor(vm.MemoryMB, vm.CPUs))
+		if lerr != nil {
+			fmt.Fprintf(log, "ops: this instance runs without memory and CPU limits: %v\n", lerr)
 		}
-		if i == 50 || ctx.Err() != nil {
-			return 0, false, err
+		st.QEMU = pid
+		st.Status = Running
+		if err := s.setState(name, *st); err != nil {
+			return unconfine, err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p, err := qemu.StartVM(vm, log, log)
-	if err != nil {
-		return 0, false, err
-	}
-	unconfine, lerr := confine(cgroupRoot, name, p.Pid(), limitsFor(vm.MemoryMB, vm.CPUs))
-	defer unconfine() // QEMU has exited by then
-	if lerr != nil {
-		fmt.Fprintf(log, "ops: this instance runs without memory and CPU limits: %v\n", lerr)
-	}
-	st.QEMU = p.Pid()
-	st.Status = Running
-	if err := s.setState(name, *st); err != nil {
-		return 0, false, err
-	}
-	hard, stopQEMU := context.WithCancel(context.Background())
-	defer stopQEMU()
-	if spec.Health != nil {
-		probing, stopProbing := context.WithCancel(ctx)
+		if spec.Health == nil {
+			return unconfine, nil
+		}
+		probing, stopProbing := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); s.watchHealth(probing, name, *spec.Health) }()
-		defer func() { stopProbing(); <-done; s.clearHealth(name) }()
+		return func() { stopProbing(); <-done; s.clearHealth(name); unconfine() }, nil
 	}
-	exited := make(chan struct{})
-	defer close(exited)
-	go func() {
-		select {
-		case <-exited:
-			return
-		case <-ctx.Done():
-		}
-		timeout := s.stopTimeout(name)
-		if err := qemu.QMP(vm.QMP, "system_powerdown", 2*time.Second); err != nil {
-			stopQEMU()
-			return
-		}
-		select {
-		case <-exited:
-		case <-time.After(timeout):
-			stopQEMU()
-		}
-	}()
-	res := p.Wait(hard)
-	st.QEMU = 0
-	if ctx.Err() != nil || res.Stopped {
-		return 0, false, nil
-	}
-	if res.StartFailed() {
-		return 0, false, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(res.QEMUError()))
-	}
-	code, cerr := res.GuestExitCode()
-	if errors.Is(cerr, qemu.ErrNoExitCode) {
-		return 0, false, nil
-	}
-	return code, cerr == nil, nil
+	return m
 }
 
 // Start starts the instance's supervisor, self ("ops") running

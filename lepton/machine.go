@@ -1,0 +1,310 @@
+package lepton
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opsdev/ops/netlink"
+	"github.com/opsdev/ops/qemu"
+)
+
+// Machine is one VM's life, the one way ops starts a VM: `ops run`, the
+// instance supervisor and compose's foreground services each fill one in
+// and call its steps.
+//
+//   - Prepare: the volumes locked, the tap device the run config names made
+//     (undone by the function it returns).
+//   - Boot: the accelerator chosen, the guest's VM described,
+//     the forwarded host ports free, QEMU started (sandboxed, unprivileged
+//     as root), Started called, and the wait for the guest's exit code;
+//     when QEMU fails to start under KVM, Boot says so and boots again
+//     under software emulation. When ctx ends, Boot stops the VM: the power
+//     button, then after StopTimeout a hard stop (at once without a QMP
+//     socket or a StopTimeout).
+//
+// Run does both, once. A caller that boots the same machine again (the
+// supervisor's restart policy) calls Prepare once and Boot each time.
+type Machine struct {
+	Built     *Built
+	RunConfig RunConfig
+	Writable  bool   // boot the image itself (ops run -s), not a snapshot of it
+	QEMU      string // QEMU binary; "" is qemu-system-x86_64
+	Stdout    io.Writer
+	Stderr    io.Writer
+	// Say takes the machine's own lines: the retry notice and full volumes
+	// always; with Verbose, the image, the accelerator, the forwards and the
+	// QEMU command line.
+	Say     func(line string)
+	Verbose bool
+	// Accel, when set, is the accelerator to use without probing the host
+	// (OPS_ACCEL). A failing KVM still falls back to emulation.
+	Accel qemu.Accel
+	// Probe reads the host for the accelerator decision; nil reads this one.
+	Probe func(allow bool) qemu.AccelProbe
+	// QMP is the path of QEMU's control socket, removed before and after
+	// each boot. "" makes none, unless Run.QMP asks for one (a temporary
+	// socket, said on Say).
+	QMP string
+	// Net, when set, is the network the caller made, in place of the one
+	// RunConfig describes: a compose project's namespace or bridge, an
+	// instance's recorded network. Prepare then makes no tap device.
+	Net *qemu.Net
+	// PortWait is how long Boot waits for the forwarded host ports to be
+	// free (a QEMU that was just stopped may hold them while it exits); 0
+	// checks once.
+	PortWait time.Duration
+	// StopTimeout, when set, is how long a VM whose ctx ended gets to power
+	// off after the ACPI power button before QEMU is stopped.
+	StopTimeout func() time.Duration
+	// Started is called with each QEMU's VM and process ID once it runs (a
+	// retry under emulation starts a second); the function it returns runs
+	// once that QEMU has exited. An error stops the VM and ends Boot with it.
+	Started func(vm qemu.VM, pid int) (exited func(), err error)
+}
+
+// Outcome is how a boot ended.
+type Outcome struct {
+	ExitCode int  // the guest program's exit code
+	Stopped  bool // ctx ended the run (Ctrl-C, ops instance stop) before the guest exited
+	// NoCode says why the guest gave no exit code (nil when it gave one):
+	// qemu.ErrNoExitCode, QEMU killed, the network lost.
+	NoCode error
+}
+
+func (m *Machine) say(line string) {
+	if m.Say != nil {
+		m.Say(line)
+	}
+}
+
+// Prepare locks the image's volumes and makes the tap device the run
+// config names (unless the caller made the network); release undoes both.
+func (m *Machine) Prepare() (release func(), err error) {
+	unlock, err := m.Built.LockVolumes()
+	if err != nil {
+		return func() {}, err
+	}
+	if !m.RunConfig.UsesTap() || m.Net != nil {
+		return unlock, nil
+	}
+	remove, err := netlink.SetupTap(m.RunConfig.TapName, m.RunConfig.BridgeName, m.RunConfig.BridgeIPAddress, m.RunConfig.NetMask)
+	release = func() { remove(); unlock() }
+	if err != nil {
+		release()
+		return func() {}, err
+	}
+	return release, nil
+}
+
+// Run prepares the machine, boots it once and releases what Prepare made.
+func (m *Machine) Run(ctx context.Context) (Outcome, error) {
+	release, err := m.Prepare()
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer release()
+	return m.Boot(ctx)
+}
+
+// accel chooses the accelerator: Accel when set, else KVM where it really
+// works (qemu.DecideAccel), unless the run config turns it off or asks
+// for a debugger, which wants emulation (as in nanovms/ops).
+func (m *Machine) accel() (qemu.Accel, string) {
+	if m.Accel != "" {
+		return m.Accel, "OPS_ACCEL=" + string(m.Accel)
+	}
+	probe := qemu.HostProbe
+	if m.Probe != nil {
+		probe = m.Probe
+	}
+	allow := (m.RunConfig.Accel == nil || *m.RunConfig.Accel) && !m.RunConfig.Debug
+	return qemu.DecideAccel(probe(allow))
+}
+
+// vm is the QEMU machine that boots the image under accel: it depends on
+// the accelerator (emulation has its own CPU flags, memory backing and
+// guest clock hint), so a retry under emulation makes it again.
+func (m *Machine) vm(accel qemu.Accel, qmp string) (qemu.VM, error) {
+	b := m.Built
+	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts})
+	if err != nil {
+		return vm, err
+	}
+	vm.Binary = m.QEMU
+	if qmp != "" {
+		vm.QMP = qmp
+	}
+	if m.Net != nil {
+		vm.Net = *m.Net
+	}
+	return vm, nil
+}
+
+// Check describes the VM and its QEMU command line without starting it,
+// so a caller that starts several (compose) finds a bad one before any
+// starts.
+func (m *Machine) Check() error {
+	vm, err := m.vm(qemu.TCG, m.QMP)
+	if err != nil {
+		return err
+	}
+	_, err = vm.Args()
+	return err
+}
+
+// Boot boots the prepared machine once and waits for the guest to exit or
+// ctx to end.
+func (m *Machine) Boot(ctx context.Context) (Outcome, error) {
+	accel, why := m.accel()
+	qmp := m.QMP
+	if qmp == "" && m.RunConfig.QMP && m.RunConfig.Mgmt == "" { // with Mgmt, QMP listens on that TCP port (DebugVM)
+		qmp = filepath.Join(os.TempDir(), fmt.Sprintf("ops-%d.qmp", os.Getpid()))
+		m.say("QMP socket: " + qmp)
+	}
+	if qmp != "" {
+		os.Remove(qmp)
+		defer os.Remove(qmp)
+	}
+	vm, err := m.vm(accel, qmp)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if err := m.portsFree(ctx, vm.Net); err != nil {
+		return Outcome{}, err
+	}
+	if m.Verbose {
+		b := m.Built
+		state := "built"
+		if b.Reused {
+			state = "reused"
+		}
+		m.say(fmt.Sprintf("image %s (%s guest, %s in %v); accel %s: %s", b.Path, b.Guest.Name(), state, b.Took.Round(time.Millisecond), accel, why))
+		for _, fw := range vm.Net.Forwards {
+			m.say(fmt.Sprintf("forward %s", fw))
+		}
+	}
+	res, err := m.once(ctx, vm)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if accel == qemu.KVM && !res.Stopped && ctx.Err() == nil && res.StartFailed() {
+		m.say(fmt.Sprintf("ops: QEMU failed under KVM (%s); retrying with software emulation", strings.TrimSpace(res.QEMUError())))
+		if vm, err = m.vm(qemu.TCG, qmp); err != nil {
+			return Outcome{}, err
+		}
+		if res, err = m.once(ctx, vm); err != nil {
+			return Outcome{}, err
+		}
+	}
+	for _, mt := range m.Built.Mounts {
+		if note := mt.Volume.FullNote(); note != "" {
+			m.say(note)
+		}
+	}
+	if res.Stopped || ctx.Err() != nil {
+		return Outcome{Stopped: true}, nil
+	}
+	if res.StartFailed() {
+		return Outcome{}, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(res.QEMUError()))
+	}
+	code, err := res.GuestExitCode()
+	if err != nil {
+		return Outcome{NoCode: err}, nil
+	}
+	return Outcome{ExitCode: code}, nil
+}
+
+// portsFree checks that the forwarded host ports are free, waiting up to
+// PortWait for them. Ports in a network namespace are its own.
+func (m *Machine) portsFree(ctx context.Context, n qemu.Net) error {
+	if n.Namespace != "" {
+		return nil
+	}
+	deadline := time.Now().Add(m.PortWait)
+	for {
+		err := qemu.CheckFree(n.Forwards)
+		if err == nil || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// once starts QEMU for vm and waits for it to exit, stopping it when ctx
+// ends.
+func (m *Machine) once(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
+	if ctx.Err() != nil {
+		return &qemu.Result{Stopped: true}, nil
+	}
+	if m.Verbose {
+		argv, err := vm.Args()
+		if err != nil {
+			return nil, err
+		}
+		if vm.Net.Passt != "" {
+			m.say(qemu.PasstLine(vm.Net))
+		}
+		m.say(qemu.ShellLine(argv))
+		if vm.Unprivileged() {
+			m.say("QEMU runs as " + vm.RunAs + ", given descriptors for its disks, kernel, tap device and QMP socket in place of the paths above")
+		}
+	}
+	p, err := qemu.StartVM(vm, m.Stdout, m.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	// hard stops QEMU: SIGTERM, then SIGKILL (qemu.Process.Wait).
+	hard, stopQEMU := context.WithCancel(context.Background())
+	defer stopQEMU()
+	exited := make(chan struct{})
+	if m.Started != nil {
+		after, err := m.Started(vm, p.Pid())
+		if after != nil {
+			defer after() // QEMU has exited by then
+		}
+		if err != nil {
+			stopQEMU()
+			p.Wait(hard)
+			return nil, err
+		}
+	}
+	go func() {
+		select {
+		case <-exited:
+			return
+		case <-ctx.Done():
+		}
+		m.stop(vm, exited, stopQEMU)
+	}()
+	res := p.Wait(hard)
+	close(exited)
+	if ctx.Err() != nil {
+		res.Stopped = true
+	}
+	return res, nil
+}
+
+// stop is the end of a VM whose ctx ended: the ACPI power button and
+// StopTimeout to power off, then a hard stop; a hard stop at once without
+// a QMP socket or a StopTimeout, or when the button cannot be pressed.
+func (m *Machine) stop(vm qemu.VM, exited <-chan struct{}, hard func()) {
+	if m.StopTimeout == nil || vm.QMP == "" || strings.HasPrefix(vm.QMP, "tcp:") {
+		hard()
+		return
+	}
+	timeout := m.StopTimeout()
+	if err := qemu.QMP(vm.QMP, "system_powerdown", 2*time.Second); err != nil {
+		hard()
+		return
+	}
+	select {
+	case <-exited:
+	case <-time.After(timeout):
+		hard()
+	}
+}
