@@ -87,7 +87,6 @@ FUZZTIME ?= 20s
 fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzOpenTFS -fuzztime $(FUZZTIME) ./fs/
-	$(GO) test -run '^$$' -fuzz FuzzReadCPIO -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzShortName -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./lepton/

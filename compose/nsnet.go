@@ -188,7 +188,7 @@ func (u *up) startNet() error {
 		if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC) {
 			return fmt.Errorf("%w: %v", ErrNoNamespace, err)
 		}
-		return goerrors.Wrap(fmt.Errorf("starting the project's network: %w", err), 0)
+		return goerrors.Errorf("starting the project's network: %w", err)
 	}
 	if err := writePID(netPIDFile(u.dir), cmd.Process.Pid); err != nil {
 		cmd.Process.Kill()

@@ -16,7 +16,8 @@ import (
 // buffer and written in one call, and each larger file placed by the
 // kernel (copy_file_range). Padding is never written: the file is
 // extended to its full size first and reads as zeros there.
-func WriteCPIO(f *os.File, entries []*Entry) error {
+func WriteCPIO(f *os.File, entries []*Entry) (err error) {
+	defer wrapIO(&err)
 	pieces, size, bufLen, err := layoutCPIO(entries)
 	if err != nil {
 		return err

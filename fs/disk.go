@@ -136,7 +136,8 @@ func (d *NanosDisk) Size() int64 {
 
 // WriteTo writes the image into f, which must be empty. The file is
 // extended to its full size first, so free space stays sparse.
-func (d *NanosDisk) WriteTo(f *os.File) error {
+func (d *NanosDisk) WriteTo(f *os.File) (err error) {
+	defer wrapIO(&err)
 	boot, root := d.Offsets()
 	if boot%SectorSize != 0 {
 		return errors.New("boot.img length is not a whole number of sectors")
@@ -154,7 +155,7 @@ func (d *NanosDisk) WriteTo(f *os.File) error {
 	}); err != nil {
 		return err
 	}
-	_, err := f.WriteAt(mbr, 0)
+	_, err = f.WriteAt(mbr, 0)
 	return err
 }
 
@@ -193,6 +194,7 @@ func writeFilesystems(f *os.File, bootFS, rootFS *TFS, boot, root int64) error {
 // OpenNanosDisk finds the boot and root filesystems of a Nanos disk image
 // by the same partition rule the kernel uses.
 func OpenNanosDisk(r io.ReaderAt, size int64) (boot, root *Reader, err error) {
+	defer wrapIO(&err)
 	mbr := make([]byte, SectorSize)
 	if _, err := r.ReadAt(mbr, 0); err != nil {
 		return nil, nil, fmt.Errorf("reading the MBR: %w", err)

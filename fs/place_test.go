@@ -113,7 +113,7 @@ func TestWriteCPIO(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ents := treeOf(t, tc.entries).Entries()
 			var want bytes.Buffer
-			w := NewCPIOWriter(&want)
+			w := newCPIOWriter(&want)
 			for _, e := range ents {
 				if err := w.Add(e); err != nil {
 					t.Fatal(err)

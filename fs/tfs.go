@@ -223,7 +223,8 @@ func (t *TFS) header() []byte {
 // whenever they do) and a hash for in-memory ones. Equal keys give equal
 // UUIDs, so a caller that trusts its stamps can keep a UUID (SetUUID)
 // rather than read and hash the same contents again.
-func (t *TFS) UUIDKey(w io.Writer, stamp func(*Entry) ([]byte, error)) error {
+func (t *TFS) UUIDKey(w io.Writer, stamp func(*Entry) ([]byte, error)) (err error) {
+	defer wrapIO(&err)
 	fmt.Fprintf(w, "tfs-uuid-1 %q %d\n", t.label, len(t.log))
 	for _, ext := range t.log {
 		fmt.Fprintf(w, "log %d\n", len(ext))
@@ -258,7 +259,8 @@ func (t *TFS) SetUUID(uuid [16]byte) { t.uuid, t.known = uuid, true }
 // log's padding are not written. File contents are hashed as they are
 // placed, and the UUID is derived from the metadata and that hash, so
 // equal contents give equal bytes.
-func (t *TFS) WriteAt(f *os.File, base int64) error {
+func (t *TFS) WriteAt(f *os.File, base int64) (err error) {
+	defer wrapIO(&err)
 	return withFD(f, func(fd int) error { return t.write(fd, base) })
 }
 
@@ -316,7 +318,8 @@ type Reader struct {
 const maxLogSecs = 1 << 20
 
 // OpenTFS reads the log of the filesystem held in r (size bytes).
-func OpenTFS(r io.ReaderAt, size int64) (*Reader, error) {
+func OpenTFS(r io.ReaderAt, size int64) (_ *Reader, err error) {
+	defer wrapIO(&err)
 	rd := &Reader{r: r, size: size}
 	d := NewDecoder()
 	var pending []byte
@@ -451,7 +454,8 @@ func OpenTFS(r io.ReaderAt, size int64) (*Reader, error) {
 }
 
 // Lookup walks path from the root, following no links.
-func (rd *Reader) Lookup(p string) (*Tuple, error) {
+func (rd *Reader) Lookup(p string) (_ *Tuple, err error) {
+	defer wrapIO(&err)
 	n := rd.Root
 	for _, part := range strings.Split(strings.Trim(path.Clean("/"+p), "/"), "/") {
 		if part == "" {
@@ -469,7 +473,8 @@ func (rd *Reader) Lookup(p string) (*Tuple, error) {
 }
 
 // ReadFile returns the contents of the regular file node n.
-func (rd *Reader) ReadFile(n *Tuple) ([]byte, error) {
+func (rd *Reader) ReadFile(n *Tuple) (_ []byte, err error) {
+	defer wrapIO(&err)
 	length, ok := n.Uint("filelength")
 	if !ok {
 		return nil, errors.New("not a regular file")
@@ -559,7 +564,8 @@ type DirEntry struct {
 // ReadDir lists the folder at p, sorted by name. A node with children
 // is a folder, one with a linktarget a link, any other a file; entries
 // that are not tuples are skipped.
-func (rd *Reader) ReadDir(p string) ([]DirEntry, error) {
+func (rd *Reader) ReadDir(p string) (_ []DirEntry, err error) {
+	defer wrapIO(&err)
 	n, err := rd.Lookup(p)
 	if err != nil {
 		return nil, err

@@ -51,7 +51,8 @@ func (d *UEFIDisk) Size() int64 {
 
 // WriteTo writes the image into f, which must be empty; free space stays
 // sparse.
-func (d *UEFIDisk) WriteTo(f *os.File) error {
+func (d *UEFIDisk) WriteTo(f *os.File) (err error) {
+	defer wrapIO(&err)
 	esp, boot, root := d.Offsets()
 	if esp%SectorSize != 0 {
 		return errors.New("boot.img length is not a whole number of sectors")
@@ -73,6 +74,6 @@ func (d *UEFIDisk) WriteTo(f *os.File) error {
 	}); err != nil {
 		return err
 	}
-	_, err := f.WriteAt(mbr, 0)
+	_, err = f.WriteAt(mbr, 0)
 	return err
 }

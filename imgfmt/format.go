@@ -139,7 +139,7 @@ func (s *source) read(i int64, buf []byte) error {
 	off := i * chunkSize
 	n := min(chunkSize, s.size-off)
 	if _, err := s.r.ReadAt(buf[:n], off); err != nil {
-		return goerrors.Wrap(fmt.Errorf("reading the raw image at %d: %w", off, err), 0)
+		return goerrors.Errorf("reading the raw image at %d: %w", off, err)
 	}
 	clear(buf[n:])
 	return nil

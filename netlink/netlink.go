@@ -28,11 +28,11 @@ type Conn struct {
 func Dial() (*Conn, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return nil, goerrors.Wrap(fmt.Errorf("netlink socket: %w", err), 0)
+		return nil, goerrors.Errorf("netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return nil, goerrors.Wrap(fmt.Errorf("netlink bind: %w", err), 0)
+		return nil, goerrors.Errorf("netlink bind: %w", err)
 	}
 	return &Conn{fd: fd}, nil
 }

@@ -143,7 +143,7 @@ func (s Server) spawn(c *net.UnixConn) (*exec.Cmd, error) {
 	// passt dies with the holder, and with it the network of the VMs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
+		return nil, goerrors.Errorf("starting passt: %w", err)
 	}
 	if s.Started != nil {
 		s.Started(cmd.Process.Pid)
@@ -226,7 +226,7 @@ func Spawn(sock string, args []string, netEnd, stderr *os.File) (*Child, error) 
 	}
 	if _, _, err := c.WriteMsgUnix(b, unix.UnixRights(int(netEnd.Fd()), int(stderr.Fd())), nil); err != nil {
 		c.Close()
-		return nil, goerrors.Wrap(fmt.Errorf("asking for passt: %w", err), 0)
+		return nil, goerrors.Errorf("asking for passt: %w", err)
 	}
 	if err := c.CloseWrite(); err != nil {
 		c.Close()

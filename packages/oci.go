@@ -77,7 +77,7 @@ func describe(ref string, err error) error {
 			return fmt.Errorf("%s: no such image or tag in the registry", ref)
 		}
 	}
-	return goerrors.Wrap(fmt.Errorf("%s: %w", ref, err), 0)
+	return goerrors.Errorf("%s: %w", ref, err)
 }
 
 // LoadImage opens an image from a registry reference, a docker-archive

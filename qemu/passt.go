@@ -106,7 +106,7 @@ type passtProc interface {
 func startPasst(n Net, stderr *tail) (passtProc, *os.File, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, nil, goerrors.Wrap(fmt.Errorf("socket pair for passt: %w", err), 0)
+		return nil, nil, goerrors.Errorf("socket pair for passt: %w", err)
 	}
 	ours, theirs := os.NewFile(uintptr(fds[0]), "qemu-net"), os.NewFile(uintptr(fds[1]), "passt-net")
 	defer theirs.Close()
@@ -135,7 +135,7 @@ func execPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, goerrors.Wrap(fmt.Errorf("starting passt: %w", err), 0)
+		return nil, goerrors.Errorf("starting passt: %w", err)
 	}
 	return localPasst{cmd}, nil
 }
@@ -192,7 +192,7 @@ func spawnPasst(n Net, end *os.File, stderr *tail) (passtProc, error) {
 	if err != nil {
 		go child.Wait() // and closes the connection to the holder
 		r.Close()
-		return nil, goerrors.Wrap(fmt.Errorf("passt (pid %d): %w", child.Pid, err), 0)
+		return nil, goerrors.Errorf("passt (pid %d): %w", child.Pid, err)
 	}
 	p := &nsPasst{child: child, pidfd: pidfd, stderr: make(chan struct{})}
 	go func() {

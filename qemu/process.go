@@ -197,7 +197,7 @@ func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.Fil
 	cmd.Stderr = io.MultiWriter(notices, errBuf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
-		return nil, goerrors.Wrap(fmt.Errorf("starting %s: %w", argv[0], err), 0)
+		return nil, goerrors.Errorf("starting %s: %w", argv[0], err)
 	}
 	p := &Process{cmd: cmd, errBuf: errBuf, done: make(chan struct{})}
 	go func() {

@@ -16,14 +16,14 @@ import (
 func QMP(socket, command string, timeout time.Duration) error {
 	c, err := net.DialTimeout("unix", socket, timeout)
 	if err != nil {
-		return goerrors.Wrap(fmt.Errorf("QMP %s: %w", socket, err), 0)
+		return goerrors.Errorf("QMP %s: %w", socket, err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
 	r := bufio.NewReader(c)
 	// The greeting, then one answer per command; events may come between.
 	if _, err := r.ReadBytes('\n'); err != nil {
-		return goerrors.Wrap(fmt.Errorf("QMP greeting: %w", err), 0)
+		return goerrors.Errorf("QMP greeting: %w", err)
 	}
 	for _, cmd := range []string{"qmp_capabilities", command} {
 		if err := json.NewEncoder(c).Encode(map[string]string{"execute": cmd}); err != nil {
@@ -32,7 +32,7 @@ func QMP(socket, command string, timeout time.Duration) error {
 		for {
 			line, err := r.ReadBytes('\n')
 			if err != nil {
-				return goerrors.Wrap(fmt.Errorf("QMP %s: %w", cmd, err), 0)
+				return goerrors.Errorf("QMP %s: %w", cmd, err)
 			}
 			var m struct {
 				Return json.RawMessage `json:"return"`

@@ -98,7 +98,7 @@ func openForQEMU(vm *VM, passed []*os.File) error {
 	open := func(path string, flag int) (int, error) {
 		f, err := os.OpenFile(path, flag|syscall.O_CLOEXEC, 0)
 		if err != nil {
-			return 0, goerrors.Wrap(fmt.Errorf("opening %s for QEMU: %w", path, err), 0)
+			return 0, goerrors.Errorf("opening %s for QEMU: %w", path, err)
 		}
 		return p.add(f), nil
 	}
@@ -139,7 +139,7 @@ func openForQEMU(vm *VM, passed []*os.File) error {
 		os.Remove(vm.QMP)
 		l, err := net.ListenUnix("unix", &net.UnixAddr{Name: vm.QMP, Net: "unix"})
 		if err != nil {
-			return goerrors.Wrap(fmt.Errorf("QMP socket %s: %w", vm.QMP, err), 0)
+			return goerrors.Errorf("QMP socket %s: %w", vm.QMP, err)
 		}
 		l.SetUnlinkOnClose(false) // QEMU serves it; whoever made the path removes it
 		f, err := l.File()
@@ -157,7 +157,7 @@ func openForQEMU(vm *VM, passed []*os.File) error {
 func openTap(name string) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, goerrors.Wrap(fmt.Errorf("opening /dev/net/tun: %w", err), 0)
+		return nil, goerrors.Errorf("opening /dev/net/tun: %w", err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
@@ -167,7 +167,7 @@ func openTap(name string) (*os.File, error) {
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, goerrors.Wrap(fmt.Errorf("attaching to tap %s: %w", name, err), 0)
+		return nil, goerrors.Errorf("attaching to tap %s: %w", name, err)
 	}
 	return os.NewFile(uintptr(fd), "tap-"+name), nil
 }
