@@ -122,15 +122,15 @@ type NanosDisk struct {
 	RootFS *TFS
 }
 
-// Offsets returns the byte offsets of the boot and root filesystems.
-func (d *NanosDisk) Offsets() (boot, root int64) {
+// offsets returns the byte offsets of the boot and root filesystems.
+func (d *NanosDisk) offsets() (boot, root int64) {
 	boot = SectorSize + int64(d.Boot.Stage2) + KlogSize
 	return boot, boot + int64(d.BootFS.SizeSecs)*SectorSize
 }
 
 // Size is the image size in bytes.
 func (d *NanosDisk) Size() int64 {
-	_, root := d.Offsets()
+	_, root := d.offsets()
 	return root + int64(d.RootFS.SizeSecs)*SectorSize
 }
 
@@ -138,7 +138,7 @@ func (d *NanosDisk) Size() int64 {
 // extended to its full size first, so free space stays sparse.
 func (d *NanosDisk) WriteTo(f *os.File) (err error) {
 	defer wrapIO(&err)
-	boot, root := d.Offsets()
+	boot, root := d.offsets()
 	if boot%SectorSize != 0 {
 		return errors.New("boot.img length is not a whole number of sectors")
 	}

@@ -64,7 +64,7 @@ func NewEncoder() *Encoder { return &Encoder{symbols: map[string]uint64{}} }
 func (e *Encoder) Append(b []byte, v Value) ([]byte, error) {
 	switch v := v.(type) {
 	case *Tuple:
-		b = appendHeader(b, true, typeTuple, uint64(v.Len()))
+		b = appendHeader(b, true, typeTuple, uint64(v.len()))
 		e.next++
 		for i, k := range v.keys {
 			b = e.appendSymbol(b, k)

@@ -57,9 +57,9 @@ type fatFile struct {
 	cluster uint32 // 0 for an empty file
 }
 
-// ShortName turns a path element into its 8.3 directory-entry form (11
+// shortName turns a path element into its 8.3 directory-entry form (11
 // bytes, space padded), or says why it cannot.
-func ShortName(elem string) (string, error) {
+func shortName(elem string) (string, error) {
 	base, ext, _ := strings.Cut(elem, ".")
 	if base == "" || len(base) > 8 || len(ext) > 3 || strings.Contains(ext, ".") {
 		return "", fmt.Errorf("%q is not an 8.3 name (up to 8 characters, a dot, up to 3)", elem)
@@ -73,9 +73,9 @@ func ShortName(elem string) (string, error) {
 	return fmt.Sprintf("%-8s%-3s", strings.ToUpper(base), strings.ToUpper(ext)), nil
 }
 
-// NewFAT32 lays out a FAT32 filesystem of the given size holding files.
+// newFAT32 lays out a FAT32 filesystem of the given size holding files.
 // serial is the volume serial number.
-func NewFAT32(sectors, serial uint32, files []FATFile) (*FAT32, error) {
+func newFAT32(sectors, serial uint32, files []FATFile) (*FAT32, error) {
 	// The FAT must hold an entry for every cluster; the clusters are what
 	// the FATs leave. Grow the FAT until it covers them.
 	var fatSecs, clusters uint32
@@ -96,7 +96,7 @@ func NewFAT32(sectors, serial uint32, files []FATFile) (*FAT32, error) {
 		elems := strings.Split(strings.Trim(f.Path, "/"), "/")
 		d := root
 		for i, e := range elems {
-			n, err := ShortName(e)
+			n, err := shortName(e)
 			if err != nil {
 				return nil, fmt.Errorf("FAT path %s: %w", f.Path, err)
 			}

@@ -23,7 +23,7 @@ func TestShortName(t *testing.T) {
 		{"sp ace", "", "cannot be in an 8.3 name"},
 		{"a+b", "", "cannot be in an 8.3 name"},
 	} {
-		got, err := ShortName(tc.in)
+		got, err := shortName(tc.in)
 		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("ShortName(%q) = %q, %v; want %q, %q", tc.in, got, err, tc.want, tc.err)
 		}
@@ -35,7 +35,7 @@ func FuzzShortName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		n, err := ShortName(s)
+		n, err := shortName(s)
 		if err == nil && (len(n) != 11 || strings.ToUpper(n) != n) {
 			t.Fatalf("ShortName(%q) = %q: not 11 upper-case bytes", s, n)
 		}
@@ -54,7 +54,7 @@ func TestNewFAT32Errors(t *testing.T) {
 		{espSectors, []FATFile{{"/EFI/LONGFILENAME.EFI", []byte{1}}}, "not an 8.3 name"},
 		{espSectors, []FATFile{{"/BIG", make([]byte, ESPSize)}}, "clusters"},
 	} {
-		if _, err := NewFAT32(tc.sectors, 1, tc.files); err == nil || !strings.Contains(err.Error(), tc.err) {
+		if _, err := newFAT32(tc.sectors, 1, tc.files); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("NewFAT32(%d, %v): %v, want an error with %q", tc.sectors, len(tc.files), err, tc.err)
 		}
 	}
@@ -208,7 +208,7 @@ func TestUEFIDiskPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	espOff, bootOff, rootOff := d.Offsets()
+	espOff, bootOff, rootOff := d.offsets()
 	want := []Partition{
 		{Type: partTypeEFI, LBA: uint32(espOff / SectorSize), Sectors: espSectors, Bootable: true},
 		{Type: partTypeLinux, LBA: uint32(bootOff / SectorSize), Sectors: uint32(bootFS.SizeSecs), Bootable: true},

@@ -135,7 +135,7 @@ func TestWriteCPIO(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, want.Bytes()) {
-				t.Fatalf("WriteCPIO wrote %d bytes that differ from CPIOWriter's %d", len(got), want.Len())
+				t.Fatalf("WriteCPIO wrote %d bytes that differ from the streaming writer's %d", len(got), want.Len())
 			}
 		})
 	}
@@ -254,7 +254,7 @@ func TestTFSPlacesSources(t *testing.T) {
 		// The rest of its last sector reads as zeros: a reused buffer's
 		// old bytes are not written there.
 		if pad := roundSector(int64(len(want))) - int64(len(want)); pad > 0 {
-			off, _ := n.Tuple("extents").Tuple("0").Uint("offset")
+			off, _ := n.Tuple("extents").Tuple("0").uint("offset")
 			tail := make([]byte, pad)
 			if _, err := f.ReadAt(tail, int64(off)*SectorSize+int64(len(want))); err != nil {
 				t.Fatal(err)
@@ -265,7 +265,7 @@ func TestTFSPlacesSources(t *testing.T) {
 		}
 	}
 	n, _ := rd.Lookup("/sparse")
-	start, _ := n.Tuple("extents").Tuple("0").Uint("offset")
+	start, _ := n.Tuple("extents").Tuple("0").uint("offset")
 	mid := int64(start)*SectorSize + 8<<20
 	if data, err := unix.Seek(int(f.Fd()), mid, unix.SEEK_DATA); err == nil && data == mid {
 		t.Errorf("the hole in /sparse was written into the image")

@@ -28,7 +28,7 @@ const (
 const magic = "NVMTFS"
 
 // TFS is a filesystem laid out and ready to write: its log (metadata) and
-// where each file's data goes. Offsets are in sectors from the start of the
+// where each file's data goes. offsets are in sectors from the start of the
 // filesystem.
 type TFS struct {
 	log      [][]byte // the log extensions from sector 1 on, each without its zero padding
@@ -475,7 +475,7 @@ func (rd *Reader) Lookup(p string) (_ *Tuple, err error) {
 // ReadFile returns the contents of the regular file node n.
 func (rd *Reader) ReadFile(n *Tuple) (_ []byte, err error) {
 	defer wrapIO(&err)
-	length, ok := n.Uint("filelength")
+	length, ok := n.uint("filelength")
 	if !ok {
 		return nil, errors.New("not a regular file")
 	}
@@ -496,9 +496,9 @@ func (rd *Reader) ReadFile(n *Tuple) (_ []byte, err error) {
 		if e == nil {
 			return nil, fmt.Errorf("extent %s is not a tuple", k)
 		}
-		off, ok1 := e.Uint("offset")
-		l, ok2 := e.Uint("length")
-		_, ok3 := e.Uint("allocated")
+		off, ok1 := e.uint("offset")
+		l, ok2 := e.uint("length")
+		_, ok3 := e.uint("allocated")
 		if !ok1 || !ok2 || !ok3 {
 			return nil, fmt.Errorf("extent %s lacks offset, length or allocated", k)
 		}
@@ -537,7 +537,7 @@ func (rd *Reader) Usage() (used, size int64) {
 		if ext := t.Tuple("extents"); ext != nil {
 			for _, k := range ext.Keys() {
 				if e := ext.Tuple(k); e != nil {
-					if a, ok := e.Uint("allocated"); ok {
+					if a, ok := e.uint("allocated"); ok {
 						secs += a
 					}
 				}
@@ -586,7 +586,7 @@ func (rd *Reader) ReadDir(p string) (_ []DirEntry, err error) {
 		} else if t, ok := c.Get("linktarget"); ok {
 			e.Kind, e.Target = KindSymlink, Format(t)
 		} else {
-			e.Size, _ = c.Uint("filelength")
+			e.Size, _ = c.uint("filelength")
 		}
 		out = append(out, e)
 	}

@@ -135,5 +135,5 @@ func (t *Tree) Entries() []*Entry {
 	return slices.Clone(t.sorted)
 }
 
-// Len is the number of entries, the root included.
-func (t *Tree) Len() int { return len(t.entries) }
+// len is the number of entries, the root included.
+func (t *Tree) len() int { return len(t.entries) }

@@ -25,7 +25,7 @@ func NewESP(loader []byte) (*FAT32, error) {
 	if len(loader) == 0 {
 		return nil, errors.New("the UEFI loader is empty")
 	}
-	return NewFAT32(espSectors, crc32.ChecksumIEEE(loader), []FATFile{{Path: ESPLoader, Data: loader}})
+	return newFAT32(espSectors, crc32.ChecksumIEEE(loader), []FATFile{{Path: ESPLoader, Data: loader}})
 }
 
 // UEFIDisk is a Nanos disk with an EFI System Partition before its boot
@@ -35,9 +35,9 @@ type UEFIDisk struct {
 	ESP *FAT32
 }
 
-// Offsets returns the byte offsets of the ESP, the boot and the root
+// offsets returns the byte offsets of the ESP, the boot and the root
 // filesystems.
-func (d *UEFIDisk) Offsets() (esp, boot, root int64) {
+func (d *UEFIDisk) offsets() (esp, boot, root int64) {
 	esp = SectorSize + int64(d.Boot.Stage2) + KlogSize
 	boot = esp + int64(d.ESP.Sectors)*SectorSize
 	return esp, boot, boot + int64(d.BootFS.SizeSecs)*SectorSize
@@ -45,7 +45,7 @@ func (d *UEFIDisk) Offsets() (esp, boot, root int64) {
 
 // Size is the image size in bytes.
 func (d *UEFIDisk) Size() int64 {
-	_, _, root := d.Offsets()
+	_, _, root := d.offsets()
 	return root + int64(d.RootFS.SizeSecs)*SectorSize
 }
 
@@ -53,7 +53,7 @@ func (d *UEFIDisk) Size() int64 {
 // sparse.
 func (d *UEFIDisk) WriteTo(f *os.File) (err error) {
 	defer wrapIO(&err)
-	esp, boot, root := d.Offsets()
+	esp, boot, root := d.offsets()
 	if esp%SectorSize != 0 {
 		return errors.New("boot.img length is not a whole number of sectors")
 	}

@@ -118,8 +118,8 @@ func (t *Tuple) Delete(key string) {
 	}
 }
 
-// Len is the number of entries.
-func (t *Tuple) Len() int { return len(t.keys) }
+// len is the number of entries.
+func (t *Tuple) len() int { return len(t.keys) }
 
 // Keys returns the keys in sorted order.
 func (t *Tuple) Keys() []string {
@@ -134,9 +134,9 @@ func (t *Tuple) Tuple(key string) *Tuple {
 	return v
 }
 
-// Uint reads key as a non-negative number, accepting both integers and
+// uint reads key as a non-negative number, accepting both integers and
 // decimal strings (Nanos accepts both forms in extents).
-func (t *Tuple) Uint(key string) (uint64, bool) {
+func (t *Tuple) uint(key string) (uint64, bool) {
 	switch v := t.get(key).(type) {
 	case Int:
 		if v < 0 {

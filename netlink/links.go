@@ -29,7 +29,7 @@ func OpenLinks() (*Links, error) {
 func (l *Links) Remove() {
 	for i := len(l.made) - 1; i >= 0; i-- {
 		if idx, err := IfIndex(l.made[i]); err == nil {
-			l.nl.DeleteLink(idx)
+			l.nl.deleteLink(idx)
 		}
 	}
 	l.nl.Close()
@@ -40,7 +40,7 @@ func (l *Links) Tap(name string) (int, error) {
 	if i, err := IfIndex(name); err == nil {
 		return i, nil
 	}
-	if err := AddTap(name); err != nil {
+	if err := addTap(name); err != nil {
 		return 0, privilegeHint(err)
 	}
 	l.made = append(l.made, name)
@@ -65,7 +65,7 @@ func (l *Links) Bridge(name string) (int, error) {
 
 // Attach puts a tap on a bridge and sets the tap up.
 func (l *Links) Attach(tap, bridge int) error {
-	if err := l.nl.SetMaster(tap, bridge); err != nil {
+	if err := l.nl.setMaster(tap, bridge); err != nil {
 		return privilegeHint(fmt.Errorf("adding a tap to its bridge: %w", err))
 	}
 	return l.nl.LinkUp(tap)
@@ -92,7 +92,7 @@ func SetupTap(tap, bridge, bridgeIP, netmask string) (remove func(), err error) 
 		if bridge == "" {
 			return func() {}, fmt.Errorf("--bridgeipaddress %s: name the bridge with --bridgename", bridgeIP)
 		}
-		if addr, err = BridgePrefix(bridgeIP, netmask); err != nil {
+		if addr, err = bridgePrefix(bridgeIP, netmask); err != nil {
 			return func() {}, err
 		}
 	}
@@ -122,9 +122,9 @@ func SetupTap(tap, bridge, bridgeIP, netmask string) (remove func(), err error) 
 	return l.Remove, nil
 }
 
-// BridgePrefix reads --bridgeipaddress: an IPv4 address with a /prefix,
+// bridgePrefix reads --bridgeipaddress: an IPv4 address with a /prefix,
 // else with netmask's prefix, else /24.
-func BridgePrefix(ip, netmask string) (netip.Prefix, error) {
+func bridgePrefix(ip, netmask string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(ip); err == nil && p.Addr().Is4() {
 		return p, nil
 	}

@@ -153,15 +153,15 @@ func (c *Conn) AddBridge(name string) error {
 	return c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, b)
 }
 
-// SetMaster enslaves a link to a bridge.
-func (c *Conn) SetMaster(index, master int) error {
+// setMaster enslaves a link to a bridge.
+func (c *Conn) setMaster(index, master int) error {
 	b := ifinfo(index, 0, 0)
 	b = append(b, attr(unix.IFLA_MASTER, u32(uint32(master)))...)
 	return c.request(unix.RTM_NEWLINK, 0, b)
 }
 
-// DeleteLink removes a link.
-func (c *Conn) DeleteLink(index int) error {
+// deleteLink removes a link.
+func (c *Conn) deleteLink(index int) error {
 	return c.request(unix.RTM_DELLINK, 0, ifinfo(index, 0, 0))
 }
 
@@ -182,9 +182,9 @@ func IfIndex(name string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
 
-// AddTap creates a persistent tap device (no packet information header),
+// addTap creates a persistent tap device (no packet information header),
 // which QEMU then opens by name.
-func AddTap(name string) error {
+func addTap(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}

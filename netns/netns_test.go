@@ -135,7 +135,7 @@ func TestCheckArgs(t *testing.T) {
 		{[]string{"-t", "80"}, false},
 		{[]string{"--netns", "/proc/1/ns/net"}, false},
 	} {
-		if err := CheckArgs(c.args); (err == nil) != c.ok {
+		if err := checkArgs(c.args); (err == nil) != c.ok {
 			t.Errorf("CheckArgs(%q) = %v, want ok %v", c.args, err, c.ok)
 		}
 	}

@@ -51,8 +51,8 @@ func passtOption(a string) bool {
 	return false
 }
 
-// CheckArgs reports the first option in args that a client may not give.
-func CheckArgs(args []string) error {
+// checkArgs reports the first option in args that a client may not give.
+func checkArgs(args []string) error {
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") && !passtOption(a) {
 			return fmt.Errorf("passt option %q is not one a VM's network uses", a)
@@ -134,7 +134,7 @@ func (s Server) spawn(c *net.UnixConn) (*exec.Cmd, error) {
 	if err := json.Unmarshal(buf[:n], &req); err != nil {
 		return nil, fmt.Errorf("spawn request: %w", err)
 	}
-	if err := CheckArgs(req.Args); err != nil {
+	if err := checkArgs(req.Args); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(s.Passt, req.Args...)

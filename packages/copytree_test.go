@@ -156,7 +156,7 @@ func TestCopyTree(t *testing.T) {
 				mkTree(t, base, out, treeSpec{"dest": "-> " + c.linkTo})
 			}
 			mkTree(t, dest, out, c.dest)
-			cp := CopyTree
+			cp := copyPackageTree
 			if c.rootFS {
 				cp = CopyRootTree
 			}
@@ -188,7 +188,7 @@ func TestCopyTreeSpecialFiles(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := CopyTree(src, filepath.Join(t.TempDir(), "d")); err == nil || !strings.Contains(err.Error(), "special files") {
+	if err := copyPackageTree(src, filepath.Join(t.TempDir(), "d")); err == nil || !strings.Contains(err.Error(), "special files") {
 		t.Fatalf("package copy of a fifo: %v", err)
 	}
 	dest := filepath.Join(t.TempDir(), "d")

@@ -39,13 +39,13 @@ func ExtractTarGz(r io.Reader, dest string, lim Limits) error {
 		return fmt.Errorf("not a gzip archive: %w", err)
 	}
 	defer zr.Close()
-	return ExtractTar(zr, dest, lim)
+	return extractTar(zr, dest, lim)
 }
 
-// ExtractTar unpacks a tar stream into dest (created here). It rejects
+// extractTar unpacks a tar stream into dest (created here). It rejects
 // absolute names, names that climb out with "..", links whose target
 // leaves dest, device files, and entries beyond the limits.
-func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
+func extractTar(r io.Reader, dest string, lim Limits) (err error) {
 	if err := os.Mkdir(dest, 0o755); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 		if n >= lim.MaxEntries {
 			return fmt.Errorf("archive has more than %d entries", lim.MaxEntries)
 		}
-		name, err := SafeName(h.Name)
+		name, err := safeName(h.Name)
 		if err != nil {
 			return err
 		}
@@ -110,7 +110,7 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 				}
 				continue
 			}
-			if !LinkInside(name, h.Linkname) && !InSysroot(name) {
+			if !linkInside(name, h.Linkname) && !inSysroot(name) {
 				return fmt.Errorf("%s: link to %q points outside the archive", h.Name, h.Linkname)
 			}
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
@@ -120,7 +120,7 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 				return err
 			}
 		case tar.TypeLink:
-			src, err := SafeName(h.Linkname)
+			src, err := safeName(h.Linkname)
 			if err != nil || src == "" {
 				return fmt.Errorf("%s: hard link to %q points outside the archive", h.Name, h.Linkname)
 			}
@@ -144,9 +144,9 @@ func ExtractTar(r io.Reader, dest string, lim Limits) (err error) {
 	}
 }
 
-// SafeName cleans an archive entry name, rejecting absolute names and
+// safeName cleans an archive entry name, rejecting absolute names and
 // names that climb out of the destination.
-func SafeName(name string) (string, error) {
+func safeName(name string) (string, error) {
 	if strings.ContainsRune(name, 0) {
 		return "", fmt.Errorf("entry name %q contains a NUL byte", name)
 	}
@@ -164,18 +164,18 @@ func SafeName(name string) (string, error) {
 	return c, nil
 }
 
-// InSysroot reports whether an entry lies in a package's sysroot/, a root
+// inSysroot reports whether an entry lies in a package's sysroot/, a root
 // filesystem whose links name guest paths: an absolute link there means a
 // path inside the sysroot, and ".." stops at it, so every link stays in
 // the package. Such links are kept as written and never followed.
-func InSysroot(name string) bool {
+func inSysroot(name string) bool {
 	parts := strings.Split(name, "/")
 	return (len(parts) >= 2 && parts[0] == "sysroot") || (len(parts) >= 3 && parts[1] == "sysroot")
 }
 
-// LinkInside reports whether a symlink at name with target stays inside
+// linkInside reports whether a symlink at name with target stays inside
 // the archive root.
-func LinkInside(name, target string) bool {
+func linkInside(name, target string) bool {
 	if target == "" || path.IsAbs(target) || strings.ContainsRune(target, 0) {
 		return false
 	}

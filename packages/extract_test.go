@@ -51,7 +51,7 @@ func TestExtractGood(t *testing.T) {
 		{name: "./node_20/./sub/../other.txt", body: "x"},
 		{name: "node_20/sysroot/bin", typ: tar.TypeSymlink, link: "/usr/bin"},
 	})
-	if err := ExtractTar(bytes.NewReader(data), dest, DefaultLimits()); err != nil {
+	if err := extractTar(bytes.NewReader(data), dest, DefaultLimits()); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"node_20/package.manifest", "node_20/sysroot/lib/libx.so", "node_20/hard", "node_20/other.txt"} {
@@ -91,7 +91,7 @@ func TestExtractHostile(t *testing.T) {
 			os.Mkdir(outside, 0o755)
 			dest := filepath.Join(parent, "a", "b", "pkg")
 			os.MkdirAll(filepath.Dir(dest), 0o755)
-			err := ExtractTar(bytes.NewReader(mkTar(tc.ents)), dest, tc.lim)
+			err := extractTar(bytes.NewReader(mkTar(tc.ents)), dest, tc.lim)
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Fatalf("error %v, want %q", err, tc.err)
 			}
@@ -114,7 +114,7 @@ func TestExtractRootFSMode(t *testing.T) {
 	lim.RootFS = true
 	dest := filepath.Join(t.TempDir(), "root")
 	// Absolute links are kept as written; special files are skipped.
-	if err := ExtractTar(bytes.NewReader(mkTar([]ent{
+	if err := extractTar(bytes.NewReader(mkTar([]ent{
 		{name: "bin", typ: tar.TypeSymlink, link: "/usr/bin"},
 		{name: "dev/null", typ: tar.TypeChar},
 		{name: "usr/bin/x", body: "x"},
@@ -130,7 +130,7 @@ func TestExtractRootFSMode(t *testing.T) {
 		{{name: "etc", typ: tar.TypeSymlink, link: "/tmp"}, {name: "etc/evil", body: "x"}},
 	} {
 		d := filepath.Join(t.TempDir(), "r")
-		if err := ExtractTar(bytes.NewReader(mkTar(ents)), d, lim); err == nil {
+		if err := extractTar(bytes.NewReader(mkTar(ents)), d, lim); err == nil {
 			t.Fatalf("%v accepted", ents)
 		}
 		if _, err := os.Stat("/tmp/evil"); err == nil {
@@ -156,7 +156,7 @@ func FuzzExtractTar(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parent := t.TempDir()
 		dest := filepath.Join(parent, "d")
-		err := ExtractTar(bytes.NewReader(b), dest, Limits{MaxFileSize: 1 << 20, MaxTotalSize: 4 << 20, MaxEntries: 100})
+		err := extractTar(bytes.NewReader(b), dest, Limits{MaxFileSize: 1 << 20, MaxTotalSize: 4 << 20, MaxEntries: 100})
 		// Whatever happened, nothing may exist in parent but dest.
 		ents, _ := os.ReadDir(parent)
 		for _, e := range ents {

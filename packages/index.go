@@ -53,8 +53,8 @@ type Index struct {
 	Packages []Package `json:"Packages"`
 }
 
-// ParseIndex decodes an index document.
-func ParseIndex(b []byte) (*Index, error) {
+// parseIndex decodes an index document.
+func parseIndex(b []byte) (*Index, error) {
 	var ix Index
 	if err := json.Unmarshal(b, &ix); err != nil {
 		return nil, fmt.Errorf("package index is not valid: %w", err)
@@ -81,8 +81,8 @@ type Repo struct {
 	Client      *http.Client
 }
 
-// PackageURL is where a package's tarball is.
-func (r Repo) PackageURL(p Package) string {
+// packageURL is where a package's tarball is.
+func (r Repo) packageURL(p Package) string {
 	base := r.BaseURL
 	if base == "" {
 		base = strings.TrimSuffix(r.ManifestURL, "/manifest.json") + "/packages"
@@ -131,14 +131,14 @@ func (r Repo) Load(ctx context.Context, refresh bool) (ix *Index, notice string,
 	st, statErr := os.Stat(r.CacheFile)
 	if statErr == nil && !refresh && time.Since(st.ModTime()) < r.MaxAge {
 		if b, err := os.ReadFile(r.CacheFile); err == nil {
-			if ix, err := ParseIndex(b); err == nil {
+			if ix, err := parseIndex(b); err == nil {
 				return ix, "", nil
 			}
 		}
 	}
 	b, fetchErr := r.fetchIndex(ctx)
 	if fetchErr == nil {
-		ix, err := ParseIndex(b)
+		ix, err := parseIndex(b)
 		if err != nil {
 			return nil, "", fmt.Errorf("%s: %w", r.ManifestURL, err)
 		}
@@ -152,7 +152,7 @@ func (r Repo) Load(ctx context.Context, refresh bool) (ix *Index, notice string,
 	}
 	if statErr == nil {
 		if b, err := os.ReadFile(r.CacheFile); err == nil {
-			if ix, err := ParseIndex(b); err == nil {
+			if ix, err := parseIndex(b); err == nil {
 				return ix, fmt.Sprintf("package index: %s cannot be reached; using the copy cached %s", r.ManifestURL, st.ModTime().Format("2006-01-02 15:04")), nil
 			}
 		}
@@ -176,7 +176,7 @@ func (r Repo) Download(ctx context.Context, p Package, dest string, progress fun
 	if len(p.SHA256) != 64 {
 		return fmt.Errorf("%s: the index gives no SHA-256 for it; refusing to install an unverified package", p.Ref())
 	}
-	u := r.PackageURL(p)
+	u := r.packageURL(p)
 	rc, size, err := r.open(ctx, u)
 	if err != nil {
 		return fmt.Errorf("downloading %s: %w", p.Ref(), err)

@@ -26,8 +26,8 @@ import (
 	"github.com/opsdev/ops/internal/fileutil"
 )
 
-// Platform is the only platform ops runs.
-func Platform() v1.Platform { return v1.Platform{OS: "linux", Architecture: "amd64"} }
+// targetPlatform is the only platform ops runs.
+func targetPlatform() v1.Platform { return v1.Platform{OS: "linux", Architecture: "amd64"} }
 
 // Annotations ops puts on the packages it pushes.
 const (
@@ -44,7 +44,7 @@ type Registry struct {
 }
 
 func (r Registry) options(ctx context.Context) []remote.Option {
-	o := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(Platform())}
+	o := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(targetPlatform())}
 	if r.Transport != nil {
 		o = append(o, remote.WithTransport(r.Transport))
 	}
@@ -129,13 +129,13 @@ func imageFromLayout(dir string) (v1.Image, error) {
 				return nil, err
 			}
 			for _, sd := range sim.Manifests {
-				if sd.Platform == nil || sd.Platform.Satisfies(Platform()) {
+				if sd.Platform == nil || sd.Platform.Satisfies(targetPlatform()) {
 					return sub.Image(sd.Digest)
 				}
 			}
 			continue
 		}
-		if d.Platform == nil || d.Platform.Satisfies(Platform()) {
+		if d.Platform == nil || d.Platform.Satisfies(targetPlatform()) {
 			img, err := idx.Image(d.Digest)
 			if err != nil {
 				return nil, err
@@ -152,7 +152,7 @@ func checkPlatform(src string, img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("%s: reading the image config: %w", src, err)
 	}
-	if (cf.OS != "" && cf.OS != Platform().OS) || (cf.Architecture != "" && cf.Architecture != Platform().Architecture) {
+	if (cf.OS != "" && cf.OS != targetPlatform().OS) || (cf.Architecture != "" && cf.Architecture != targetPlatform().Architecture) {
 		return fmt.Errorf("%s is a %s/%s image; ops runs linux/amd64 programs", src, cf.OS, cf.Architecture)
 	}
 	return nil
@@ -166,7 +166,7 @@ func Flatten(img v1.Image, dest string) error {
 	defer rc.Close()
 	lim := DefaultLimits()
 	lim.RootFS = true
-	return ExtractTar(rc, dest, lim)
+	return extractTar(rc, dest, lim)
 }
 
 // ImageConfig is what a package takes from an image's config.
@@ -241,7 +241,7 @@ func withPlatform(layer v1.Layer, annotations map[string]string) (v1.Image, erro
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = Platform().OS, Platform().Architecture
+	cf.OS, cf.Architecture = targetPlatform().OS, targetPlatform().Architecture
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, err
 	}
@@ -366,7 +366,7 @@ func (r Registry) PullPackage(ctx context.Context, ref string, s Store) (Package
 		return Package{}, "", err
 	}
 	defer os.RemoveAll(tmp)
-	if err := ExtractTar(rc, filepath.Join(tmp, "x"), DefaultLimits()); err != nil {
+	if err := extractTar(rc, filepath.Join(tmp, "x"), DefaultLimits()); err != nil {
 		return Package{}, "", fmt.Errorf("%s: %w", ref, err)
 	}
 	dir, err := packageRoot(filepath.Join(tmp, "x"))

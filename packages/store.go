@@ -30,8 +30,8 @@ type Store struct {
 	Arch string // "amd64"
 }
 
-// CacheDir holds downloaded packages.
-func (s Store) CacheDir() string { return filepath.Join(s.Home, "packages", s.Arch) }
+// cacheDir holds downloaded packages.
+func (s Store) cacheDir() string { return filepath.Join(s.Home, "packages", s.Arch) }
 
 // LocalDir holds local packages.
 func (s Store) LocalDir() string { return filepath.Join(s.Home, "local_packages", s.Arch) }
@@ -41,7 +41,7 @@ func (s Store) IndexCache() string { return filepath.Join(s.Home, "packages", "m
 
 // Dir is where a downloaded package is (or will be) unpacked.
 func (s Store) Dir(p Package) string {
-	return filepath.Join(s.CacheDir(), p.Namespace, p.DirName())
+	return filepath.Join(s.cacheDir(), p.Namespace, p.DirName())
 }
 
 // Installed reports whether a downloaded package is unpacked.
@@ -191,7 +191,7 @@ func (s Store) AddLocal(src, name, version string) (string, error) {
 	var dir string
 	if st.IsDir() {
 		dir = filepath.Join(tmp, "x")
-		if err := CopyTree(src, dir); err != nil {
+		if err := copyPackageTree(src, dir); err != nil {
 			return "", err
 		}
 		if _, err := os.Stat(filepath.Join(dir, ManifestFile)); err != nil {
@@ -230,10 +230,10 @@ func splitDirNameDefault(base, manifestVersion, version string) (string, string)
 	return splitDirName(base, manifestVersion)
 }
 
-// CopyTree copies a package folder, refusing special files and links that
+// copyPackageTree copies a package folder, refusing special files and links that
 // leave it (those under sysroot/ name guest paths and are kept), as
 // extraction does.
-func CopyTree(src, dest string) error { return copyTree(src, dest, false) }
+func copyPackageTree(src, dest string) error { return copyTree(src, dest, false) }
 
 // CopyRootTree copies a folder of a root filesystem: links are kept as
 // written, absolute ones included, since they name guest paths; special
@@ -266,7 +266,7 @@ func copyTree(src, dest string, rootFS bool) error {
 			if err != nil {
 				return err
 			}
-			if !rootFS && !LinkInside(filepath.ToSlash(rel), link) && !InSysroot(filepath.ToSlash(rel)) {
+			if !rootFS && !linkInside(filepath.ToSlash(rel), link) && !inSysroot(filepath.ToSlash(rel)) {
 				return fmt.Errorf("%s: link to %q points outside the package", p, link)
 			}
 			return os.Symlink(link, target)
