@@ -238,7 +238,7 @@ func composeUp(app *App, f *composeFlags) error {
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		HostLoopback: f.loopback,
 		Stdout:       app.Stdout, Stderr: app.Stderr,
-		Build: app.buildImage,
+		Build: app.builder.Build,
 		ResolvePackage: func(name string, local bool, c *lepton.Config) (string, error) {
 			_, dir, _, err := app.resolvePackage(c, name, local)
 			return dir, err

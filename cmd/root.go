@@ -41,7 +41,7 @@ type App struct {
 	mu      sync.Mutex
 	caught  os.Signal
 
-	buildMu sync.Mutex // one build at a time holds the collector back
+	builder lepton.Builder // every build of this process holds the collector back through it
 }
 
 // Home is the ops home (~/.ops, or $OPS_HOME/.ops).
