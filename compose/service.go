@@ -8,6 +8,7 @@ import (
 
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -130,7 +131,7 @@ func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) 
 		if !ok {
 			return lepton.PlanInput{}, fmt.Errorf("image %s was not resolved", s.Image)
 		}
-		return lepton.PackagePlan(dir, c, u.file.Dir)
+		return pkgenv.Plan(dir, c, u.file.Dir)
 	}
 	if s.Package != "" {
 		if u.opts.ResolvePackage == nil {
@@ -140,7 +141,7 @@ func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) 
 		if err != nil {
 			return lepton.PlanInput{}, err
 		}
-		return lepton.PackagePlan(dir, c, u.file.Dir)
+		return pkgenv.Plan(dir, c, u.file.Dir)
 	}
 	prog := s.Program
 	if !filepath.IsAbs(prog) {
