@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/opsdev/ops/compose"
@@ -234,24 +233,14 @@ func composeUp(app *App, f *composeFlags) error {
 		return err
 	}
 	pkgs.Registry = packages.Registry{Insecure: f.insecure}
-	say := func(line string) { fmt.Fprintln(app.Stderr, line) }
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		HostLoopback: f.loopback,
 		Stdout:       app.Stdout, Stderr: app.Stderr,
-		Build: app.builder.Build,
-		ResolvePackage: func(name string, local bool, c *lepton.Config) (string, error) {
-			dir, _, err := pkgs.For(c).Resolve(ctx, name, local)
-			return dir, err
-		},
-		ResolveImage: func(ref string, entrypoint, command []string) (string, error) {
-			if !filepath.IsAbs(ref) && (strings.HasPrefix(ref, ".") || strings.HasSuffix(ref, ".tar")) {
-				ref = filepath.Join(file.Dir, ref)
-			}
-			return pkgs.ImagePackage(ctx, ref, entrypoint, command)
-		},
-		Say:    say,
-		Detach: f.detach,
+		Packages: pkgs,
+		Builder:  &app.builder,
+		Say:      func(line string) { fmt.Fprintln(app.Stderr, line) },
+		Detach:   f.detach,
 	})
 	if err != nil {
 		return err
