@@ -21,8 +21,8 @@ func Clone(store packages.Store, src, name, version string, user *lepton.Config)
 	if name == "" || version == "" {
 		return "", fmt.Errorf("pass --name and --version for the new package")
 	}
-	p := packages.Package{Name: name, Version: version}
-	if _, err := packages.ParseRef(p.Ref()); err != nil {
+	p, err := localPackage(name, version)
+	if err != nil {
 		return "", err
 	}
 	mf := filepath.Join(src, packages.ManifestFile)
@@ -43,10 +43,7 @@ func Clone(store packages.Store, src, name, version string, user *lepton.Config)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(store.LocalDir(), 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(store.LocalDir(), ".from-pkg-")
+	tmp, err := staging(store, "pkg")
 	if err != nil {
 		return "", err
 	}

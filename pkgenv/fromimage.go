@@ -37,18 +37,15 @@ func FromImage(store packages.Store, img v1.Image, opt FromImageOptions) (string
 	if opt.Name == "" || opt.Version == "" {
 		return "", "", fmt.Errorf("pass --name and --version for the package")
 	}
-	p := packages.Package{Name: opt.Name, Version: opt.Version}
-	if _, err := packages.ParseRef(p.Ref()); err != nil {
+	p, err := localPackage(opt.Name, opt.Version)
+	if err != nil {
 		return "", "", err
 	}
 	cfg, err := packages.ConfigOf(img)
 	if err != nil {
 		return "", "", err
 	}
-	if err := os.MkdirAll(store.LocalDir(), 0o755); err != nil {
-		return "", "", err
-	}
-	tmp, err := os.MkdirTemp(store.LocalDir(), ".from-image-")
+	tmp, err := staging(store, "image")
 	if err != nil {
 		return "", "", err
 	}

@@ -23,8 +23,8 @@ func FromRun(store packages.Store, program, name, version string, c *lepton.Conf
 	if version == "" {
 		return "", fmt.Errorf("pass --version for the package")
 	}
-	p := packages.Package{Name: name, Version: version}
-	if _, err := packages.ParseRef(p.Ref()); err != nil {
+	p, err := localPackage(name, version)
+	if err != nil {
 		return "", err
 	}
 	base := filepath.Base(program)
@@ -32,10 +32,7 @@ func FromRun(store packages.Store, program, name, version string, c *lepton.Conf
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(store.LocalDir(), 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(store.LocalDir(), ".from-run-")
+	tmp, err := staging(store, "run")
 	if err != nil {
 		return "", err
 	}
