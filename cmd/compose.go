@@ -1,16 +1,11 @@
 package cmd
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/opsdev/ops/compose"
@@ -233,90 +228,28 @@ func composeUp(app *App, f *composeFlags) error {
 	if f.bridged {
 		mode = compose.Bridged
 	}
-	say := func(line string) { fmt.Fprintln(app.Stderr, line) }
 	accel, err := forcedAccel()
 	if err != nil {
 		return err
 	}
+	pkgs, err := app.Packages(nil)
+	if err != nil {
+		return err
+	}
+	pkgs.Registry = packages.Registry{Insecure: f.insecure}
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, ForceAccel: accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		HostLoopback: f.loopback,
 		Stdout:       app.Stdout, Stderr: app.Stderr,
-		Build: app.buildImage,
-		ResolvePackage: func(name string, local bool, c *lepton.Config) (string, error) {
-			_, dir, _, err := app.resolvePackage(c, name, local)
-			return dir, err
-		},
-		ResolveImage: func(ref string, entrypoint, command []string) (string, error) {
-			if !filepath.IsAbs(ref) && (strings.HasPrefix(ref, ".") || strings.HasSuffix(ref, ".tar")) {
-				ref = filepath.Join(file.Dir, ref)
-			}
-			return imagePackage(app, f.insecure, ref, entrypoint, command, say)
-		},
-		Say:    say,
-		Detach: f.detach,
+		Packages: pkgs,
+		Builder:  &app.builder,
+		Say:      func(line string) { fmt.Fprintln(app.Stderr, line) },
+		Detach:   f.detach,
 	})
 	if err != nil {
 		return err
 	}
 	return exitWith(code)
-}
-
-// imagePackage makes a local package of a container image for compose,
-// named after the image and versioned by its digest (and the service's
-// entrypoint and command), so an image is converted once.
-func imagePackage(app *App, insecure bool, ref string, entrypoint, command []string, say func(string)) (string, error) {
-	e, err := app.Packages(nil)
-	if err != nil {
-		return "", err
-	}
-	img, err := (packages.Registry{Insecure: insecure}).LoadImage(app.Context(), ref)
-	if err != nil {
-		return "", err
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	version := d.Algorithm + "-" + d.Hex[:16]
-	if entrypoint != nil || command != nil {
-		b, _ := json.Marshal([][]string{entrypoint, command})
-		h := sha256.Sum256(b)
-		version += "-" + hex.EncodeToString(h[:4])
-	}
-	base := path.Base(strings.TrimSuffix(ref, ".tar"))
-	base, _, _ = strings.Cut(base, "@")
-	base, _, _ = strings.Cut(base, ":")
-	name := "image-" + strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
-			return r
-		}
-		return '-'
-	}, strings.ToLower(base))
-	p := packages.Package{Name: name, Version: version}
-	dir := e.store.LocalDirOf(p)
-	if _, err := os.Stat(filepath.Join(dir, packages.ManifestFile)); err == nil {
-		return dir, nil
-	}
-	opt := lepton.FromImageOptions{Name: name, Version: version}
-	if entrypoint != nil {
-		if len(entrypoint) == 0 {
-			return "", fmt.Errorf("entrypoint is empty; name the program")
-		}
-		opt.Program = entrypoint[0]
-		opt.Args = append(append([]string{}, entrypoint[1:]...), command...)
-	} else if command != nil {
-		opt.Args = command
-	}
-	dir, note, err := lepton.PackageFromImage(e.store, img, opt)
-	if err != nil {
-		return "", err
-	}
-	if note != "" {
-		say(note)
-	}
-	say(fmt.Sprintf("image %s (%s) is local package %s", ref, d, p.Ref()))
-	return dir, nil
 }
 
 // composeDetach starts `compose up --bridged` in the background in its own session.

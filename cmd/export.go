@@ -41,7 +41,7 @@ func buildFormat(app *App, cmd *cobra.Command, f *buildFlags, args []string, for
 		t.Output = ""
 	}
 	in.OpsVersion = Version
-	b, err := app.buildImage(home, in, t)
+	b, err := app.builder.Build(home, in, t)
 	if err != nil {
 		return nil, err
 	}

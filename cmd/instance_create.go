@@ -66,7 +66,7 @@ func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg string) (st
 			return "", err
 		}
 		in.OpsVersion = Version
-		b, err := app.buildImage(home, in, lepton.Target{DefaultName: name})
+		b, err := app.builder.Build(home, in, lepton.Target{DefaultName: name})
 		if err != nil {
 			return "", err
 		}

@@ -5,8 +5,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	opsfs "github.com/opsdev/ops/fs"
-	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -40,7 +40,7 @@ func registry(app *App, insecure bool, label string) (packages.Registry, func())
 }
 
 func newFromImageCmd(app *App) *cobra.Command {
-	var opt lepton.FromImageOptions
+	var opt pkgenv.FromImageOptions
 	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "from-image IMAGE",
@@ -71,7 +71,7 @@ libraries and the paths named with --include. Registry credentials come from
 			if err != nil {
 				return err
 			}
-			dir, note, err := lepton.PackageFromImage(e.store, img, opt)
+			dir, note, err := pkgenv.FromImage(e.Store, img, opt)
 			if err != nil {
 				return err
 			}
@@ -104,7 +104,7 @@ func newPkgPushCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, p, err := e.resolve(app, args[0], local)
+			dir, p, err := e.Resolve(app.Context(), args[0], local)
 			if err != nil {
 				return err
 			}
@@ -133,7 +133,7 @@ func newPkgPullCmd(app *App) *cobra.Command {
 			}
 			ctx := app.Context()
 			reg := packages.Registry{Insecure: insecure}
-			p, dir, err := reg.PullPackage(ctx, args[0], e.store)
+			p, dir, err := reg.PullPackage(ctx, args[0], e.Store)
 			if err != nil {
 				return err
 			}

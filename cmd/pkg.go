@@ -12,6 +12,7 @@ import (
 
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/spf13/cobra"
 )
 
@@ -37,9 +38,9 @@ func newPkgListCmd(app *App, use string) *cobra.Command {
 			}
 			var pkgs []packages.Package
 			if local {
-				pkgs, err = e.store.Local()
+				pkgs, err = e.Store.Local()
 			} else {
-				pkgs, err = e.index(app)
+				pkgs, err = e.Index(app.Context())
 			}
 			if err != nil {
 				return err
@@ -97,7 +98,7 @@ func newPkgSearchCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pkgs, err := e.index(app)
+			pkgs, err := e.Index(app.Context())
 			if err != nil {
 				return err
 			}
@@ -124,7 +125,7 @@ func newPkgGetCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, p, err := e.resolve(app, args[0], false)
+			dir, p, err := e.Resolve(app.Context(), args[0], false)
 			if err != nil {
 				return err
 			}
@@ -190,7 +191,7 @@ func newFromRunCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, err := lepton.MakeLocalPackage(e.store, args[0], name, version, &lepton.Config{TargetRoot: targetRoot})
+			dir, err := pkgenv.FromRun(e.Store, args[0], name, version, &lepton.Config{TargetRoot: targetRoot})
 			if err != nil {
 				return err
 			}
@@ -215,7 +216,7 @@ func newPkgAddCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, err := e.store.AddLocal(args[0], name, version)
+			dir, err := e.Store.AddLocal(args[0], name, version)
 			if err != nil {
 				return err
 			}

@@ -6,8 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/spf13/cobra"
 )
 
@@ -59,7 +59,7 @@ func newPkgDeleteCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, err := installedDir(e, args[0], local)
+			dir, err := e.Installed(args[0], local)
 			if err != nil {
 				return err
 			}
@@ -72,34 +72,6 @@ func newPkgDeleteCmd(app *App) *cobra.Command {
 	}
 	localFlag(cmd.Flags(), &local)
 	return cmd
-}
-
-// installedDir finds a package already on this machine, never
-// downloading: a local one (-l), or a downloaded one in the cache.
-func installedDir(e *pkgEnv, name string, local bool) (string, error) {
-	ref, err := packages.ParseRef(name)
-	if err != nil {
-		return "", err
-	}
-	if local {
-		pkgs, err := e.store.Local()
-		if err != nil {
-			return "", err
-		}
-		p, err := packages.Find(pkgs, ref)
-		if err != nil {
-			return "", fmt.Errorf("local packages: %w", err)
-		}
-		return e.store.LocalDirOf(p), nil
-	}
-	if ref.Namespace == "" || ref.Version == "" {
-		return "", fmt.Errorf("%q: name a downloaded package as namespace/name:version (or pass -l for a local one)", name)
-	}
-	p := packages.Package{Namespace: ref.Namespace, Name: ref.Name, Version: ref.Version}
-	if !e.store.Installed(p) {
-		return "", fmt.Errorf("%s is not downloaded (ops pkg get fetches it)", name)
-	}
-	return e.store.Dir(p), nil
 }
 
 func newFromPkgCmd(app *App) *cobra.Command {
@@ -122,7 +94,7 @@ func newFromPkgCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, err := lepton.ClonePackage(e.store, src, name, version, c)
+			dir, err := pkgenv.Clone(e.Store, src, name, version, c)
 			if err != nil {
 				return err
 			}

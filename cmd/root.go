@@ -14,6 +14,7 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/spf13/cobra"
 )
 
@@ -41,7 +42,7 @@ type App struct {
 	mu      sync.Mutex
 	caught  os.Signal
 
-	buildMu sync.Mutex // one build at a time holds the collector back
+	builder lepton.Builder // every build of this process holds the collector back through it
 }
 
 // Home is the ops home (~/.ops, or $OPS_HOME/.ops).
@@ -87,12 +88,12 @@ func (a *App) stoppedCode() int {
 
 // Packages is the package store in the ops home and the repository its
 // index comes from (config.json's URLs, then the environment's, win).
-func (a *App) Packages(c *lepton.Config) (*pkgEnv, error) {
+func (a *App) Packages(c *lepton.Config) (*pkgenv.Env, error) {
 	home, err := a.Home()
 	if err != nil {
 		return nil, err
 	}
-	return newPkgEnv(home, c), nil
+	return newPkgEnv(a, home, c), nil
 }
 
 // NewRoot builds the command tree.

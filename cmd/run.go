@@ -72,7 +72,7 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 		b, err = lepton.Existing(home, c, target)
 	} else {
 		in.OpsVersion = Version
-		b, err = app.buildImage(home, in, target)
+		b, err = app.builder.Build(home, in, target)
 	}
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -99,11 +100,7 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.Hosts(r, selfAddr)},
 		{Path: "/etc/nsswitch.conf", Kind: opsfs.KindFile, Data: []byte("hosts: files dns\n")},
 	}
-	build := u.opts.Build
-	if build == nil {
-		build = lepton.Build
-	}
-	b, err := build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
+	b, err := u.opts.Builder.Build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
 	if err != nil {
 		return nil, err
 	}
@@ -134,25 +131,16 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 }
 
 // planInput is a service's program: an image (made into a package), a
-// package, or an ELF named relative to the compose file's folder.
+// package (both found by packages before), or an ELF named relative to
+// the compose file's folder.
 func (u *up) planInput(name string, c *lepton.Config) (lepton.PlanInput, error) {
 	s := u.file.Services[name]
-	if s.Image != "" {
+	if s.Image != "" || s.Package != "" {
 		dir, ok := u.images[name]
 		if !ok {
-			return lepton.PlanInput{}, fmt.Errorf("image %s was not resolved", s.Image)
+			return lepton.PlanInput{}, fmt.Errorf("the package of service %s was not resolved", name)
 		}
-		return lepton.PackagePlan(dir, c, u.file.Dir)
-	}
-	if s.Package != "" {
-		if u.opts.ResolvePackage == nil {
-			return lepton.PlanInput{}, fmt.Errorf("package %s: packages cannot be resolved here", s.Package)
-		}
-		dir, err := u.opts.ResolvePackage(s.Package, s.Local, c)
-		if err != nil {
-			return lepton.PlanInput{}, err
-		}
-		return lepton.PackagePlan(dir, c, u.file.Dir)
+		return pkgenv.Plan(dir, c, u.file.Dir)
 	}
 	prog := s.Program
 	if !filepath.IsAbs(prog) {

@@ -21,6 +21,7 @@ import (
 	"github.com/opsdev/ops/internal/splice"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/netlink"
+	"github.com/opsdev/ops/pkgenv"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -46,14 +47,14 @@ type UpOptions struct {
 	OpsVersion string
 	// The services' consoles, each line prefixed with the replica's name.
 	Stdout, Stderr io.Writer
-	// ResolvePackage finds (or downloads) a package's folder.
-	ResolvePackage func(name string, local bool, c *lepton.Config) (string, error)
-	// Build builds a service's image (lepton.Build when nil).
-	Build func(lepton.Home, lepton.PlanInput, lepton.Target) (*lepton.Built, error)
-	// ResolveImage makes a package of a container image (an OCI reference
-	// or a docker-archive tarball), with the service's entrypoint and
-	// command, and returns its folder; it converts each image once.
-	ResolveImage func(ref string, entrypoint, command []string) (string, error)
+	// Packages is where the services' packages come from (found or
+	// downloaded) and their images are made into local packages, each
+	// image once. Nil: a service with a package or an image is an error.
+	Packages *pkgenv.Env
+	// Builder builds the services' images: the process's one, so they
+	// hold the collector back in turn with its other builds (nil: a
+	// Builder of up's own).
+	Builder *lepton.Builder
 	// Say takes compose's own lines: the guest note, the services up,
 	// each service's exit.
 	Say func(line string)
@@ -71,7 +72,7 @@ type up struct {
 	opts   UpOptions
 	layout *Net
 	dir    string            // the project's state folder
-	images map[string]string // service -> package folder of its image
+	images map[string]string // service -> folder of its package (or its image's)
 	store  instance.Store
 }
 
@@ -90,6 +91,9 @@ func StateDir(home lepton.Home, name string) string {
 func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	if o.Say == nil {
 		o.Say = func(string) {}
+	}
+	if o.Builder == nil {
+		o.Builder = &lepton.Builder{}
 	}
 	order, err := file.Order()
 	if err != nil {
@@ -111,19 +115,8 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	// The project's own network namespace, unless the guests are to reach
 	// the host's loopback (nsnet.go).
 	layout.Namespace = o.Mode == UserMode && !o.HostLoopback && qemu.PasstBinary() != ""
-	for _, name := range order {
-		s := file.Services[name]
-		if s.Image == "" {
-			continue
-		}
-		if o.ResolveImage == nil {
-			return 0, fmt.Errorf("service %s: images cannot be resolved here", name)
-		}
-		dir, err := o.ResolveImage(s.Image, s.Entrypoint, s.Command)
-		if err != nil {
-			return 0, fmt.Errorf("service %s: image %w", name, err)
-		}
-		u.images[name] = dir
+	if err := u.packages(ctx, order); err != nil {
+		return 0, err
 	}
 	if err := u.volumes(order); err != nil {
 		return 0, err

@@ -1,6 +1,9 @@
-package lepton
+package pkgenv
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 )
 
@@ -24,27 +28,24 @@ type FromImageOptions struct {
 
 const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// PackageFromImage makes a local package from a container image: its
+// FromImage makes a local package from a container image: its
 // layers flattened into sysroot/ (or, with Minimal, only what the program
 // needs), the program and arguments from ENTRYPOINT and CMD, environment
 // and working folder from the image config. It returns the package folder
 // and a note when the entrypoint was a script ops skipped.
-func PackageFromImage(store packages.Store, img v1.Image, opt FromImageOptions) (string, string, error) {
+func FromImage(store packages.Store, img v1.Image, opt FromImageOptions) (string, string, error) {
 	if opt.Name == "" || opt.Version == "" {
 		return "", "", fmt.Errorf("pass --name and --version for the package")
 	}
-	p := packages.Package{Name: opt.Name, Version: opt.Version}
-	if _, err := packages.ParseRef(p.Ref()); err != nil {
+	p, err := localPackage(opt.Name, opt.Version)
+	if err != nil {
 		return "", "", err
 	}
 	cfg, err := packages.ConfigOf(img)
 	if err != nil {
 		return "", "", err
 	}
-	if err := os.MkdirAll(store.LocalDir(), 0o755); err != nil {
-		return "", "", err
-	}
-	tmp, err := os.MkdirTemp(store.LocalDir(), ".from-image-")
+	tmp, err := staging(store, "image")
 	if err != nil {
 		return "", "", err
 	}
@@ -121,12 +122,12 @@ func chooseProgram(rootfs string, argv []string, pathVar, workdir string) (prog 
 			}
 		}
 		for _, c := range cands {
-			host := ResolveInRoot(rootfs, c)
+			host := lepton.ResolveInRoot(rootfs, c)
 			st, err := os.Stat(host)
 			if err != nil || !st.Mode().IsRegular() {
 				continue
 			}
-			if _, err := ReadELF(host); err != nil {
+			if _, err := lepton.ReadELF(host); err != nil {
 				break // found, but a script: try the next element
 			}
 			if i > 0 {
@@ -141,7 +142,7 @@ func chooseProgram(rootfs string, argv []string, pathVar, workdir string) (prog 
 // minimalRoot copies into dest only the program, its interpreter and
 // libraries (resolved inside rootfs) and the included paths.
 func minimalRoot(rootfs, dest, prog string, include []string) error {
-	deps, err := NewResolver(rootfs).Resolve(ResolveInRoot(rootfs, prog), prog)
+	deps, err := lepton.NewResolver(rootfs).Resolve(lepton.ResolveInRoot(rootfs, prog), prog)
 	if err != nil {
 		return err
 	}
@@ -160,13 +161,13 @@ func minimalRoot(rootfs, dest, prog string, include []string) error {
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			return err
 		}
-		if err := fileutil.CopyFile(ResolveInRoot(rootfs, g), to, 0o755); err != nil {
+		if err := fileutil.CopyFile(lepton.ResolveInRoot(rootfs, g), to, 0o755); err != nil {
 			return err
 		}
 	}
 	for _, inc := range include {
 		g := path.Clean("/" + inc)
-		src := ResolveInRoot(rootfs, g)
+		src := lepton.ResolveInRoot(rootfs, g)
 		st, err := os.Stat(src)
 		if err != nil {
 			return fmt.Errorf("--include %s: not in the image", inc)
@@ -189,4 +190,72 @@ func minimalRoot(rootfs, dest, prog string, include []string) error {
 		}
 	}
 	return nil
+}
+
+// ImagePackage makes a local package of a container image (an OCI
+// reference, a docker-archive tarball or an OCI layout folder, loaded
+// from e.Registry) that runs with the given entrypoint and command (nil:
+// the image's own), and returns its folder. The package is named after
+// the image and versioned by its digest (and the entrypoint and command),
+// so an image is converted once. What it made of the image goes to Say.
+func (e *Env) ImagePackage(ctx context.Context, ref string, entrypoint, command []string) (string, error) {
+	img, err := e.Registry.LoadImage(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	p := packages.Package{Name: imagePackageName(ref), Version: imagePackageVersion(d, entrypoint, command)}
+	dir := e.Store.LocalDirOf(p)
+	if _, err := os.Stat(filepath.Join(dir, packages.ManifestFile)); err == nil {
+		return dir, nil
+	}
+	opt := FromImageOptions{Name: p.Name, Version: p.Version}
+	if entrypoint != nil {
+		if len(entrypoint) == 0 {
+			return "", fmt.Errorf("entrypoint is empty; name the program")
+		}
+		opt.Program = entrypoint[0]
+		opt.Args = append(append([]string{}, entrypoint[1:]...), command...)
+	} else if command != nil {
+		opt.Args = command
+	}
+	dir, note, err := FromImage(e.Store, img, opt)
+	if err != nil {
+		return "", err
+	}
+	if note != "" {
+		e.say(note)
+	}
+	e.say(fmt.Sprintf("image %s (%s) is local package %s", ref, d, p.Ref()))
+	return dir, nil
+}
+
+// imagePackageName is the name of an image's package: "image-" and the
+// image's last path element without tag, digest or .tar, in the
+// characters a package name may hold.
+func imagePackageName(ref string) string {
+	base := path.Base(strings.TrimSuffix(ref, ".tar"))
+	base, _, _ = strings.Cut(base, "@")
+	base, _, _ = strings.Cut(base, ":")
+	return "image-" + strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(base))
+}
+
+// imagePackageVersion is the version of an image's package: the image's
+// digest, and a hash of the entrypoint and command when either is set.
+func imagePackageVersion(d v1.Hash, entrypoint, command []string) string {
+	version := d.Algorithm + "-" + d.Hex[:16]
+	if entrypoint != nil || command != nil {
+		b, _ := json.Marshal([][]string{entrypoint, command})
+		h := sha256.Sum256(b)
+		version += "-" + hex.EncodeToString(h[:4])
+	}
+	return version
 }

@@ -1,4 +1,4 @@
-package lepton
+package pkgenv
 
 import (
 	"encoding/json"
@@ -8,20 +8,21 @@ import (
 	"path/filepath"
 
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 )
 
-// ClonePackage makes the local package name_version from the package in
+// Clone makes the local package name_version from the package in
 // src (ops pkg from-pkg): a copy of its files, with a manifest whose
 // Program lives in the new folder, whose Version is version, and which
 // takes the user's Args (after the package's), Env (over the package's)
 // and Nanos options. It appears complete or not at all.
-func ClonePackage(store packages.Store, src, name, version string, user *Config) (string, error) {
+func Clone(store packages.Store, src, name, version string, user *lepton.Config) (string, error) {
 	if name == "" || version == "" {
 		return "", fmt.Errorf("pass --name and --version for the new package")
 	}
-	p := packages.Package{Name: name, Version: version}
-	if _, err := packages.ParseRef(p.Ref()); err != nil {
+	p, err := localPackage(name, version)
+	if err != nil {
 		return "", err
 	}
 	mf := filepath.Join(src, packages.ManifestFile)
@@ -42,10 +43,7 @@ func ClonePackage(store packages.Store, src, name, version string, user *Config)
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(store.LocalDir(), 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.MkdirTemp(store.LocalDir(), ".from-pkg-")
+	tmp, err := staging(store, "pkg")
 	if err != nil {
 		return "", err
 	}
@@ -63,7 +61,7 @@ func ClonePackage(store packages.Store, src, name, version string, user *Config)
 
 // mergeManifest lays the user's config over a package manifest: Args
 // after the package's, Env over its, and the Nanos options set.
-func mergeManifest(man map[string]any, c *Config) {
+func mergeManifest(man map[string]any, c *lepton.Config) {
 	if c == nil {
 		return
 	}

@@ -1,23 +1,20 @@
-package cmd
+package lepton
 
 import (
-	"io"
 	"math"
 	"runtime/debug"
 	"testing"
-
-	"github.com/opsdev/ops/lepton"
 )
 
 // TestBuildImageRestoresGC checks that a build, failed or not, gives the
 // collector its settings back (ops run goes on supervising for hours).
 func TestBuildImageRestoresGC(t *testing.T) {
-	app := &App{Stdout: io.Discard, Stderr: io.Discard}
+	var b Builder
 	gc := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(gc)
 	limit := debug.SetMemoryLimit(math.MaxInt64)
 	defer debug.SetMemoryLimit(limit)
-	_, err := app.buildImage(lepton.Home{Dir: t.TempDir()}, lepton.PlanInput{Config: &lepton.Config{BaseVolumeSz: "not a size"}}, lepton.Target{})
+	_, err := b.Build(Home{Dir: t.TempDir()}, PlanInput{Config: &Config{BaseVolumeSz: "not a size"}}, Target{})
 	if err == nil {
 		t.Fatal("a bad BaseVolumeSz built an image")
 	}
