@@ -65,7 +65,7 @@ test: test-deps build vet
 		status=$$?; echo "full log: .work/test.log"; exit $$status
 
 # The unit suite alone (what `go test ./...` runs: no VM boots), in seconds.
-test-unit: $(INIT)
+test-unit:
 	$(GO) test -count=1 ./...
 
 # Build times and image sizes (in process, then whole `ops build` processes
