@@ -151,16 +151,21 @@ func newEnv() (*env, error) {
 	return e, nil
 }
 
+// nanosSource is the ops home whose Nanos release the tests use:
+// $OPS_TEST_NANOS_HOME, else ~/.ops.
+func nanosSource() string {
+	if src := os.Getenv("OPS_TEST_NANOS_HOME"); src != "" {
+		return src
+	}
+	h, _ := os.UserHomeDir()
+	return filepath.Join(h, ".ops")
+}
+
 // nanosHome links an installed Nanos release into a fresh ops home, or
 // skips the test saying why.
 func nanosHome(t *testing.T) string {
 	t.Helper()
-	src := os.Getenv("OPS_TEST_NANOS_HOME")
-	if src == "" {
-		if h, err := os.UserHomeDir(); err == nil {
-			src = filepath.Join(h, ".ops")
-		}
-	}
+	src := nanosSource()
 	v, err := os.ReadFile(filepath.Join(src, "latest.txt"))
 	ver := strings.TrimSpace(string(v))
 	if err != nil || ver == "" {
@@ -578,11 +583,7 @@ func TestE2EPortInUse(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	src := os.Getenv("OPS_TEST_NANOS_HOME")
-	if src == "" {
-		h, _ := os.UserHomeDir()
-		src = filepath.Join(h, ".ops")
-	}
+	src := nanosSource()
 	if _, err := os.Stat(filepath.Join(src, "latest.txt")); err != nil {
 		fmt.Fprintf(os.Stderr, "SKIP: Nanos end-to-end tests: no Nanos release installed in %s (ops update, or OPS_TEST_NANOS_HOME); the Linux guest tests run\n", src)
 	}
