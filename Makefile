@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
 INIT    := guestinit/bin/init
 INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go netlink/*.go)
 
-.PHONY: all build deps test-deps install-pkgs test test-short bench demo fuzz vet clean
+.PHONY: all build deps test-deps install-pkgs test test-unit bench demo fuzz vet clean
 
 all: build
 
@@ -44,11 +44,13 @@ install-pkgs:
 		status=$$?; [ -n "$$made" ] && $$SUDO rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
+# With the e2e tag, so the end-to-end tests are checked as well as the rest.
 vet: $(INIT)
-	$(GO) vet ./...
+	$(GO) vet -tags e2e ./...
 
-# Every test: unit, round-trip, fuzz seeds, and end-to-end boots (Linux
-# guest always; Nanos when a release is installed, skipped visibly otherwise).
+# Every test: unit, round-trip, fuzz seeds, and end-to-end boots (the e2e
+# package, built with the e2e tag: Linux guest always; Nanos when a release
+# is installed, skipped visibly otherwise).
 # The whole log goes to .work/test.log; the screen shows each test's result
 # and every skip or failure with its reason (a message's further lines too,
 # up to 60 of them, so a CI failure shows what the guest printed).
@@ -58,12 +60,13 @@ TEST_FILTER := /^(ok|FAIL|panic:|--- |    --- )|^SKIP|^[[:space:]]+Error/ { prin
 	{ more = 0 }
 test: test-deps build vet
 	@mkdir -p .work
-	@set -o pipefail; $(GO) test -count=1 -timeout 40m -v ./... 2>&1 | tee .work/test.log | \
+	@set -o pipefail; $(GO) test -tags e2e -count=1 -timeout 40m -v ./... 2>&1 | tee .work/test.log | \
 		awk '$(TEST_FILTER)'; \
 		status=$$?; echo "full log: .work/test.log"; exit $$status
 
-test-short: $(INIT)
-	$(GO) test -short -count=1 ./...
+# The unit suite alone (what `go test ./...` runs: no VM boots), in seconds.
+test-unit:
+	$(GO) test -count=1 ./...
 
 # Build times and image sizes (in process, then whole `ops build` processes
 # beside cp and, with OPS_BENCH_ANCHOR=path, nanovms/ops: medians of 21
@@ -78,10 +81,10 @@ LATENCYRUNS ?= 100
 COMPOSERUNS ?= 3
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
-	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m ./cmd/
-	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m ./cmd/
-	$(GO) test -run '^$$' -bench ForwardLatency -benchtime $(LATENCYRUNS)x -timeout 30m ./cmd/
-	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m ./cmd/
+	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench ForwardLatency -benchtime $(LATENCYRUNS)x -timeout 30m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m -tags e2e ./e2e/
 
 FUZZTIME ?= 20s
 fuzz: $(INIT)

@@ -223,3 +223,39 @@ func (r compatResult) equal(t *testing.T, what string, got, want any) {
 		t.Errorf("%s: got %#v, want %#v", what, got, want)
 	}
 }
+
+// TestHelpListsCompatFlags: every nanovms/ops flag ops takes shows in
+// the help of the commands that take it.
+func TestHelpListsCompatFlags(t *testing.T) {
+	root := NewRoot(&App{Stdout: &strings.Builder{}, Stderr: &strings.Builder{}})
+	build := []string{"--ip-address", "--disable-args-copy", "--consoles", "--nightly", "--arch", "--trace", "--no-trace", "--syscall-summary", "--missing-files", "--target-root"}
+	run := append([]string{"--bridgeipaddress", "--gdbport", "--qmp", "--force", "--debug", "--port"}, build...)
+	global := []string{"--show-debug", "--show-warnings", "--show-errors"}
+	for _, tc := range []struct {
+		path  []string
+		flags []string
+	}{
+		{[]string{"run"}, append(run, global...)},
+		{[]string{"pkg", "load"}, run},
+		{[]string{"build"}, build},
+		{[]string{"image", "create"}, build},
+		{[]string{"image", "ls"}, []string{"--long-format", "--bootfs"}},
+		{[]string{"image", "tree"}, []string{"--bootfs"}},
+		{[]string{"image", "delete"}, []string{"--lru", "--older-than"}},
+		{[]string{"image", "cp"}, []string{"--recursive", "--dereference", "--bootfs"}},
+		{nil, global},
+	} {
+		c, _, err := root.Find(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		c.SetOut(&out)
+		c.Help()
+		for _, f := range tc.flags {
+			if !strings.Contains(out.String(), f) {
+				t.Errorf("ops %s --help lacks %s", strings.Join(tc.path, " "), f)
+			}
+		}
+	}
+}

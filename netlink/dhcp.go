@@ -69,16 +69,23 @@ func DHCP(ifindex int, mac []byte, timeout time.Duration) (*Lease, error) {
 		if err != nil {
 			continue
 		}
-		bits := 24
-		if ack.mask.IsValid() {
-			m := ack.mask.As4()
-			bits = 0
-			for v := binary.BigEndian.Uint32(m[:]); v&0x80000000 != 0; v <<= 1 {
-				bits++
-			}
-		}
-		return &Lease{Addr: netip.PrefixFrom(netip.AddrFrom4(ack.yiaddr), bits), Gateway: ack.router, DNS: ack.dns}, nil
+		return ack.lease(), nil
 	}
+}
+
+// lease is what an acknowledgement hands out: the address with the
+// subnet mask's prefix length (its leading ones; /24 without a mask), the
+// router and the name servers.
+func (ack *dhcpReply) lease() *Lease {
+	bits := 24
+	if ack.mask.IsValid() {
+		m := ack.mask.As4()
+		bits = 0
+		for v := binary.BigEndian.Uint32(m[:]); v&0x80000000 != 0; v <<= 1 {
+			bits++
+		}
+	}
+	return &Lease{Addr: netip.PrefixFrom(netip.AddrFrom4(ack.yiaddr), bits), Gateway: ack.router, DNS: ack.dns}
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -58,12 +58,7 @@ func u32(v uint32) []byte {
 // request sends one message and waits for its acknowledgement.
 func (c *Conn) request(typ uint16, flags uint16, body []byte) error {
 	c.seq++
-	msg := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+len(body))
-	msg = append(msg, body...)
-	binary.LittleEndian.PutUint32(msg[0:], uint32(len(msg)))
-	binary.LittleEndian.PutUint16(msg[4:], typ)
-	binary.LittleEndian.PutUint16(msg[6:], flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
-	binary.LittleEndian.PutUint32(msg[8:], c.seq)
+	msg := message(c.seq, typ, flags, body)
 	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
@@ -77,19 +72,40 @@ func (c *Conn) request(typ uint16, flags uint16, body []byte) error {
 		if err != nil {
 			return err
 		}
-		for _, m := range msgs {
-			if m.Header.Seq != c.seq || m.Header.Type != unix.NLMSG_ERROR {
-				continue
-			}
-			if len(m.Data) < 4 {
-				return errors.New("short netlink error")
-			}
-			if e := int32(binary.LittleEndian.Uint32(m.Data)); e != 0 {
-				return goerrors.Wrap(unix.Errno(-e), 0)
-			}
-			return nil
+		if done, err := ack(msgs, c.seq); done {
+			return err
 		}
 	}
+}
+
+// message is a request: the header (its length, type, flags asking for an
+// acknowledgement, sequence number seq), then body.
+func message(seq uint32, typ uint16, flags uint16, body []byte) []byte {
+	msg := make([]byte, unix.NLMSG_HDRLEN, unix.NLMSG_HDRLEN+len(body))
+	msg = append(msg, body...)
+	binary.LittleEndian.PutUint32(msg[0:], uint32(len(msg)))
+	binary.LittleEndian.PutUint16(msg[4:], typ)
+	binary.LittleEndian.PutUint16(msg[6:], flags|unix.NLM_F_REQUEST|unix.NLM_F_ACK)
+	binary.LittleEndian.PutUint32(msg[8:], seq)
+	return msg
+}
+
+// ack finds the acknowledgement of request seq among msgs: done says
+// whether one was there, err is the error it carries (nil for success).
+func ack(msgs []syscall.NetlinkMessage, seq uint32) (done bool, err error) {
+	for _, m := range msgs {
+		if m.Header.Seq != seq || m.Header.Type != unix.NLMSG_ERROR {
+			continue
+		}
+		if len(m.Data) < 4 {
+			return true, errors.New("short netlink error")
+		}
+		if e := int32(binary.LittleEndian.Uint32(m.Data)); e != 0 {
+			return true, goerrors.Wrap(unix.Errno(-e), 0)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 func ifinfo(index int, flags, change uint32) []byte {
@@ -108,13 +124,18 @@ func (c *Conn) LinkUp(index int) error {
 
 // AddAddr adds an IPv4 address with its prefix length.
 func (c *Conn) AddAddr(index int, ip [4]byte, prefix int) error {
+	return c.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, addrMsg(index, ip, prefix))
+}
+
+// addrMsg is RTM_NEWADDR's body: an ifaddrmsg and the address as both
+// IFA_LOCAL and IFA_ADDRESS.
+func addrMsg(index int, ip [4]byte, prefix int) []byte {
 	b := make([]byte, unix.SizeofIfAddrmsg)
 	b[0] = unix.AF_INET
 	b[1] = byte(prefix)
 	binary.LittleEndian.PutUint32(b[4:], uint32(index))
 	b = append(b, attr(unix.IFA_LOCAL, ip[:])...)
-	b = append(b, attr(unix.IFA_ADDRESS, ip[:])...)
-	return c.request(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, b)
+	return append(b, attr(unix.IFA_ADDRESS, ip[:])...)
 }
 
 // AddDefaultRoute adds a default IPv4 route through gw on a link.
@@ -127,6 +148,12 @@ func (c *Conn) AddDefaultRoute(index int, gw [4]byte) error {
 func (c *Conn) AddLinkRoute(index int) error { return c.addDefaultRoute(index, nil) }
 
 func (c *Conn) addDefaultRoute(index int, gw []byte) error {
+	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, routeMsg(index, gw))
+}
+
+// routeMsg is RTM_NEWROUTE's body for a default IPv4 route out of a link:
+// through gw, or with no gateway (scope link) when gw is nil.
+func routeMsg(index int, gw []byte) []byte {
 	b := make([]byte, unix.SizeofRtMsg)
 	b[0] = unix.AF_INET
 	b[4] = unix.RT_TABLE_MAIN
@@ -138,8 +165,7 @@ func (c *Conn) addDefaultRoute(index int, gw []byte) error {
 	} else {
 		b = append(b, attr(unix.RTA_GATEWAY, gw)...)
 	}
-	b = append(b, attr(unix.RTA_OIF, u32(uint32(index)))...)
-	return c.request(unix.RTM_NEWROUTE, unix.NLM_F_CREATE, b)
+	return append(b, attr(unix.RTA_OIF, u32(uint32(index)))...)
 }
 
 // AddBridge creates a bridge.
@@ -147,10 +173,15 @@ func (c *Conn) AddBridge(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	return c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, bridgeMsg(name))
+}
+
+// bridgeMsg is RTM_NEWLINK's body for a new bridge: its name and, nested
+// in IFLA_LINKINFO, its kind.
+func bridgeMsg(name string) []byte {
 	b := ifinfo(0, 0, 0)
 	b = append(b, attr(unix.IFLA_IFNAME, append([]byte(name), 0))...)
-	b = append(b, attr(unix.IFLA_LINKINFO, attr(unix.IFLA_INFO_KIND, []byte("bridge\x00")))...)
-	return c.request(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, b)
+	return append(b, attr(unix.IFLA_LINKINFO, attr(unix.IFLA_INFO_KIND, []byte("bridge\x00")))...)
 }
 
 // setMaster enslaves a link to a bridge.

@@ -99,7 +99,7 @@ func run(start time.Time) int {
 		logf("bad manifest: %v", err)
 		return 126
 	}
-	if b, err := os.ReadFile("/proc/cmdline"); err == nil && strings.Contains(string(b), "ops.debug=1") {
+	if b, err := os.ReadFile("/proc/cmdline"); err == nil && debugOn(b) {
 		m.Debug = true
 	}
 	if m.Debug {
@@ -136,6 +136,12 @@ func run(start time.Time) int {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
 	return runProgram(m)
+}
+
+// debugOn says whether the kernel command line asks for init's timings
+// (ops run -v puts ops.debug=1 there).
+func debugOn(cmdline []byte) bool {
+	return strings.Contains(string(cmdline), "ops.debug=1")
 }
 
 func loadModule(p string) error {
@@ -188,16 +194,27 @@ func runProgram(m guestinit.Manifest) int {
 		if wpid != pid {
 			continue
 		}
-		switch {
-		case ws.Exited():
-			return ws.ExitStatus()
-		case ws.Signaled():
-			// QEMU's exit status carries 7 bits: report the signal number,
-			// as Nanos does, and say what happened.
-			logf("%s was killed by signal %d (%v)", m.Program, int(ws.Signal()), ws.Signal())
-			return int(ws.Signal())
+		if code, ended := exitCode(ws); ended {
+			if ws.Signaled() {
+				logf("%s was killed by signal %d (%v)", m.Program, int(ws.Signal()), ws.Signal())
+			}
+			return code
 		}
 	}
+}
+
+// exitCode is the code init reports for the program's wait status: its
+// exit status or, as QEMU's exit status carries 7 bits, the number of the
+// signal that killed it, as Nanos does. ended is false for a status that
+// is no end (a stop).
+func exitCode(ws unix.WaitStatus) (code int, ended bool) {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus(), true
+	case ws.Signaled():
+		return int(ws.Signal()), true
+	}
+	return 0, false
 }
 
 // powerButton loads the power button's drivers, then turns a press (ACPI,
@@ -235,11 +252,17 @@ func powerButton(modules []string, pid int) {
 		if _, err := io.ReadFull(f, ev); err != nil {
 			return
 		}
-		typ, code, value := binary.LittleEndian.Uint16(ev[16:]), binary.LittleEndian.Uint16(ev[18:]), int32(binary.LittleEndian.Uint32(ev[20:]))
-		if typ == 1 && code == 116 && value == 1 { // EV_KEY, KEY_POWER, pressed
+		if powerPressed(ev) {
 			_ = syscall.Kill(pid, syscall.SIGTERM)
 		}
 	}
+}
+
+// powerPressed says whether an input event is the power button going
+// down.
+func powerPressed(ev []byte) bool {
+	typ, code, value := binary.LittleEndian.Uint16(ev[16:]), binary.LittleEndian.Uint16(ev[18:]), int32(binary.LittleEndian.Uint32(ev[20:]))
+	return typ == 1 && code == 116 && value == 1 // EV_KEY, KEY_POWER, pressed
 }
 
 // exit reports code to the host and powers off. Volumes are written out
@@ -303,18 +326,14 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 			return fmt.Errorf("eth0: %w", err)
 		}
 		trace("DHCP lease " + lease.Addr.String())
-		n.Address, n.Gateway = lease.Addr.String(), lease.Gateway.String()
+		n = withLease(n, lease)
 		if len(lease.DNS) > 0 {
-			n.DNS = nil
-			for _, d := range lease.DNS {
-				n.DNS = append(n.DNS, d.String())
-			}
 			writeResolvConf(n.DNS)
 		}
 	}
-	pfx, err := netip.ParsePrefix(n.Address)
-	if err != nil || !pfx.Addr().Is4() {
-		return fmt.Errorf("address %q is not an IPv4 CIDR", n.Address)
+	pfx, gw, err := ethConfig(n)
+	if err != nil {
+		return err
 	}
 	if err := nl.AddAddr(eth, pfx.Addr().As4(), pfx.Bits()); err != nil {
 		return fmt.Errorf("eth0 address: %w", err)
@@ -334,12 +353,38 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 		}
 	}
 	trace("eth0 up")
-	if gw, err := netip.ParseAddr(n.Gateway); err == nil && gw.Is4() {
+	if gw.IsValid() {
 		if err := nl.AddDefaultRoute(eth, gw.As4()); err != nil {
 			return fmt.Errorf("default route: %w", err)
 		}
 	}
 	return nil
+}
+
+// withLease is the network a DHCP lease gives: its address and gateway,
+// and its name servers when it names any.
+func withLease(n guestinit.Net, lease *netlink.Lease) guestinit.Net {
+	n.Address, n.Gateway = lease.Addr.String(), lease.Gateway.String()
+	if len(lease.DNS) > 0 {
+		n.DNS = nil
+		for _, d := range lease.DNS {
+			n.DNS = append(n.DNS, d.String())
+		}
+	}
+	return n
+}
+
+// ethConfig reads eth0's address, an IPv4 CIDR, and its gateway: invalid
+// (no default route) unless an IPv4 address.
+func ethConfig(n guestinit.Net) (pfx netip.Prefix, gw netip.Addr, err error) {
+	pfx, err = netip.ParsePrefix(n.Address)
+	if err != nil || !pfx.Addr().Is4() {
+		return pfx, gw, fmt.Errorf("address %q is not an IPv4 CIDR", n.Address)
+	}
+	if g, err := netip.ParseAddr(n.Gateway); err == nil && g.Is4() {
+		gw = g
+	}
+	return pfx, gw, nil
 }
 
 // mountVolumes mounts each volume on its path: the virtio disk whose ext4
@@ -364,15 +409,21 @@ func mountVolumes(mounts []guestinit.Mount) error {
 		if err := os.MkdirAll(mt.Path, 0o755); err != nil {
 			return err
 		}
-		flags := uintptr(unix.MS_NOATIME)
-		if mt.ReadOnly {
-			flags |= unix.MS_RDONLY
-		}
-		if err := unix.Mount(dev, mt.Path, "ext4", flags, ""); err != nil {
+		if err := unix.Mount(dev, mt.Path, "ext4", mountFlags(mt), ""); err != nil {
 			return fmt.Errorf("mounting %s (%s) on %s: %w", mt.Label, dev, mt.Path, err)
 		}
 	}
 	return nil
+}
+
+// mountFlags are a volume's mount flags: no access times, read-only when
+// it says so.
+func mountFlags(mt guestinit.Mount) uintptr {
+	flags := uintptr(unix.MS_NOATIME)
+	if mt.ReadOnly {
+		flags |= unix.MS_RDONLY
+	}
+	return flags
 }
 
 // unmountVolumes unmounts the volumes, which writes their superblocks
@@ -382,21 +433,28 @@ func unmountVolumes() {
 	if err != nil {
 		return
 	}
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, p := range volumeMounts(string(b)) {
+		_ = unix.Unmount(p, 0)
+	}
+}
+
+// volumeMounts are the mount points of the volumes in a mount table (as
+// /proc/self/mounts lists it): the ext4 filesystems on virtio disks.
+func volumeMounts(table string) []string {
+	var paths []string
+	for _, l := range strings.Split(table, "\n") {
 		f := strings.Fields(l)
 		if len(f) > 2 && f[2] == "ext4" && strings.HasPrefix(f[0], "/dev/vd") {
-			_ = unix.Unmount(f[1], 0)
+			paths = append(paths, f[1])
 		}
 	}
+	return paths
 }
 
 // diskLabelled finds the disk whose ext4 superblock names label: its
 // first 16 bytes, all an ext4 label holds (mkfs.ext4 -L cuts a longer
 // name, compose's <project>_<volume> for one).
 func diskLabelled(label string) string {
-	if len(label) > 16 {
-		label = label[:16]
-	}
 	ents, _ := os.ReadDir("/sys/block")
 	for _, e := range ents {
 		if !strings.HasPrefix(e.Name(), "vd") {
@@ -410,15 +468,24 @@ func diskLabelled(label string) string {
 		sb := make([]byte, 1024)
 		n, _ := f.ReadAt(sb, 1024)
 		f.Close()
-		// s_magic at 56, s_volume_name (16 bytes) at 120.
-		if n < 136 || sb[56] != 0x53 || sb[57] != 0xEF {
-			continue
-		}
-		if strings.TrimRight(string(sb[120:136]), "\x00") == label {
+		if labelled(sb[:n], label) {
 			return dev
 		}
 	}
 	return ""
+}
+
+// labelled says whether an ext4 superblock (as much of it as was read)
+// carries label, or its first 16 bytes.
+func labelled(sb []byte, label string) bool {
+	if len(label) > 16 {
+		label = label[:16]
+	}
+	// s_magic at 56, s_volume_name (16 bytes) at 120.
+	if len(sb) < 136 || sb[56] != 0x53 || sb[57] != 0xEF {
+		return false
+	}
+	return strings.TrimRight(string(sb[120:136]), "\x00") == label
 }
 
 // setHostname sets the kernel's host name from the image's /etc/hostname,
@@ -439,12 +506,17 @@ func writeResolvConf(dns []string) {
 	if _, err := os.Stat("/etc/resolv.conf"); !os.IsNotExist(err) || len(dns) == 0 {
 		return
 	}
+	_ = os.MkdirAll("/etc", 0o755)
+	_ = os.WriteFile("/etc/resolv.conf", []byte(resolvConf(dns)), 0o644)
+}
+
+// resolvConf is a resolv.conf naming the name servers dns.
+func resolvConf(dns []string) string {
 	var sb strings.Builder
 	for _, d := range dns {
 		fmt.Fprintf(&sb, "nameserver %s\n", d)
 	}
-	_ = os.MkdirAll("/etc", 0o755)
-	_ = os.WriteFile("/etc/resolv.conf", []byte(sb.String()), 0o644)
+	return sb.String()
 }
 
 // readMAC reads an interface's hardware address from sysfs.
@@ -453,6 +525,12 @@ func readMAC(name string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMAC(name, b)
+}
+
+// parseMAC reads a hardware address as sysfs writes it (52:54:00:12:34:56
+// and a newline).
+func parseMAC(name string, b []byte) ([]byte, error) {
 	var mac [6]byte
 	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%x:%x:%x:%x:%x:%x", &mac[0], &mac[1], &mac[2], &mac[3], &mac[4], &mac[5]); err != nil {
 		return nil, fmt.Errorf("%s: bad address %q", name, b)

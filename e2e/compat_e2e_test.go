@@ -1,12 +1,12 @@
-package cmd_test
+//go:build e2e
+
+package e2e
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/opsdev/ops/cmd"
 )
 
 // TestE2ENanovmsHome points ops at a home laid out exactly as nanovms/ops
@@ -106,41 +106,5 @@ func TestE2ETraceOnNanos(t *testing.T) {
 	r := e.run(t, home, "run", "./hello_static", "--syscall-summary", "--missing-files", "-a", "0")
 	if r.code != 0 || !strings.Contains(r.stdout, "missing_files_begin") || !strings.Contains(r.stdout, "syscall") || !strings.Contains(r.stdout, "total") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-	}
-}
-
-// TestHelpListsCompatFlags: every nanovms/ops flag ops takes shows in
-// the help of the commands that take it.
-func TestHelpListsCompatFlags(t *testing.T) {
-	root := cmd.NewRoot(&cmd.App{Stdout: &strings.Builder{}, Stderr: &strings.Builder{}})
-	build := []string{"--ip-address", "--disable-args-copy", "--consoles", "--nightly", "--arch", "--trace", "--no-trace", "--syscall-summary", "--missing-files", "--target-root"}
-	run := append([]string{"--bridgeipaddress", "--gdbport", "--qmp", "--force", "--debug", "--port"}, build...)
-	global := []string{"--show-debug", "--show-warnings", "--show-errors"}
-	for _, tc := range []struct {
-		path  []string
-		flags []string
-	}{
-		{[]string{"run"}, append(run, global...)},
-		{[]string{"pkg", "load"}, run},
-		{[]string{"build"}, build},
-		{[]string{"image", "create"}, build},
-		{[]string{"image", "ls"}, []string{"--long-format", "--bootfs"}},
-		{[]string{"image", "tree"}, []string{"--bootfs"}},
-		{[]string{"image", "delete"}, []string{"--lru", "--older-than"}},
-		{[]string{"image", "cp"}, []string{"--recursive", "--dereference", "--bootfs"}},
-		{nil, global},
-	} {
-		c, _, err := root.Find(tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out strings.Builder
-		c.SetOut(&out)
-		c.Help()
-		for _, f := range tc.flags {
-			if !strings.Contains(out.String(), f) {
-				t.Errorf("ops %s --help lacks %s", strings.Join(tc.path, " "), f)
-			}
-		}
 	}
 }

@@ -1,4 +1,6 @@
-package cmd_test
+//go:build e2e
+
+package e2e
 
 import (
 	"bufio"
@@ -20,11 +22,7 @@ import (
 
 // nanosHomeB is nanosHome for benchmarks: "" when no release is installed.
 func nanosHomeB(b *testing.B) string {
-	src := os.Getenv("OPS_TEST_NANOS_HOME")
-	if src == "" {
-		h, _ := os.UserHomeDir()
-		src = filepath.Join(h, ".ops")
-	}
+	src := nanosSource()
 	v, err := os.ReadFile(filepath.Join(src, "latest.txt"))
 	if err != nil {
 		return ""

@@ -1,4 +1,6 @@
-package cmd_test
+//go:build e2e
+
+package e2e
 
 // End-to-end tests: they build the ops binary and real guest programs, boot
 // real VMs under QEMU and read what the guest printed and its exit code.
@@ -45,9 +47,6 @@ func repoRoot() string {
 
 func getEnv(t testing.TB) *env {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end test: skipped with -short")
-	}
 	envOnce.Do(func() { theEnv, envErr = newEnv() })
 	if envErr != nil {
 		t.Fatal(envErr)
@@ -152,16 +151,21 @@ func newEnv() (*env, error) {
 	return e, nil
 }
 
+// nanosSource is the ops home whose Nanos release the tests use:
+// $OPS_TEST_NANOS_HOME, else ~/.ops.
+func nanosSource() string {
+	if src := os.Getenv("OPS_TEST_NANOS_HOME"); src != "" {
+		return src
+	}
+	h, _ := os.UserHomeDir()
+	return filepath.Join(h, ".ops")
+}
+
 // nanosHome links an installed Nanos release into a fresh ops home, or
 // skips the test saying why.
 func nanosHome(t *testing.T) string {
 	t.Helper()
-	src := os.Getenv("OPS_TEST_NANOS_HOME")
-	if src == "" {
-		if h, err := os.UserHomeDir(); err == nil {
-			src = filepath.Join(h, ".ops")
-		}
-	}
+	src := nanosSource()
 	v, err := os.ReadFile(filepath.Join(src, "latest.txt"))
 	ver := strings.TrimSpace(string(v))
 	if err != nil || ver == "" {
@@ -579,15 +583,9 @@ func TestE2EPortInUse(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	if !testing.Short() {
-		src := os.Getenv("OPS_TEST_NANOS_HOME")
-		if src == "" {
-			h, _ := os.UserHomeDir()
-			src = filepath.Join(h, ".ops")
-		}
-		if _, err := os.Stat(filepath.Join(src, "latest.txt")); err != nil {
-			fmt.Fprintf(os.Stderr, "SKIP: Nanos end-to-end tests: no Nanos release installed in %s (ops update, or OPS_TEST_NANOS_HOME); the Linux guest tests run\n", src)
-		}
+	src := nanosSource()
+	if _, err := os.Stat(filepath.Join(src, "latest.txt")); err != nil {
+		fmt.Fprintf(os.Stderr, "SKIP: Nanos end-to-end tests: no Nanos release installed in %s (ops update, or OPS_TEST_NANOS_HOME); the Linux guest tests run\n", src)
 	}
 	code := m.Run()
 	if theEnv != nil {
