@@ -25,7 +25,7 @@ func TestShortName(t *testing.T) {
 	} {
 		got, err := shortName(tc.in)
 		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("ShortName(%q) = %q, %v; want %q, %q", tc.in, got, err, tc.want, tc.err)
+			t.Errorf("shortName(%q) = %q, %v; want %q, %q", tc.in, got, err, tc.want, tc.err)
 		}
 	}
 }
@@ -37,7 +37,7 @@ func FuzzShortName(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		n, err := shortName(s)
 		if err == nil && (len(n) != 11 || strings.ToUpper(n) != n) {
-			t.Fatalf("ShortName(%q) = %q: not 11 upper-case bytes", s, n)
+			t.Fatalf("shortName(%q) = %q: not 11 upper-case bytes", s, n)
 		}
 	})
 }
@@ -55,7 +55,7 @@ func TestNewFAT32Errors(t *testing.T) {
 		{espSectors, []FATFile{{"/BIG", make([]byte, ESPSize)}}, "clusters"},
 	} {
 		if _, err := newFAT32(tc.sectors, 1, tc.files); err == nil || !strings.Contains(err.Error(), tc.err) {
-			t.Errorf("NewFAT32(%d, %v): %v, want an error with %q", tc.sectors, len(tc.files), err, tc.err)
+			t.Errorf("newFAT32(%d, %v): %v, want an error with %q", tc.sectors, len(tc.files), err, tc.err)
 		}
 	}
 }

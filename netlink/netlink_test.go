@@ -184,13 +184,13 @@ func TestBridgePrefix(t *testing.T) {
 		{"10.3.0.1/33", "", "error: --bridgeipaddress"},
 		{"br0", "", "error: --bridgeipaddress"},
 	} {
-		p, err := BridgePrefix(tc.ip, tc.netmask)
+		p, err := bridgePrefix(tc.ip, tc.netmask)
 		got := p.String()
 		if err != nil {
 			got = "error: " + err.Error()
 		}
 		if !strings.HasPrefix(got, tc.want) {
-			t.Errorf("BridgePrefix(%q, %q) = %s, want %s", tc.ip, tc.netmask, got, tc.want)
+			t.Errorf("bridgePrefix(%q, %q) = %s, want %s", tc.ip, tc.netmask, got, tc.want)
 		}
 	}
 }

@@ -136,7 +136,7 @@ func TestCheckArgs(t *testing.T) {
 		{[]string{"--netns", "/proc/1/ns/net"}, false},
 	} {
 		if err := checkArgs(c.args); (err == nil) != c.ok {
-			t.Errorf("CheckArgs(%q) = %v, want ok %v", c.args, err, c.ok)
+			t.Errorf("checkArgs(%q) = %v, want ok %v", c.args, err, c.ok)
 		}
 	}
 }
