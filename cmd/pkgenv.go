@@ -19,7 +19,7 @@ type pkgEnv struct {
 }
 
 func newPkgEnv(home lepton.Home, c *lepton.Config) *pkgEnv {
-	store := packages.Store{Home: home.Dir, Arch: "amd64"}
+	store := home.Packages("amd64")
 	repo := packages.Repo{ManifestURL: packages.DefaultManifestURL, CacheFile: store.IndexCache(), MaxAge: time.Hour}
 	if c != nil && c.PackageManifestURL != "" {
 		repo.ManifestURL = c.PackageManifestURL

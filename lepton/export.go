@@ -31,7 +31,7 @@ func ExportPath(b *Built, f imgfmt.Format) string { return b.Path + f.Ext() }
 // the Linux guest's initramfs is not a disk.
 func Export(b *Built, f imgfmt.Format, out string) (*Exported, error) {
 	start := time.Now()
-	if _, ok := b.Guest.(*LinuxGuest); ok {
+	if _, ok := b.Guest.(*linuxGuest); ok {
 		return nil, fmt.Errorf("--format %s: the Linux guest's image is an initramfs, not a disk; use --guest nanos for disk formats", f)
 	}
 	src, err := os.Open(b.Path)

@@ -9,7 +9,10 @@ import (
 	"strings"
 
 	"github.com/opsdev/ops/guestinit/bin"
+	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/release"
+	"github.com/opsdev/ops/volume"
 )
 
 // Guest is a guest kernel: what an image for it depends on, how the image
@@ -19,19 +22,19 @@ import (
 type Guest interface {
 	// Name is the guest as users write it (--guest, Guest in config.json).
 	Name() string
-	// ImageFile is the file name of the image named name.
-	ImageFile(name string) string
-	// Key writes to h what the image depends on beyond the plan (kernel
+	// imageFile is the file name of the image named name.
+	imageFile(name string) string
+	// key writes to h what the image depends on beyond the plan (kernel
 	// files, the init program), so a change to any of them rebuilds it.
-	Key(h io.Writer, p *Plan) error
-	// Write writes the image of p; minRoot is BaseVolumeSz.
-	Write(f *os.File, p *Plan, minRoot int64) error
+	key(h io.Writer, p *Plan) error
+	// write writes the image of p; minRoot is BaseVolumeSz.
+	write(f *os.File, p *Plan, minRoot int64) error
 	// VM is the QEMU machine that boots a built image.
 	VM(b Boot) (qemu.VM, error)
-	// Env is the guest's own variables in every program's environment.
-	Env() map[string]string
+	// env is the guest's own variables in every program's environment.
+	env() map[string]string
 	// VolumeFormat is the filesystem of the volumes it mounts.
-	VolumeFormat() VolumeFormat
+	VolumeFormat() volume.Format
 }
 
 // Boot is a built image and how it is to run.
@@ -39,8 +42,8 @@ type Boot struct {
 	Image    *BuildResult
 	Run      RunConfig
 	Accel    qemu.Accel
-	Writable bool    // boot the image itself (ops run -s), not a snapshot of it
-	Mounts   []Mount // volumes, attached as disks after the image, in order
+	Writable bool           // boot the image itself (ops run -s), not a snapshot of it
+	Mounts   []volume.Mount // volumes, attached as disks after the image, in order
 }
 
 // Guest names, as --guest and config.json take them.
@@ -60,17 +63,17 @@ func CheckGuestName(name string) error {
 
 // VolumeFormatFor is the volume format of the guest named name ("" is
 // the guest ChooseGuest would pick on this machine).
-func VolumeFormatFor(home Home, name string) (VolumeFormat, error) {
+func VolumeFormatFor(home Home, name string) (volume.Format, error) {
 	switch name {
 	case guestNanos:
-		return tfsVolume{}, nil
+		return volume.TFS{}, nil
 	case guestLinux:
-		return ext4Volume{}, nil
+		return volume.Ext4{}, nil
 	case "":
-		if _, err := home.Release(""); err == nil {
-			return tfsVolume{}, nil
+		if _, err := home.Releases().Find(""); err == nil {
+			return volume.TFS{}, nil
 		}
-		return ext4Volume{}, nil
+		return volume.Ext4{}, nil
 	}
 	return nil, CheckGuestName(name)
 }
@@ -106,11 +109,11 @@ func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
 	if nerr == nil {
 		return g, "", nil
 	}
-	if !errors.Is(nerr, ErrNoRelease) {
+	if !errors.Is(nerr, release.ErrNotInstalled) {
 		return nil, "", nerr
 	}
 	lg, err := linuxFor(home, c)
-	if errors.Is(err, ErrNoLinuxKernel) {
+	if errors.Is(err, linuxkernel.ErrNotFound) {
 		return nil, "", errors.New("no guest kernel: no Nanos release is installed (run 'ops update', or 'ops update --from FILE' offline) and no Linux kernel was found for the Linux guest (run 'make deps' or apt-get install linux-image-cloud-amd64)")
 	}
 	if err != nil {
@@ -121,15 +124,15 @@ func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
 
 // nanosFor is the Nanos guest with the installed release's files, each
 // replaced by Kernel, Boot or KlibDir from config.json when set.
-func nanosFor(home Home, c *Config) (*NanosGuest, error) {
-	k := NanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
+func nanosFor(home Home, c *Config) (*nanosGuest, error) {
+	k := nanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
 	memo := ""
 	if c.Kernel == "" || c.Boot == "" {
-		rel, err := home.Release(c.NanosVersion)
+		rel, err := home.Releases().Find(c.NanosVersion)
 		if err != nil {
 			return nil, err
 		}
-		k = NanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
+		k = nanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
 		if c.Kernel == "" {
 			memo = rel.Dir // the boot filesystem is the release's
 		}
@@ -142,7 +145,7 @@ func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 			}
 		}
 	}
-	g := &NanosGuest{Kernel: k, Memo: memo}
+	g := &nanosGuest{Kernel: k, Memo: memo}
 	if c.Uefi {
 		var err error
 		if g.UEFI, err = uefiLoader(home, c); err != nil {
@@ -154,25 +157,25 @@ func nanosFor(home Home, c *Config) (*NanosGuest, error) {
 
 // linuxFor is the Linux guest with the host's kernel (unpacked once into
 // the ops home) and ops's embedded init.
-func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
+func linuxFor(home Home, c *Config) (*linuxGuest, error) {
 	if c.Uefi {
 		return nil, errLinuxUEFI
 	}
 	if o := c.nanosOnly(); len(o) > 0 {
 		return nil, fmt.Errorf("%s: only the Nanos kernel reads these; the Linux guest has no such options (use --guest nanos)", strings.Join(o, ", "))
 	}
-	k, err := FindLinuxKernel(c.LinuxKernel, "/boot", "/lib/modules")
+	k, err := linuxkernel.Find(c.LinuxKernel, "/boot", "/lib/modules")
 	if err != nil {
 		return nil, err
 	}
-	if err := home.PrepareBootKernel(k); err != nil {
+	if err := linuxkernel.PrepareBoot(k, home.linuxKernelCache()); err != nil {
 		return nil, err
 	}
 	init, err := bin.Init()
 	if err != nil {
 		return nil, err
 	}
-	return &LinuxGuest{Kernel: k, Init: init}, nil
+	return &linuxGuest{Kernel: k, Init: init}, nil
 }
 
 // UsesTap reports whether the VM's network card is a tap device.

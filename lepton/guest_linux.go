@@ -11,32 +11,34 @@ import (
 	"strings"
 
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/volume"
 )
 
-// LinuxGuest is the Linux microVM guest: the host distribution's kernel
+// linuxGuest is the Linux microVM guest: the host distribution's kernel
 // booting an initramfs that holds ops's own init, the drivers it loads,
 // and the tree. The program is the only process besides init.
-type LinuxGuest struct {
-	Kernel *LinuxKernel
+type linuxGuest struct {
+	Kernel *linuxkernel.Kernel
 	Init   *io.SectionReader // ops's init program, embedded in ops
 }
 
 // Name implements Guest.
-func (g *LinuxGuest) Name() string { return guestLinux }
+func (g *linuxGuest) Name() string { return guestLinux }
 
-// ImageFile implements Guest: ".initramfs" keeps a Linux guest's image
+// imageFile implements Guest: ".initramfs" keeps a Linux guest's image
 // apart from a Nanos image of the same name.
-func (g *LinuxGuest) ImageFile(name string) string { return name + ".initramfs" }
+func (g *linuxGuest) imageFile(name string) string { return name + ".initramfs" }
 
-// Env implements Guest: the Linux guest adds nothing of its own.
-func (g *LinuxGuest) Env() map[string]string { return nil }
+// env implements Guest: the Linux guest adds nothing of its own.
+func (g *linuxGuest) env() map[string]string { return nil }
 
 // VolumeFormat implements Guest: ext4 volumes, mounted by init.
-func (g *LinuxGuest) VolumeFormat() VolumeFormat { return ext4Volume{} }
+func (g *linuxGuest) VolumeFormat() volume.Format { return volume.Ext4{} }
 
-// Key implements Guest: the kernel version, the init and the modules.
-func (g *LinuxGuest) Key(h io.Writer, p *Plan) error {
+// key implements Guest: the kernel version, the init and the modules.
+func (g *linuxGuest) key(h io.Writer, p *Plan) error {
 	if g.Kernel == nil {
 		return errors.New("no Linux guest kernel")
 	}
@@ -60,16 +62,16 @@ func (g *LinuxGuest) Key(h io.Writer, p *Plan) error {
 }
 
 // initReader reads the embedded init program in place, from its start.
-func (g *LinuxGuest) initReader() (*io.SectionReader, error) {
+func (g *linuxGuest) initReader() (*io.SectionReader, error) {
 	if g.Init == nil {
 		return nil, errors.New("this ops was built without the Linux guest init; build it with 'make'")
 	}
 	return io.NewSectionReader(g.Init, 0, g.Init.Size()), nil
 }
 
-// Write implements Guest: the initramfs holds the plan's tree, then ops's
+// write implements Guest: the initramfs holds the plan's tree, then ops's
 // init, the modules in load order and the manifest under /.ops.
-func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
+func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
 	r, err := g.initReader()
 	if err != nil {
 		return err
@@ -95,13 +97,13 @@ func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
 			return err
 		}
 	}
-	man, err := json.Marshal(InitManifest(p, k, false))
+	man, err := json.Marshal(initManifest(p, k, false))
 	if err != nil {
 		return err
 	}
 	extra := []opsfs.Entry{
-		{Path: InitPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
-		{Path: ManifestPath, Kind: opsfs.KindFile, Data: man},
+		{Path: initPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
+		{Path: manifestPath, Kind: opsfs.KindFile, Data: man},
 	}
 	for i, mod := range k.Modules {
 		st, err := os.Stat(mod)
@@ -131,12 +133,12 @@ func (g *LinuxGuest) Write(f *os.File, p *Plan, _ int64) error {
 // withDiskDriver is the kernel with the virtio block driver (and what it
 // needs) added to the modules init loads: volumes are disks, and a guest
 // without volumes is spared loading it.
-func (g *LinuxGuest) withDiskDriver() (*LinuxKernel, error) {
+func (g *linuxGuest) withDiskDriver() (*linuxkernel.Kernel, error) {
 	k := *g.Kernel
 	if k.ModDir == "" {
 		return &k, nil
 	}
-	more, err := ModuleOrder(k.ModDir, append(GuestModules(), "virtio_blk"))
+	more, err := linuxkernel.ModuleOrder(k.ModDir, append(linuxkernel.GuestModules(), "virtio_blk"))
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +151,7 @@ func (g *LinuxGuest) withDiskDriver() (*LinuxKernel, error) {
 // transparent huge pages (the guest touches ~90 MiB in small pieces while
 // it boots: ~0.08 s sooner to hello), and the kernel is told the TSC's
 // rate, which emulation runs at the host's.
-func (g *LinuxGuest) VM(b Boot) (qemu.VM, error) {
+func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	vm, err := baseVM(b)
 	if err != nil {
 		return vm, err
@@ -169,7 +171,7 @@ func (g *LinuxGuest) VM(b Boot) (qemu.VM, error) {
 		cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
 		khz = qemu.TSCkHz(string(cpuinfo))
 	}
-	vm.Append = LinuxCommandLine(b.Run.Debug || b.Run.ShowDebug, khz)
+	vm.Append = linuxCommandLine(b.Run.Debug || b.Run.ShowDebug, khz)
 	return vm, nil
 }
 

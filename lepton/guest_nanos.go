@@ -12,13 +12,14 @@ import (
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/volume"
 )
 
-// NanosGuest is the Nanos unikernel: a disk with a boot filesystem (the
+// nanosGuest is the Nanos unikernel: a disk with a boot filesystem (the
 // kernel and klibs) and a TFS root filesystem holding the tree and the
 // manifest.
-type NanosGuest struct {
-	Kernel NanosKernel
+type nanosGuest struct {
+	Kernel nanosKernel
 	// UEFI is the release's bootx64.efi when the image is for UEFI
 	// firmware (Uefi in config.json, --uefi); "" for BIOS and microvm.
 	UEFI string
@@ -28,14 +29,14 @@ type NanosGuest struct {
 }
 
 // Name implements Guest.
-func (g *NanosGuest) Name() string { return guestNanos }
+func (g *nanosGuest) Name() string { return guestNanos }
 
-// ImageFile implements Guest: Nanos images keep the name as given, as
+// imageFile implements Guest: Nanos images keep the name as given, as
 // nanovms/ops names them.
-func (g *NanosGuest) ImageFile(name string) string { return name }
+func (g *nanosGuest) imageFile(name string) string { return name }
 
-// Key implements Guest: the kernel, the boot loader and each klib used.
-func (g *NanosGuest) Key(h io.Writer, p *Plan) error {
+// key implements Guest: the kernel, the boot loader and each klib used.
+func (g *nanosGuest) key(h io.Writer, p *Plan) error {
 	for _, f := range []struct{ l, p string }{{"kernel", g.Kernel.Kernel}, {"boot", g.Kernel.Boot}} {
 		if err := stampFile(h, f.l, f.p); err != nil {
 			return err
@@ -54,8 +55,8 @@ func (g *NanosGuest) Key(h io.Writer, p *Plan) error {
 	return nil
 }
 
-// Env implements Guest: NANOS_VERSION, as nanovms/ops sets it.
-func (g *NanosGuest) Env() map[string]string {
+// env implements Guest: NANOS_VERSION, as nanovms/ops sets it.
+func (g *nanosGuest) env() map[string]string {
 	if g.Kernel.Version == "" {
 		return nil
 	}
@@ -64,11 +65,11 @@ func (g *NanosGuest) Env() map[string]string {
 
 // VolumeFormat implements Guest: TFS volumes, mounted by the kernel
 // through the manifest's mounts.
-func (g *NanosGuest) VolumeFormat() VolumeFormat { return tfsVolume{} }
+func (g *nanosGuest) VolumeFormat() volume.Format { return volume.TFS{} }
 
-// Write implements Guest.
-func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
-	disk, err := LayoutNanos(p, g.Kernel, minRoot)
+// write implements Guest.
+func (g *nanosGuest) write(f *os.File, p *Plan, minRoot int64) error {
+	disk, err := layoutNanos(p, g.Kernel, minRoot)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 // is the same filesystem in every image of a release. It returns what
 // keeps the UUID after a write that had to hash them. The memo is only a
 // shortcut: when it cannot be read or kept, the UUID is hashed as ever.
-func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
+func (g *nanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 	none := func() {}
 	if g.Memo == "" {
 		return none
@@ -104,7 +105,7 @@ func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 				return nil, err
 			}
 		}
-		return appendFileStamp([]byte(e.Source+" "), st), nil
+		return fileutil.AppendStamp([]byte(e.Source+" "), st), nil
 	})
 	if err != nil {
 		return none
@@ -129,7 +130,7 @@ func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 // Under emulation guest RAM comes from a memfd in 4 KiB pages: Nanos
 // touches a little of many 2 MiB regions while it sets up its heaps, and
 // huge pages cost it ~12 ms to hello.
-func (g *NanosGuest) VM(b Boot) (qemu.VM, error) {
+func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 	if g.UEFI != "" {
 		if err := uefiMachine(&b.Run); err != nil {
 			return qemu.VM{}, err

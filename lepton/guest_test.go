@@ -5,14 +5,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
 )
 
 // TestGuestVMAccel checks the parts of each guest's VM that depend on the
 // accelerator: a retry under TCG after KVM failed must get them too.
 func TestGuestVMAccel(t *testing.T) {
-	linux := &LinuxGuest{Kernel: &LinuxKernel{Image: "vmlinux"}}
-	nanos := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}}
+	linux := &linuxGuest{Kernel: &linuxkernel.Kernel{Image: "vmlinux"}}
+	nanos := &nanosGuest{Kernel: nanosKernel{Kernel: "kernel.img"}}
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
 	tsc := qemu.TSCkHz(string(cpuinfo)) > 0
 	for _, tc := range []struct {
@@ -47,8 +48,8 @@ func TestGuestVMAccel(t *testing.T) {
 
 // TestGuestVM checks what each guest puts in its VM for a run config.
 func TestGuestVM(t *testing.T) {
-	linux := &LinuxGuest{Kernel: &LinuxKernel{Image: "vmlinux"}}
-	nanos := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}}
+	linux := &linuxGuest{Kernel: &linuxkernel.Kernel{Image: "vmlinux"}}
+	nanos := &nanosGuest{Kernel: nanosKernel{Kernel: "kernel.img"}}
 	img := &BuildResult{Path: "app.img", Size: 1 << 20}
 	for _, tc := range []struct {
 		name     string
@@ -115,10 +116,10 @@ func TestGuestVM(t *testing.T) {
 }
 
 func TestGuestImageFile(t *testing.T) {
-	if got := (&NanosGuest{}).ImageFile("app"); got != "app" {
+	if got := (&nanosGuest{}).imageFile("app"); got != "app" {
 		t.Errorf("nanos: %q", got)
 	}
-	if got := (&LinuxGuest{}).ImageFile("app"); got != "app.initramfs" {
+	if got := (&linuxGuest{}).imageFile("app"); got != "app.initramfs" {
 		t.Errorf("linux: %q", got)
 	}
 }

@@ -12,11 +12,13 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/release"
+	"github.com/opsdev/ops/volume"
 )
 
-// NanosManifest is the typed manifest that goes into the root filesystem's
+// nanosManifest is the typed manifest that goes into the root filesystem's
 // root tuple. Passthrough keys are copied as given.
-type NanosManifest struct {
+type nanosManifest struct {
 	Program     string
 	Arguments   []string
 	Environment []EnvVar
@@ -28,11 +30,11 @@ type NanosManifest struct {
 	Passthrough map[string]any
 }
 
-// ManifestFor turns a plan into the Nanos manifest. debug_exit is always
+// manifestFor turns a plan into the Nanos manifest. debug_exit is always
 // set: it makes the kernel report the program's exit code through QEMU's
 // isa-debug-exit device, and without it a microvm guest hangs at exit.
-func ManifestFor(p *Plan) NanosManifest {
-	return NanosManifest{
+func manifestFor(p *Plan) nanosManifest {
+	return nanosManifest{
 		Program:     p.Program,
 		Arguments:   p.Args,
 		Environment: p.Env,
@@ -45,8 +47,8 @@ func ManifestFor(p *Plan) NanosManifest {
 	}
 }
 
-// Tuple encodes the manifest as the root tuple's keys, in a fixed order.
-func (m NanosManifest) Tuple() (*opsfs.Tuple, error) {
+// tuple encodes the manifest as the root tuple's keys, in a fixed order.
+func (m nanosManifest) tuple() (*opsfs.Tuple, error) {
 	t := opsfs.NewTuple()
 	t.Set("program", opsfs.String(m.Program))
 	args := opsfs.Vector{}
@@ -148,17 +150,17 @@ func passthroughValue(v any) (opsfs.Value, error) {
 	return nil, fmt.Errorf("unsupported value %T", v)
 }
 
-// NanosKernel names the kernel files an image is made with.
-type NanosKernel struct {
+// nanosKernel names the kernel files an image is made with.
+type nanosKernel struct {
 	Kernel  string
 	Boot    string
 	KlibDir string
 	Version string // the release's, "" for files named in config.json
 }
 
-// LayoutNanos plans the whole disk: boot filesystem with /kernel (and
+// layoutNanos plans the whole disk: boot filesystem with /kernel (and
 // /klib/*), root filesystem with the plan's tree and manifest.
-func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
+func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
 	bootData, err := os.ReadFile(k.Boot)
 	if err != nil {
 		return nil, goerrors.Wrap(fmt.Errorf("boot loader: %w", err), 0)
@@ -167,7 +169,7 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k.Boot, err)
 	}
-	if err := CheckKernel(k.Kernel); err != nil {
+	if err := release.CheckKernel(k.Kernel); err != nil {
 		return nil, err
 	}
 	bootTree := opsfs.NewTree()
@@ -202,7 +204,7 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if bootFS.SizeSecs*opsfs.SectorSize > opsfs.BootFSSize {
 		return nil, fmt.Errorf("kernel and klibs need %d bytes, more than the %d-byte boot filesystem", bootFS.UsedBytes(), opsfs.BootFSSize)
 	}
-	root, err := ManifestFor(p).Tuple()
+	root, err := manifestFor(p).tuple()
 	if err != nil {
 		return nil, err
 	}
@@ -210,29 +212,10 @@ func LayoutNanos(p *Plan, k NanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if err != nil {
 		return nil, fmt.Errorf("root filesystem: %w", err)
 	}
-	if want := rootSize(rootFS.UsedBytes(), minRoot); want > int64(rootFS.SizeSecs)*opsfs.SectorSize {
+	if want := volume.TFSSize(rootFS.UsedBytes(), minRoot); want > int64(rootFS.SizeSecs)*opsfs.SectorSize {
 		rootFS.SizeSecs = uint64(want / opsfs.SectorSize)
 	}
 	return &opsfs.NanosDisk{Boot: bl, BootFS: bootFS, RootFS: rootFS}, nil
-}
-
-// Room the root filesystem keeps free. Before it writes any file data, the
-// Nanos kernel claims two contiguous runs of log space (512 KiB each) from
-// free space and fails the write with ENOSPC when it cannot; then programs
-// need room of their own: pid files, logs, databases.
-const (
-	logReserve = 2 * opsfs.ExtensionSecs * opsfs.SectorSize
-	minFree    = 64 << 20
-)
-
-// rootSize is the root filesystem's size for used bytes of data and
-// metadata: the log reserve plus the larger of 64 MiB and half the data
-// free, rounded up to 512 KiB, at least minRoot (BaseVolumeSz). The image
-// file is sparse, so free space costs no disk.
-func rootSize(used, minRoot int64) int64 {
-	size := used + logReserve + max(minFree, used/2)
-	size = (size + opsfs.RootSlack - 1) / opsfs.RootSlack * opsfs.RootSlack
-	return max(size, (minRoot+opsfs.SectorSize-1)/opsfs.SectorSize*opsfs.SectorSize)
 }
 
 // ParseSize reads sizes such as "512M", "2G", "100m", "1048576".

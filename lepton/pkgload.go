@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
 )
@@ -33,7 +34,7 @@ func PackagePlan(pkgDir string, user *Config, cwd string) (PlanInput, error) {
 		// A program inside the sysroot, at its guest path with links
 		// resolved (/bin may be a link to usr/bin).
 		sys := filepath.Join(pkgDir, "sysroot")
-		in.Program = ResolveInRoot(sys, pkg.Program)
+		in.Program = elfdeps.ResolveInRoot(sys, pkg.Program)
 		rel, err := filepath.Rel(sys, in.Program)
 		if err != nil {
 			return PlanInput{}, err
@@ -124,7 +125,7 @@ func MakeLocalPackage(store packages.Store, program, name, version string, c *Co
 		return "", err
 	}
 	base := filepath.Base(program)
-	deps, err := NewResolver(c.TargetRoot).Resolve(program, "/"+base)
+	deps, err := elfdeps.NewResolver(c.TargetRoot).Resolve(program, "/"+base)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +146,7 @@ func MakeLocalPackage(store packages.Store, program, name, version string, c *Co
 	}
 	files := deps.Libs
 	if deps.Interp != nil {
-		files = append([]Dep{*deps.Interp}, files...)
+		files = append([]elfdeps.Dep{*deps.Interp}, files...)
 	}
 	for _, d := range files {
 		dest := filepath.Join(dir, "sysroot", filepath.FromSlash(d.Guest))

@@ -25,7 +25,7 @@ func uefiLoader(home Home, c *Config) (string, error) {
 		}
 		return c.UefiBoot, nil
 	}
-	rel, err := home.Release(c.NanosVersion)
+	rel, err := home.Releases().Find(c.NanosVersion)
 	if err != nil {
 		return "", fmt.Errorf("Uefi: no release to take bootx64.efi from (%w); set UefiBoot to a bootx64.efi", err)
 	}
