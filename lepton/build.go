@@ -67,7 +67,7 @@ func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) 
 	}
 	out = t.Output
 	if out == "" {
-		if out, err = home.imagePath(g.imageFile(t.name(c))); err != nil {
+		if out, err = home.imagePath(t.name(c) + g.imageSuffix()); err != nil {
 			return nil, "", err
 		}
 	}

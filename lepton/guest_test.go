@@ -2,9 +2,11 @@ package lepton
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
 )
@@ -115,12 +117,46 @@ func TestGuestVM(t *testing.T) {
 	}
 }
 
-func TestGuestImageFile(t *testing.T) {
-	if got := (&nanosGuest{}).imageFile("app"); got != "app" {
+func TestGuestImageFiles(t *testing.T) {
+	if got := (&nanosGuest{}).imageSuffix(); got != "" {
 		t.Errorf("nanos: %q", got)
 	}
-	if got := (&linuxGuest{}).imageFile("app"); got != "app.initramfs" {
+	if got := (&linuxGuest{}).imageSuffix(); got != ".initramfs" {
 		t.Errorf("linux: %q", got)
+	}
+	for file, want := range map[string]string{"/x/app.initramfs": "app", "/x/app": "app", "app.img": "app.img"} {
+		if got := ImageName(file); got != want {
+			t.Errorf("ImageName(%q) = %q, want %q", file, got, want)
+		}
+	}
+}
+
+// TestBuiltImage: an image is found by name whatever its guest, and its
+// guest is told from its first bytes.
+func TestBuiltImage(t *testing.T) {
+	home := Home{Dir: t.TempDir()}
+	disk := make([]byte, 1024)
+	disk[510], disk[511] = 0x55, 0xaa
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "web"), string(disk))
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "api.initramfs"), "070701...")
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "junk"), "junk")
+	for _, tc := range []struct{ arg, want, guest, err string }{
+		{"web", "", "nanos", ""},
+		{"api", "", "linux", ""},
+		{"api", "nanos", "", "an image for the linux guest, not nanos"},
+		{"junk", "", "", "not an image"},
+		{"gone", "", "", "no image gone"},
+	} {
+		p, g, err := home.BuiltImage(tc.arg, tc.want)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.arg, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || g.Name() != tc.guest || !filepath.IsAbs(p) {
+			t.Errorf("%s: %s %v %v", tc.arg, p, g, err)
+		}
 	}
 }
 
