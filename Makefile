@@ -92,7 +92,7 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzOpenTFS -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzShortName -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
-	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./lepton/
+	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./elfdeps/
 	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/
 	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime $(FUZZTIME) ./netlink/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./compose/

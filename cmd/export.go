@@ -99,12 +99,9 @@ func (o *outputs) path() string {
 // files lists every file written (the raw image even when reused, as a CI
 // step may upload it too) with its size and SHA-256.
 func (o *outputs) files() ([]lepton.FileSum, error) {
-	raw, err := lepton.SumFile(o.built.Path, string(imgfmt.Raw))
+	raw, err := lepton.SumFile(o.built.Path, o.built.Guest.ImageFormat())
 	if err != nil {
 		return nil, err
-	}
-	if o.built.Guest.Name() == "linux" {
-		raw.Format = "initramfs"
 	}
 	out := []lepton.FileSum{raw}
 	if e := o.exported; e != nil {

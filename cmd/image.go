@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"strings"
 	"text/tabwriter"
 
 	opsfs "github.com/opsdev/ops/fs"
@@ -159,38 +157,19 @@ func bootfsFlag(cmd *cobra.Command, bootfs *bool) {
 // withImageFS opens a Nanos image (name or path) and hands fn its root
 // filesystem, or its boot filesystem with bootfs.
 func withImageFS(app *App, nameOrPath string, bootfs bool, fn func(rd *opsfs.Reader) error) error {
-	p, err := imageFile(app, nameOrPath)
+	home, err := app.Home()
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	boot, root, err := opsfs.OpenNanosDisk(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	if bootfs {
-		return fn(boot)
-	}
-	return fn(root)
+	return home.ReadImage(nameOrPath, bootfs, fn)
 }
 
 // imageFile resolves an image argument: a plain name means
 // <ops home>/images/NAME, anything with a slash is a path.
 func imageFile(app *App, nameOrPath string) (string, error) {
-	if strings.Contains(nameOrPath, "/") {
-		return nameOrPath, nil
-	}
 	home, err := app.Home()
 	if err != nil {
 		return "", err
 	}
-	return home.ImagePath(nameOrPath)
+	return home.FindImage(nameOrPath)
 }

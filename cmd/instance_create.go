@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/opsdev/ops/instance"
@@ -41,7 +39,7 @@ func newInstanceCreateCmd(app *App) *cobra.Command {
 				return err
 			}
 			if name == "" {
-				name = strings.TrimSuffix(filepath.Base(image), ".initramfs")
+				name = lepton.ImageName(image)
 			}
 			spec := instance.Spec{Name: name, Image: image, Config: *c, Restart: policy, Created: time.Now().UTC()}
 			if err := store.Create(spec); err != nil {
@@ -76,32 +74,12 @@ func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg string) (st
 		c.Guest = b.Guest.Name()
 		return b.Path, nil
 	}
-	p, err := imageFile(app, arg)
+	p, g, err := home.BuiltImage(arg, c.Guest)
 	if err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(p); err != nil && !strings.Contains(arg, "/") {
-		if _, ierr := os.Stat(p + ".initramfs"); ierr == nil {
-			p += ".initramfs"
-		}
-	}
-	head := make([]byte, 6)
-	fh, err := os.Open(p)
-	if err != nil {
-		return "", fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", arg)
-	}
-	defer fh.Close()
-	fh.Read(head)
-	// The Linux guest's image is an initramfs (newc cpio); Nanos's a disk.
-	guest := "nanos"
-	if string(head) == "070701" {
-		guest = "linux"
-	}
-	if c.Guest != "" && c.Guest != guest {
-		return "", fmt.Errorf("%s is an image for the %s guest, not %s", p, guest, c.Guest)
-	}
-	c.Guest = guest
-	return filepath.Abs(p)
+	c.Guest = g.Name()
+	return p, nil
 }
 
 func isELF(p string) bool {

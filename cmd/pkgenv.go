@@ -17,7 +17,7 @@ import (
 // (OPS_PACKAGE_MANIFEST_URL, OPS_PACKAGE_BASE_URL); its downloads show a
 // progress bar on a terminal and its notices go to stderr.
 func newPkgEnv(app *App, home lepton.Home, c *lepton.Config) *pkgenv.Env {
-	e := pkgenv.New(home.Dir, pkgenv.URLs{Manifest: os.Getenv("OPS_PACKAGE_MANIFEST_URL"), Base: os.Getenv("OPS_PACKAGE_BASE_URL")}).For(c)
+	e := pkgenv.New(home.Packages("amd64"), pkgenv.URLs{Manifest: os.Getenv("OPS_PACKAGE_MANIFEST_URL"), Base: os.Getenv("OPS_PACKAGE_BASE_URL")}).For(c)
 	e.Progress = func(label string) func(int64, io.Reader) io.Reader { return progress(app, label) }
 	e.Say = func(line string) { fmt.Fprintln(app.Stderr, line) }
 	return e

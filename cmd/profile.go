@@ -20,11 +20,11 @@ func nanosVersion(app *App) string {
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
-	v, err := home.Latest()
+	v, err := home.Releases().Latest()
 	if err != nil {
 		return "none installed (ops update)"
 	}
-	if _, err := home.Release(v); err != nil {
+	if _, err := home.Releases().Find(v); err != nil {
 		return v + " (named in latest.txt, not installed)"
 	}
 	return v
@@ -63,10 +63,10 @@ func newProfileCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(home.Dir, 0o755); err != nil {
+			if err := os.MkdirAll(filepath.Dir(home.ProfileFile()), 0o755); err != nil {
 				return err
 			}
-			return fileutil.WriteAtomic(filepath.Join(home.Dir, "profile"), []byte(out), 0o644)
+			return fileutil.WriteAtomic(home.ProfileFile(), []byte(out), 0o644)
 		},
 	}
 }

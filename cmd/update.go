@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/release"
 	"github.com/spf13/cobra"
 )
 
@@ -29,7 +29,7 @@ installed atomically, and recorded in latest.txt.`,
 				return err
 			}
 			if from != "" {
-				r, err := home.InstallRelease(from, version)
+				r, err := home.Releases().Install(from, version)
 				if err != nil {
 					return err
 				}
@@ -40,17 +40,17 @@ installed atomically, and recorded in latest.txt.`,
 				url = os.Getenv("OPS_RELEASE_URL")
 			}
 			if url == "" {
-				url = lepton.DefaultReleaseURL
+				url = release.DefaultURL
 			}
 			ctx := app.Context()
-			d := lepton.Downloader{BaseURL: url}
+			d := release.Downloader{BaseURL: url}
 			d.Progress = progress(app, "downloading Nanos")
 			if version == "" {
 				if version, err = d.LatestVersion(ctx); err != nil {
 					return err
 				}
 			}
-			r, verified, err := d.Install(ctx, home, version)
+			r, verified, err := d.Install(ctx, home.Releases(), version)
 			if err != nil {
 				return err
 			}

@@ -45,7 +45,7 @@ func newVolumeCreateCmd(app *App) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--guest: %w", err)
 			}
-			vol, err := home.CreateVolume(args[0], n, seed, format)
+			vol, err := home.Volumes().Create(args[0], n, seed, format)
 			if err != nil {
 				return err
 			}
@@ -70,7 +70,7 @@ func newVolumeListCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			vols, err := home.Volumes()
+			vols, err := home.Volumes().List()
 			if err != nil {
 				return err
 			}
@@ -112,7 +112,7 @@ func newVolumeDeleteCmd(app *App) *cobra.Command {
 				return err
 			}
 			for _, n := range args {
-				if err := home.DeleteVolume(n); err != nil {
+				if err := home.Volumes().Delete(n); err != nil {
 					return err
 				}
 				fmt.Fprintf(app.Stdout, "volume %s deleted\n", n)
@@ -128,20 +128,7 @@ func withNanosVolume(app *App, name string, fn func(rd *opsfs.Reader) error) err
 	if err != nil {
 		return err
 	}
-	v, err := home.Volume(name)
-	if err != nil {
-		return err
-	}
-	f, err := os.Open(v.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	rd, err := opsfs.OpenTFS(f, v.Size)
-	if err != nil {
-		return fmt.Errorf("volume %s (%s guest): %w; only Nanos volumes can be read here", v.Name, v.Format.Name(), err)
-	}
-	return fn(rd)
+	return home.Volumes().ReadTFS(name, fn)
 }
 
 func newVolumeLsCmd(app *App) *cobra.Command {

@@ -22,6 +22,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/volume"
 	"gopkg.in/yaml.v3"
 )
 
@@ -278,7 +279,7 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 		}
 	}
 	for _, v := range f.Volumes {
-		if n := f.VolumeName(v); !lepton.ValidVolumeName(n) {
+		if n := f.VolumeName(v); !volume.ValidName(n) {
 			return nil, fmt.Errorf("volume %s: the ops volume %s would be longer than 31 characters or hold other characters than letters, digits, dots, dashes and underscores", v, n)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // compose file's folder; a program service needs no package.
 func TestPackages(t *testing.T) {
 	home := t.TempDir()
-	env := pkgenv.New(home, pkgenv.URLs{})
+	env := pkgenv.New(packages.Store{Home: home, Arch: "amd64"}, pkgenv.URLs{})
 	pkg := env.Store.LocalDirOf(packages.Package{Name: "tool", Version: "1"})
 	if err := os.MkdirAll(pkg, 0o755); err != nil {
 		t.Fatal(err)

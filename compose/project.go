@@ -152,10 +152,10 @@ func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
 	if volumes {
 		for _, v := range f.Volumes {
 			n := f.VolumeName(v)
-			if _, err := home.Volume(n); err != nil {
+			if _, err := home.Volumes().Get(n); err != nil {
 				continue
 			}
-			if err := home.DeleteVolume(n); err != nil {
+			if err := home.Volumes().Delete(n); err != nil {
 				return fmt.Errorf("volume %s: %w", n, err)
 			}
 		}

@@ -78,7 +78,7 @@ type up struct {
 
 // StateDir is a project's state folder: <ops home>/compose/<name>.
 func StateDir(home lepton.Home, name string) string {
-	return home.Dir + "/compose/" + name
+	return home.ComposeDir(name)
 }
 
 // Up builds every service, then starts each (after the services it
@@ -206,7 +206,7 @@ func (u *up) volumes(order []string) error {
 		s := u.file.Services[name]
 		for _, m := range s.Mounts {
 			vn := u.file.VolumeName(m.Volume)
-			if _, err := u.opts.Home.Volume(vn); err == nil {
+			if _, err := u.opts.Home.Volumes().Get(vn); err == nil {
 				continue
 			}
 			c, err := u.file.ServiceConfig(u.file.ReplicasOf(name)[0], u.opts.Guest)
@@ -217,7 +217,7 @@ func (u *up) volumes(order []string) error {
 			if err != nil {
 				return fmt.Errorf("service %s: %w", name, err)
 			}
-			if _, err := u.opts.Home.CreateVolume(vn, size, "", g.VolumeFormat()); err != nil {
+			if _, err := u.opts.Home.Volumes().Create(vn, size, "", g.VolumeFormat()); err != nil {
 				return fmt.Errorf("service %s: volume %s: %w", name, m.Volume, err)
 			}
 			u.opts.Say(fmt.Sprintf("compose %s: created volume %s (%s)", u.file.Name, vn, g.VolumeFormat().Name()))

@@ -24,7 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/opsdev/ops/compose"
-	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/elfdeps"
 )
 
 // redisImage pushes redisContainer to an in-process registry on
@@ -45,11 +45,11 @@ func redisContainer(t testing.TB) v1.Image {
 	if _, err := os.Stat(prog); err != nil {
 		t.Fatal("redis-server is not installed: run 'make test-deps' (the taxi example runs Debian's redis-server as a unikernel)")
 	}
-	deps, err := lepton.NewResolver("").Resolve(prog, prog)
+	deps, err := elfdeps.NewResolver("").Resolve(prog, prog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := []lepton.Dep{{Guest: prog, Host: prog}}
+	files := []elfdeps.Dep{{Guest: prog, Host: prog}}
 	if deps.Interp != nil {
 		files = append(files, *deps.Interp)
 	}

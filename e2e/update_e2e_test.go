@@ -144,7 +144,7 @@ func TestE2EErrorStack(t *testing.T) {
 			if r.code != 1 || !strings.HasPrefix(lines[0], "ops: boot loader: read "+dir+": is a directory") {
 				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 			}
-			if got := len(lines) > 1 && strings.Contains(r.stderr, "lepton/nanos.go:"); got != tc.stack {
+			if got := len(lines) > 1 && strings.Contains(r.stderr, "lepton/guest_nanos.go:"); got != tc.stack {
 				t.Fatalf("stack shown: %v, want %v; stderr %q", got, tc.stack, r.stderr)
 			}
 		})

@@ -45,18 +45,6 @@ func (f Format) Ext() string {
 	return "." + string(f)
 }
 
-// QEMUName is the format as qemu-img and QEMU's -drive name it ("" for
-// GCP's tarball, which QEMU cannot open).
-func (f Format) QEMUName() string {
-	switch f {
-	case VHD:
-		return "vpc"
-	case GCP:
-		return ""
-	}
-	return string(f)
-}
-
 // ParseFormat reads a --format value.
 func ParseFormat(s string) (Format, error) {
 	for _, f := range Formats() {

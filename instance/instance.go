@@ -81,7 +81,7 @@ type Instance struct {
 type Store struct{ Dir string }
 
 // NewStore is the store in home.
-func NewStore(home lepton.Home) Store { return Store{Dir: filepath.Join(home.Dir, "instances")} }
+func NewStore(home lepton.Home) Store { return Store{Dir: home.InstancesDir()} }
 
 var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`) })
 

@@ -6,18 +6,20 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 // benchKernel uses an installed Nanos release when there is one (so sizes
 // are real), else a stand-in kernel.
-func benchKernel(b *testing.B) NanosKernel {
+func benchKernel(b *testing.B) nanosKernel {
 	src := os.Getenv("OPS_TEST_NANOS_HOME")
 	if src == "" {
 		h, _ := os.UserHomeDir()
 		src = filepath.Join(h, ".ops")
 	}
-	if r, err := (Home{Dir: src}).Release(""); err == nil {
-		return NanosKernel{Kernel: r.Kernel, Boot: r.Boot, KlibDir: r.KlibDir}
+	if r, err := (Home{Dir: src}).Releases().Find(""); err == nil {
+		return nanosKernel{Kernel: r.Kernel, Boot: r.Boot, KlibDir: r.KlibDir}
 	}
 	b.Log("no Nanos release installed: using a stand-in kernel (image sizes exclude the real kernel)")
 	return fakeRelease(b, b.TempDir())
@@ -28,7 +30,7 @@ func benchProgram(b *testing.B, name string) string {
 	dir := b.TempDir()
 	switch name {
 	case "hello":
-		writeFile(b, filepath.Join(dir, "h.c"), "#include <stdio.h>\nint main(void){puts(\"hello\");return 0;}\n")
+		testutil.WriteFile(b, filepath.Join(dir, "h.c"), "#include <stdio.h>\nint main(void){puts(\"hello\");return 0;}\n")
 		c := exec.Command("gcc", "-O2", "-static", "-o", "hello", "h.c")
 		c.Dir = dir
 		if out, err := c.CombinedOutput(); err != nil {
@@ -36,8 +38,8 @@ func benchProgram(b *testing.B, name string) string {
 		}
 		return filepath.Join(dir, "hello")
 	case "goserver":
-		writeFile(b, filepath.Join(dir, "go.mod"), "module s\n\ngo 1.22\n")
-		writeFile(b, filepath.Join(dir, "main.go"), `package main
+		testutil.WriteFile(b, filepath.Join(dir, "go.mod"), "module s\n\ngo 1.22\n")
+		testutil.WriteFile(b, filepath.Join(dir, "main.go"), `package main
 
 import (
 	"fmt"
@@ -64,16 +66,16 @@ func main() {
 	return ""
 }
 
-func benchSpec(b *testing.B, prog string, k NanosKernel, out string) ImageSpec {
+func benchSpec(b *testing.B, prog string, k nanosKernel, out string) imageSpec {
 	c := &Config{}
 	if filepath.Base(prog) == "python3" {
 		c.Dirs = []string{pythonLib(b)}
 	}
-	p, err := NewPlan(PlanInput{Config: c, Program: prog, Dir: filepath.Dir(prog)})
+	p, err := newPlan(PlanInput{Config: c, Program: prog, Dir: filepath.Dir(prog)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: out}
+	return imageSpec{Plan: p, Guest: &nanosGuest{Kernel: k}, Out: out}
 }
 
 // BenchmarkNanosBuild measures a full build (plan, layout, write) of a new
@@ -91,7 +93,7 @@ func BenchmarkNanosBuild(b *testing.B) {
 				out := filepath.Join(dir, "img"+strings.Repeat("x", i%2))
 				os.Remove(out)
 				os.Remove(filepath.Join(dir, "."+filepath.Base(out)+".key"))
-				res, err := BuildImage(benchSpec(b, prog, k, out))
+				res, err := buildImage(benchSpec(b, prog, k, out))
 				if err != nil || res.Reused {
 					b.Fatal(err)
 				}
@@ -109,12 +111,12 @@ func BenchmarkNanosRebuildUnchanged(b *testing.B) {
 	k := benchKernel(b)
 	prog := benchProgram(b, "goserver")
 	out := filepath.Join(b.TempDir(), "img")
-	if _, err := BuildImage(benchSpec(b, prog, k, out)); err != nil {
+	if _, err := buildImage(benchSpec(b, prog, k, out)); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := BuildImage(benchSpec(b, prog, k, out))
+		res, err := buildImage(benchSpec(b, prog, k, out))
 		if err != nil || !res.Reused {
 			b.Fatal("not reused", err)
 		}
@@ -155,7 +157,7 @@ func BenchmarkPlanTree(b *testing.B) {
 	lib := pythonLib(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := NewPlan(PlanInput{Config: &Config{Dirs: []string{lib}}, Program: "/usr/bin/python3", Dir: "/"}); err != nil {
+		if _, err := newPlan(PlanInput{Config: &Config{Dirs: []string{lib}}, Program: "/usr/bin/python3", Dir: "/"}); err != nil {
 			b.Fatal(err)
 		}
 	}

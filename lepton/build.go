@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/opsdev/ops/volume"
 )
 
 // Built is an image ready to boot, and the guest it is for.
@@ -14,7 +16,7 @@ type Built struct {
 	Took  time.Duration
 	Plan  *Plan // what went into the image (nil for an existing image)
 	// Mounts are the volumes the image mounts, found and checked.
-	Mounts []Mount
+	Mounts []volume.Mount
 }
 
 // LockVolumes claims the image's volumes for one VM (see Volume.Lock);
@@ -59,13 +61,13 @@ func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) 
 	if err != nil {
 		return nil, "", err
 	}
-	mounts, err := home.ResolveMounts(c.Mounts, g)
+	mounts, err := home.Volumes().ResolveMounts(c.Mounts, g.VolumeFormat())
 	if err != nil {
 		return nil, "", err
 	}
 	out = t.Output
 	if out == "" {
-		if out, err = home.ImagePath(g.ImageFile(t.name(c))); err != nil {
+		if out, err = home.imagePath(t.name(c) + g.imageSuffix()); err != nil {
 			return nil, "", err
 		}
 	}
@@ -86,11 +88,11 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if err != nil {
 		return nil, err
 	}
-	in.ImageName, in.GuestEnv = t.name(c), b.Guest.Env()
-	if b.Plan, err = NewPlan(in); err != nil {
+	in.ImageName, in.GuestEnv = t.name(c), b.Guest.env()
+	if b.Plan, err = newPlan(in); err != nil {
 		return nil, err
 	}
-	if b.BuildResult, err = BuildImage(ImageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot, Force: c.Force}); err != nil {
+	if b.BuildResult, err = buildImage(imageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot, Force: c.Force}); err != nil {
 		return nil, err
 	}
 	b.Took = time.Since(start)

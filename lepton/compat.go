@@ -176,8 +176,8 @@ var ignoredKeys = []ignoredKey{
 	{"Description", func(c *Config) bool { return c.Description != "" }},
 }
 
-// Ignored names the keys c sets that this ops does not act on, sorted.
-func (c *Config) Ignored() []string {
+// ignored names the keys c sets that this ops does not act on, sorted.
+func (c *Config) ignored() []string {
 	var out []string
 	for _, k := range ignoredKeys {
 		if k.set(c) {
@@ -190,7 +190,7 @@ func (c *Config) Ignored() []string {
 
 // IgnoredWarning is the one line that names them, or "".
 func (c *Config) IgnoredWarning() string {
-	ig := c.Ignored()
+	ig := c.ignored()
 	if len(ig) == 0 {
 		return ""
 	}

@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/opsdev/ops/volume"
 )
 
 // Config is config.json: the keys nanovms/ops users already write. Keys
@@ -128,7 +130,7 @@ type RunConfig struct {
 // AddMount adds a volume mount written VOLUME:/path[:ro] (--mounts) to
 // Mounts, where config.json writes it {"VOLUME": "/path[:ro]"}.
 func (c *Config) AddMount(spec string) error {
-	name, p, ro, err := ParseMount(spec)
+	name, p, ro, err := volume.ParseMount(spec)
 	if err != nil {
 		return err
 	}
@@ -142,9 +144,9 @@ func (c *Config) AddMount(spec string) error {
 	return nil
 }
 
-// RenderEnv is the variable that, set to "true", makes LoadConfig expand
+// renderEnv is the variable that, set to "true", makes LoadConfig expand
 // $VAR and ${VAR} in config files from the environment, as nanovms/ops does.
-const RenderEnv = "ops_render_config"
+const renderEnv = "ops_render_config"
 
 // LoadConfig reads a config file. An empty path gives the zero config.
 // With ops_render_config=true in the environment, $VAR and ${VAR} are
@@ -159,10 +161,10 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	if os.Getenv(RenderEnv) == "true" {
+	if os.Getenv(renderEnv) == "true" {
 		b = []byte(os.ExpandEnv(string(b)))
 	}
-	if err := DecodeConfig(b, c); err != nil {
+	if err := decodeConfig(b, c); err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
 	}
 	dir := filepath.Dir(path)
@@ -175,9 +177,9 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// DecodeConfig decodes a config document strictly into c. Errors start
+// decodeConfig decodes a config document strictly into c. Errors start
 // with the line number ("12: ...") so callers can prefix the file name.
-func DecodeConfig(b []byte, c *Config) error {
+func decodeConfig(b []byte, c *Config) error {
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
 	d.UseNumber()

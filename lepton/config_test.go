@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 func TestDecodeConfig(t *testing.T) {
@@ -32,7 +34,7 @@ func TestDecodeConfig(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Config{}
-			err := DecodeConfig([]byte(tc.doc), c)
+			err := decodeConfig([]byte(tc.doc), c)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v, want one containing %q", err, tc.err)
@@ -51,7 +53,7 @@ func TestDecodeConfig(t *testing.T) {
 
 func TestLoadConfigNamesFile(t *testing.T) {
 	p := t.TempDir() + "/config.json"
-	writeFile(t, p, "{\"Bogus\": 1}")
+	testutil.WriteFile(t, p, "{\"Bogus\": 1}")
 	_, err := LoadConfig(p)
 	if err == nil || !strings.HasPrefix(err.Error(), p+":1: unknown key") {
 		t.Fatalf("error %v", err)
@@ -79,7 +81,7 @@ func FuzzDecodeConfig(f *testing.F) {
 	f.Add([]byte("{\n\"Args\": 1}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := &Config{}
-		_ = DecodeConfig(b, c)
+		_ = decodeConfig(b, c)
 	})
 }
 

@@ -13,7 +13,7 @@ import (
 // planFor makes a plan of /bin/true with c, named "my_app".
 func planFor(t *testing.T, c *Config) *Plan {
 	t.Helper()
-	p, err := NewPlan(PlanInput{Config: c, Program: "/bin/true", Dir: t.TempDir(), ImageName: "my_app", OpsVersion: "1.2",
+	p, err := newPlan(PlanInput{Config: c, Program: "/bin/true", Dir: t.TempDir(), ImageName: "my_app", OpsVersion: "1.2",
 		GuestEnv: map[string]string{"NANOS_VERSION": "0.1.99"}})
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +147,7 @@ func TestHostname(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"-x", "a..b", "under_score", strings.Repeat("a", 64)} {
-		if _, err := NewPlan(PlanInput{Config: &Config{Hostname: bad}, Program: "/bin/true", Dir: "/"}); err == nil || !strings.Contains(err.Error(), "Hostname") {
+		if _, err := newPlan(PlanInput{Config: &Config{Hostname: bad}, Program: "/bin/true", Dir: "/"}); err == nil || !strings.Contains(err.Error(), "Hostname") {
 			t.Errorf("Hostname %q: error %v", bad, err)
 		}
 	}

@@ -31,8 +31,8 @@ func ExportPath(b *Built, f imgfmt.Format) string { return b.Path + f.Ext() }
 // the Linux guest's initramfs is not a disk.
 func Export(b *Built, f imgfmt.Format, out string) (*Exported, error) {
 	start := time.Now()
-	if _, ok := b.Guest.(*LinuxGuest); ok {
-		return nil, fmt.Errorf("--format %s: the Linux guest's image is an initramfs, not a disk; use --guest nanos for disk formats", f)
+	if err := b.Guest.exportable(); err != nil {
+		return nil, fmt.Errorf("--format %s: %w", f, err)
 	}
 	src, err := os.Open(b.Path)
 	if err != nil {

@@ -20,7 +20,7 @@ func BenchmarkFormats(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			os.Remove(raw)
 			os.Remove(filepath.Join(dir, ".img.key"))
-			if _, err := BuildImage(benchSpec(b, prog, k, raw)); err != nil {
+			if _, err := buildImage(benchSpec(b, prog, k, raw)); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -5,74 +5,162 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/opsdev/ops/guestinit/bin"
 	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/volume"
 )
 
 // Guest is a guest kernel: what an image for it depends on, how the image
-// is written and how QEMU boots it. Each guest lives in its own file
-// (guest_nanos.go, guest_linux.go) and callers hold a Guest without asking
-// which one it is: a third guest is a third file and a case in ChooseGuest.
+// is written and how QEMU boots it, and everything else that differs
+// between guests. Each guest lives in its own file (guest_nanos.go,
+// guest_linux.go) and is one entry of guests(); callers hold a Guest
+// without asking which one it is: a third guest is a third file and an
+// entry in guests().
 type Guest interface {
 	// Name is the guest as users write it (--guest, Guest in config.json).
 	Name() string
-	// ImageFile is the file name of the image named name.
-	ImageFile(name string) string
-	// Key writes to h what the image depends on beyond the plan (kernel
-	// files, the init program), so a change to any of them rebuilds it.
-	Key(h io.Writer, p *Plan) error
-	// Write writes the image of p; minRoot is BaseVolumeSz.
-	Write(f *os.File, p *Plan, minRoot int64) error
 	// VM is the QEMU machine that boots a built image.
 	VM(b Boot) (qemu.VM, error)
-	// Env is the guest's own variables in every program's environment.
-	Env() map[string]string
 	// VolumeFormat is the filesystem of the volumes it mounts.
-	VolumeFormat() VolumeFormat
+	VolumeFormat() volume.Format
+	// ImageFormat names its image files in what ops build --json
+	// lists: "raw" for a disk.
+	ImageFormat() string
+
+	// load is the guest ready to build c's image with, its kernel found;
+	// named says the user asked for this guest by name.
+	load(home Home, c *Config, named bool) (Guest, error)
+	// installed reports whether the guest's kernel is there: a guest
+	// that is not is passed over when none is named.
+	installed(home Home) bool
+	// absent reports whether err, from load, means the guest's kernel
+	// is not installed; missing says so, with how to install it, and
+	// fallback says why the next guest was chosen instead.
+	absent(err error) bool
+	missing() string
+	fallback() string
+	// chosen names the loaded guest in the line ops prints when it chose
+	// it because those before it are missing.
+	chosen() string
+	// imageSuffix ends the file name of its images.
+	imageSuffix() string
+	// isImage reports whether an image file starting with head is one of
+	// this guest's.
+	isImage(head []byte) bool
+	// exportable says why its image cannot be written in disk formats,
+	// or nil when it can.
+	exportable() error
+	// key writes to h what the image depends on beyond the plan (kernel
+	// files, the init program), so a change to any of them rebuilds it.
+	key(h io.Writer, p *Plan) error
+	// write writes the image of p; minRoot is BaseVolumeSz.
+	write(f *os.File, p *Plan, minRoot int64) error
+	// env is the guest's own variables in every program's environment.
+	env() map[string]string
 }
+
+// guests are the guests ops has, in the order it prefers them when none
+// is named, each without its kernel (load finds it).
+func guests() []Guest { return []Guest{&nanosGuest{}, &linuxGuest{}} }
 
 // Boot is a built image and how it is to run.
 type Boot struct {
 	Image    *BuildResult
 	Run      RunConfig
 	Accel    qemu.Accel
-	Writable bool    // boot the image itself (ops run -s), not a snapshot of it
-	Mounts   []Mount // volumes, attached as disks after the image, in order
+	Writable bool           // boot the image itself (ops run -s), not a snapshot of it
+	Mounts   []volume.Mount // volumes, attached as disks after the image, in order
 }
 
-// Guest names, as --guest and config.json take them.
-const (
-	guestNanos = "nanos"
-	guestLinux = "linux"
-)
+// guestNamed is the guest named name.
+func guestNamed(name string) (Guest, error) {
+	var names []string
+	for _, g := range guests() {
+		if g.Name() == name {
+			return g, nil
+		}
+		names = append(names, g.Name())
+	}
+	return nil, fmt.Errorf("%q is not a guest; use %s", name, strings.Join(names, " or "))
+}
 
 // CheckGuestName accepts "" (choose for me) and the guests ops has.
 func CheckGuestName(name string) error {
-	switch name {
-	case "", guestNanos, guestLinux:
+	if name == "" {
 		return nil
 	}
-	return fmt.Errorf("%q is not a guest; use %s or %s", name, guestNanos, guestLinux)
+	_, err := guestNamed(name)
+	return err
 }
 
 // VolumeFormatFor is the volume format of the guest named name ("" is
-// the guest ChooseGuest would pick on this machine).
-func VolumeFormatFor(home Home, name string) (VolumeFormat, error) {
-	switch name {
-	case guestNanos:
-		return tfsVolume{}, nil
-	case guestLinux:
-		return ext4Volume{}, nil
-	case "":
-		if _, err := home.Release(""); err == nil {
-			return tfsVolume{}, nil
+// the first guest whose kernel is installed, else the last).
+func VolumeFormatFor(home Home, name string) (volume.Format, error) {
+	if name != "" {
+		g, err := guestNamed(name)
+		if err != nil {
+			return nil, err
 		}
-		return ext4Volume{}, nil
+		return g.VolumeFormat(), nil
 	}
-	return nil, CheckGuestName(name)
+	gs := guests()
+	for _, g := range gs[:len(gs)-1] {
+		if g.installed(home) {
+			return g.VolumeFormat(), nil
+		}
+	}
+	return gs[len(gs)-1].VolumeFormat(), nil
+}
+
+// ImageName is the name of the image in file: its file name without the
+// guest's suffix.
+func ImageName(file string) string {
+	base := filepath.Base(file)
+	for _, g := range guests() {
+		if n, ok := strings.CutSuffix(base, g.imageSuffix()); ok && g.imageSuffix() != "" {
+			return n
+		}
+	}
+	return base
+}
+
+// BuiltImage finds a built image by name (any guest's image of that name
+// in the ops home) or path, and the guest it is for; want, when not "",
+// names the guest it must be for.
+func (h Home) BuiltImage(nameOrPath, want string) (path string, g Guest, err error) {
+	p, err := h.FindImage(nameOrPath)
+	if err != nil {
+		return "", nil, err
+	}
+	if _, err := os.Stat(p); err != nil && !strings.Contains(nameOrPath, "/") {
+		for _, g := range guests() {
+			if _, err := os.Stat(p + g.imageSuffix()); err == nil {
+				p += g.imageSuffix()
+				break
+			}
+		}
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", nil, fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", nameOrPath)
+	}
+	defer f.Close()
+	head := make([]byte, 512)
+	n, _ := io.ReadFull(f, head)
+	for _, g := range guests() {
+		if !g.isImage(head[:n]) {
+			continue
+		}
+		if want != "" && want != g.Name() {
+			return "", nil, fmt.Errorf("%s is an image for the %s guest, not %s", p, g.Name(), want)
+		}
+		abs, err := filepath.Abs(p)
+		return abs, g, err
+	}
+	return "", nil, fmt.Errorf("%s is not an image ops builds (neither a disk nor an initramfs)", p)
 }
 
 // volumeDrives are a boot's volumes as QEMU disks.
@@ -84,95 +172,35 @@ func volumeDrives(b Boot) []qemu.Drive {
 	return out
 }
 
-// ChooseGuest picks the guest for c: the one c.Guest names, else Nanos
-// when a release is installed (or Kernel and Boot are configured), else
-// the Linux guest. note is the one line ops prints when it falls back.
+// ChooseGuest picks the guest for c: the one c.Guest names, else the
+// first of guests() whose kernel is installed (Nanos when a release is,
+// or Kernel and Boot are configured; else the Linux guest). note is the
+// one line ops prints when it falls back.
 func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
-	if err := CheckGuestName(c.Guest); err != nil {
-		return nil, "", fmt.Errorf("Guest: %w", err)
-	}
-	switch c.Guest {
-	case guestNanos:
-		g, err := nanosFor(home, c)
+	if c.Guest != "" {
+		g, err := guestNamed(c.Guest)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w; install one with 'ops update' (or 'ops update --from FILE' offline), or use --guest linux", err)
+			return nil, "", fmt.Errorf("Guest: %w", err)
 		}
-		return g, "", nil
-	case guestLinux:
-		g, err := linuxFor(home, c)
+		g, err = g.load(home, c, true)
 		return g, "", err
 	}
-	g, nerr := nanosFor(home, c)
-	if nerr == nil {
-		return g, "", nil
-	}
-	if !errors.Is(nerr, ErrNoRelease) {
-		return nil, "", nerr
-	}
-	lg, err := linuxFor(home, c)
-	if errors.Is(err, ErrNoLinuxKernel) {
-		return nil, "", errors.New("no guest kernel: no Nanos release is installed (run 'ops update', or 'ops update --from FILE' offline) and no Linux kernel was found for the Linux guest (run 'make deps' or apt-get install linux-image-cloud-amd64)")
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	return lg, fmt.Sprintf("guest: linux %s (no Nanos release installed; run 'ops update')", lg.Kernel.Version), nil
-}
-
-// nanosFor is the Nanos guest with the installed release's files, each
-// replaced by Kernel, Boot or KlibDir from config.json when set.
-func nanosFor(home Home, c *Config) (*NanosGuest, error) {
-	k := NanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
-	memo := ""
-	if c.Kernel == "" || c.Boot == "" {
-		rel, err := home.Release(c.NanosVersion)
-		if err != nil {
-			return nil, err
-		}
-		k = NanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
-		if c.Kernel == "" {
-			memo = rel.Dir // the boot filesystem is the release's
-		}
-		for _, o := range []struct {
-			dst *string
-			v   string
-		}{{&k.Kernel, c.Kernel}, {&k.Boot, c.Boot}, {&k.KlibDir, c.KlibDir}} {
-			if o.v != "" {
-				*o.dst = o.v
+	var missing, fallbacks []string
+	for _, g := range guests() {
+		lg, err := g.load(home, c, false)
+		if err == nil {
+			if len(fallbacks) > 0 {
+				note = fmt.Sprintf("guest: %s (%s)", lg.chosen(), strings.Join(fallbacks, "; "))
 			}
+			return lg, note, nil
 		}
-	}
-	g := &NanosGuest{Kernel: k, Memo: memo}
-	if c.Uefi {
-		var err error
-		if g.UEFI, err = uefiLoader(home, c); err != nil {
-			return nil, err
+		if !g.absent(err) {
+			return nil, "", err
 		}
+		missing = append(missing, g.missing())
+		fallbacks = append(fallbacks, g.fallback())
 	}
-	return g, nil
-}
-
-// linuxFor is the Linux guest with the host's kernel (unpacked once into
-// the ops home) and ops's embedded init.
-func linuxFor(home Home, c *Config) (*LinuxGuest, error) {
-	if c.Uefi {
-		return nil, errLinuxUEFI
-	}
-	if o := c.nanosOnly(); len(o) > 0 {
-		return nil, fmt.Errorf("%s: only the Nanos kernel reads these; the Linux guest has no such options (use --guest nanos)", strings.Join(o, ", "))
-	}
-	k, err := FindLinuxKernel(c.LinuxKernel, "/boot", "/lib/modules")
-	if err != nil {
-		return nil, err
-	}
-	if err := home.PrepareBootKernel(k); err != nil {
-		return nil, err
-	}
-	init, err := bin.Init()
-	if err != nil {
-		return nil, err
-	}
-	return &LinuxGuest{Kernel: k, Init: init}, nil
+	return nil, "", errors.New("no guest kernel: " + strings.Join(missing, " and "))
 }
 
 // UsesTap reports whether the VM's network card is a tap device.

@@ -4,21 +4,31 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 
+	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/imgfmt"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/release"
+	"github.com/opsdev/ops/volume"
 )
 
-// NanosGuest is the Nanos unikernel: a disk with a boot filesystem (the
+// nanosGuest is the Nanos unikernel: a disk with a boot filesystem (the
 // kernel and klibs) and a TFS root filesystem holding the tree and the
 // manifest.
-type NanosGuest struct {
-	Kernel NanosKernel
+type nanosGuest struct {
+	Kernel nanosKernel
 	// UEFI is the release's bootx64.efi when the image is for UEFI
 	// firmware (Uefi in config.json, --uefi); "" for BIOS and microvm.
 	UEFI string
@@ -28,14 +38,91 @@ type NanosGuest struct {
 }
 
 // Name implements Guest.
-func (g *NanosGuest) Name() string { return guestNanos }
+func (g *nanosGuest) Name() string { return "nanos" }
 
-// ImageFile implements Guest: Nanos images keep the name as given, as
+// load implements Guest: nanosFor, saying how to install a release when
+// the user named this guest.
+func (g *nanosGuest) load(home Home, c *Config, named bool) (Guest, error) {
+	ng, err := nanosFor(home, c)
+	if err != nil && named {
+		return nil, fmt.Errorf("%w; install one with 'ops update' (or 'ops update --from FILE' offline), or use --guest linux", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ng, nil
+}
+
+// nanosFor is the Nanos guest with the installed release's files, each
+// replaced by Kernel, Boot or KlibDir from config.json when set.
+func nanosFor(home Home, c *Config) (*nanosGuest, error) {
+	k := nanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
+	memo := ""
+	if c.Kernel == "" || c.Boot == "" {
+		rel, err := home.Releases().Find(c.NanosVersion)
+		if err != nil {
+			return nil, err
+		}
+		k = nanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
+		if c.Kernel == "" {
+			memo = rel.Dir // the boot filesystem is the release's
+		}
+		for _, o := range []struct {
+			dst *string
+			v   string
+		}{{&k.Kernel, c.Kernel}, {&k.Boot, c.Boot}, {&k.KlibDir, c.KlibDir}} {
+			if o.v != "" {
+				*o.dst = o.v
+			}
+		}
+	}
+	g := &nanosGuest{Kernel: k, Memo: memo}
+	if c.Uefi {
+		var err error
+		if g.UEFI, err = uefiLoader(home, c); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+// installed implements Guest: a release is installed.
+func (g *nanosGuest) installed(home Home) bool {
+	_, err := home.Releases().Find("")
+	return err == nil
+}
+
+// absent implements Guest.
+func (g *nanosGuest) absent(err error) bool { return errors.Is(err, release.ErrNotInstalled) }
+
+// missing implements Guest.
+func (g *nanosGuest) missing() string {
+	return "no Nanos release is installed (run 'ops update', or 'ops update --from FILE' offline)"
+}
+
+// fallback implements Guest.
+func (g *nanosGuest) fallback() string { return "no Nanos release installed; run 'ops update'" }
+
+// chosen implements Guest.
+func (g *nanosGuest) chosen() string { return "nanos " + g.Kernel.Version }
+
+// imageSuffix implements Guest: Nanos images keep the name as given, as
 // nanovms/ops names them.
-func (g *NanosGuest) ImageFile(name string) string { return name }
+func (g *nanosGuest) imageSuffix() string { return "" }
 
-// Key implements Guest: the kernel, the boot loader and each klib used.
-func (g *NanosGuest) Key(h io.Writer, p *Plan) error {
+// isImage implements Guest: a Nanos image is a disk, its MBR signed.
+func (g *nanosGuest) isImage(head []byte) bool {
+	return len(head) >= 512 && head[510] == 0x55 && head[511] == 0xaa
+}
+
+// ImageFormat implements Guest: a raw disk.
+func (g *nanosGuest) ImageFormat() string { return string(imgfmt.Raw) }
+
+// exportable implements Guest: a disk converts to every disk format.
+func (g *nanosGuest) exportable() error { return nil }
+
+// key implements Guest: the kernel, the boot loader and each klib used.
+func (g *nanosGuest) key(h io.Writer, p *Plan) error {
 	for _, f := range []struct{ l, p string }{{"kernel", g.Kernel.Kernel}, {"boot", g.Kernel.Boot}} {
 		if err := stampFile(h, f.l, f.p); err != nil {
 			return err
@@ -54,8 +141,8 @@ func (g *NanosGuest) Key(h io.Writer, p *Plan) error {
 	return nil
 }
 
-// Env implements Guest: NANOS_VERSION, as nanovms/ops sets it.
-func (g *NanosGuest) Env() map[string]string {
+// env implements Guest: NANOS_VERSION, as nanovms/ops sets it.
+func (g *nanosGuest) env() map[string]string {
 	if g.Kernel.Version == "" {
 		return nil
 	}
@@ -64,11 +151,11 @@ func (g *NanosGuest) Env() map[string]string {
 
 // VolumeFormat implements Guest: TFS volumes, mounted by the kernel
 // through the manifest's mounts.
-func (g *NanosGuest) VolumeFormat() VolumeFormat { return tfsVolume{} }
+func (g *nanosGuest) VolumeFormat() volume.Format { return volume.TFS{} }
 
-// Write implements Guest.
-func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
-	disk, err := LayoutNanos(p, g.Kernel, minRoot)
+// write implements Guest.
+func (g *nanosGuest) write(f *os.File, p *Plan, minRoot int64) error {
+	disk, err := layoutNanos(p, g.Kernel, minRoot)
 	if err != nil {
 		return err
 	}
@@ -90,7 +177,7 @@ func (g *NanosGuest) Write(f *os.File, p *Plan, minRoot int64) error {
 // is the same filesystem in every image of a release. It returns what
 // keeps the UUID after a write that had to hash them. The memo is only a
 // shortcut: when it cannot be read or kept, the UUID is hashed as ever.
-func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
+func (g *nanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 	none := func() {}
 	if g.Memo == "" {
 		return none
@@ -104,7 +191,7 @@ func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 				return nil, err
 			}
 		}
-		return appendFileStamp([]byte(e.Source+" "), st), nil
+		return fileutil.AppendStamp([]byte(e.Source+" "), st), nil
 	})
 	if err != nil {
 		return none
@@ -129,7 +216,7 @@ func (g *NanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 // Under emulation guest RAM comes from a memfd in 4 KiB pages: Nanos
 // touches a little of many 2 MiB regions while it sets up its heaps, and
 // huge pages cost it ~12 ms to hello.
-func (g *NanosGuest) VM(b Boot) (qemu.VM, error) {
+func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 	if g.UEFI != "" {
 		if err := uefiMachine(&b.Run); err != nil {
 			return qemu.VM{}, err
@@ -153,4 +240,285 @@ func (g *NanosGuest) VM(b Boot) (qemu.VM, error) {
 		vm.Kernel = g.Kernel.Kernel
 	}
 	return vm, nil
+}
+
+// nanosManifest is the typed manifest that goes into the root filesystem's
+// root tuple. Passthrough keys are copied as given.
+type nanosManifest struct {
+	Program     string
+	Arguments   []string
+	Environment []EnvVar
+	Cwd         string
+	DebugExit   bool
+	Klibs       bool // klibs are in the boot filesystem
+	Network     Network
+	Mounts      map[string]string
+	Passthrough map[string]any
+}
+
+// manifestFor turns a plan into the Nanos manifest. debug_exit is always
+// set: it makes the kernel report the program's exit code through QEMU's
+// isa-debug-exit device, and without it a microvm guest hangs at exit.
+func manifestFor(p *Plan) nanosManifest {
+	return nanosManifest{
+		Program:     p.Program,
+		Arguments:   p.Args,
+		Environment: p.Env,
+		Cwd:         p.Cwd,
+		DebugExit:   true,
+		Klibs:       len(p.Klibs) > 0,
+		Network:     p.Network,
+		Mounts:      p.Mounts,
+		Passthrough: p.Passthrough,
+	}
+}
+
+// tuple encodes the manifest as the root tuple's keys, in a fixed order.
+func (m nanosManifest) tuple() (*opsfs.Tuple, error) {
+	t := opsfs.NewTuple()
+	t.Set("program", opsfs.String(m.Program))
+	args := opsfs.Vector{}
+	for _, a := range m.Arguments {
+		args = append(args, opsfs.String(a))
+	}
+	t.Set("arguments", args)
+	env := opsfs.NewTuple()
+	for _, e := range m.Environment {
+		env.Set(e.Name, opsfs.String(e.Value))
+	}
+	t.Set("environment", env)
+	if m.Cwd != "" && m.Cwd != "/" {
+		t.Set("cwd", opsfs.String(m.Cwd))
+	}
+	if m.DebugExit {
+		t.Set("debug_exit", opsfs.String("t"))
+	}
+	if m.Klibs {
+		t.Set("klibs", opsfs.String("bootfs"))
+	}
+	if m.Network.IP != "" {
+		en1 := opsfs.NewTuple().Set("ipaddr", opsfs.String(m.Network.IP))
+		if m.Network.Netmask != "" {
+			en1.Set("netmask", opsfs.String(m.Network.Netmask))
+		}
+		if m.Network.Gateway != "" {
+			en1.Set("gateway", opsfs.String(m.Network.Gateway))
+		}
+		t.Set("en1", en1)
+	}
+	if len(m.Mounts) > 0 {
+		mt := opsfs.NewTuple()
+		for _, k := range sortedKeys(m.Mounts) {
+			mt.Set(k, opsfs.String(m.Mounts[k]))
+		}
+		t.Set("mounts", mt)
+	}
+	for _, k := range sortedKeys(m.Passthrough) {
+		if k == "children" || k == "program" {
+			return nil, fmt.Errorf("ManifestPassthrough: key %q is set by ops and cannot be passed through", k)
+		}
+		v, err := passthroughValue(m.Passthrough[k])
+		if err != nil {
+			return nil, fmt.Errorf("ManifestPassthrough.%s: %w", k, err)
+		}
+		t.Set(k, v)
+	}
+	return t, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// passthroughValue converts a JSON value: objects become tuples, arrays
+// vectors, everything else strings (Nanos reads manifest values as strings).
+func passthroughValue(v any) (opsfs.Value, error) {
+	switch v := v.(type) {
+	case string:
+		return opsfs.String(v), nil
+	case bool:
+		if v {
+			return opsfs.String("t"), nil
+		}
+		return opsfs.String("f"), nil
+	case json.Number:
+		return opsfs.String(v.String()), nil
+	case float64:
+		return opsfs.String(strconv.FormatFloat(v, 'f', -1, 64)), nil
+	case []any:
+		out := opsfs.Vector{}
+		for _, e := range v {
+			x, err := passthroughValue(e)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x)
+		}
+		return out, nil
+	case map[string]any:
+		t := opsfs.NewTuple()
+		for _, k := range sortedKeys(v) {
+			x, err := passthroughValue(v[k])
+			if err != nil {
+				return nil, err
+			}
+			t.Set(k, x)
+		}
+		return t, nil
+	case nil:
+		return opsfs.Null{}, nil
+	}
+	return nil, fmt.Errorf("unsupported value %T", v)
+}
+
+// nanosKernel names the kernel files an image is made with.
+type nanosKernel struct {
+	Kernel  string
+	Boot    string
+	KlibDir string
+	Version string // the release's, "" for files named in config.json
+}
+
+// layoutNanos plans the whole disk: boot filesystem with /kernel (and
+// /klib/*), root filesystem with the plan's tree and manifest.
+func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
+	bootData, err := os.ReadFile(k.Boot)
+	if err != nil {
+		return nil, goerrors.Wrap(fmt.Errorf("boot loader: %w", err), 0)
+	}
+	bl, err := opsfs.ParseBootImg(bootData)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", k.Boot, err)
+	}
+	if err := release.CheckKernel(k.Kernel); err != nil {
+		return nil, err
+	}
+	bootTree := opsfs.NewTree()
+	st, err := os.Stat(k.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	if err := bootTree.Add(opsfs.Entry{Path: "/kernel", Kind: opsfs.KindFile, Source: k.Kernel, Size: st.Size(), Info: st}); err != nil {
+		return nil, err
+	}
+	for _, name := range p.Klibs {
+		// A klib may sit in a folder (test/klib): it lands at the same
+		// path under /klib, where Nanos looks for it.
+		clean := path.Clean(name)
+		if name == "" || clean == "." || path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || strings.Contains(name, "\\") {
+			return nil, fmt.Errorf("Klibs: %q is not a klib name (a name or a relative path inside the klib folder)", name)
+		}
+		name = clean
+		src := filepath.Join(k.KlibDir, filepath.FromSlash(name))
+		st, err := os.Stat(src)
+		if err != nil {
+			return nil, fmt.Errorf("Klibs: klib %q not found in %s", name, k.KlibDir)
+		}
+		if err := bootTree.Add(opsfs.Entry{Path: "/klib/" + name, Kind: opsfs.KindFile, Source: src, Size: st.Size(), Info: st}); err != nil {
+			return nil, err
+		}
+	}
+	bootFS, err := opsfs.LayoutTFS(bootTree, nil, opsfs.TFSOptions{MinSize: opsfs.BootFSSize})
+	if err != nil {
+		return nil, fmt.Errorf("boot filesystem: %w", err)
+	}
+	if bootFS.SizeSecs*opsfs.SectorSize > opsfs.BootFSSize {
+		return nil, fmt.Errorf("kernel and klibs need %d bytes, more than the %d-byte boot filesystem", bootFS.UsedBytes(), opsfs.BootFSSize)
+	}
+	root, err := manifestFor(p).tuple()
+	if err != nil {
+		return nil, err
+	}
+	rootFS, err := opsfs.LayoutTFS(p.Tree, root, opsfs.TFSOptions{Slack: opsfs.RootSlack, MinSize: minRoot})
+	if err != nil {
+		return nil, fmt.Errorf("root filesystem: %w", err)
+	}
+	if want := volume.TFSSize(rootFS.UsedBytes(), minRoot); want > int64(rootFS.SizeSecs)*opsfs.SectorSize {
+		rootFS.SizeSecs = uint64(want / opsfs.SectorSize)
+	}
+	return &opsfs.NanosDisk{Boot: bl, BootFS: bootFS, RootFS: rootFS}, nil
+}
+
+// ParseSize reads sizes such as "512M", "2G", "100m", "1048576".
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	unit := strings.ToUpper(strings.TrimRight(strings.TrimLeft(s, "0123456789."), " "))
+	num := strings.TrimSpace(strings.TrimSuffix(strings.ToUpper(s), unit))
+	switch strings.TrimSuffix(strings.TrimSuffix(unit, "B"), "I") {
+	case "":
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	case "T":
+		mult = 1 << 40
+	default:
+		return 0, fmt.Errorf("size %q: unknown unit %q (use K, M or G)", s, unit)
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("size %q is not a number with an optional K, M or G", s)
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// uefiLoaderFile is the UEFI loader's name in a Nanos release folder.
+const uefiLoaderFile = "bootx64.efi"
+
+var errLinuxUEFI = errors.New("Uefi: the Linux guest boots from an initramfs, with no disk for UEFI firmware to boot; use --guest nanos for a UEFI image")
+
+// uefiLoader finds the UEFI loader: UefiBoot from config.json, else the
+// release's bootx64.efi.
+func uefiLoader(home Home, c *Config) (string, error) {
+	if c.UefiBoot != "" {
+		if _, err := os.Stat(c.UefiBoot); err != nil {
+			return "", fmt.Errorf("UefiBoot: no UEFI loader at %s", c.UefiBoot)
+		}
+		return c.UefiBoot, nil
+	}
+	rel, err := home.Releases().Find(c.NanosVersion)
+	if err != nil {
+		return "", fmt.Errorf("Uefi: no release to take bootx64.efi from (%w); set UefiBoot to a bootx64.efi", err)
+	}
+	p := filepath.Join(rel.Dir, uefiLoaderFile)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("Uefi: Nanos release %s has no %s; install a release that has one (ops update) or set UefiBoot", rel.Version, uefiLoaderFile)
+	}
+	return p, nil
+}
+
+// writeUEFI writes disk with an EFI System Partition holding loader in
+// front of its filesystems (fs.UEFIDisk).
+func writeUEFI(f *os.File, disk *opsfs.NanosDisk, loader string) error {
+	b, err := os.ReadFile(loader)
+	if err != nil {
+		return goerrors.Wrap(fmt.Errorf("UEFI loader: %w", err), 0)
+	}
+	esp, err := opsfs.NewESP(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", loader, err)
+	}
+	return (&opsfs.UEFIDisk{NanosDisk: disk, ESP: esp}).WriteTo(f)
+}
+
+// uefiMachine makes rc boot through UEFI firmware: a q35 machine (microvm
+// boots the kernel directly and has no firmware to run a loader).
+func uefiMachine(rc *RunConfig) error {
+	switch rc.Machine {
+	case "", qemu.Q35:
+		rc.Machine = qemu.Q35
+		return nil
+	}
+	return fmt.Errorf("--uefi boots through UEFI firmware on a q35 machine; --machine %s cannot (drop one of them)", rc.Machine)
 }

@@ -2,17 +2,20 @@ package lepton
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/internal/testutil"
+	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
 )
 
 // TestGuestVMAccel checks the parts of each guest's VM that depend on the
 // accelerator: a retry under TCG after KVM failed must get them too.
 func TestGuestVMAccel(t *testing.T) {
-	linux := &LinuxGuest{Kernel: &LinuxKernel{Image: "vmlinux"}}
-	nanos := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}}
+	linux := &linuxGuest{Kernel: &linuxkernel.Kernel{Image: "vmlinux"}}
+	nanos := &nanosGuest{Kernel: nanosKernel{Kernel: "kernel.img"}}
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
 	tsc := qemu.TSCkHz(string(cpuinfo)) > 0
 	for _, tc := range []struct {
@@ -47,8 +50,8 @@ func TestGuestVMAccel(t *testing.T) {
 
 // TestGuestVM checks what each guest puts in its VM for a run config.
 func TestGuestVM(t *testing.T) {
-	linux := &LinuxGuest{Kernel: &LinuxKernel{Image: "vmlinux"}}
-	nanos := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}}
+	linux := &linuxGuest{Kernel: &linuxkernel.Kernel{Image: "vmlinux"}}
+	nanos := &nanosGuest{Kernel: nanosKernel{Kernel: "kernel.img"}}
 	img := &BuildResult{Path: "app.img", Size: 1 << 20}
 	for _, tc := range []struct {
 		name     string
@@ -114,12 +117,46 @@ func TestGuestVM(t *testing.T) {
 	}
 }
 
-func TestGuestImageFile(t *testing.T) {
-	if got := (&NanosGuest{}).ImageFile("app"); got != "app" {
+func TestGuestImageFiles(t *testing.T) {
+	if got := (&nanosGuest{}).imageSuffix(); got != "" {
 		t.Errorf("nanos: %q", got)
 	}
-	if got := (&LinuxGuest{}).ImageFile("app"); got != "app.initramfs" {
+	if got := (&linuxGuest{}).imageSuffix(); got != ".initramfs" {
 		t.Errorf("linux: %q", got)
+	}
+	for file, want := range map[string]string{"/x/app.initramfs": "app", "/x/app": "app", "app.img": "app.img"} {
+		if got := ImageName(file); got != want {
+			t.Errorf("ImageName(%q) = %q, want %q", file, got, want)
+		}
+	}
+}
+
+// TestBuiltImage: an image is found by name whatever its guest, and its
+// guest is told from its first bytes.
+func TestBuiltImage(t *testing.T) {
+	home := Home{Dir: t.TempDir()}
+	disk := make([]byte, 1024)
+	disk[510], disk[511] = 0x55, 0xaa
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "web"), string(disk))
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "api.initramfs"), "070701...")
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "junk"), "junk")
+	for _, tc := range []struct{ arg, want, guest, err string }{
+		{"web", "", "nanos", ""},
+		{"api", "", "linux", ""},
+		{"api", "nanos", "", "an image for the linux guest, not nanos"},
+		{"junk", "", "", "not an image"},
+		{"gone", "", "", "no image gone"},
+	} {
+		p, g, err := home.BuiltImage(tc.arg, tc.want)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.arg, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || g.Name() != tc.guest || !filepath.IsAbs(p) {
+			t.Errorf("%s: %s %v %v", tc.arg, p, g, err)
+		}
 	}
 }
 

@@ -1,20 +1,15 @@
 package lepton
 
 import (
-	"debug/elf"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
-	"sync"
 
-	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/packages"
+	"github.com/opsdev/ops/release"
+	"github.com/opsdev/ops/volume"
 )
 
 // Home is the ops home folder (~/.ops, or $OPS_HOME/.ops), laid out as
@@ -23,7 +18,15 @@ import (
 //	<home>/latest.txt          the current Nanos release version
 //	<home>/<version>/          kernel.img, boot.img, klibs/
 //	<home>/images/             built images
+//	<home>/volumes/            volumes, NAME:UUID.raw
 //	<home>/packages/, local_packages/
+//	<home>/instances/          instances' specs, states and consoles
+//	<home>/compose/<project>/  a compose project's state
+//	<home>/linux/<version>/    the Linux guest's unpacked kernel
+//	<home>/profile             what ops profile printed last
+//
+// Its methods are the one place that builds paths into it: the packages
+// below lepton take the folders they give.
 type Home struct{ Dir string }
 
 // DefaultHome is $OPS_HOME/.ops, else ~/.ops. OPS_HOME names the folder
@@ -39,119 +42,51 @@ func DefaultHome() (Home, error) {
 	return Home{Dir: filepath.Join(h, ".ops")}, nil
 }
 
-// ImagesDir holds built images.
-func (h Home) ImagesDir() string { return filepath.Join(h.Dir, "images") }
+// imagesDir holds built images.
+func (h Home) imagesDir() string { return filepath.Join(h.Dir, "images") }
 
-// Release is an installed Nanos kernel release.
-type Release struct {
-	Version string
-	Dir     string
-	Kernel  string // kernel.img
-	Boot    string // boot.img
-	KlibDir string
+// imagePath is where an image named name is kept.
+func (h Home) imagePath(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("image name %q must be a plain file name", name)
+	}
+	return filepath.Join(h.imagesDir(), name), nil
 }
 
-var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$`) })
-
-// ValidVersion reports whether v is usable as a release folder name.
-func ValidVersion(v string) bool {
-	return versionRE().MatchString(v) && v != "images" && v != "packages"
+// Releases is the Nanos releases installed in the ops home: a folder per
+// version, and latest.txt naming the current one.
+func (h Home) Releases() release.Store {
+	return release.Store{Dir: h.Dir, LatestFile: filepath.Join(h.Dir, "latest.txt")}
 }
 
-// ErrNoRelease means no Nanos release is installed.
-var ErrNoRelease = errors.New("no Nanos release is installed")
-
-// Latest is the version named in latest.txt.
-func (h Home) Latest() (string, error) {
-	b, err := os.ReadFile(filepath.Join(h.Dir, "latest.txt"))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", ErrNoRelease
-	}
-	if err != nil {
-		return "", err
-	}
-	v := strings.TrimSpace(string(b))
-	if !ValidVersion(v) {
-		return "", fmt.Errorf("%s names no valid version (%q)", filepath.Join(h.Dir, "latest.txt"), v)
-	}
-	return v, nil
+// Volumes is the ops home's volumes folder. A TFS volume's seed folder is
+// read as config.json's Dirs are.
+func (h Home) Volumes() volume.Store {
+	return volume.Store{Dir: filepath.Join(h.Dir, "volumes"), ReadTree: seedTree}
 }
 
-// Release returns an installed release; version "" means the latest.
-func (h Home) Release(version string) (*Release, error) {
-	if version == "" {
-		v, err := h.Latest()
-		if err != nil {
-			return nil, err
-		}
-		version = v
+// seedTree reads a folder as the tree of a volume's root.
+func seedTree(dir string) (*opsfs.Tree, error) {
+	p := &Plan{Tree: opsfs.NewTree()}
+	if err := p.walkDir(dir, "/", map[string]bool{}, false); err != nil {
+		return nil, err
 	}
-	if !ValidVersion(version) {
-		return nil, fmt.Errorf("%q is not a release version", version)
-	}
-	dir := filepath.Join(h.Dir, version)
-	r := &Release{Version: version, Dir: dir, Kernel: filepath.Join(dir, "kernel.img"),
-		Boot: filepath.Join(dir, "boot.img"), KlibDir: filepath.Join(dir, "klibs")}
-	if _, err := os.Stat(r.Kernel); err != nil {
-		installed := h.Installed()
-		if len(installed) == 0 {
-			return nil, fmt.Errorf("Nanos %s: %w", version, ErrNoRelease)
-		}
-		return nil, fmt.Errorf("Nanos %s is not installed (installed: %s)", version, strings.Join(installed, ", "))
-	}
-	return r, nil
+	return p.Tree, nil
 }
 
-// Installed lists installed release versions, oldest first.
-func (h Home) Installed() []string {
-	ents, _ := os.ReadDir(h.Dir)
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() && ValidVersion(e.Name()) {
-			if _, err := os.Stat(filepath.Join(h.Dir, e.Name(), "kernel.img")); err == nil {
-				out = append(out, e.Name())
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return versionLess(out[i], out[j]) })
-	return out
-}
+// Packages is the package store for arch: packages/<arch> (downloaded)
+// and local_packages/<arch> (made here), kept as nanovms/ops keeps them.
+func (h Home) Packages(arch string) packages.Store { return packages.Store{Home: h.Dir, Arch: arch} }
 
-func versionLess(a, b string) bool { return packages.VersionLess(a, b) }
+// InstancesDir holds the instances, a folder each.
+func (h Home) InstancesDir() string { return filepath.Join(h.Dir, "instances") }
 
-// CheckKernel checks that a kernel.img is a 64-bit x86 ELF.
-func CheckKernel(p string) error {
-	f, err := elf.Open(p)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return goerrors.Wrap(fmt.Errorf("kernel: %w", err), 0) // cannot be read at all
-	}
-	if err != nil {
-		return fmt.Errorf("%s is not an ELF kernel: %w", p, err)
-	}
-	defer f.Close()
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("%s is a %s %s kernel; want x86-64", p, f.Class, f.Machine)
-	}
-	return nil
-}
+// ComposeDir holds a compose project's state.
+func (h Home) ComposeDir(project string) string { return filepath.Join(h.Dir, "compose", project) }
 
-// CheckBoot checks boot.img's signature and filesystem region record.
-func CheckBoot(p string) error {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	if _, err := opsfs.ParseBootImg(b); err != nil {
-		return fmt.Errorf("%s: %w", p, err)
-	}
-	return nil
-}
+// linuxKernelCache holds the Linux guest's unpacked kernels, a folder per
+// kernel version.
+func (h Home) linuxKernelCache() string { return filepath.Join(h.Dir, "linux") }
 
-// CheckReleaseDir checks a folder laid out as a release.
-func CheckReleaseDir(dir string) error {
-	if err := CheckKernel(filepath.Join(dir, "kernel.img")); err != nil {
-		return err
-	}
-	return CheckBoot(filepath.Join(dir, "boot.img"))
-}
+// ProfileFile is where ops profile keeps what it printed.
+func (h Home) ProfileFile() string { return filepath.Join(h.Dir, "profile") }

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
@@ -23,8 +22,8 @@ import (
 // change, so cached images from an older ops are rebuilt.
 const formatVersion = "ops-image-1"
 
-// ImageSpec is everything an image is made from.
-type ImageSpec struct {
+// imageSpec is everything an image is made from.
+type imageSpec struct {
 	Plan    *Plan
 	Guest   Guest
 	Out     string // image path
@@ -32,27 +31,27 @@ type ImageSpec struct {
 	Force   bool   // write it even when nothing changed (-f)
 }
 
-// BuildResult says what BuildImage did.
+// BuildResult says what buildImage did.
 type BuildResult struct {
 	Path   string
 	Reused bool
 	Size   int64
 }
 
-// BuildImage writes the image for spec, or reuses the existing one when
+// buildImage writes the image for spec, or reuses the existing one when
 // nothing it is made from has changed (same plan, same source files by
 // path, size, modification time and inode, same kernel). The image is
 // written to a temporary file in the same folder and renamed into place.
-func BuildImage(spec ImageSpec) (*BuildResult, error) {
+func buildImage(spec imageSpec) (*BuildResult, error) {
 	key, err := spec.key()
 	if err != nil {
 		return nil, err
 	}
-	keyFile := filepath.Join(filepath.Dir(spec.Out), "."+filepath.Base(spec.Out)+".key")
+	keyFile := keyPath(spec.Out)
 	if st, err := os.Stat(spec.Out); err == nil && !spec.Force {
 		if b, err := os.ReadFile(keyFile); err == nil {
 			oldKey, stamp, _ := strings.Cut(string(b), "\n")
-			if stamp != fileStamp(st) {
+			if stamp != fileutil.Stamp(st) {
 				// Booted writable (ops run -s): what the guest wrote lives
 				// only in this image, and a rebuild would throw it away.
 				return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or build afresh with -f (--force)", spec.Out)
@@ -66,7 +65,7 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	err = fileutil.WriteAtomicWith(spec.Out, 0o644, func(tmp *os.File) error {
-		if err := spec.Guest.Write(tmp, spec.Plan, spec.MinRoot); err != nil {
+		if err := spec.Guest.write(tmp, spec.Plan, spec.MinRoot); err != nil {
 			return err
 		}
 		// The old key goes before the new image takes the name.
@@ -82,29 +81,15 @@ func BuildImage(spec ImageSpec) (*BuildResult, error) {
 	}
 	// The key records the image's own stamp, so an image changed since
 	// (booted writable with --skipbuild) is rebuilt.
-	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+fileStamp(st)), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+fileutil.Stamp(st)), 0o644); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	return &BuildResult{Path: spec.Out, Size: st.Size()}, nil
 }
 
-// fileStamp identifies a file's version without reading it.
-func fileStamp(st os.FileInfo) string { return string(appendFileStamp(nil, st)) }
-
-// appendFileStamp appends fileStamp(st): size, modification time, inode
-// and mode.
-func appendFileStamp(b []byte, st os.FileInfo) []byte {
-	ino := uint64(0)
-	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		ino = s.Ino
-	}
-	b = strconv.AppendInt(b, st.Size(), 10)
-	b = append(b, ' ')
-	b = strconv.AppendInt(b, st.ModTime().UnixNano(), 10)
-	b = append(b, ' ')
-	b = strconv.AppendUint(b, ino, 10)
-	b = append(b, ' ')
-	return strconv.AppendUint(b, uint64(st.Mode()), 8)
+// keyPath is where the key of the image at p is kept: .NAME.key beside it.
+func keyPath(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".key")
 }
 
 func stampFile(h io.Writer, label, p string) error {
@@ -126,7 +111,7 @@ func appendStamp(b []byte, label, p string, st os.FileInfo) []byte {
 	b = append(b, ": "...)
 	b = append(b, p...)
 	b = append(b, ' ')
-	return append(appendFileStamp(b, st), '\n')
+	return append(fileutil.AppendStamp(b, st), '\n')
 }
 
 // statSources stats the host file behind each entry that has one, side
@@ -190,7 +175,7 @@ func appendKeyLine(b []byte, e *opsfs.Entry, st os.FileInfo) []byte {
 }
 
 // key hashes everything the image is made from.
-func (spec ImageSpec) key() (string, error) {
+func (spec imageSpec) key() (string, error) {
 	h := sha256.New()
 	p := spec.Plan
 	fmt.Fprintf(h, "%s\nguest %s\nminroot %d\n", formatVersion, spec.Guest.Name(), spec.MinRoot)
@@ -218,7 +203,7 @@ func (spec ImageSpec) key() (string, error) {
 		b = appendKeyLine(b[:0], e, sts[i])
 		h.Write(b)
 	}
-	if err := spec.Guest.Key(h, p); err != nil {
+	if err := spec.Guest.key(h, p); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -233,7 +218,7 @@ type ImageFile struct {
 
 // Images lists the built images in the ops home, by name.
 func (h Home) Images() ([]ImageFile, error) {
-	ents, err := os.ReadDir(h.ImagesDir())
+	ents, err := os.ReadDir(h.imagesDir())
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
@@ -246,15 +231,7 @@ func (h Home) Images() ([]ImageFile, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, ImageFile{e.Name(), filepath.Join(h.ImagesDir(), e.Name()), info.Size()})
+		out = append(out, ImageFile{e.Name(), filepath.Join(h.imagesDir(), e.Name()), info.Size()})
 	}
 	return out, nil
-}
-
-// ImagePath is where an image named name is kept.
-func (h Home) ImagePath(name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, "/\\") || name == "." || name == ".." || strings.HasPrefix(name, ".") {
-		return "", fmt.Errorf("image name %q must be a plain file name", name)
-	}
-	return filepath.Join(h.ImagesDir(), name), nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 // TestKeyLine checks that each entry's part of an image key is what the
@@ -16,7 +17,7 @@ import (
 func TestKeyLine(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "prog")
-	writeFile(t, src, "program")
+	testutil.WriteFile(t, src, "program")
 	st, err := os.Stat(src)
 	if err != nil {
 		t.Fatal(err)

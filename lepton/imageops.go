@@ -16,17 +16,17 @@ import (
 // DeleteImage removes a built image named name from the ops home, with
 // its build key.
 func (h Home) DeleteImage(name string) error {
-	p, err := h.ImagePath(name)
+	p, err := h.imagePath(name)
 	if err != nil {
 		return err
 	}
 	if err := os.Remove(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.ImagesDir())
+			return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.imagesDir())
 		}
 		return err
 	}
-	os.Remove(filepath.Join(h.ImagesDir(), "."+name+".key"))
+	os.Remove(keyPath(p))
 	return nil
 }
 
@@ -167,4 +167,39 @@ func CopyOut(rd *opsfs.Reader, src, dest string, recursive, deref bool) error {
 		return fmt.Errorf("%s: %w", src, err)
 	}
 	return os.WriteFile(dest, b, 0o644)
+}
+
+// FindImage is the file an image argument names: a plain name is an
+// image in the ops home, anything with a slash is a path.
+func (h Home) FindImage(nameOrPath string) (string, error) {
+	if strings.Contains(nameOrPath, "/") {
+		return nameOrPath, nil
+	}
+	return h.imagePath(nameOrPath)
+}
+
+// ReadImage opens a Nanos image (name or path) and hands fn its root
+// filesystem, or its boot filesystem with bootfs.
+func (h Home) ReadImage(nameOrPath string, bootfs bool, fn func(rd *opsfs.Reader) error) error {
+	p, err := h.FindImage(nameOrPath)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	boot, root, err := opsfs.OpenNanosDisk(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if bootfs {
+		return fn(boot)
+	}
+	return fn(root)
 }

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opsdev/ops/elfdeps"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/volume"
 )
 
 // Plan is a guest described independently of the guest kernel: the file
@@ -78,9 +80,9 @@ type Layer struct {
 	Root        bool
 }
 
-// NewPlan makes a plan: the program and its ELF dependencies, then Dirs,
+// newPlan makes a plan: the program and its ELF dependencies, then Dirs,
 // MapDirs and Files, each layer able to replace what came before.
-func NewPlan(in PlanInput) (*Plan, error) {
+func newPlan(in PlanInput) (*Plan, error) {
 	c := in.Config
 	host, err := programFile(in)
 	if err != nil {
@@ -107,7 +109,7 @@ func NewPlan(in PlanInput) (*Plan, error) {
 	if err := p.addLayers(in); err != nil {
 		return nil, err
 	}
-	res := NewResolver(c.TargetRoot)
+	res := elfdeps.NewResolver(c.TargetRoot)
 	deps, err := p.addDeps(in, host, res)
 	if err != nil {
 		return nil, err
@@ -170,7 +172,7 @@ func NewPlan(in PlanInput) (*Plan, error) {
 // a volume only on a folder the root filesystem has.
 func (p *Plan) addMountPoints() error {
 	for _, name := range sortedKeys(p.Mounts) {
-		_, mp, _, err := ParseMount(name + ":" + p.Mounts[name])
+		_, mp, _, err := volume.ParseMount(name + ":" + p.Mounts[name])
 		if err != nil {
 			return fmt.Errorf("Mounts: %w", err)
 		}
@@ -242,10 +244,10 @@ func (p *Plan) addLayers(in PlanInput) error {
 // addDeps adds the program's interpreter and libraries, found by reading
 // its ELF (a package's layers already hold them: then the ELF is only
 // checked).
-func (p *Plan) addDeps(in PlanInput, host string, r *Resolver) (*Deps, error) {
+func (p *Plan) addDeps(in PlanInput, host string, r *elfdeps.Resolver) (*elfdeps.Deps, error) {
 	if in.NoDeps {
-		_, err := r.readELF(host)
-		return &Deps{}, err
+		_, err := r.ReadELF(host)
+		return &elfdeps.Deps{}, err
 	}
 	deps, err := r.Resolve(host, p.Program)
 	if err != nil {
@@ -346,9 +348,6 @@ func (p *Plan) addStatted(host, guest string, st os.FileInfo) error {
 	return p.Tree.Add(opsfs.Entry{Path: guest, Kind: opsfs.KindFile, Source: host, Size: st.Size(), Mode: st.Mode().Perm(), Info: st})
 }
 
-// AddHostFile adds one host file at a guest path.
-func (p *Plan) AddHostFile(host, guest string) error { return p.addHostFile(host, guest) }
-
 // addAny adds a file or, recursively, a directory.
 func (p *Plan) addAny(host, guest string) error {
 	st, err := os.Stat(host)
@@ -364,12 +363,7 @@ func (p *Plan) addAny(host, guest string) error {
 // addDir copies a host directory recursively. Symlinks stay symlinks when
 // their target stays inside the copied tree; other links are followed.
 func (p *Plan) addDir(hostDir, guestDir string) error {
-	return p.AddDirAt(filepath.Clean(hostDir), guestDir)
-}
-
-// AddDirAt lays hostDir's contents over guestDir.
-func (p *Plan) AddDirAt(hostDir, guestDir string) error {
-	return p.walkDir(hostDir, guestDir, map[string]bool{}, false)
+	return p.walkDir(filepath.Clean(hostDir), guestDir, map[string]bool{}, false)
 }
 
 // walkDir copies a folder. Links that stay inside it (or all links, with

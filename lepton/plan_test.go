@@ -2,7 +2,6 @@ package lepton
 
 import (
 	"bytes"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,32 +10,14 @@ import (
 	"time"
 
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/testutil"
 )
 
-// fakeRelease writes a boot.img with a valid region record and uses a
-// real x86-64 ELF as the kernel, enough to lay out and read back images.
-func fakeRelease(t testing.TB, dir string) NanosKernel {
+// fakeRelease writes a release (testutil.FakeRelease) to dir.
+func fakeRelease(t testing.TB, dir string) nanosKernel {
 	t.Helper()
-	const s2 = 2 * 512
-	boot := make([]byte, 512+s2)
-	binary.LittleEndian.PutUint64(boot[0x1aa:], 0x8000)
-	binary.LittleEndian.PutUint64(boot[0x1aa+8:], s2)
-	binary.LittleEndian.PutUint32(boot[0x1aa+16:], 12)
-	boot[510], boot[511] = 0x55, 0xaa
-	copy(boot[512:], "stage2")
-	k := NanosKernel{Boot: filepath.Join(dir, "boot.img"), Kernel: filepath.Join(dir, "kernel.img"), KlibDir: filepath.Join(dir, "klibs")}
-	if err := os.WriteFile(k.Boot, boot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	kern, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(k.Kernel, kern, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(k.KlibDir, "strace"), "klib")
-	return k
+	r := testutil.FakeRelease(t, dir)
+	return nanosKernel{Kernel: r.Kernel, Boot: r.Boot, KlibDir: r.KlibDir}
 }
 
 func TestPlanLayers(t *testing.T) {
@@ -48,10 +29,10 @@ func TestPlanLayers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "app"), prog, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "conf/app.yaml"), "a: 1")
-	writeFile(t, filepath.Join(dir, "static/css/site.css"), "body{}")
-	writeFile(t, filepath.Join(dir, "assets/one.txt"), "1")
-	writeFile(t, filepath.Join(dir, "assets/two.txt"), "2")
+	testutil.WriteFile(t, filepath.Join(dir, "conf/app.yaml"), "a: 1")
+	testutil.WriteFile(t, filepath.Join(dir, "static/css/site.css"), "body{}")
+	testutil.WriteFile(t, filepath.Join(dir, "assets/one.txt"), "1")
+	testutil.WriteFile(t, filepath.Join(dir, "assets/two.txt"), "2")
 	if err := os.Symlink("css/site.css", filepath.Join(dir, "static/inside")); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +47,7 @@ func TestPlanLayers(t *testing.T) {
 		Env:         map[string]string{"B": "2", "A": "1"},
 		NameServers: []string{"1.1.1.1"},
 	}
-	p, err := NewPlan(PlanInput{Config: c, Program: "./app", Dir: dir})
+	p, err := newPlan(PlanInput{Config: c, Program: "./app", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,8 +77,8 @@ func TestPlanLayers(t *testing.T) {
 
 func TestPlanErrors(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "script.sh"), "#!/bin/sh\n")
-	writeFile(t, filepath.Join(dir, "loop/inner/f"), "x")
+	testutil.WriteFile(t, filepath.Join(dir, "script.sh"), "#!/bin/sh\n")
+	testutil.WriteFile(t, filepath.Join(dir, "loop/inner/f"), "x")
 	if err := os.Symlink("../../loop", filepath.Join(dir, "loop/inner/up")); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +94,7 @@ func TestPlanErrors(t *testing.T) {
 		{"/bin/true", Config{MapDirs: map[string]string{"nomatch/*": "/x"}}, "matches no files"},
 		{"/bin/true", Config{Dirs: []string{"loop/inner"}}, "loop back"},
 	} {
-		_, err := NewPlan(PlanInput{Config: &tc.c, Program: tc.prog, Dir: dir})
+		_, err := newPlan(PlanInput{Config: &tc.c, Program: tc.prog, Dir: dir})
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s %+v: error %v, want %q", tc.prog, tc.c, err, tc.err)
 		}
@@ -126,13 +107,13 @@ func TestNanosImageRoundTrip(t *testing.T) {
 	c := &Config{Env: map[string]string{"MODE": "prod"}, Klibs: []string{"strace"},
 		ManifestPassthrough: map[string]any{"exec_wait_for_ip4_secs": "5", "uname": map[string]any{"sysname": "ops"}},
 		RunConfig:           RunConfig{IPAddress: "10.3.0.10", Gateway: "10.3.0.1", NetMask: "255.255.255.0"}}
-	p, err := NewPlan(PlanInput{Config: c, Program: "/bin/true", Dir: dir})
+	p, err := newPlan(PlanInput{Config: c, Program: "/bin/true", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "images", "true")
-	spec := ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: out}
-	res, err := BuildImage(spec)
+	spec := imageSpec{Plan: p, Guest: &nanosGuest{Kernel: k}, Out: out}
+	res, err := buildImage(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,14 +172,14 @@ func TestNanosImageRoundTrip(t *testing.T) {
 	}
 
 	// Unchanged inputs reuse the image; a touched source rebuilds it.
-	if res, err = BuildImage(spec); err != nil || !res.Reused {
+	if res, err = buildImage(spec); err != nil || !res.Reused {
 		t.Fatalf("second build: reused=%v err=%v", res != nil && res.Reused, err)
 	}
 	later := time.Now().Add(time.Minute)
 	if err := os.Chtimes(k.Kernel, later, later); err != nil {
 		t.Fatal(err)
 	}
-	if res, err = BuildImage(spec); err != nil || res.Reused {
+	if res, err = buildImage(spec); err != nil || res.Reused {
 		t.Fatalf("build after the kernel changed: reused=%v err=%v", res != nil && res.Reused, err)
 	}
 	// An image changed since it was built: TestBuildImageKeepsGuestWrites.
@@ -212,12 +193,12 @@ func TestNanosImageReproducible(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		dir := t.TempDir()
 		k := fakeRelease(t, dir)
-		p, err := NewPlan(PlanInput{Config: &Config{Args: []string{"a"}}, Program: "/bin/ls", Dir: dir})
+		p, err := newPlan(PlanInput{Config: &Config{Args: []string{"a"}}, Program: "/bin/ls", Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, "img")
-		if _, err := BuildImage(ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: out}); err != nil {
+		if _, err := buildImage(imageSpec{Plan: p, Guest: &nanosGuest{Kernel: k}, Out: out}); err != nil {
 			t.Fatal(err)
 		}
 		b, _ := os.ReadFile(out)
@@ -231,21 +212,21 @@ func TestNanosImageReproducible(t *testing.T) {
 func TestLayoutNanosErrors(t *testing.T) {
 	dir := t.TempDir()
 	k := fakeRelease(t, dir)
-	p, err := NewPlan(PlanInput{Config: &Config{Klibs: []string{"nope"}}, Program: "/bin/true", Dir: dir})
+	p, err := newPlan(PlanInput{Config: &Config{Klibs: []string{"nope"}}, Program: "/bin/true", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LayoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), `klib "nope" not found`) {
+	if _, err := layoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), `klib "nope" not found`) {
 		t.Fatalf("error %v", err)
 	}
 	p.Klibs = []string{"../x"}
-	if _, err := LayoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), "not a klib name") {
+	if _, err := layoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), "not a klib name") {
 		t.Fatalf("error %v", err)
 	}
 	bad := k
 	bad.Boot = k.Kernel
 	p.Klibs = nil
-	if _, err := LayoutNanos(p, bad, 0); err == nil || !strings.Contains(err.Error(), "boot.img") && !strings.Contains(err.Error(), "55AA") {
+	if _, err := layoutNanos(p, bad, 0); err == nil || !strings.Contains(err.Error(), "boot.img") && !strings.Contains(err.Error(), "55AA") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -255,7 +236,7 @@ func TestLayoutNanosErrors(t *testing.T) {
 func TestKlibPaths(t *testing.T) {
 	dir := t.TempDir()
 	k := fakeRelease(t, dir)
-	writeFile(t, filepath.Join(k.KlibDir, "test", "klib"), "klib")
+	testutil.WriteFile(t, filepath.Join(k.KlibDir, "test", "klib"), "klib")
 	for _, tc := range []struct {
 		klib, path, err string
 	}{
@@ -267,11 +248,11 @@ func TestKlibPaths(t *testing.T) {
 		{"/etc/passwd", "", "not a klib name"},
 		{"", "", "not a klib name"},
 	} {
-		p, err := NewPlan(PlanInput{Config: &Config{Klibs: []string{tc.klib}, NoDefaults: true}, Program: "/bin/true", Dir: dir})
+		p, err := newPlan(PlanInput{Config: &Config{Klibs: []string{tc.klib}, NoDefaults: true}, Program: "/bin/true", Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := LayoutNanos(p, k, 0)
+		d, err := layoutNanos(p, k, 0)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want %q", tc.klib, err, tc.err)
@@ -305,15 +286,15 @@ func TestKlibPaths(t *testing.T) {
 func TestBuildImageKeepsGuestWrites(t *testing.T) {
 	dir := t.TempDir()
 	k := fakeRelease(t, dir)
-	p, err := NewPlan(PlanInput{Config: &Config{}, Program: "/bin/true", Dir: dir})
+	p, err := newPlan(PlanInput{Config: &Config{}, Program: "/bin/true", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := ImageSpec{Plan: p, Guest: &NanosGuest{Kernel: k}, Out: filepath.Join(dir, "img")}
-	if _, err := BuildImage(spec); err != nil {
+	spec := imageSpec{Plan: p, Guest: &nanosGuest{Kernel: k}, Out: filepath.Join(dir, "img")}
+	if _, err := buildImage(spec); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := BuildImage(spec); err != nil || !r.Reused {
+	if r, err := buildImage(spec); err != nil || !r.Reused {
 		t.Fatalf("unchanged rebuild: %+v %v", r, err)
 	}
 	// The guest writes to the image.
@@ -329,12 +310,12 @@ func TestBuildImageKeepsGuestWrites(t *testing.T) {
 		if change == "changed inputs" {
 			spec.Plan.Args = append(spec.Plan.Args, "-x")
 		}
-		if _, err := BuildImage(spec); err == nil || !strings.Contains(err.Error(), "ops run -s") {
+		if _, err := buildImage(spec); err == nil || !strings.Contains(err.Error(), "ops run -s") {
 			t.Fatalf("%s: error %v", change, err)
 		}
 	}
 	os.Remove(spec.Out)
-	if _, err := BuildImage(spec); err != nil {
+	if _, err := buildImage(spec); err != nil {
 		t.Fatalf("after removing the image: %v", err)
 	}
 }
@@ -349,11 +330,11 @@ func TestPlanDirLinks(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		for j := 0; j < 5; j++ {
 			rel := filepath.Join("real", "d"+strings.Repeat("x", i%4), string(rune('a'+i)), string(rune('a'+j))+".txt")
-			writeFile(t, filepath.Join(dir, rel), rel)
+			testutil.WriteFile(t, filepath.Join(dir, rel), rel)
 			want["/static/"+filepath.ToSlash(strings.TrimPrefix(rel, "real/"))] = rel
 		}
 	}
-	writeFile(t, filepath.Join(dir, "elsewhere/data/x.txt"), "x")
+	testutil.WriteFile(t, filepath.Join(dir, "elsewhere/data/x.txt"), "x")
 	if err := os.Symlink("real", filepath.Join(dir, "static")); err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +345,7 @@ func TestPlanDirLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	want["/static/outside/x.txt"] = "x"
-	p, err := NewPlan(PlanInput{Config: &Config{Dirs: []string{"static"}}, Program: "/bin/true", Dir: dir})
+	p, err := newPlan(PlanInput{Config: &Config{Dirs: []string{"static"}}, Program: "/bin/true", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,14 +374,14 @@ func TestBootUUIDMemo(t *testing.T) {
 	if err := os.Mkdir(memo, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build := func(g *NanosGuest, name string) []byte {
+	build := func(g *nanosGuest, name string) []byte {
 		t.Helper()
-		p, err := NewPlan(PlanInput{Config: &Config{}, Program: "/bin/true", Dir: dir})
+		p, err := newPlan(PlanInput{Config: &Config{}, Program: "/bin/true", Dir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := filepath.Join(dir, name)
-		if _, err := BuildImage(ImageSpec{Plan: p, Guest: g, Out: out}); err != nil {
+		if _, err := buildImage(imageSpec{Plan: p, Guest: g, Out: out}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(out)
@@ -409,8 +390,8 @@ func TestBootUUIDMemo(t *testing.T) {
 		}
 		return b
 	}
-	want := build(&NanosGuest{Kernel: k}, "plain")
-	kept := &NanosGuest{Kernel: k, Memo: memo}
+	want := build(&nanosGuest{Kernel: k}, "plain")
+	kept := &nanosGuest{Kernel: k, Memo: memo}
 	if got := build(kept, "first"); !bytes.Equal(got, want) {
 		t.Fatal("the build that keeps the UUID wrote other bytes")
 	}
@@ -436,7 +417,7 @@ func TestBootUUIDMemo(t *testing.T) {
 	if err := os.Rename(k.Kernel+".new", k.Kernel); err != nil {
 		t.Fatal(err)
 	}
-	fresh := build(&NanosGuest{Kernel: k}, "fresh")
+	fresh := build(&nanosGuest{Kernel: k}, "fresh")
 	if got := build(kept, "fourth"); !bytes.Equal(got, fresh) {
 		t.Fatal("a changed kernel was given the old boot filesystem's UUID")
 	}

@@ -6,13 +6,15 @@ import (
 	"reflect"
 	"syscall"
 	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 // TestStatAt checks that statAt gives what os.Stat and os.Lstat give, down
 // to Sys's syscall.Stat_t, which the image key reads.
 func TestStatAt(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "file"), "contents")
+	testutil.WriteFile(t, filepath.Join(dir, "file"), "contents")
 	if err := os.Chmod(filepath.Join(dir, "file"), 0o4751); err != nil {
 		t.Fatal(err)
 	}

@@ -42,10 +42,10 @@ type Env struct {
 	Say func(line string)
 }
 
-// New is the environment of the ops home in dir, on the default
-// repository unless over names another.
-func New(dir string, over URLs) *Env {
-	e := &Env{Store: packages.Store{Home: dir, Arch: "amd64"}, Override: over}
+// New is the environment of a package store (lepton.Home.Packages), on
+// the default repository unless over names another.
+func New(store packages.Store, over URLs) *Env {
+	e := &Env{Store: store, Override: over}
 	e.Repo = e.repoFor(nil)
 	return e
 }

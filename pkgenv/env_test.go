@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 )
@@ -28,7 +29,7 @@ func TestRepoURLs(t *testing.T) {
 		{"override wins", &lepton.Config{PackageManifestURL: "file:///c/m.json", PackageBaseURL: "file:///c/"}, URLs{Manifest: "file:///o/m.json"},
 			"file:///o/m.json", "file:///c/"},
 	} {
-		e := New("/home/u/.ops", tc.over).For(tc.c)
+		e := New(packages.Store{Home: "/home/u/.ops", Arch: "amd64"}, tc.over).For(tc.c)
 		if e.Repo.ManifestURL != tc.manifest || e.Repo.BaseURL != tc.base {
 			t.Errorf("%s: manifest %q base %q, want %q %q", tc.name, e.Repo.ManifestURL, e.Repo.BaseURL, tc.manifest, tc.base)
 		}
@@ -45,7 +46,7 @@ func staticELF(t *testing.T) string {
 	if os.Getenv("GOROOT") == "" {
 		p = "/usr/local/go/bin/go"
 	}
-	if _, err := lepton.ReadELF(p); err != nil {
+	if _, err := elfdeps.ReadELF(p); err != nil {
 		t.Skipf("no ELF program to package: %v", err)
 	}
 	return p
@@ -56,7 +57,7 @@ func staticELF(t *testing.T) string {
 // user's arguments and environment (Clone).
 func TestLocalPackage(t *testing.T) {
 	ctx := context.Background()
-	e := New(t.TempDir(), URLs{Manifest: "file:///nonexistent/manifest.json"})
+	e := New(packages.Store{Home: t.TempDir(), Arch: "amd64"}, URLs{Manifest: "file:///nonexistent/manifest.json"})
 	prog := staticELF(t)
 	dir, err := FromRun(e.Store, prog, "tool", "1", &lepton.Config{})
 	if err != nil {

@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/internal/fileutil"
-	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 )
 
@@ -122,12 +122,12 @@ func chooseProgram(rootfs string, argv []string, pathVar, workdir string) (prog 
 			}
 		}
 		for _, c := range cands {
-			host := lepton.ResolveInRoot(rootfs, c)
+			host := elfdeps.ResolveInRoot(rootfs, c)
 			st, err := os.Stat(host)
 			if err != nil || !st.Mode().IsRegular() {
 				continue
 			}
-			if _, err := lepton.ReadELF(host); err != nil {
+			if _, err := elfdeps.ReadELF(host); err != nil {
 				break // found, but a script: try the next element
 			}
 			if i > 0 {
@@ -142,7 +142,7 @@ func chooseProgram(rootfs string, argv []string, pathVar, workdir string) (prog 
 // minimalRoot copies into dest only the program, its interpreter and
 // libraries (resolved inside rootfs) and the included paths.
 func minimalRoot(rootfs, dest, prog string, include []string) error {
-	deps, err := lepton.NewResolver(rootfs).Resolve(lepton.ResolveInRoot(rootfs, prog), prog)
+	deps, err := elfdeps.NewResolver(rootfs).Resolve(elfdeps.ResolveInRoot(rootfs, prog), prog)
 	if err != nil {
 		return err
 	}
@@ -161,13 +161,13 @@ func minimalRoot(rootfs, dest, prog string, include []string) error {
 		if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
 			return err
 		}
-		if err := fileutil.CopyFile(lepton.ResolveInRoot(rootfs, g), to, 0o755); err != nil {
+		if err := fileutil.CopyFile(elfdeps.ResolveInRoot(rootfs, g), to, 0o755); err != nil {
 			return err
 		}
 	}
 	for _, inc := range include {
 		g := path.Clean("/" + inc)
-		src := lepton.ResolveInRoot(rootfs, g)
+		src := elfdeps.ResolveInRoot(rootfs, g)
 		st, err := os.Stat(src)
 		if err != nil {
 			return fmt.Errorf("--include %s: not in the image", inc)

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/packages"
 )
 
 // TestChooseProgram: the first element of ENTRYPOINT and CMD that names
@@ -140,7 +141,7 @@ func TestImagePackage(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e := New(t.TempDir(), URLs{})
+	e := New(packages.Store{Home: t.TempDir(), Arch: "amd64"}, URLs{})
 	var said []string
 	e.Say = func(line string) { said = append(said, line) }
 	ctx := context.Background()

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
@@ -28,7 +29,7 @@ func FromRun(store packages.Store, program, name, version string, c *lepton.Conf
 		return "", err
 	}
 	base := filepath.Base(program)
-	deps, err := lepton.NewResolver(c.TargetRoot).Resolve(program, "/"+base)
+	deps, err := elfdeps.NewResolver(c.TargetRoot).Resolve(program, "/"+base)
 	if err != nil {
 		return "", err
 	}
@@ -46,7 +47,7 @@ func FromRun(store packages.Store, program, name, version string, c *lepton.Conf
 	}
 	files := deps.Libs
 	if deps.Interp != nil {
-		files = append([]lepton.Dep{*deps.Interp}, files...)
+		files = append([]elfdeps.Dep{*deps.Interp}, files...)
 	}
 	for _, d := range files {
 		dest := filepath.Join(dir, "sysroot", filepath.FromSlash(d.Guest))

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 )
@@ -33,7 +34,7 @@ func Plan(pkgDir string, user *lepton.Config, cwd string) (lepton.PlanInput, err
 		// A program inside the sysroot, at its guest path with links
 		// resolved (/bin may be a link to usr/bin).
 		sys := filepath.Join(pkgDir, "sysroot")
-		in.Program = lepton.ResolveInRoot(sys, pkg.Program)
+		in.Program = elfdeps.ResolveInRoot(sys, pkg.Program)
 		rel, err := filepath.Rel(sys, in.Program)
 		if err != nil {
 			return lepton.PlanInput{}, err

@@ -1,4 +1,4 @@
-package lepton
+package elfdeps
 
 import (
 	"bytes"
@@ -6,27 +6,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
-
-func needGCC(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("SKIP: gcc not installed ('make test-deps')")
-	}
-}
-
-func gcc(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	c := exec.Command("gcc", args...)
-	c.Dir = dir
-	if out, err := c.CombinedOutput(); err != nil {
-		t.Fatalf("gcc %v: %v\n%s", args, err, out)
-	}
-}
 
 func guestPaths(d *Deps) []string {
 	var out []string
@@ -67,20 +52,20 @@ func TestResolveSystemBinary(t *testing.T) {
 }
 
 func TestResolveKinds(t *testing.T) {
-	needGCC(t)
+	testutil.NeedGCC(t)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "m.c"), "int f(void); int main(void){return f();}\n")
-	writeFile(t, filepath.Join(dir, "f.c"), "int f(void){return 0;}\n")
-	writeFile(t, filepath.Join(dir, "s.c"), "int main(void){return 0;}\n")
-	gcc(t, dir, "-O2", "-static", "-o", "static", "s.c")
-	gcc(t, dir, "-O2", "-static-pie", "-o", "staticpie", "s.c")
+	testutil.WriteFile(t, filepath.Join(dir, "m.c"), "int f(void); int main(void){return f();}\n")
+	testutil.WriteFile(t, filepath.Join(dir, "f.c"), "int f(void){return 0;}\n")
+	testutil.WriteFile(t, filepath.Join(dir, "s.c"), "int main(void){return 0;}\n")
+	testutil.GCC(t, dir, "-O2", "-static", "-o", "static", "s.c")
+	testutil.GCC(t, dir, "-O2", "-static-pie", "-o", "staticpie", "s.c")
 	if err := os.MkdirAll(filepath.Join(dir, "lib"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	gcc(t, dir, "-shared", "-fPIC", "-o", "lib/libf.so", "f.c")
-	gcc(t, dir, "-o", "origin", "m.c", "-Llib", "-lf", "-Wl,-rpath,$ORIGIN/lib")
-	gcc(t, dir, "-o", "runpath", "m.c", "-Llib", "-lf", "-Wl,--enable-new-dtags,-rpath,"+filepath.Join(dir, "lib"))
-	gcc(t, dir, "-o", "missing", "m.c", "-Llib", "-lf")
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "lib/libf.so", "f.c")
+	testutil.GCC(t, dir, "-o", "origin", "m.c", "-Llib", "-lf", "-Wl,-rpath,$ORIGIN/lib")
+	testutil.GCC(t, dir, "-o", "runpath", "m.c", "-Llib", "-lf", "-Wl,--enable-new-dtags,-rpath,"+filepath.Join(dir, "lib"))
+	testutil.GCC(t, dir, "-o", "missing", "m.c", "-Llib", "-lf")
 
 	cases := []struct {
 		prog   string
@@ -169,8 +154,8 @@ func TestReadELFBadFiles(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), p) {
 				t.Fatalf("error %v, want %q naming the file", err, tc.err)
 			}
-			if tc.err == "not an ELF" && !errors.Is(err, ErrNotELF) {
-				t.Fatal("not wrapped as ErrNotELF")
+			if tc.err == "not an ELF" && !errors.Is(err, errNotELF) {
+				t.Fatal("not wrapped as errNotELF")
 			}
 		})
 	}
@@ -178,8 +163,8 @@ func TestReadELFBadFiles(t *testing.T) {
 
 func TestLdSoConfIncludes(t *testing.T) {
 	root := t.TempDir()
-	writeFile(t, filepath.Join(root, "etc/ld.so.conf"), "# comment\ninclude /etc/ld.so.conf.d/*.conf\n/opt/a\n")
-	writeFile(t, filepath.Join(root, "etc/ld.so.conf.d/x.conf"), "/opt/b:/opt/c\n")
+	testutil.WriteFile(t, filepath.Join(root, "etc/ld.so.conf"), "# comment\ninclude /etc/ld.so.conf.d/*.conf\n/opt/a\n")
+	testutil.WriteFile(t, filepath.Join(root, "etc/ld.so.conf.d/x.conf"), "/opt/b:/opt/c\n")
 	r := NewResolver(root)
 	got := strings.Join(r.dirs, " ")
 	if !strings.HasPrefix(got, "/opt/b /opt/c /opt/a /lib/x86_64-linux-gnu") {

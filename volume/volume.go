@@ -1,17 +1,19 @@
-package lepton
+// Package volume is ops's volumes: disks that outlive images and runs,
+// kept in the ops home's volumes folder as nanovms/ops keeps them
+// (volumes/NAME:UUID.raw), in the format of the guest that mounts them:
+// TFS for Nanos, ext4 for the Linux guest.
+package volume
 
 import (
-	"bytes"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -29,39 +31,45 @@ type Volume struct {
 	Name   string
 	UUID   string
 	Path   string
-	Format VolumeFormat
+	Format Format
 	Size   int64 // apparent size
 	Used   int64 // bytes on disk (the file is sparse)
 }
 
-// VolumeFormat is a filesystem a guest mounts volumes of.
-type VolumeFormat interface {
+// Format is a filesystem a guest mounts volumes of.
+type Format interface {
 	// Name is the guest that mounts it, as --guest takes it.
 	Name() string
 	// create makes a volume file of size bytes labelled label, holding the
-	// files of seed when it is not empty, and returns its UUID.
-	create(path, label string, size int64, seed string) (uuid string, err error)
+	// files of seed when it is not empty (read by readTree where the
+	// format needs a tree), and returns its UUID.
+	create(path, label string, size int64, seed string, readTree func(dir string) (*opsfs.Tree, error)) (uuid string, err error)
 	// detect reports whether a volume's first 4 KiB are this format's.
 	detect(head []byte) bool
 	// usage is how much of the filesystem in r (size bytes) is in use.
 	usage(r io.ReaderAt, size int64) (used, total int64, err error)
 }
 
-// VolumeFormats are the formats ops makes and mounts: one per guest.
-func VolumeFormats() []VolumeFormat { return []VolumeFormat{tfsVolume{}, ext4Volume{}} }
+// formats are the formats ops makes and mounts: one per guest.
+func formats() []Format { return []Format{TFS{}, Ext4{}} }
 
 var volumeNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,30}$`) })
 
-// ValidVolumeName reports whether name can name a volume: 1 to 31
-// letters, digits, dots, dashes and underscores, a letter or digit first.
-func ValidVolumeName(name string) bool { return volumeNameRE().MatchString(name) }
+// ValidName reports whether name can name a volume: 1 to 31 letters,
+// digits, dots, dashes and underscores, a letter or digit first.
+func ValidName(name string) bool { return volumeNameRE().MatchString(name) }
 
-// VolumesDir holds the volumes.
-func (h Home) VolumesDir() string { return filepath.Join(h.Dir, "volumes") }
+// Store is the volumes folder of an ops home.
+type Store struct {
+	Dir string
+	// ReadTree reads a seed folder (volume create -d) as the file tree
+	// of a TFS volume.
+	ReadTree func(dir string) (*opsfs.Tree, error)
+}
 
-// Volumes lists the volumes in the ops home, by name.
-func (h Home) Volumes() ([]Volume, error) {
-	ents, err := os.ReadDir(h.VolumesDir())
+// List lists the volumes, by name.
+func (s Store) List() ([]Volume, error) {
+	ents, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -74,7 +82,7 @@ func (h Home) Volumes() ([]Volume, error) {
 		if !ok || !strings.HasSuffix(e.Name(), ".raw") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		v := Volume{Name: name, UUID: uuid, Path: filepath.Join(h.VolumesDir(), e.Name())}
+		v := Volume{Name: name, UUID: uuid, Path: filepath.Join(s.Dir, e.Name())}
 		if err := v.stat(); err != nil {
 			continue // unreadable: not listed, and `volume delete` still finds it by name
 		}
@@ -101,7 +109,7 @@ func (v *Volume) stat() error {
 	}
 	head := make([]byte, 4096)
 	n, _ := f.ReadAt(head, 0)
-	for _, vf := range VolumeFormats() {
+	for _, vf := range formats() {
 		if vf.detect(head[:n]) {
 			v.Format = vf
 			return nil
@@ -110,9 +118,9 @@ func (v *Volume) stat() error {
 	return fmt.Errorf("volume %s (%s) holds no filesystem ops knows", v.Name, v.Path)
 }
 
-// Volume finds a volume by name or UUID.
-func (h Home) Volume(nameOrUUID string) (*Volume, error) {
-	vols, err := h.Volumes()
+// Get finds a volume by name or UUID.
+func (s Store) Get(nameOrUUID string) (*Volume, error) {
+	vols, err := s.List()
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +130,7 @@ func (h Home) Volume(nameOrUUID string) (*Volume, error) {
 		}
 	}
 	// A file that is there but unreadable or not a filesystem: say so.
-	if m, _ := filepath.Glob(filepath.Join(h.VolumesDir(), globEscape(nameOrUUID)+":*.raw")); len(m) > 0 {
+	if m, _ := filepath.Glob(filepath.Join(s.Dir, globEscape(nameOrUUID)+":*.raw")); len(m) > 0 {
 		v := Volume{Name: nameOrUUID, Path: m[0]}
 		if err := v.stat(); err != nil {
 			return nil, err
@@ -135,10 +143,10 @@ func globEscape(s string) string {
 	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
 }
 
-// CreateVolume makes a volume of size bytes (sparse) in format, holding
-// the files of seed when given.
-func (h Home) CreateVolume(name string, size int64, seed string, format VolumeFormat) (*Volume, error) {
-	if !ValidVolumeName(name) {
+// Create makes a volume of size bytes (sparse) in format, holding the
+// files of seed when given.
+func (s Store) Create(name string, size int64, seed string, format Format) (*Volume, error) {
+	if !ValidName(name) {
 		return nil, fmt.Errorf("volume name %q: use 1 to 31 letters, digits, dots, dashes and underscores", name)
 	}
 	if size < 4<<20 {
@@ -149,32 +157,32 @@ func (h Home) CreateVolume(name string, size int64, seed string, format VolumeFo
 			return nil, fmt.Errorf("-d %s: not a folder", seed)
 		}
 	}
-	if _, err := h.Volume(name); err == nil {
+	if _, err := s.Get(name); err == nil {
 		return nil, fmt.Errorf("a volume named %s exists already", name)
 	}
-	if err := os.MkdirAll(h.VolumesDir(), 0o755); err != nil {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	tmp, err := os.CreateTemp(h.VolumesDir(), "."+name+".tmp-")
+	tmp, err := os.CreateTemp(s.Dir, "."+name+".tmp-")
 	if err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	tmp.Close()
 	defer os.Remove(tmp.Name())
-	uuid, err := format.create(tmp.Name(), name, size, seed)
+	uuid, err := format.create(tmp.Name(), name, size, seed, s.ReadTree)
 	if err != nil {
 		return nil, err
 	}
-	v := &Volume{Name: name, UUID: uuid, Path: filepath.Join(h.VolumesDir(), name+":"+uuid+".raw")}
+	v := &Volume{Name: name, UUID: uuid, Path: filepath.Join(s.Dir, name+":"+uuid+".raw")}
 	if err := os.Rename(tmp.Name(), v.Path); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	return v, v.stat()
 }
 
-// DeleteVolume removes a volume that nothing uses.
-func (h Home) DeleteVolume(nameOrUUID string) error {
-	v, err := h.Volume(nameOrUUID)
+// Delete removes a volume that nothing uses.
+func (s Store) Delete(nameOrUUID string) error {
+	v, err := s.Get(nameOrUUID)
 	if err != nil {
 		return err
 	}
@@ -204,8 +212,8 @@ func (v *Volume) Lock() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// Usage is how much of the volume's filesystem is in use, in bytes.
-func (v *Volume) Usage() (used, size int64, err error) {
+// usage is how much of the volume's filesystem is in use, in bytes.
+func (v *Volume) usage() (used, size int64, err error) {
 	f, err := os.Open(v.Path)
 	if err != nil {
 		return 0, 0, goerrors.Wrap(err, 0)
@@ -217,7 +225,7 @@ func (v *Volume) Usage() (used, size int64, err error) {
 // FullNote is the line to print when the volume is (nearly) full after a
 // run, naming it: the guest only saw "no space left on device".
 func (v *Volume) FullNote() string {
-	used, size, err := v.Usage()
+	used, size, err := v.usage()
 	// Nanos keeps 1 MiB of log space free, so its volumes count as full
 	// a little before their last byte.
 	if err != nil || size == 0 || size-used > 2<<20 && used*100 < size*98 {
@@ -249,124 +257,43 @@ func ParseMount(spec string) (name, guestPath string, ro bool, err error) {
 }
 
 // ResolveMounts finds the volumes config.json's Mounts (and --mounts)
-// name, each checked to be of the guest's format, before anything boots.
-func (h Home) ResolveMounts(mounts map[string]string, g Guest) ([]Mount, error) {
+// name, each checked to be of format, the guest's, before anything boots.
+func (s Store) ResolveMounts(mounts map[string]string, format Format) ([]Mount, error) {
 	var out []Mount
-	for _, name := range sortedKeys(mounts) {
+	for _, name := range slices.Sorted(maps.Keys(mounts)) {
 		_, p, ro, err := ParseMount(name + ":" + mounts[name])
 		if err != nil {
 			return nil, err
 		}
-		v, err := h.Volume(name)
+		v, err := s.Get(name)
 		if err != nil {
 			return nil, err
 		}
-		if v.Format.Name() != g.VolumeFormat().Name() {
+		if v.Format.Name() != format.Name() {
 			return nil, fmt.Errorf("volume %s is a %s volume; the %s guest cannot mount it (make one with ops volume create %s --guest %s)",
-				v.Name, v.Format.Name(), g.Name(), v.Name, g.Name())
+				v.Name, v.Format.Name(), format.Name(), v.Name, format.Name())
 		}
 		out = append(out, Mount{Volume: v, Path: p, ReadOnly: ro})
 	}
 	return out, nil
 }
 
-// tfsVolume is a Nanos volume: a TFS filesystem on a disk of its own
-// (no partition table), found by its label or UUID through the
-// manifest's mounts.
-type tfsVolume struct{}
-
-func (tfsVolume) Name() string { return guestNanos }
-
-func (tfsVolume) detect(head []byte) bool { return bytes.HasPrefix(head, []byte("NVMTFS")) }
-
-func (tfsVolume) usage(r io.ReaderAt, size int64) (int64, int64, error) {
-	rd, err := opsfs.OpenTFS(r, size)
+// ReadTFS opens a Nanos volume's filesystem and hands it to fn.
+func (s Store) ReadTFS(nameOrUUID string, fn func(rd *opsfs.Reader) error) error {
+	v, err := s.Get(nameOrUUID)
 	if err != nil {
-		return 0, 0, err
+		return err
 	}
-	used, total := rd.Usage()
-	return used, total, nil
-}
-
-func (tfsVolume) create(p, label string, size int64, seed string) (string, error) {
-	tree := opsfs.NewTree()
-	if seed != "" {
-		pl := &Plan{Tree: tree}
-		if err := pl.AddDirAt(seed, "/"); err != nil {
-			return "", fmt.Errorf("-d %s: %w", seed, err)
-		}
-	}
-	t, err := opsfs.LayoutTFS(tree, nil, opsfs.TFSOptions{Label: label, MinSize: size})
+	f, err := os.Open(v.Path)
 	if err != nil {
-		return "", err
-	}
-	if need := rootSize(t.UsedBytes(), 0) - minFree; need > size {
-		return "", fmt.Errorf("-d %s needs a volume of at least %d MiB (its files and the log space Nanos claims before writing)", seed, need>>20)
-	}
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_TRUNC, 0o644)
-	if err != nil {
-		return "", goerrors.Wrap(err, 0)
+		return goerrors.Wrap(err, 0)
 	}
 	defer f.Close()
-	if err := f.Truncate(int64(t.SizeSecs) * opsfs.SectorSize); err != nil {
-		return "", goerrors.Wrap(err, 0)
-	}
-	if err := t.WriteAt(f, 0); err != nil {
-		return "", goerrors.Wrap(err, 0)
-	}
-	rd, err := opsfs.OpenTFS(f, int64(t.SizeSecs)*opsfs.SectorSize)
+	rd, err := opsfs.OpenTFS(f, v.Size)
 	if err != nil {
-		return "", err
+		return fmt.Errorf("volume %s (%s guest): %w; only Nanos volumes can be read here", v.Name, v.Format.Name(), err)
 	}
-	return formatUUID(rd.UUID), nil
-}
-
-// ext4Volume is a Linux guest volume: ext4, labelled with the volume's
-// name, which the guest's init finds and mounts.
-type ext4Volume struct{}
-
-func (ext4Volume) Name() string { return guestLinux }
-
-func (ext4Volume) detect(head []byte) bool {
-	return len(head) >= 1082 && head[1080] == 0x53 && head[1081] == 0xEF
-}
-
-// usage reads the ext4 superblock's block counts.
-func (ext4Volume) usage(r io.ReaderAt, _ int64) (int64, int64, error) {
-	sb := make([]byte, 1024)
-	if _, err := r.ReadAt(sb, 1024); err != nil {
-		return 0, 0, err
-	}
-	le := binary.LittleEndian
-	block := int64(1024) << le.Uint32(sb[0x18:])
-	blocks := int64(le.Uint32(sb[0x04:])) | int64(le.Uint32(sb[0x150:]))<<32
-	free := int64(le.Uint32(sb[0x0C:])) | int64(le.Uint32(sb[0x158:]))<<32
-	return (blocks - free) * block, blocks * block, nil
-}
-
-func (ext4Volume) create(p, label string, size int64, seed string) (string, error) {
-	mkfs, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
-		return "", errors.New("mkfs.ext4 not found: install e2fsprogs (apt-get install e2fsprogs, or 'make deps')")
-	}
-	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return "", goerrors.Wrap(err, 0)
-	}
-	u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
-	uuid := formatUUID(u)
-	if err := os.Truncate(p, size); err != nil {
-		return "", goerrors.Wrap(err, 0)
-	}
-	args := []string{"-q", "-F", "-L", label, "-U", uuid, "-E", "root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1", "-m", "0"}
-	if seed != "" {
-		args = append(args, "-d", seed)
-	}
-	out, err := exec.Command(mkfs, append(args, p)...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("mkfs.ext4: %v: %s", err, strings.TrimSpace(string(out)))
-	}
-	return uuid, nil
+	return fn(rd)
 }
 
 func formatUUID(u [16]byte) string {

@@ -1,4 +1,4 @@
-package lepton
+package linuxkernel
 
 import (
 	"bytes"
@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 func TestModuleOrder(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "modules.dep"), strings.Join([]string{
+	testutil.WriteFile(t, filepath.Join(dir, "modules.dep"), strings.Join([]string{
 		"kernel/drivers/virtio/virtio_ring.ko:",
 		"kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko",
 		"kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko",
@@ -18,7 +20,7 @@ func TestModuleOrder(t *testing.T) {
 		"kernel/drivers/net/net_failover.ko: kernel/net/core/failover.ko",
 		"kernel/drivers/net/virtio_net.ko: kernel/drivers/net/net_failover.ko kernel/net/core/failover.ko kernel/drivers/virtio/virtio.ko kernel/drivers/virtio/virtio_ring.ko",
 	}, "\n")+"\n")
-	writeFile(t, filepath.Join(dir, "modules.builtin"), "kernel/drivers/char/virtio-console.ko\n")
+	testutil.WriteFile(t, filepath.Join(dir, "modules.builtin"), "kernel/drivers/char/virtio-console.ko\n")
 	got, err := ModuleOrder(dir, []string{"virtio_mmio", "virtio_net", "virtio_console"})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +60,7 @@ func TestExtractHostVmlinux(t *testing.T) {
 	if err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
-	out, err := ExtractVmlinux(b)
+	out, err := extractVmlinux(b)
 	if err != nil {
 		t.Skipf("SKIP: %s: %v", m[len(m)-1], err)
 	}
@@ -67,61 +69,22 @@ func TestExtractHostVmlinux(t *testing.T) {
 	}
 }
 
-func TestFindLinuxKernel(t *testing.T) {
+func TestFind(t *testing.T) {
 	boot, mods := t.TempDir(), t.TempDir()
-	if _, err := FindLinuxKernel("", boot, mods); err != ErrNoLinuxKernel {
+	if _, err := Find("", boot, mods); err != ErrNotFound {
 		t.Fatalf("empty: %v", err)
 	}
-	writeFile(t, filepath.Join(boot, "vmlinuz-6.1.0-9-cloud-amd64"), "k")
-	writeFile(t, filepath.Join(boot, "vmlinuz-6.1.0-10-cloud-amd64"), "k")
-	writeFile(t, filepath.Join(boot, "vmlinuz-6.12.0-1-amd64"), "k") // no modules folder
+	testutil.WriteFile(t, filepath.Join(boot, "vmlinuz-6.1.0-9-cloud-amd64"), "k")
+	testutil.WriteFile(t, filepath.Join(boot, "vmlinuz-6.1.0-10-cloud-amd64"), "k")
+	testutil.WriteFile(t, filepath.Join(boot, "vmlinuz-6.12.0-1-amd64"), "k") // no modules folder
 	for _, v := range []string{"6.1.0-9-cloud-amd64", "6.1.0-10-cloud-amd64"} {
-		writeFile(t, filepath.Join(mods, v, "modules.dep"), "kernel/virtio_mmio.ko:\nkernel/virtio_net.ko:\n")
+		testutil.WriteFile(t, filepath.Join(mods, v, "modules.dep"), "kernel/virtio_mmio.ko:\nkernel/virtio_net.ko:\n")
 	}
-	k, err := FindLinuxKernel("", boot, mods)
+	k, err := Find("", boot, mods)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if k.Version != "6.1.0-10-cloud-amd64" || len(k.Modules) != 2 {
 		t.Fatalf("%+v", k)
-	}
-}
-
-func TestVersionLess(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		less bool
-	}{
-		{"0.1.9", "0.1.10", true}, {"0.1.10", "0.1.9", false}, {"6.1.0-9-cloud", "6.1.0-10-cloud", true},
-		{"1.0", "1.0.1", true}, {"1.0", "1.0", false}, {"a", "b", true},
-	} {
-		if got := versionLess(tc.a, tc.b); got != tc.less {
-			t.Errorf("versionLess(%q, %q) = %v", tc.a, tc.b, got)
-		}
-	}
-}
-
-func TestLinuxCommandLine(t *testing.T) {
-	cases := []struct {
-		debug    bool
-		khz      int
-		has, not []string
-	}{
-		{false, 2596142, []string{"noreplace-smp", "tsc_early_khz=2596142", "quiet"}, []string{"ops.debug"}},
-		{false, 0, []string{"noreplace-smp", "cryptomgr.notests", "initcall_blacklist=ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs"}, []string{"tsc_early_khz"}},
-		{true, 0, []string{"ops.debug=1"}, []string{"quiet"}},
-	}
-	for _, tc := range cases {
-		s := " " + LinuxCommandLine(tc.debug, tc.khz) + " "
-		for _, w := range tc.has {
-			if !strings.Contains(s, " "+w+" ") {
-				t.Errorf("%q lacks %q", s, w)
-			}
-		}
-		for _, w := range tc.not {
-			if strings.Contains(s, " "+w) {
-				t.Errorf("%q has %q", s, w)
-			}
-		}
 	}
 }

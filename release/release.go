@@ -1,31 +1,164 @@
-package lepton
+// Package release is Nanos kernel releases: their version names, the
+// ones installed in a folder (the ops home, a folder per version and
+// latest.txt naming the current one), checking a release's files, and
+// installing one from a file, a folder or the release server.
+package release
 
 import (
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 
+	goerrors "github.com/go-errors/errors"
+	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
 )
 
-// DefaultReleaseURL is where Nanos releases are published; OPS_RELEASE_URL
-// or `ops update --url` replaces it.
-const DefaultReleaseURL = "https://storage.googleapis.com/nanos/release"
+// Release is an installed Nanos kernel release.
+type Release struct {
+	Version string
+	Dir     string
+	Kernel  string // kernel.img
+	Boot    string // boot.img
+	KlibDir string
+}
+
+var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$`) })
+
+// validVersion reports whether v is usable as a release folder name.
+func validVersion(v string) bool {
+	return versionRE().MatchString(v) && v != "images" && v != "packages"
+}
+
+// ErrNotInstalled means no Nanos release is installed.
+var ErrNotInstalled = errors.New("no Nanos release is installed")
+
+// Store is the releases installed in a folder: a folder per version, and
+// the file naming the current version.
+type Store struct {
+	Dir        string // the folder holding a folder per version (the ops home)
+	LatestFile string // latest.txt
+}
+
+// Latest is the version named in latest.txt.
+func (s Store) Latest() (string, error) {
+	b, err := os.ReadFile(s.LatestFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", ErrNotInstalled
+	}
+	if err != nil {
+		return "", err
+	}
+	v := strings.TrimSpace(string(b))
+	if !validVersion(v) {
+		return "", fmt.Errorf("%s names no valid version (%q)", s.LatestFile, v)
+	}
+	return v, nil
+}
+
+// Find returns an installed release; version "" means the latest.
+func (s Store) Find(version string) (*Release, error) {
+	if version == "" {
+		v, err := s.Latest()
+		if err != nil {
+			return nil, err
+		}
+		version = v
+	}
+	if !validVersion(version) {
+		return nil, fmt.Errorf("%q is not a release version", version)
+	}
+	dir := s.dir(version)
+	r := &Release{Version: version, Dir: dir, Kernel: filepath.Join(dir, "kernel.img"),
+		Boot: filepath.Join(dir, "boot.img"), KlibDir: filepath.Join(dir, "klibs")}
+	if _, err := os.Stat(r.Kernel); err != nil {
+		installed := s.installed()
+		if len(installed) == 0 {
+			return nil, fmt.Errorf("Nanos %s: %w", version, ErrNotInstalled)
+		}
+		return nil, fmt.Errorf("Nanos %s is not installed (installed: %s)", version, strings.Join(installed, ", "))
+	}
+	return r, nil
+}
+
+// dir is the folder of a release version.
+func (s Store) dir(version string) string { return filepath.Join(s.Dir, version) }
+
+// installed lists installed release versions, oldest first.
+func (s Store) installed() []string {
+	ents, _ := os.ReadDir(s.Dir)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && validVersion(e.Name()) {
+			if _, err := os.Stat(filepath.Join(s.dir(e.Name()), "kernel.img")); err == nil {
+				out = append(out, e.Name())
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return versionLess(out[i], out[j]) })
+	return out
+}
+
+func versionLess(a, b string) bool { return packages.VersionLess(a, b) }
+
+// CheckKernel checks that a kernel.img is a 64-bit x86 ELF.
+func CheckKernel(p string) error {
+	f, err := elf.Open(p)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return goerrors.Wrap(fmt.Errorf("kernel: %w", err), 0) // cannot be read at all
+	}
+	if err != nil {
+		return fmt.Errorf("%s is not an ELF kernel: %w", p, err)
+	}
+	defer f.Close()
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("%s is a %s %s kernel; want x86-64", p, f.Class, f.Machine)
+	}
+	return nil
+}
+
+// checkBoot checks boot.img's signature and filesystem region record.
+func checkBoot(p string) error {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return err
+	}
+	if _, err := opsfs.ParseBootImg(b); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	return nil
+}
+
+// checkDir checks a folder laid out as a release.
+func checkDir(dir string) error {
+	if err := CheckKernel(filepath.Join(dir, "kernel.img")); err != nil {
+		return err
+	}
+	return checkBoot(filepath.Join(dir, "boot.img"))
+}
+
+// DefaultURL is where Nanos releases are published; OPS_RELEASE_URL or
+// `ops update --url` replaces it.
+const DefaultURL = "https://storage.googleapis.com/nanos/release"
 
 var releaseName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`nanos-release-[a-z]+-(.+?)\.(tar\.gz|tgz)$`) })
 
-// VersionFromName takes the version from a release archive or folder name.
-func VersionFromName(p string) string {
+// versionFromName takes the version from a release archive or folder name.
+func versionFromName(p string) string {
 	base := filepath.Base(filepath.Clean(p))
 	if m := releaseName().FindStringSubmatch(base); m != nil {
 		return m[1]
@@ -33,7 +166,7 @@ func VersionFromName(p string) string {
 	// A folder named VERSION, or NAME-VERSION (release-0.1.55, or an
 	// unpacked nanos-release-linux-0.1.55).
 	for v := base; v != ""; {
-		if ValidVersion(v) && v[0] >= '0' && v[0] <= '9' {
+		if validVersion(v) && v[0] >= '0' && v[0] <= '9' {
 			return v
 		}
 		_, rest, ok := strings.Cut(v, "-")
@@ -45,28 +178,28 @@ func VersionFromName(p string) string {
 	return ""
 }
 
-// InstallRelease installs a release from a tarball or a folder holding
+// Install installs a release from a tarball or a folder holding
 // kernel.img, boot.img and klibs/. It checks the files before anything is
 // installed, installs atomically (a complete folder renamed into place),
 // and records the version in latest.txt.
-func (h Home) InstallRelease(src, version string) (*Release, error) {
+func (s Store) Install(src, version string) (*Release, error) {
 	if version == "" {
-		version = VersionFromName(src)
+		version = versionFromName(src)
 	}
 	if version == "" {
 		return nil, fmt.Errorf("cannot tell the release version from %q; pass --version", src)
 	}
-	if !ValidVersion(version) {
+	if !validVersion(version) {
 		return nil, fmt.Errorf("%q is not a valid release version", version)
 	}
 	st, err := os.Stat(src)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(h.Dir, ".release-")
+	tmp, err := os.MkdirTemp(s.Dir, ".release-")
 	if err != nil {
 		return nil, err
 	}
@@ -93,16 +226,16 @@ func (h Home) InstallRelease(src, version string) (*Release, error) {
 			}
 		}
 	}
-	if err := CheckReleaseDir(stage); err != nil {
+	if err := checkDir(stage); err != nil {
 		return nil, fmt.Errorf("%s is not a Nanos release: %w", src, err)
 	}
-	if err := fileutil.ReplaceDir(stage, filepath.Join(h.Dir, version), tmp); err != nil {
+	if err := fileutil.ReplaceDir(stage, s.dir(version), tmp); err != nil {
 		return nil, err
 	}
-	if err := fileutil.WriteAtomic(filepath.Join(h.Dir, "latest.txt"), []byte(version+"\n"), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(s.LatestFile, []byte(version+"\n"), 0o644); err != nil {
 		return nil, err
 	}
-	return h.Release(version)
+	return s.Find(version)
 }
 
 func copyRelease(src, dest string) error {
@@ -178,16 +311,17 @@ func (d Downloader) LatestVersion(ctx context.Context) (string, error) {
 		return "", err
 	}
 	v := strings.TrimSpace(string(b))
-	if !ValidVersion(v) {
+	if !validVersion(v) {
 		return "", fmt.Errorf("the release server's latest.txt names no valid version (%q)", v)
 	}
 	return v, nil
 }
 
 // Install downloads a release to a temporary file, checks its published
-// SHA-256 when the server has one, then installs it as InstallRelease does.
+// SHA-256 when the server has one, then installs it in s as Store.Install
+// does.
 // It returns whether a checksum was verified.
-func (d Downloader) Install(ctx context.Context, h Home, version string) (*Release, bool, error) {
+func (d Downloader) Install(ctx context.Context, s Store, version string) (*Release, bool, error) {
 	name := "nanos-release-linux-" + version + ".tar.gz"
 	url := strings.TrimRight(d.BaseURL, "/") + "/" + version + "/" + name
 	resp, err := d.get(ctx, url)
@@ -195,10 +329,10 @@ func (d Downloader) Install(ctx context.Context, h Home, version string) (*Relea
 		return nil, false, err
 	}
 	defer resp.Body.Close()
-	if err := os.MkdirAll(h.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, false, err
 	}
-	tmpDir, err := os.MkdirTemp(h.Dir, ".download-")
+	tmpDir, err := os.MkdirTemp(s.Dir, ".download-")
 	if err != nil {
 		return nil, false, err
 	}
@@ -241,6 +375,6 @@ func (d Downloader) Install(ctx context.Context, h Home, version string) (*Relea
 			return nil, false, err
 		}
 	}
-	r, err := h.InstallRelease(tmp, version)
+	r, err := s.Install(tmp, version)
 	return r, verified, err
 }

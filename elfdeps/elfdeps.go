@@ -1,4 +1,7 @@
-package lepton
+// Package elfdeps reads ELF programs and libraries (headers only: ops
+// never runs them) and finds the shared libraries they need the way the
+// dynamic loader would, inside a root folder.
+package elfdeps
 
 import (
 	"bufio"
@@ -24,8 +27,8 @@ type ELFInfo struct {
 	Dynamic bool // has a dynamic section (static-PIE too)
 }
 
-// ErrNotELF marks a file that is not an ELF object.
-var ErrNotELF = errors.New("not an ELF file")
+// errNotELF marks a file that is not an ELF object.
+var errNotELF = errors.New("not an ELF file")
 
 // ReadELF reads the dynamic linking facts of an x86-64 ELF.
 func ReadELF(p string) (*ELFInfo, error) {
@@ -46,7 +49,7 @@ func ReadELF(p string) (*ELFInfo, error) {
 func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) {
 	var magic [4]byte
 	if _, err := r.ReadAt(magic[:], 0); err != nil || string(magic[:]) != elf.ELFMAG {
-		return nil, fmt.Errorf("%s: %w", name, ErrNotELF)
+		return nil, fmt.Errorf("%s: %w", name, errNotELF)
 	}
 	// debug/elf can panic on some malformed inputs; turn that into an error.
 	defer func() {
@@ -173,7 +176,7 @@ func defaultLibDirs() []string {
 // Resolver finds shared libraries the way the dynamic loader would,
 // inside a root folder ("/" for the host).
 type Resolver struct {
-	Root string
+	root string
 	dirs []string // ld.so.conf dirs, then the defaults
 
 	mu   sync.Mutex
@@ -185,10 +188,10 @@ type elfRead struct {
 	err  error
 }
 
-// readELF is ReadELF, once a host file: a plan reads the program and its
+// ReadELF is the package's ReadELF, once a host file: a plan reads the program and its
 // libraries while resolving them, and again (with every other ELF in the
 // tree) for the closure.
-func (r *Resolver) readELF(p string) (*ELFInfo, error) {
+func (r *Resolver) ReadELF(p string) (*ELFInfo, error) {
 	r.mu.Lock()
 	e, ok := r.elfs[p]
 	r.mu.Unlock()
@@ -209,7 +212,7 @@ func NewResolver(root string) *Resolver {
 	if root == "" {
 		root = "/"
 	}
-	r := &Resolver{Root: root}
+	r := &Resolver{root: root}
 	seen := map[string]bool{}
 	r.readConf("/etc/ld.so.conf", seen, 0)
 	for _, d := range defaultLibDirs() {
@@ -222,10 +225,10 @@ func NewResolver(root string) *Resolver {
 }
 
 func (r *Resolver) host(guest string) string {
-	if r.Root == "/" {
+	if r.root == "/" {
 		return guest
 	}
-	return ResolveInRoot(r.Root, guest)
+	return ResolveInRoot(r.root, guest)
 }
 
 // ResolveInRoot maps a guest path to the host file it names inside root,
@@ -294,7 +297,7 @@ func (r *Resolver) readConf(p string, seen map[string]bool, depth int) {
 			}
 			matches, _ := filepath.Glob(r.host(pat))
 			for _, m := range matches {
-				rel, err := filepath.Rel(r.Root, m)
+				rel, err := filepath.Rel(r.root, m)
 				if err == nil {
 					r.readConf("/"+filepath.ToSlash(rel), seen, depth+1)
 				}
@@ -321,7 +324,7 @@ type object struct {
 // ELF headers only. guestPath is where the program will sit in the guest
 // (it anchors $ORIGIN).
 func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
-	info, err := r.readELF(hostPath)
+	info, err := r.ReadELF(hostPath)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +332,7 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 	if info.Interp != "" {
 		h := r.host(info.Interp)
 		if _, err := os.Stat(h); err != nil {
-			return nil, fmt.Errorf("%s needs the program interpreter %s, which is not in %s", hostPath, info.Interp, r.Root)
+			return nil, fmt.Errorf("%s needs the program interpreter %s, which is not in %s", hostPath, info.Interp, r.root)
 		}
 		deps.Interp = &Dep{Guest: info.Interp, Host: h}
 	}
@@ -449,9 +452,9 @@ func (r *Resolver) hostLib(c cand) (*Dep, *ELFInfo, error) {
 	if err != nil || !st.Mode().IsRegular() {
 		return nil, nil, nil
 	}
-	info, err := r.readELF(c.host)
+	info, err := r.ReadELF(c.host)
 	if err != nil {
-		if errors.Is(err, ErrNotELF) || strings.Contains(err.Error(), "x86-64") {
+		if errors.Is(err, errNotELF) || strings.Contains(err.Error(), "x86-64") {
 			return nil, nil, nil
 		}
 		return nil, nil, err

@@ -1,4 +1,4 @@
-package lepton
+package release
 
 import (
 	"archive/tar"
@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 // releaseTarball packs a fake release the way Nanos publishes one.
-func releaseTarball(t *testing.T, k NanosKernel, breakBoot bool) []byte {
+func releaseTarball(t *testing.T, k testutil.Release, breakBoot bool) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -41,13 +43,13 @@ func releaseTarball(t *testing.T, k NanosKernel, breakBoot bool) []byte {
 func TestInstallRelease(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "release")
 	os.Mkdir(src, 0o755)
-	k := fakeRelease(t, src)
-	home := Home{Dir: t.TempDir()}
-	if _, err := home.Release(""); err == nil || !strings.Contains(err.Error(), "no Nanos release") {
+	k := testutil.FakeRelease(t, src)
+	home := newStore(t.TempDir())
+	if _, err := home.Find(""); err == nil || !strings.Contains(err.Error(), "no Nanos release") {
 		t.Fatalf("empty home: %v", err)
 	}
 	// From a folder, version from --version.
-	r, err := home.InstallRelease(src, "0.1.50")
+	r, err := home.Install(src, "0.1.50")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,25 +59,25 @@ func TestInstallRelease(t *testing.T) {
 	// From a tarball, version from its name; latest.txt follows.
 	tgz := filepath.Join(t.TempDir(), "nanos-release-linux-0.1.55.tar.gz")
 	os.WriteFile(tgz, releaseTarball(t, k, false), 0o644)
-	if r, err = home.InstallRelease(tgz, ""); err != nil || r.Version != "0.1.55" {
+	if r, err = home.Install(tgz, ""); err != nil || r.Version != "0.1.55" {
 		t.Fatalf("%+v %v", r, err)
 	}
 	if v, _ := home.Latest(); v != "0.1.55" {
 		t.Fatalf("latest %q", v)
 	}
-	if got := strings.Join(home.Installed(), " "); got != "0.1.50 0.1.55" {
+	if got := strings.Join(home.installed(), " "); got != "0.1.50 0.1.55" {
 		t.Fatalf("installed %q", got)
 	}
-	if r, err = home.Release("0.1.50"); err != nil || r.Version != "0.1.50" {
+	if r, err = home.Find("0.1.50"); err != nil || r.Version != "0.1.50" {
 		t.Fatal(err)
 	}
-	if _, err := home.Release("9.9.9"); err == nil || !strings.Contains(err.Error(), "installed: 0.1.50, 0.1.55") {
+	if _, err := home.Find("9.9.9"); err == nil || !strings.Contains(err.Error(), "installed: 0.1.50, 0.1.55") {
 		t.Fatalf("unknown version: %v", err)
 	}
 	// A broken release is refused and nothing changes.
 	bad := filepath.Join(t.TempDir(), "nanos-release-linux-0.1.56.tar.gz")
 	os.WriteFile(bad, releaseTarball(t, k, true), 0o644)
-	if _, err := home.InstallRelease(bad, ""); err == nil || !strings.Contains(err.Error(), "55AA") {
+	if _, err := home.Install(bad, ""); err == nil || !strings.Contains(err.Error(), "55AA") {
 		t.Fatalf("broken boot.img: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(home.Dir, "0.1.56")); err == nil {
@@ -87,16 +89,16 @@ func TestInstallRelease(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(home.Dir, ".*")); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
 	}
-	if _, err := home.InstallRelease(src, ""); err == nil || !strings.Contains(err.Error(), "--version") {
+	if _, err := home.Install(src, ""); err == nil || !strings.Contains(err.Error(), "--version") {
 		t.Fatalf("no version: %v", err)
 	}
-	if _, err := home.InstallRelease(src, "../x"); err == nil {
+	if _, err := home.Install(src, "../x"); err == nil {
 		t.Fatal("a version with a path was accepted")
 	}
 }
 
 func TestDownloadRelease(t *testing.T) {
-	k := fakeRelease(t, t.TempDir())
+	k := testutil.FakeRelease(t, t.TempDir())
 	tgz := releaseTarball(t, k, false)
 	sum := sha256.Sum256(tgz)
 	var publishSum string
@@ -129,13 +131,13 @@ func TestDownloadRelease(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			publishSum = tc.sum
-			home := Home{Dir: t.TempDir()}
+			home := newStore(t.TempDir())
 			r, verified, err := d.Install(ctx, home, "0.1.60")
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("error %v", err)
 				}
-				if _, err := home.Release(""); err == nil {
+				if _, err := home.Find(""); err == nil {
 					t.Fatal("installed despite the mismatch")
 				}
 				return
@@ -158,8 +160,27 @@ func TestVersionFromName(t *testing.T) {
 		"/r/0.1.49/": "0.1.49", "/tmp/release": "", "/b/release-0.1.99": "0.1.99",
 		"nanos-release-linux-0.1.55": "0.1.55", "my-build": "", "release-": "",
 	} {
-		if got := VersionFromName(in); got != want {
+		if got := versionFromName(in); got != want {
 			t.Errorf("%s: %q, want %q", in, got, want)
+		}
+	}
+}
+
+// newStore is the releases of an ops home at dir.
+func newStore(dir string) Store {
+	return Store{Dir: dir, LatestFile: filepath.Join(dir, "latest.txt")}
+}
+
+func TestVersionLess(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		less bool
+	}{
+		{"0.1.9", "0.1.10", true}, {"0.1.10", "0.1.9", false}, {"6.1.0-9-cloud", "6.1.0-10-cloud", true},
+		{"1.0", "1.0.1", true}, {"1.0", "1.0", false}, {"a", "b", true},
+	} {
+		if got := versionLess(tc.a, tc.b); got != tc.less {
+			t.Errorf("versionLess(%q, %q) = %v", tc.a, tc.b, got)
 		}
 	}
 }

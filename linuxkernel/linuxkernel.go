@@ -1,4 +1,7 @@
-package lepton
+// Package linuxkernel is the host's Linux kernel as the Linux guest boots
+// it: finding the kernel and the modules the guest loads, and unpacking
+// the bzImage once into the ELF vmlinux QEMU boots fastest.
+package linuxkernel
 
 import (
 	"bufio"
@@ -14,12 +17,12 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/packages"
 )
 
-// LinuxKernel is the host distribution's kernel, used by the Linux guest.
-type LinuxKernel struct {
+// Kernel is the host distribution's kernel, as the Linux guest boots it.
+type Kernel struct {
 	Version string
 	Image   string   // what QEMU boots: a vmlinux (PVH entry) or the vmlinuz
 	Vmlinuz string   // the distribution's file
@@ -34,13 +37,13 @@ type LinuxKernel struct {
 // virtio-mmio transport and the network card. Built-in drivers are skipped.
 func GuestModules() []string { return []string{"virtio_mmio", "virtio_net"} }
 
-// ErrNoLinuxKernel means no guest kernel was found on the host.
-var ErrNoLinuxKernel = errors.New("no Linux guest kernel found (install one with 'make deps', or apt-get install linux-image-cloud-amd64, or set LinuxKernel in config.json)")
+// ErrNotFound means no guest kernel was found on the host.
+var ErrNotFound = errors.New("no Linux guest kernel found (install one with 'make deps', or apt-get install linux-image-cloud-amd64, or set LinuxKernel in config.json)")
 
-// FindLinuxKernel finds the guest kernel: the configured file, else the
+// Find finds the guest kernel: the configured file, else the
 // newest /boot/vmlinuz-* that has its /lib/modules folder. bootDir and
 // modDir are "/boot" and "/lib/modules" outside tests.
-func FindLinuxKernel(configured, bootDir, modDir string) (*LinuxKernel, error) {
+func Find(configured, bootDir, modDir string) (*Kernel, error) {
 	var cands []string
 	if configured != "" {
 		if _, err := os.Stat(configured); err != nil {
@@ -60,7 +63,7 @@ func FindLinuxKernel(configured, bootDir, modDir string) (*LinuxKernel, error) {
 		if _, err := os.Stat(filepath.Join(md, "modules.dep")); err != nil {
 			if configured != "" {
 				// A custom kernel with its drivers built in needs no modules.
-				return &LinuxKernel{Version: ver, Image: c, Vmlinuz: c}, nil
+				return &Kernel{Version: ver, Image: c, Vmlinuz: c}, nil
 			}
 			continue
 		}
@@ -68,7 +71,7 @@ func FindLinuxKernel(configured, bootDir, modDir string) (*LinuxKernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		k := &LinuxKernel{Version: ver, Image: c, Vmlinuz: c, Modules: mods, ModDir: md}
+		k := &Kernel{Version: ver, Image: c, Vmlinuz: c, Modules: mods, ModDir: md}
 		// The power button's drivers, for ops instance stop: loaded after
 		// the program has started, so they cost the boot nothing. A kernel
 		// without them still boots; stop then ends the guest after -t.
@@ -81,12 +84,12 @@ func FindLinuxKernel(configured, bootDir, modDir string) (*LinuxKernel, error) {
 		}
 		return k, nil
 	}
-	return nil, ErrNoLinuxKernel
+	return nil, ErrNotFound
 }
 
 func sortVersionsDesc(p []string) {
 	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && versionLess(filepath.Base(p[j-1]), filepath.Base(p[j])); j-- {
+		for j := i; j > 0 && packages.VersionLess(filepath.Base(p[j-1]), filepath.Base(p[j])); j-- {
 			p[j-1], p[j] = p[j], p[j-1]
 		}
 	}
@@ -167,19 +170,19 @@ func ModuleOrder(modDir string, want []string) ([]string, error) {
 	return out, nil
 }
 
-// PrepareBootKernel makes the kernel QEMU boots fastest: the vmlinuz's
-// payload decompressed once into an ELF vmlinux (booted through its PVH
-// entry), cached under the ops home. Payloads ops cannot decompress keep
-// the vmlinuz.
-func (h Home) PrepareBootKernel(k *LinuxKernel) error {
+// PrepareBoot makes the kernel QEMU boots fastest: the vmlinuz's payload
+// decompressed once into an ELF vmlinux (booted through its PVH entry),
+// cached in cacheDir/<version>. Payloads ops cannot decompress keep the
+// vmlinuz.
+func PrepareBoot(k *Kernel, cacheDir string) error {
 	st, err := os.Stat(k.Vmlinuz)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(h.Dir, "linux", k.Version)
+	dir := filepath.Join(cacheDir, k.Version)
 	out := filepath.Join(dir, "vmlinux")
 	stamp := filepath.Join(dir, "vmlinuz.stamp")
-	if b, err := os.ReadFile(stamp); err == nil && string(b) == k.Vmlinuz+" "+fileStamp(st) {
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == k.Vmlinuz+" "+fileutil.Stamp(st) {
 		if _, err := os.Stat(out); err == nil {
 			k.Image = out
 			return nil
@@ -189,7 +192,7 @@ func (h Home) PrepareBootKernel(k *LinuxKernel) error {
 	if err != nil {
 		return err
 	}
-	elfData, err := ExtractVmlinux(b)
+	elfData, err := extractVmlinux(b)
 	if err != nil {
 		return nil // not something we can unpack: boot the vmlinuz as it is
 	}
@@ -199,16 +202,16 @@ func (h Home) PrepareBootKernel(k *LinuxKernel) error {
 	if err := fileutil.WriteAtomic(out, elfData, 0o644); err != nil {
 		return err
 	}
-	if err := fileutil.WriteAtomic(stamp, []byte(k.Vmlinuz+" "+fileStamp(st)), 0o644); err != nil {
+	if err := fileutil.WriteAtomic(stamp, []byte(k.Vmlinuz+" "+fileutil.Stamp(st)), 0o644); err != nil {
 		return err
 	}
 	k.Image = out
 	return nil
 }
 
-// ExtractVmlinux returns the ELF kernel inside a bzImage whose payload is
+// extractVmlinux returns the ELF kernel inside a bzImage whose payload is
 // gzip or LZ4 (legacy frame) compressed.
-func ExtractVmlinux(bz []byte) ([]byte, error) {
+func extractVmlinux(bz []byte) ([]byte, error) {
 	if len(bz) < 0x250 || string(bz[0x202:0x206]) != "HdrS" {
 		if bytes.HasPrefix(bz, []byte("\x7fELF")) {
 			return bz, nil
@@ -327,99 +330,4 @@ func lz4Block(out, b []byte) ([]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// Initramfs paths of ops's own files, out of the program's way.
-const (
-	InitPath     = "/.ops/init"
-	ManifestPath = "/.ops/manifest.json"
-	modulesDir   = "/.ops/modules"
-)
-
-// skippedInitcalls are the kernel's boot-time set-up functions the Linux
-// guest skips (initcall_blacklist; a name the kernel does not have is
-// ignored). All three prepare function tracing and trace events, which a
-// single-program guest has no use for: a pass over every traceable
-// function's symbol (~40k lookups), the rewrite of enum names in every
-// trace event's format, and the tracefs files of every event. Without them
-// the guest reaches its program ~0.13 s sooner under emulation (paired
-// runs: 37 of 40 faster for the first two, 34 of 40 for the third on top);
-// /sys/kernel/tracing then has no event files, and that is all.
-const skippedInitcalls = "ftrace_check_for_weak_functions,trace_eval_init,tracer_init_tracefs"
-
-// LinuxCommandLine is the guest kernel's command line. tscKHz, when known
-// (software emulation runs the guest's TSC at the host's rate), spares the
-// kernel calibrating against the PIT, which fails now and then under
-// emulation and leaves the guest without a clock.
-//
-// The rest shortens the boot under emulation, where the kernel's own
-// housekeeping dominates: cryptomgr.notests skips the crypto self-tests
-// (~0.3 s), and noreplace-smp keeps the kernel from rewriting every lock
-// prefix when it finds one CPU (thousands of text pokes, each a page-table
-// switch: ~0.1 s). skippedInitcalls leaves out the kernel's tracing set-up.
-func LinuxCommandLine(debug bool, tscKHz int) string {
-	s := "console=ttyS0 rdinit=" + InitPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests noreplace-smp" +
-		" initcall_blacklist=" + skippedInitcalls
-	if tscKHz > 0 {
-		s += fmt.Sprintf(" tsc_early_khz=%d", tscKHz)
-	}
-	if debug {
-		return s + " ops.debug=1"
-	}
-	return s + " quiet loglevel=1"
-}
-
-// InitManifest turns a plan into what the guest init reads.
-func InitManifest(p *Plan, k *LinuxKernel, debug bool) guestinit.Manifest {
-	m := guestinit.Manifest{
-		Program: p.Program,
-		Args:    p.Args,
-		Cwd:     p.Cwd,
-		Debug:   debug,
-		Net: guestinit.Net{
-			Address: "10.0.2.15/24",
-			Gateway: "10.0.2.2",
-			DNS:     []string{"10.0.2.3"},
-		},
-	}
-	for _, e := range p.Env {
-		m.Env = append(m.Env, e.Name+"="+e.Value)
-	}
-	if p.Network.IP != "" {
-		m.Net.Address = p.Network.IP + "/" + maskBits(p.Network.Netmask)
-		m.Net.Gateway = p.Network.Gateway
-	} else if p.Network.DHCP {
-		m.Net = guestinit.Net{DHCP: true}
-	}
-	if len(p.Network.NameServers) > 0 {
-		m.Net.DNS = p.Network.NameServers
-	}
-	for i, mod := range k.Modules {
-		m.Modules = append(m.Modules, fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)))
-	}
-	for i, mod := range k.LateModules {
-		m.LateModules = append(m.LateModules, fmt.Sprintf("%s/late-%02d-%s", modulesDir, i, path.Base(mod)))
-	}
-	for _, name := range sortedKeys(p.Mounts) {
-		mp, ro := strings.CutSuffix(p.Mounts[name], ":ro")
-		m.Mounts = append(m.Mounts, guestinit.Mount{Label: name, Path: mp, ReadOnly: ro})
-	}
-	return m
-}
-
-func maskBits(mask string) string {
-	if mask == "" {
-		return "24"
-	}
-	var a, b, c, d uint32
-	if _, err := fmt.Sscanf(mask, "%d.%d.%d.%d", &a, &b, &c, &d); err != nil {
-		return "24"
-	}
-	v := a<<24 | b<<16 | c<<8 | d
-	n := 0
-	for v&0x80000000 != 0 {
-		n++
-		v <<= 1
-	}
-	return fmt.Sprint(n)
 }

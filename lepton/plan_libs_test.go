@@ -6,13 +6,15 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
 )
 
 // TestLibraryClosure: shared objects placed through Dirs get their own
 // libraries, from the image's tree first and then the host, recursively;
 // what is found nowhere is reported, not fatal.
 func TestLibraryClosure(t *testing.T) {
-	needGCC(t)
+	testutil.NeedGCC(t)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "a.c"), []byte("int a(void){return 1;}\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "b.c"), []byte("int a(void); int b(void){return a();}\n"), 0o644)
@@ -21,26 +23,26 @@ func TestLibraryClosure(t *testing.T) {
 	// in a host folder named by libclosb's RUNPATH.
 	hostlib := filepath.Join(dir, "hostlib")
 	os.MkdirAll(hostlib, 0o755)
-	gcc(t, dir, "-shared", "-fPIC", "-o", "hostlib/libclosa.so", "a.c")
-	gcc(t, dir, "-shared", "-fPIC", "-o", "hostlib/libclosb.so", "b.c", "-Wl,--no-as-needed", "-Lhostlib", "-lclosa", "-Wl,--enable-new-dtags,-rpath,"+hostlib)
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "hostlib/libclosa.so", "a.c")
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "hostlib/libclosb.so", "b.c", "-Wl,--no-as-needed", "-Lhostlib", "-lclosa", "-Wl,--enable-new-dtags,-rpath,"+hostlib)
 	// The tree: a module needing libclosb (from the host, through the
 	// module's RUNPATH), libz (from the host's default folders), and one
 	// library the tree already holds.
 	mods := filepath.Join(dir, "mods")
 	os.MkdirAll(filepath.Join(mods, "lib"), 0o755)
-	gcc(t, dir, "-shared", "-fPIC", "-o", "mods/lib/libown.so", "a.c")
-	gcc(t, dir, "-shared", "-fPIC", "-o", "mods/mod.so", "m.c", "-Wl,--no-as-needed", "-Lhostlib", "-lclosb", "-Lmods/lib", "-lown", "-lz",
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "mods/lib/libown.so", "a.c")
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "mods/mod.so", "m.c", "-Wl,--no-as-needed", "-Lhostlib", "-lclosb", "-Lmods/lib", "-lown", "-lz",
 		"-Wl,--enable-new-dtags,-rpath,"+hostlib+":$ORIGIN/lib")
 	os.WriteFile(filepath.Join(mods, "data.txt"), []byte(strings.Repeat("not an ELF\n", 20)), 0o644)
 	// A module needing a library that exists nowhere.
-	gcc(t, dir, "-shared", "-fPIC", "-o", "hostlib/libgone.so", "a.c")
-	gcc(t, dir, "-shared", "-fPIC", "-o", "mods/broken.so", "m.c", "-Wl,--no-as-needed", "-Lhostlib", "-lgone")
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "hostlib/libgone.so", "a.c")
+	testutil.GCC(t, dir, "-shared", "-fPIC", "-o", "mods/broken.so", "m.c", "-Wl,--no-as-needed", "-Lhostlib", "-lgone")
 	os.Remove(filepath.Join(hostlib, "libgone.so"))
 	if _, err := os.Stat("/lib/x86_64-linux-gnu/libz.so.1"); err != nil {
 		t.Skip("SKIP: no libz.so.1 on the host")
 	}
 
-	p, err := NewPlan(PlanInput{Config: &Config{Dirs: []string{"mods"}, NoDefaults: true}, Program: "/bin/true", Dir: dir})
+	p, err := newPlan(PlanInput{Config: &Config{Dirs: []string{"mods"}, NoDefaults: true}, Program: "/bin/true", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +70,7 @@ func TestLibraryClosure(t *testing.T) {
 	}
 	// A plain dynamic program gets no second copy of anything (the loader
 	// is known by its soname).
-	plain, err := NewPlan(PlanInput{Config: &Config{NoDefaults: true}, Program: "/bin/true", Dir: dir})
+	plain, err := newPlan(PlanInput{Config: &Config{NoDefaults: true}, Program: "/bin/true", Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

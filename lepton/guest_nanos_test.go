@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -14,29 +15,29 @@ func TestUEFIGuest(t *testing.T) {
 	home := Home{Dir: t.TempDir()}
 	rel := filepath.Join(home.Dir, "0.1.99")
 	for _, f := range []string{"kernel.img", "boot.img"} {
-		writeFile(t, filepath.Join(rel, f), "x")
+		testutil.WriteFile(t, filepath.Join(rel, f), "x")
 	}
-	writeFile(t, filepath.Join(home.Dir, "latest.txt"), "0.1.99\n")
+	testutil.WriteFile(t, filepath.Join(home.Dir, "latest.txt"), "0.1.99\n")
 	own := filepath.Join(t.TempDir(), "my.efi")
-	writeFile(t, own, "efi")
+	testutil.WriteFile(t, own, "efi")
 
 	_, _, err := ChooseGuest(home, &Config{Guest: "nanos", Uefi: true})
 	if err == nil || !strings.Contains(err.Error(), "Nanos release 0.1.99 has no bootx64.efi") {
 		t.Errorf("release without bootx64.efi: %v", err)
 	}
 	g, _, err := ChooseGuest(home, &Config{Guest: "nanos", Uefi: true, UefiBoot: own})
-	if err != nil || g.(*NanosGuest).UEFI != own {
+	if err != nil || g.(*nanosGuest).UEFI != own {
 		t.Errorf("UefiBoot: %v, %v", g, err)
 	}
 	if _, _, err := ChooseGuest(home, &Config{Guest: "nanos", Uefi: true, UefiBoot: own + ".none"}); err == nil || !strings.Contains(err.Error(), "UefiBoot: no UEFI loader at") {
 		t.Errorf("missing UefiBoot: %v", err)
 	}
-	writeFile(t, filepath.Join(rel, "bootx64.efi"), "efi")
+	testutil.WriteFile(t, filepath.Join(rel, "bootx64.efi"), "efi")
 	g, _, err = ChooseGuest(home, &Config{Guest: "nanos", Uefi: true})
-	if err != nil || g.(*NanosGuest).UEFI != filepath.Join(rel, "bootx64.efi") {
+	if err != nil || g.(*nanosGuest).UEFI != filepath.Join(rel, "bootx64.efi") {
 		t.Errorf("release's bootx64.efi: %v, %v", g, err)
 	}
-	if g, _, _ := ChooseGuest(home, &Config{Guest: "nanos"}); g.(*NanosGuest).UEFI != "" {
+	if g, _, _ := ChooseGuest(home, &Config{Guest: "nanos"}); g.(*nanosGuest).UEFI != "" {
 		t.Errorf("a BIOS image got a UEFI loader")
 	}
 	if _, _, err := ChooseGuest(home, &Config{Guest: "linux", Uefi: true}); err == nil || !strings.Contains(err.Error(), "Linux guest boots from an initramfs") {
@@ -48,7 +49,7 @@ func TestUEFIVM(t *testing.T) {
 	if _, err := qemu.FindOVMF(qemu.OVMFPaths()); err != nil {
 		t.Skipf("SKIP: %v", err)
 	}
-	g := &NanosGuest{Kernel: NanosKernel{Kernel: "kernel.img"}, UEFI: "bootx64.efi"}
+	g := &nanosGuest{Kernel: nanosKernel{Kernel: "kernel.img"}, UEFI: "bootx64.efi"}
 	img := &BuildResult{Path: "app.img"}
 	for _, tc := range []struct {
 		machine, err string
