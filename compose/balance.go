@@ -29,9 +29,9 @@ type Backend struct {
 	Addr     string `json:"addr"`
 }
 
-// RoutesFor lists every replica's endpoints: in the project's network
+// routesFor lists every replica's endpoints: in the project's network
 // namespace when it has one, else on the host.
-func RoutesFor(store instance.Store, n *Net) Routes {
+func routesFor(store instance.Store, n *Net) Routes {
 	r := Routes{Instances: store.Dir, Services: map[string]map[string][]Backend{}}
 	for _, e := range n.Endpoints {
 		ports := r.Services[e.Service]
@@ -55,8 +55,8 @@ func RoutesFor(store instance.Store, n *Net) Routes {
 
 func routesFile(dir string) string { return filepath.Join(dir, "routes.json") }
 
-// WriteRoutes records the routes in the project's state folder.
-func WriteRoutes(dir string, r Routes) error {
+// writeRoutes records the routes in the project's state folder.
+func writeRoutes(dir string, r Routes) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
@@ -95,20 +95,20 @@ func (b Balancer) Next(service string, port int) (Backend, error) {
 	ranks := make([]int, len(backends))
 	for i, be := range backends {
 		if in, err := store.Get(be.Instance); err == nil {
-			ranks[i] = Rank(in)
+			ranks[i] = rank(in)
 		}
 	}
 	n, err := b.count(service + "-" + strconv.Itoa(port))
 	if err != nil {
 		return Backend{}, err
 	}
-	return Choose(backends, ranks, n), nil
+	return choose(backends, ranks, n), nil
 }
 
-// Rank is how ready a replica is for a connection: 2 running and healthy
+// rank is how ready a replica is for a connection: 2 running and healthy
 // (or running without a health check), 1 running but not (yet) healthy,
 // 0 not running.
-func Rank(in *instance.Instance) int {
+func rank(in *instance.Instance) int {
 	if in.Status != instance.Running {
 		return 0
 	}
@@ -118,11 +118,11 @@ func Rank(in *instance.Instance) int {
 	return 1
 }
 
-// Choose is the n-th connection's replica: round-robin over those of the
+// choose is the n-th connection's replica: round-robin over those of the
 // best rank present (so with two healthy replicas, connections alternate;
 // an unhealthy one gets none while a healthy one is there, and when none
 // is running, the connection still goes somewhere and waits for it).
-func Choose(backends []Backend, ranks []int, n uint64) Backend {
+func choose(backends []Backend, ranks []int, n uint64) Backend {
 	best := 0
 	for _, r := range ranks {
 		best = max(best, r)

@@ -23,7 +23,7 @@ func TestChoose(t *testing.T) {
 	} {
 		got := ""
 		for n := uint64(0); n < 6; n++ {
-			got += Choose(bs, tc.ranks, n).Instance
+			got += choose(bs, tc.ranks, n).Instance
 		}
 		if got != tc.want {
 			t.Errorf("ranks %v: %s, want %s", tc.ranks, got, tc.want)
@@ -68,7 +68,7 @@ func TestBalancer(t *testing.T) {
 		{Service: "web", Instance: "p-web", Port: 80, HostIP: "0.0.0.0", HostPort: 40003},
 	}}
 	dir := filepath.Join(home, "compose", "p")
-	if err := WriteRoutes(dir, RoutesFor(store, n)); err != nil {
+	if err := writeRoutes(dir, routesFor(store, n)); err != nil {
 		t.Fatal(err)
 	}
 	count := map[string]int{}

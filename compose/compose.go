@@ -20,7 +20,7 @@ type File struct {
 	Dir      string // the folder relative paths start from
 	Services map[string]*Service
 	// Volumes are the named volumes the services mount, by their name in
-	// the file (VolumeName gives the ops volume's name).
+	// the file (volumeName gives the ops volume's name).
 	Volumes []string
 	// Warnings are one line each about keys ops ignores; cmd/ prints them.
 	Warnings []string
@@ -120,9 +120,9 @@ func (f *File) Names() []string {
 	return out
 }
 
-// Order is the services in start order: every service after those it
+// order is the services in start order: every service after those it
 // depends on (ties by name). A cycle is an error.
-func (f *File) Order() ([]string, error) {
+func (f *File) order() ([]string, error) {
 	var out []string
 	state := map[string]int{} // 1: visiting, 2: done
 	var visit func(n string, path []string) error
@@ -160,5 +160,5 @@ func (f *File) Order() ([]string, error) {
 	return out, nil
 }
 
-// VolumeName is the ops volume a project's named volume is: <project>_<name>.
-func (f *File) VolumeName(name string) string { return f.Name + "_" + name }
+// volumeName is the ops volume a project's named volume is: <project>_<name>.
+func (f *File) volumeName(name string) string { return f.Name + "_" + name }

@@ -75,7 +75,7 @@ func TestParseTaxi(t *testing.T) {
 	if got := f.Services["trip"].Ports; !reflect.DeepEqual(got, []Publish{{HostIP: "127.0.0.1", Host: 18080, Guest: 8080}}) {
 		t.Fatalf("trip ports %+v", got)
 	}
-	order, err := f.Order()
+	order, err := f.order()
 	if err != nil || strings.Join(order, " ") != "redis dispatcher passenger trip" {
 		t.Fatalf("order %v %v", order, err)
 	}
@@ -127,7 +127,7 @@ func TestParseSpecExamples(t *testing.T) {
 		{"named volume", "services:\n  db:\n    image: postgres\n    volumes:\n      - db-data:/etc/data\n      - type: volume\n        source: logs\n        target: /var/log\n        read_only: true\nvolumes:\n  db-data:\n  logs:\n",
 			func(f *File) bool {
 				m := f.Services["db"].Mounts
-				return reflect.DeepEqual(f.Volumes, []string{"db-data", "logs"}) && len(m) == 2 && m[1].ReadOnly && f.VolumeName("db-data") == "project_db-data"
+				return reflect.DeepEqual(f.Volumes, []string{"db-data", "logs"}) && len(m) == 2 && m[1].ReadOnly && f.volumeName("db-data") == "project_db-data"
 			}, nil},
 		{"deploy resources", "services:\n  redis:\n    image: redis:alpine\n    deploy:\n      resources:\n        limits:\n          cpus: '0.50'\n          memory: 50M\n          pids: 1\n        reservations:\n          cpus: '0.25'\n          memory: 20M\n",
 			func(f *File) bool { s := f.Services["redis"]; return s.CPUs == 1 && s.Memory == "50M" },
@@ -233,7 +233,7 @@ func TestLoadFiles(t *testing.T) {
 func TestLayoutUserMode(t *testing.T) {
 	f := parse(t, taxi)
 	next := 40000
-	n, err := f.Layout(UserMode, "", func() (int, error) { next++; return next, nil })
+	n, err := f.layout(UserMode, "", func() (int, error) { next++; return next, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,11 +249,11 @@ func TestLayoutUserMode(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("endpoints %v, want %v", got, want)
 	}
-	if p := n.Published(); len(p) != 1 || p[0].Instance != "taxi-trip" {
+	if p := n.published(); len(p) != 1 || p[0].Instance != "taxi-trip" {
 		t.Fatalf("published %+v", p)
 	}
-	reps := f.ReplicasOf("dispatcher")
-	hosts := string(n.Hosts(reps[1], "10.0.2.15"))
+	reps := f.replicasOf("dispatcher")
+	hosts := string(n.hosts(reps[1], "10.0.2.15"))
 	for _, line := range []string{"10.0.2.101\tpassenger", "10.0.2.15\tdispatcher\n", "10.0.2.15\tdispatcher-2\n", "127.0.0.1\tlocalhost"} {
 		if !strings.Contains(hosts, line) {
 			t.Errorf("hosts lacks %q:\n%s", line, hosts)
@@ -263,21 +263,21 @@ func TestLayoutUserMode(t *testing.T) {
 
 func TestLayoutBridged(t *testing.T) {
 	f := parse(t, strings.Replace(taxi, "replicas: 2", "replicas: 1", 1))
-	n, err := f.Layout(Bridged, "10.3.0.0/24", func() (int, error) { return 1, nil })
+	n, err := f.layout(Bridged, "10.3.0.0/24", func() (int, error) { return 1, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n.Gateway != "10.3.0.1" || n.Addr["dispatcher"] != "10.3.0.10" || n.Addr["trip"] != "10.3.0.13" {
 		t.Fatalf("%+v", n)
 	}
-	if _, err := f.Layout(Bridged, "10.3.0.0/30", nil); err == nil {
+	if _, err := f.layout(Bridged, "10.3.0.0/30", nil); err == nil {
 		t.Fatal("a /30 was accepted")
 	}
-	if _, err := f.Layout(Bridged, "nonsense", nil); err == nil {
+	if _, err := f.layout(Bridged, "nonsense", nil); err == nil {
 		t.Fatal("a bad subnet was accepted")
 	}
 	// Replicas: the service's address is the host's, each replica has its own.
-	n, err = parse(t, taxi).Layout(Bridged, "10.3.0.0/24", func() (int, error) { return 1, nil })
+	n, err = parse(t, taxi).layout(Bridged, "10.3.0.0/24", func() (int, error) { return 1, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func FuzzParse(f *testing.F) {
 func TestNetSpec(t *testing.T) {
 	f := parse(t, taxi)
 	next := 40000
-	n, err := f.Layout(UserMode, "", func() (int, error) { next++; return next, nil })
+	n, err := f.layout(UserMode, "", func() (int, error) { next++; return next, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,13 +337,13 @@ func TestNetSpec(t *testing.T) {
 		t.Errorf("host listeners %v, want %v", hosts, w)
 	}
 	u := &up{file: f, layout: n, dir: "/h/compose/taxi"}
-	vn := u.nsNet(f.ReplicasOf("dispatcher")[1])
+	vn := u.nsNet(f.replicasOf("dispatcher")[1])
 	if vn.Namespace != "/h/compose/taxi/net.sock" || len(vn.GuestFwd) != 0 || vn.Restrict ||
 		!reflect.DeepEqual(vn.Forwards, []qemu.Forward{{Proto: "tcp", HostIP: "10.0.3.2", HostPort: 8080, GuestPort: 8080}}) {
 		t.Errorf("dispatcher-2's network %+v", vn)
 	}
 	// The balancer reaches the replicas inside the namespace.
-	r := RoutesFor(instance.Store{Dir: "/h/instances"}, n)
+	r := routesFor(instance.Store{Dir: "/h/instances"}, n)
 	if got := r.Services["dispatcher"]["8080"]; len(got) != 2 || got[1].Addr != "10.0.3.2:8080" {
 		t.Errorf("routes %+v", got)
 	}

@@ -279,11 +279,11 @@ func fromProject(p *types.Project, warnings []string) (*File, error) {
 		}
 	}
 	for _, v := range f.Volumes {
-		if n := f.VolumeName(v); !volume.ValidName(n) {
+		if n := f.volumeName(v); !volume.ValidName(n) {
 			return nil, fmt.Errorf("volume %s: the ops volume %s would be longer than 31 characters or hold other characters than letters, digits, dots, dashes and underscores", v, n)
 		}
 	}
-	if _, err := f.Order(); err != nil {
+	if _, err := f.order(); err != nil {
 		return nil, err
 	}
 	if err := f.checkPorts(); err != nil {

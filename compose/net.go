@@ -34,8 +34,8 @@ type Replica struct {
 	Hostname string // the guest's own host name
 }
 
-// ReplicasOf lists a service's VMs.
-func (f *File) ReplicasOf(name string) []Replica {
+// replicasOf lists a service's VMs.
+func (f *File) replicasOf(name string) []Replica {
 	s := f.Services[name]
 	if s.Replicas <= 1 {
 		h := s.Hostname
@@ -96,9 +96,9 @@ const UserSubnetBase = 100
 // network namespace (UserMode): only ops's balancer connects to them.
 const ReplicaSubnet = "10.0.3."
 
-// Layout assigns addresses and host ports. freePort returns a free TCP
+// layout assigns addresses and host ports. freePort returns a free TCP
 // port on 127.0.0.1 (injected for tests).
-func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*Net, error) {
+func (f *File) layout(mode Mode, subnet string, freePort func() (int, error)) (*Net, error) {
 	n := &Net{Mode: mode, Addr: map[string]string{}}
 	names := f.Names()
 	switch mode {
@@ -113,7 +113,7 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 		next := 1
 		for i, name := range names {
 			n.Addr[name] = "10.0.2." + strconv.Itoa(UserSubnetBase+i)
-			for _, r := range f.ReplicasOf(name) {
+			for _, r := range f.replicasOf(name) {
 				if r.Index == 0 {
 					n.ReplicaAddr[r.Instance] = n.Addr[name]
 					continue
@@ -153,7 +153,7 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 			if n.Addr[name], err = addr(); err != nil {
 				return nil, err
 			}
-			for _, r := range f.ReplicasOf(name) {
+			for _, r := range f.replicasOf(name) {
 				if r.Index == 0 {
 					n.ReplicaAddr[r.Instance] = n.Addr[name]
 				} else if n.ReplicaAddr[r.Instance], err = addr(); err != nil {
@@ -166,7 +166,7 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 	// user published it, else a free one.
 	for _, name := range names {
 		s := f.Services[name]
-		for _, r := range f.ReplicasOf(name) {
+		for _, r := range f.replicasOf(name) {
 			seen := map[int]bool{}
 			for _, p := range s.Ports {
 				seen[p.Guest] = true
@@ -197,10 +197,10 @@ func (f *File) Layout(mode Mode, subnet string, freePort func() (int, error)) (*
 	return n, nil
 }
 
-// Hosts is the /etc/hosts written into a replica's image: every
+// hosts is the /etc/hosts written into a replica's image: every
 // service's name at its address, its own service name and host name at
 // its own address.
-func (n *Net) Hosts(r Replica, selfAddr string) []byte {
+func (n *Net) hosts(r Replica, selfAddr string) []byte {
 	var b strings.Builder
 	b.WriteString("127.0.0.1\tlocalhost\n")
 	for _, name := range slices.Sorted(maps.Keys(n.Addr)) {
@@ -216,8 +216,8 @@ func (n *Net) Hosts(r Replica, selfAddr string) []byte {
 	return []byte(b.String())
 }
 
-// EndpointsOf lists one replica's endpoints.
-func (n *Net) EndpointsOf(instance string) []Endpoint {
+// endpointsOf lists one replica's endpoints.
+func (n *Net) endpointsOf(instance string) []Endpoint {
 	var out []Endpoint
 	for _, e := range n.Endpoints {
 		if e.Instance == instance {
@@ -227,9 +227,9 @@ func (n *Net) EndpointsOf(instance string) []Endpoint {
 	return out
 }
 
-// Published lists the published endpoints of every replica, for the
+// published lists the published endpoints of every replica, for the
 // line up prints.
-func (n *Net) Published() []Endpoint {
+func (n *Net) published() []Endpoint {
 	var out []Endpoint
 	for _, e := range n.Endpoints {
 		if e.Published {

@@ -91,7 +91,7 @@ func (f *File) netSpec(n *Net) NetSpec {
 	var s NetSpec
 	seen := map[string]bool{}
 	for _, name := range f.Names() {
-		reps := f.ReplicasOf(name)
+		reps := f.replicasOf(name)
 		for _, a := range append([]string{n.Addr[name]}, replicaAddrs(n, reps)...) {
 			if !seen[a] {
 				seen[a] = true
@@ -101,7 +101,7 @@ func (f *File) netSpec(n *Net) NetSpec {
 		if len(reps) < 2 {
 			continue
 		}
-		for _, e := range n.EndpointsOf(reps[0].Instance) {
+		for _, e := range n.endpointsOf(reps[0].Instance) {
 			s.Balance = append(s.Balance, Balanced{Service: name, Port: e.Port, Listen: net.JoinHostPort(n.Addr[name], strconv.Itoa(e.Port))})
 		}
 	}
@@ -126,7 +126,7 @@ func replicaAddrs(n *Net, reps []Replica) []string {
 func (u *up) nsNet(r Replica) qemu.Net {
 	n := qemu.Net{Mode: "user", Passt: qemu.PasstBinary(), Namespace: netSocket(u.dir)}
 	seen := map[int]bool{}
-	for _, e := range u.layout.EndpointsOf(r.Instance) {
+	for _, e := range u.layout.endpointsOf(r.Instance) {
 		if !seen[e.Port] {
 			seen[e.Port] = true
 			n.Forwards = append(n.Forwards, qemu.Forward{Proto: "tcp", HostIP: u.layout.ReplicaAddr[r.Instance], HostPort: e.Port, GuestPort: e.Port})

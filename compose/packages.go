@@ -28,7 +28,7 @@ func (u *up) packages(ctx context.Context, order []string) error {
 			continue
 		}
 		// The package comes from the repository the service's config names.
-		c, err := u.file.ServiceConfig(u.file.ReplicasOf(name)[0], u.opts.Guest)
+		c, err := u.file.serviceConfig(u.file.replicasOf(name)[0], u.opts.Guest)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}

@@ -47,7 +47,7 @@ services:
 	if len(u.images) != 1 || u.images["tool"] != pkg {
 		t.Fatalf("packages %v, want tool: %s", u.images, pkg)
 	}
-	c, err := f.ServiceConfig(f.ReplicasOf("tool")[0], "")
+	c, err := f.serviceConfig(f.replicasOf("tool")[0], "")
 	if err != nil {
 		t.Fatal(err)
 	}

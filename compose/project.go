@@ -36,7 +36,7 @@ func OpenProject(ctx context.Context, home lepton.Home, o LoadOptions) (*Project
 	if err != nil {
 		return nil, err
 	}
-	return &Project{File: f, Dir: StateDir(home, f.Name)}, nil
+	return &Project{File: f, Dir: stateDir(home, f.Name)}, nil
 }
 
 // PID is the background supervisor's process ID, 0 when there is none.
@@ -118,7 +118,7 @@ func (p *Project) Instances(store instance.Store, services ...string) ([]*instan
 // Down stops and removes the project's instances and its state folder;
 // with volumes, its named volumes too. It reports what it removed.
 func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
-	p := &Project{File: f, Dir: StateDir(home, f.Name)}
+	p := &Project{File: f, Dir: stateDir(home, f.Name)}
 	ins, err := p.Instances(store)
 	if err != nil {
 		return err
@@ -151,7 +151,7 @@ func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
 	}
 	if volumes {
 		for _, v := range f.Volumes {
-			n := f.VolumeName(v)
+			n := f.volumeName(v)
 			if _, err := home.Volumes().Get(n); err != nil {
 				continue
 			}

@@ -16,7 +16,7 @@ import (
 // then the service's own keys over it (command added to the arguments,
 // environment, working folder, memory, vCPUs and volumes set), then its
 // guest (or the project's default guest).
-func (f *File) ServiceConfig(r Replica, defaultGuest string) (*lepton.Config, error) {
+func (f *File) serviceConfig(r Replica, defaultGuest string) (*lepton.Config, error) {
 	s := f.Services[r.Service]
 	cfgPath := s.Config
 	if cfgPath != "" && !filepath.IsAbs(cfgPath) {
@@ -52,7 +52,7 @@ func (f *File) ServiceConfig(r Replica, defaultGuest string) (*lepton.Config, er
 		if m.ReadOnly {
 			p += ":ro"
 		}
-		c.Mounts[f.VolumeName(m.Volume)] = p
+		c.Mounts[f.volumeName(m.Volume)] = p
 	}
 	switch {
 	case s.Guest != "":
@@ -78,7 +78,7 @@ type service struct {
 
 // prepare builds one replica's image and describes its VM.
 func (u *up) prepare(r Replica, index int) (*service, error) {
-	c, err := u.file.ServiceConfig(r, u.opts.Guest)
+	c, err := u.file.serviceConfig(r, u.opts.Guest)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 	}
 	in.OpsVersion = u.opts.OpsVersion
 	in.Extra = []opsfs.Entry{
-		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.Hosts(r, selfAddr)},
+		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.hosts(r, selfAddr)},
 		{Path: "/etc/nsswitch.conf", Kind: opsfs.KindFile, Data: []byte("hosts: files dns\n")},
 	}
 	b, err := u.opts.Builder.Build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
@@ -178,15 +178,15 @@ func (u *up) userNet(r Replica) qemu.Net {
 		}
 		seen[k] = true
 		n.GuestFwd = append(n.GuestFwd, qemu.GuestFwd{IP: u.layout.Addr[e.Service], Port: e.Port,
-			Cmd: ProxyCommand(u.opts.Self, u.dir, e.Service, e.Port)})
+			Cmd: proxyCommand(u.opts.Self, u.dir, e.Service, e.Port)})
 	}
 	return n
 }
 
-// ProxyCommand is the command QEMU runs for each guest connection to
+// proxyCommand is the command QEMU runs for each guest connection to
 // service:port: ops proxy, which asks the Balancer of the project whose
 // state is in dir for a replica and joins the connection to it.
-func ProxyCommand(self, dir, service string, port int) string {
+func proxyCommand(self, dir, service string, port int) string {
 	return fmt.Sprintf("%s proxy --project %s %s:%s", self, dir, service, strconv.Itoa(port))
 }
 

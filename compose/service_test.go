@@ -51,13 +51,13 @@ volumes: {data: {}}
 		defaultGuest string
 		want         got
 	}{
-		{f.ReplicasOf("plain")[0], "", got{nil, map[string]string{}, "", 0, "", "", "plain", nil}},
-		{f.ReplicasOf("plain")[0], "linux", got{nil, map[string]string{}, "", 0, "linux", "", "plain", nil}},
-		{f.ReplicasOf("full")[0], "nanos", got{[]string{"--base", "--port", "80"}, map[string]string{"A": "config", "B": "service", "C": "service"},
+		{f.replicasOf("plain")[0], "", got{nil, map[string]string{}, "", 0, "", "", "plain", nil}},
+		{f.replicasOf("plain")[0], "linux", got{nil, map[string]string{}, "", 0, "linux", "", "plain", nil}},
+		{f.replicasOf("full")[0], "nanos", got{[]string{"--base", "--port", "80"}, map[string]string{"A": "config", "B": "service", "C": "service"},
 			"1536M", 3, "linux", "/srv", "web", map[string]string{"project_data": "/data:ro"}}},
-		{f.ReplicasOf("workers")[1], "linux", got{[]string{"--base"}, map[string]string{"A": "config", "B": "config"}, "1G", 0, "linux", "", "workers-2", nil}},
+		{f.replicasOf("workers")[1], "linux", got{[]string{"--base"}, map[string]string{"A": "config", "B": "config"}, "1G", 0, "linux", "", "workers-2", nil}},
 	} {
-		c, err := f.ServiceConfig(tc.replica, tc.defaultGuest)
+		c, err := f.serviceConfig(tc.replica, tc.defaultGuest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ volumes: {data: {}}
 			t.Errorf("%s (default guest %q): %+v, want %+v", tc.replica.Instance, tc.defaultGuest, g, tc.want)
 		}
 	}
-	if r := f.ReplicasOf("workers"); len(r) != 2 || r[0].Instance != "project-workers-1" || r[1].Hostname != "workers-2" {
+	if r := f.replicasOf("workers"); len(r) != 2 || r[0].Instance != "project-workers-1" || r[1].Hostname != "workers-2" {
 		t.Fatalf("replicas %+v", r)
 	}
 }

@@ -76,8 +76,8 @@ type up struct {
 	store  instance.Store
 }
 
-// StateDir is a project's state folder: <ops home>/compose/<name>.
-func StateDir(home lepton.Home, name string) string {
+// stateDir is a project's state folder: <ops home>/compose/<name>.
+func stateDir(home lepton.Home, name string) string {
 	return home.ComposeDir(name)
 }
 
@@ -95,15 +95,15 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	if o.Builder == nil {
 		o.Builder = &lepton.Builder{}
 	}
-	order, err := file.Order()
+	order, err := file.order()
 	if err != nil {
 		return 0, err
 	}
-	layout, err := file.Layout(o.Mode, o.Subnet, qemu.FreePort)
+	layout, err := file.layout(o.Mode, o.Subnet, qemu.FreePort)
 	if err != nil {
 		return 0, err
 	}
-	u := &up{file: file, opts: o, layout: layout, dir: StateDir(o.Home, file.Name),
+	u := &up{file: file, opts: o, layout: layout, dir: stateDir(o.Home, file.Name),
 		images: map[string]string{}, store: instance.NewStore(o.Home)}
 	if o.Mode == UserMode {
 		if ins, err := (&Project{File: file}).Instances(u.store); err != nil {
@@ -124,7 +124,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	var svcs []*service
 	i := 0
 	for _, name := range order {
-		for _, r := range file.ReplicasOf(name) {
+		for _, r := range file.replicasOf(name) {
 			s, err := u.prepare(r, i)
 			if err != nil {
 				return 0, fmt.Errorf("service %s: %w", name, err)
@@ -182,7 +182,7 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		}
 		return u.run(ctx, svcs)
 	}
-	if err := WriteRoutes(u.dir, RoutesFor(u.store, layout)); err != nil {
+	if err := writeRoutes(u.dir, routesFor(u.store, layout)); err != nil {
 		return 0, err
 	}
 	if err := u.start(ctx, svcs); err != nil {
@@ -205,11 +205,11 @@ func (u *up) volumes(order []string) error {
 	for _, name := range order {
 		s := u.file.Services[name]
 		for _, m := range s.Mounts {
-			vn := u.file.VolumeName(m.Volume)
+			vn := u.file.volumeName(m.Volume)
 			if _, err := u.opts.Home.Volumes().Get(vn); err == nil {
 				continue
 			}
-			c, err := u.file.ServiceConfig(u.file.ReplicasOf(name)[0], u.opts.Guest)
+			c, err := u.file.serviceConfig(u.file.replicasOf(name)[0], u.opts.Guest)
 			if err != nil {
 				return fmt.Errorf("service %s: %w", name, err)
 			}
@@ -267,7 +267,7 @@ func (u *up) start(ctx context.Context, svcs []*service) (err error) {
 		}
 	}
 	line := fmt.Sprintf("compose %s: %d services up as %d instances (ops compose ps; ops compose down stops them)", u.file.Name, len(u.file.Services), len(svcs))
-	for _, e := range u.layout.Published() {
+	for _, e := range u.layout.published() {
 		line += fmt.Sprintf("; %s on %s", e.Instance, e.Addr())
 	}
 	u.opts.Say(line)
@@ -278,7 +278,7 @@ func (u *up) start(ctx context.Context, svcs []*service) (err error) {
 func (u *up) probe(inst string, h *Health) *instance.Probe {
 	p := &instance.Probe{Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries,
 		Send: h.Send, Expect: h.Expect}
-	for _, e := range u.layout.EndpointsOf(inst) {
+	for _, e := range u.layout.endpointsOf(inst) {
 		if e.Port != h.Port {
 			continue
 		}
@@ -307,7 +307,7 @@ func (u *up) waitDeps(ctx context.Context, name string) error {
 			continue
 		}
 		u.opts.Say(fmt.Sprintf("compose %s: %s waits for %s to be %s", u.file.Name, name, dep, strings.ReplaceAll(strings.TrimPrefix(cond, "service_"), "_", " ")))
-		for _, r := range u.file.ReplicasOf(dep) {
+		for _, r := range u.file.replicasOf(dep) {
 			for {
 				in, err := u.store.Get(r.Instance)
 				if err != nil {
@@ -458,7 +458,7 @@ func (u *up) run(ctx context.Context, svcs []*service) (int, error) {
 		}(s)
 	}
 	line := fmt.Sprintf("compose %s: %d services up", u.file.Name, len(svcs))
-	for _, e := range u.layout.Published() {
+	for _, e := range u.layout.published() {
 		line += fmt.Sprintf("; %s on %s", e.Service, e.Addr())
 	}
 	u.opts.Say(line)
@@ -508,7 +508,7 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 		if err := l.Attach(ti, bi); err != nil {
 			return remove, err
 		}
-		for _, e := range u.layout.EndpointsOf(s.Instance) {
+		for _, e := range u.layout.endpointsOf(s.Instance) {
 			if !e.Published {
 				continue
 			}
@@ -522,7 +522,7 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 	// A service with replicas: its address is the host's, on the bridge,
 	// and ops hands each connection to its ports to the next replica.
 	for _, name := range u.file.Names() {
-		reps := u.file.ReplicasOf(name)
+		reps := u.file.replicasOf(name)
 		if len(reps) < 2 {
 			continue
 		}
@@ -533,7 +533,7 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 		if err := l.AddAddr(bi, netip.PrefixFrom(addr, ones)); err != nil {
 			return remove, fmt.Errorf("address of %s on %s: %w", name, br, err)
 		}
-		for _, e := range u.layout.EndpointsOf(reps[0].Instance) {
+		for _, e := range u.layout.endpointsOf(reps[0].Instance) {
 			var backends []Backend
 			for _, r := range reps {
 				backends = append(backends, Backend{Instance: r.Instance, Addr: net.JoinHostPort(u.layout.ReplicaAddr[r.Instance], strconv.Itoa(e.Port))})
@@ -541,7 +541,7 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 			ranks := make([]int, len(backends)) // no health on a bridge: all alike
 			var n atomic.Uint64
 			listen := net.JoinHostPort(u.layout.Addr[name], strconv.Itoa(e.Port))
-			stop, err := splice.ForwardTo(listen, func() string { return Choose(backends, ranks, n.Add(1)-1).Addr })
+			stop, err := splice.ForwardTo(listen, func() string { return choose(backends, ranks, n.Add(1)-1).Addr })
 			if err != nil {
 				return remove, fmt.Errorf("service %s on %s: %w", name, listen, err)
 			}

@@ -96,8 +96,8 @@ func (s Store) stopFile(name string) string  { return filepath.Join(s.dir(name),
 // LogFile is the instance's console log.
 func (s Store) LogFile(name string) string { return filepath.Join(s.dir(name), "console.log") }
 
-// QMPSocket is where the instance's QEMU takes QMP commands.
-func (s Store) QMPSocket(name string) string { return filepath.Join(s.dir(name), "qmp.sock") }
+// qmpSocket is where the instance's QEMU takes QMP commands.
+func (s Store) qmpSocket(name string) string { return filepath.Join(s.dir(name), "qmp.sock") }
 
 // Create records a new instance; the name must be free.
 func (s Store) Create(spec Spec) error {

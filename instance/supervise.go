@@ -79,9 +79,9 @@ func backoff(n int) time.Duration {
 // after the ACPI power button before it stops QEMU.
 const DefaultStopTimeout = 10 * time.Second
 
-// RequestStop asks a running instance's supervisor to stop the guest:
+// requestStop asks a running instance's supervisor to stop the guest:
 // the ACPI power button, then after timeout a hard stop.
-func (s Store) RequestStop(name string, timeout time.Duration) error {
+func (s Store) requestStop(name string, timeout time.Duration) error {
 	in, err := s.Get(name)
 	if err != nil {
 		return err
@@ -197,7 +197,7 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string, o S
 func (s Store) machine(name string, b *lepton.Built, rc lepton.RunConfig, spec Spec, log io.Writer, st *State) *lepton.Machine {
 	m := &lepton.Machine{Built: b, RunConfig: rc, Stdout: log, Stderr: log,
 		Say:         func(line string) { fmt.Fprintln(log, line) },
-		QMP:         s.QMPSocket(name),
+		QMP:         s.qmpSocket(name),
 		PortWait:    5 * time.Second,
 		StopTimeout: func() time.Duration { return s.stopTimeout(name) },
 		Net:         spec.Net,
@@ -261,7 +261,7 @@ func (s Store) Stop(name string, timeout time.Duration) error {
 	if err != nil || !in.Active() {
 		return err
 	}
-	if err := s.RequestStop(name, timeout); err != nil {
+	if err := s.requestStop(name, timeout); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(timeout + 10*time.Second)

@@ -19,9 +19,9 @@ type Built struct {
 	Mounts []volume.Mount
 }
 
-// LockVolumes claims the image's volumes for one VM (see Volume.Lock);
+// lockVolumes claims the image's volumes for one VM (see Volume.Lock);
 // release frees them.
-func (b *Built) LockVolumes() (release func(), err error) {
+func (b *Built) lockVolumes() (release func(), err error) {
 	var unlocks []func()
 	release = func() {
 		for _, u := range unlocks {

@@ -131,7 +131,7 @@ func selfAddr(rc RunConfig) string {
 	switch {
 	case rc.IPAddress != "":
 		return rc.IPAddress
-	case rc.UsesTap() || rc.DHCP:
+	case rc.usesTap() || rc.DHCP:
 		return "127.0.1.1"
 	}
 	return userModeAddr
@@ -146,7 +146,7 @@ func nameServers(c *Config) []string {
 	switch {
 	case len(c.NameServers) > 0:
 		return c.NameServers
-	case !rc.UsesTap() && !rc.DHCP:
+	case !rc.usesTap() && !rc.DHCP:
 		return []string{userModeDNS}
 	case rc.IPAddress != "" && rc.Gateway != "":
 		return []string{rc.Gateway}

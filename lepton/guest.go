@@ -203,15 +203,15 @@ func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
 	return nil, "", errors.New("no guest kernel: " + strings.Join(missing, " and "))
 }
 
-// UsesTap reports whether the VM's network card is a tap device.
-func (rc RunConfig) UsesTap() bool { return rc.Bridged || rc.TapName != "" }
+// usesTap reports whether the VM's network card is a tap device.
+func (rc RunConfig) usesTap() bool { return rc.Bridged || rc.TapName != "" }
 
 // Net is the VM's network: a tap device when asked for, else a user-mode
 // network with the port forwards: passt's, which keeps the guest off the
 // host's loopback (without passt, QEMU's restricted to the forwards), or,
 // with HostLoopback, QEMU's own, where 10.0.2.2 is the host's 127.0.0.1.
 func (rc RunConfig) Net() (qemu.Net, error) {
-	if rc.UsesTap() {
+	if rc.usesTap() {
 		if rc.TapName == "" {
 			return qemu.Net{}, errors.New("bridged networking needs a tap device: pass --tapname")
 		}
@@ -238,7 +238,7 @@ func (rc RunConfig) Net() (qemu.Net, error) {
 // passt the guest has no network beyond its forwards.
 func (rc RunConfig) NetNotes() []string {
 	switch {
-	case rc.UsesTap():
+	case rc.usesTap():
 		return nil
 	case rc.HostLoopback:
 		return []string{"ops: --host-loopback: the guest reaches every service listening on this host's 127.0.0.1, at 10.0.2.2"}

@@ -85,11 +85,11 @@ func (m *Machine) say(line string) {
 // Prepare locks the image's volumes and makes the tap device the run
 // config names (unless the caller made the network); release undoes both.
 func (m *Machine) Prepare() (release func(), err error) {
-	unlock, err := m.Built.LockVolumes()
+	unlock, err := m.Built.lockVolumes()
 	if err != nil {
 		return func() {}, err
 	}
-	if !m.RunConfig.UsesTap() || m.Net != nil {
+	if !m.RunConfig.usesTap() || m.Net != nil {
 		return unlock, nil
 	}
 	remove, err := netlink.SetupTap(m.RunConfig.TapName, m.RunConfig.BridgeName, m.RunConfig.BridgeIPAddress, m.RunConfig.NetMask)

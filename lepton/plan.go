@@ -307,7 +307,7 @@ func (p *Plan) addConfigFiles(c *Config, dir string) error {
 func (p *Plan) setNetwork(c *Config) error {
 	rc := c.RunConfig
 	p.Network = Network{IP: rc.IPAddress, Netmask: rc.NetMask, Gateway: rc.Gateway, NameServers: c.NameServers,
-		DHCP: rc.IPAddress == "" && (rc.DHCP || rc.UsesTap())}
+		DHCP: rc.IPAddress == "" && (rc.DHCP || rc.usesTap())}
 	if len(c.NameServers) == 0 {
 		return nil
 	}
