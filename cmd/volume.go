@@ -49,7 +49,7 @@ func newVolumeCreateCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(app.Stdout, "volume %s (%s, %s guest, %d MiB) in %s\n", vol.Name, vol.UUID, vol.Format.Name(), vol.Size>>20, vol.Path)
+			fmt.Fprintf(app.Stdout, "volume %s (%s, %s guest, %d MiB) in %s\n", vol.Name, vol.UUID, lepton.VolumeGuest(vol.Format), vol.Size>>20, vol.Path)
 			return nil
 		},
 	}
@@ -85,14 +85,14 @@ func newVolumeListCmd(app *App) *cobra.Command {
 				}
 				rows := []row{}
 				for _, v := range vols {
-					rows = append(rows, row{v.Name, v.UUID, v.Format.Name(), v.Size, v.Used, v.Path})
+					rows = append(rows, row{v.Name, v.UUID, lepton.VolumeGuest(v.Format), v.Size, v.Used, v.Path})
 				}
 				return json.NewEncoder(app.Stdout).Encode(rows)
 			}
 			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tUUID\tGUEST\tSIZE\tUSED\tPATH")
 			for _, v := range vols {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%dM\t%dM\t%s\n", v.Name, v.UUID, v.Format.Name(), v.Size>>20, v.Used>>20, v.Path)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%dM\t%dM\t%s\n", v.Name, v.UUID, lepton.VolumeGuest(v.Format), v.Size>>20, v.Used>>20, v.Path)
 			}
 			return tw.Flush()
 		},

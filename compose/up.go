@@ -220,7 +220,7 @@ func (u *up) volumes(order []string) error {
 			if _, err := u.opts.Home.Volumes().Create(vn, size, "", g.VolumeFormat()); err != nil {
 				return fmt.Errorf("service %s: volume %s: %w", name, m.Volume, err)
 			}
-			u.opts.Say(fmt.Sprintf("compose %s: created volume %s (%s)", u.file.Name, vn, g.VolumeFormat().Name()))
+			u.opts.Say(fmt.Sprintf("compose %s: created volume %s (%s)", u.file.Name, vn, g.Name()))
 		}
 	}
 	return nil

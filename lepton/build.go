@@ -1,6 +1,7 @@
 package lepton
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -62,6 +63,11 @@ func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) 
 		return nil, "", err
 	}
 	mounts, err := home.Volumes().ResolveMounts(c.Mounts, g.VolumeFormat())
+	var fe *volume.FormatError
+	if errors.As(err, &fe) {
+		return nil, "", fmt.Errorf("volume %s is a %s guest's volume; the %s guest cannot mount it (make one with ops volume create NAME --guest %s)",
+			fe.Volume, VolumeGuest(fe.Have), g.Name(), g.Name())
+	}
 	if err != nil {
 		return nil, "", err
 	}

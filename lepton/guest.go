@@ -96,6 +96,16 @@ func CheckGuestName(name string) error {
 	return err
 }
 
+// VolumeGuest is the name of the guest that mounts volumes of format f.
+func VolumeGuest(f volume.Format) string {
+	for _, g := range guests() {
+		if g.VolumeFormat().Name() == f.Name() {
+			return g.Name()
+		}
+	}
+	return f.Name()
+}
+
 // VolumeFormatFor is the volume format of the guest named name ("" is
 // the first guest whose kernel is installed, else the last).
 func VolumeFormatFor(home Home, name string) (volume.Format, error) {

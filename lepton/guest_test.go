@@ -9,6 +9,7 @@ import (
 	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/volume"
 )
 
 // TestGuestVMAccel checks the parts of each guest's VM that depend on the
@@ -198,6 +199,15 @@ func TestQEMUUser(t *testing.T) {
 	for _, tc := range cases {
 		if got := qemuUser(tc.euid, env(tc.env)); got != tc.want {
 			t.Errorf("euid %d %v: %q, want %q", tc.euid, tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestVolumeGuest: each volume format names the guest that mounts it.
+func TestVolumeGuest(t *testing.T) {
+	for f, want := range map[volume.Format]string{volume.TFS{}: "nanos", volume.Ext4{}: "linux"} {
+		if got := VolumeGuest(f); got != want {
+			t.Errorf("VolumeGuest(%s) = %q, want %q", f.Name(), got, want)
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 type Ext4 struct{}
 
 // Name implements Format.
-func (Ext4) Name() string { return "linux" }
+func (Ext4) Name() string { return "ext4" }
 
 func (Ext4) detect(head []byte) bool {
 	return len(head) >= 1082 && head[1080] == 0x53 && head[1081] == 0xEF

@@ -17,7 +17,7 @@ import (
 type TFS struct{}
 
 // Name implements Format.
-func (TFS) Name() string { return "nanos" }
+func (TFS) Name() string { return "tfs" }
 
 func (TFS) detect(head []byte) bool { return bytes.HasPrefix(head, []byte("NVMTFS")) }
 

@@ -38,7 +38,7 @@ type Volume struct {
 
 // Format is a filesystem a guest mounts volumes of.
 type Format interface {
-	// Name is the guest that mounts it, as --guest takes it.
+	// Name is the filesystem's name: tfs or ext4.
 	Name() string
 	// create makes a volume file of size bytes labelled label, holding the
 	// files of seed when it is not empty (read by readTree where the
@@ -270,15 +270,24 @@ func (s Store) ResolveMounts(mounts map[string]string, format Format) ([]Mount, 
 			return nil, err
 		}
 		if v.Format.Name() != format.Name() {
-			return nil, fmt.Errorf("volume %s is a %s volume; the %s guest cannot mount it (make one with ops volume create %s --guest %s)",
-				v.Name, v.Format.Name(), format.Name(), v.Name, format.Name())
+			return nil, &FormatError{Volume: v.Name, Have: v.Format, Want: format}
 		}
 		out = append(out, Mount{Volume: v, Path: p, ReadOnly: ro})
 	}
 	return out, nil
 }
 
-// ReadTFS opens a Nanos volume's filesystem and hands it to fn.
+// FormatError is a volume whose format is not the one its guest mounts.
+type FormatError struct {
+	Volume     string
+	Have, Want Format
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("volume %s is a %s volume; this guest mounts %s volumes", e.Volume, e.Have.Name(), e.Want.Name())
+}
+
+// ReadTFS opens a TFS (Nanos) volume's filesystem and hands it to fn.
 func (s Store) ReadTFS(nameOrUUID string, fn func(rd *opsfs.Reader) error) error {
 	v, err := s.Get(nameOrUUID)
 	if err != nil {
@@ -291,7 +300,7 @@ func (s Store) ReadTFS(nameOrUUID string, fn func(rd *opsfs.Reader) error) error
 	defer f.Close()
 	rd, err := opsfs.OpenTFS(f, v.Size)
 	if err != nil {
-		return fmt.Errorf("volume %s (%s guest): %w; only Nanos volumes can be read here", v.Name, v.Format.Name(), err)
+		return fmt.Errorf("volume %s (%s): %w; only TFS (Nanos) volumes can be read here", v.Name, v.Format.Name(), err)
 	}
 	return fn(rd)
 }

@@ -45,7 +45,7 @@ func TestNanosVolume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if filepath.Base(v.Path) != "data:"+v.UUID+".raw" || v.Format.Name() != "nanos" || v.Size < 16<<20 {
+	if filepath.Base(v.Path) != "data:"+v.UUID+".raw" || v.Format.Name() != "tfs" || v.Size < 16<<20 {
 		t.Fatalf("%+v", v)
 	}
 	// Used is what the sparse file takes on disk: more than nothing (the
@@ -81,7 +81,7 @@ func TestNanosVolume(t *testing.T) {
 	}
 	unlock()
 	// The Linux guest cannot mount a Nanos volume.
-	if _, err := home.ResolveMounts(map[string]string{"data": "/data"}, Ext4{}); err == nil || !strings.Contains(err.Error(), "nanos volume") {
+	if _, err := home.ResolveMounts(map[string]string{"data": "/data"}, Ext4{}); err == nil || !strings.Contains(err.Error(), "volume data is a tfs volume; this guest mounts ext4 volumes") {
 		t.Fatalf("format check: %v", err)
 	}
 	if m, err := home.ResolveMounts(map[string]string{"data": "/data:ro"}, TFS{}); err != nil || len(m) != 1 || !m[0].ReadOnly || m[0].Path != "/data" {
