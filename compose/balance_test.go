@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/opsdev/ops/instance"
+	"github.com/opsdev/ops/internal/proc"
 )
 
 func TestChoose(t *testing.T) {
@@ -43,7 +44,7 @@ func writeInstance(t *testing.T, store instance.Store, name, health string) {
 		b, _ := json.Marshal(instance.Health{Status: health})
 		os.WriteFile(filepath.Join(dir, "health.json"), b, 0o644)
 	}
-	start, err := instance.ProcStart(os.Getpid())
+	start, err := proc.Start(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}

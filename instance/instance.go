@@ -14,13 +14,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/internal/proc"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/qemu"
 )
@@ -134,7 +134,7 @@ func (s Store) Get(name string) (*Instance, error) {
 	in.Guest = in.Config.Guest
 	switch in.Status {
 	case Starting, Running, Restarting:
-		if !Alive(in.Supervisor, in.Started) {
+		if !proc.Alive(in.Supervisor, in.Started) {
 			in.Status, in.QEMU = Dead, 0
 		}
 	}
@@ -220,39 +220,4 @@ func readJSON(p string, v any) error {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	return nil
-}
-
-// Alive reports whether pid is the process that started at start (clock
-// ticks since boot): a PID alone may have been reused since.
-func Alive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, err := ProcStart(pid)
-	return err == nil && st == start
-}
-
-// ProcStart is a process's start time in clock ticks since boot, field 22
-// of /proc/PID/stat (after the command name, which may hold spaces).
-func ProcStart(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return 0, errors.New("malformed /proc stat")
-	}
-	// A zombie has ended; only its parent has not reaped it yet (a
-	// supervisor's parent may be an init that never does).
-	if f[0] == "Z" || f[0] == "X" {
-		return 0, errors.New("process has ended")
-	}
-	// f[0] is field 3 (state); field 22 is f[19].
-	return strconv.ParseUint(f[19], 10, 64)
 }

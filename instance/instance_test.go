@@ -2,11 +2,11 @@ package instance
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsdev/ops/internal/proc"
 	"github.com/opsdev/ops/lepton"
 )
 
@@ -68,27 +68,6 @@ func TestPolicyAgain(t *testing.T) {
 	}
 }
 
-func TestAlive(t *testing.T) {
-	start, err := ProcStart(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !Alive(os.Getpid(), start) || Alive(os.Getpid(), start+1) || Alive(0, 0) {
-		t.Fatal("Alive does not tell this process by its start time")
-	}
-	// A child that has exited but is not reaped yet is a zombie: not alive.
-	c := exec.Command("true")
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cs, _ := ProcStart(c.Process.Pid)
-	time.Sleep(200 * time.Millisecond)
-	if Alive(c.Process.Pid, cs) {
-		t.Error("a zombie counts as alive")
-	}
-	c.Wait()
-}
-
 func TestStore(t *testing.T) {
 	s := NewStore(lepton.Home{Dir: t.TempDir()})
 	spec := Spec{Name: "web", Image: "/images/web", Restart: Policy{Mode: "always"}}
@@ -112,7 +91,7 @@ func TestStore(t *testing.T) {
 	if in, _ = s.Get("web"); in.Status != Dead || in.Active() {
 		t.Fatalf("status %s", in.Status)
 	}
-	start, _ := ProcStart(os.Getpid())
+	start, _ := proc.Start(os.Getpid())
 	s.setState("web", State{Status: Running, Supervisor: os.Getpid(), Started: start})
 	if in, _ = s.Get("web"); in.Status != Running || s.Delete("web") == nil {
 		t.Fatalf("status %s; deleting a running instance must fail", in.Status)

@@ -13,6 +13,7 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/internal/proc"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/qemu"
 )
@@ -119,7 +120,7 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string, o S
 		return goerrors.Wrap(err, 0)
 	}
 	defer log.Close()
-	start, err := ProcStart(os.Getpid())
+	start, err := proc.Start(os.Getpid())
 	if err != nil {
 		return goerrors.Wrap(err, 0)
 	}
@@ -265,7 +266,7 @@ func (s Store) Stop(name string, timeout time.Duration) error {
 		return err
 	}
 	deadline := time.Now().Add(timeout + 10*time.Second)
-	for Alive(in.Supervisor, in.Started) {
+	for proc.Alive(in.Supervisor, in.Started) {
 		if time.Now().After(deadline) {
 			syscall.Kill(in.Supervisor, syscall.SIGKILL)
 		}
