@@ -89,8 +89,13 @@ var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^
 func (s Store) dir(name string) string { return filepath.Join(s.Dir, name) }
 
 // Files of an instance.
-func (s Store) specFile(name string) string  { return filepath.Join(s.dir(name), "spec.json") }
-func (s Store) stateFile(name string) string { return filepath.Join(s.dir(name), "state.json") }
+const (
+	specJSON  = "spec.json"
+	stateJSON = "state.json"
+)
+
+func (s Store) specFile(name string) string  { return filepath.Join(s.dir(name), specJSON) }
+func (s Store) stateFile(name string) string { return filepath.Join(s.dir(name), stateJSON) }
 func (s Store) stopFile(name string) string  { return filepath.Join(s.dir(name), "stop") }
 
 // LogFile is the instance's console log.
@@ -99,24 +104,45 @@ func (s Store) LogFile(name string) string { return filepath.Join(s.dir(name), "
 // qmpSocket is where the instance's QEMU takes QMP commands.
 func (s Store) qmpSocket(name string) string { return filepath.Join(s.dir(name), "qmp.sock") }
 
-// Create records a new instance; the name must be free.
+// Create records a new instance; the name must be free. Its folder is
+// written whole under a temporary name and renamed into place only if
+// the name is still free, so of two creates of one name exactly one
+// wins, and a create killed on the way leaves nothing but a temporary
+// folder that the next one clears.
 func (s Store) Create(spec Spec) error {
 	if !nameRE().MatchString(spec.Name) {
 		return fmt.Errorf("instance name %q: use lower-case letters, digits, dots, dashes and underscores (at most 63)", spec.Name)
 	}
+	exists := fmt.Errorf("an instance named %s exists already (ops instance delete %s removes it)", spec.Name, spec.Name)
+	if _, err := os.Stat(s.dir(spec.Name)); err == nil {
+		return exists
+	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
-	if err := os.Mkdir(s.dir(spec.Name), 0o755); errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("an instance named %s exists already (ops instance delete %s removes it)", spec.Name, spec.Name)
+	if err := fileutil.ClearStale(s.Dir); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	tmp, err := fileutil.MkdirTemp(s.Dir, spec.Name)
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	defer os.RemoveAll(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	if err := writeJSON(filepath.Join(tmp, specJSON), spec); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(tmp, stateJSON), State{Status: Stopped, Updated: time.Now().UTC()}); err != nil {
+		return err
+	}
+	if err := fileutil.RenameNew(tmp, s.dir(spec.Name)); errors.Is(err, os.ErrExist) {
+		return exists
 	} else if err != nil {
 		return goerrors.Wrap(err, 0)
 	}
-	if err := writeJSON(s.specFile(spec.Name), spec); err != nil {
-		os.RemoveAll(s.dir(spec.Name))
-		return err
-	}
-	return s.setState(spec.Name, State{Status: Stopped})
+	return nil
 }
 
 // Get reads an instance, with its status checked against the process
@@ -180,7 +206,7 @@ func (s Store) Delete(name string) error {
 	if in.Active() {
 		return fmt.Errorf("instance %s is %s; stop it first (or delete -f)", name, in.Status)
 	}
-	if err := os.RemoveAll(s.dir(name)); err != nil {
+	if err := fileutil.RemoveAll(s.dir(name)); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
 	return nil

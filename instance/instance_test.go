@@ -2,7 +2,9 @@ package instance
 
 import (
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,5 +107,34 @@ func TestStore(t *testing.T) {
 	}
 	if _, err := s.Get("web"); err == nil || !strings.Contains(err.Error(), `no instance "web"`) {
 		t.Fatalf("after delete: %v", err)
+	}
+}
+
+func TestCreateRace(t *testing.T) {
+	s := NewStore(lepton.Home{Dir: t.TempDir()})
+	errs := make([]error, 6)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = s.Create(Spec{Name: "x", Image: strconv.Itoa(i)}) }()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		if err == nil {
+			won++
+		} else if !strings.Contains(err.Error(), "exists already") {
+			t.Errorf("loser: %v", err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d winners", won)
+	}
+	in, err := s.Get("x")
+	if err != nil || in.Status != Stopped {
+		t.Fatalf("%+v %v", in, err)
+	}
+	if ents, _ := os.ReadDir(s.Dir); len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
 	}
 }

@@ -115,6 +115,10 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string, o S
 	if err != nil {
 		return err
 	}
+	// What a supervisor killed before this one was writing.
+	if err := fileutil.ClearStale(s.dir(name)); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
 	log, err := os.OpenFile(s.LogFile(name), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return goerrors.Wrap(err, 0)

@@ -199,6 +199,9 @@ func PrepareBoot(k *Kernel, cacheDir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	if err := fileutil.ClearStale(dir); err != nil {
+		return err
+	}
 	if err := fileutil.WriteAtomic(out, elfData, 0o644); err != nil {
 		return err
 	}

@@ -145,6 +145,9 @@ func (r Repo) Load(ctx context.Context, refresh bool) (ix *Index, notice string,
 		if err := os.MkdirAll(filepath.Dir(r.CacheFile), 0o755); err != nil {
 			return nil, "", err
 		}
+		if err := fileutil.ClearStale(filepath.Dir(r.CacheFile)); err != nil {
+			return nil, "", err
+		}
 		if err := fileutil.WriteAtomic(r.CacheFile, b, 0o644); err != nil {
 			return nil, "", err
 		}

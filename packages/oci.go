@@ -361,7 +361,10 @@ func (r Registry) PullPackage(ctx context.Context, ref string, s Store) (Package
 	if err := os.MkdirAll(s.LocalDir(), 0o755); err != nil {
 		return Package{}, "", err
 	}
-	tmp, err := os.MkdirTemp(s.LocalDir(), ".pull-")
+	if err := fileutil.ClearStale(s.LocalDir()); err != nil {
+		return Package{}, "", err
+	}
+	tmp, err := fileutil.MkdirTemp(s.LocalDir(), "pull")
 	if err != nil {
 		return Package{}, "", err
 	}

@@ -60,7 +60,10 @@ func (s Store) Install(ctx context.Context, r Repo, p Package, progress func(int
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(parent, ".get-")
+	if err := fileutil.ClearStale(parent); err != nil {
+		return "", err
+	}
+	tmp, err := fileutil.MkdirTemp(parent, "get")
 	if err != nil {
 		return "", err
 	}
@@ -179,7 +182,10 @@ func (s Store) AddLocal(src, name, version string) (string, error) {
 	if err := os.MkdirAll(s.LocalDir(), 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(s.LocalDir(), ".add-")
+	if err := fileutil.ClearStale(s.LocalDir()); err != nil {
+		return "", err
+	}
+	tmp, err := fileutil.MkdirTemp(s.LocalDir(), "add")
 	if err != nil {
 		return "", err
 	}

@@ -3,6 +3,7 @@ package pkgenv
 import (
 	"os"
 
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
 )
 
@@ -24,5 +25,8 @@ func staging(store packages.Store, kind string) (string, error) {
 	if err := os.MkdirAll(store.LocalDir(), 0o755); err != nil {
 		return "", err
 	}
-	return os.MkdirTemp(store.LocalDir(), ".from-"+kind+"-")
+	if err := fileutil.ClearStale(store.LocalDir()); err != nil {
+		return "", err
+	}
+	return fileutil.MkdirTemp(store.LocalDir(), "from-"+kind)
 }

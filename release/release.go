@@ -199,7 +199,10 @@ func (s Store) Install(src, version string) (*Release, error) {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(s.Dir, ".release-")
+	if err := fileutil.ClearStale(s.Dir); err != nil {
+		return nil, err
+	}
+	tmp, err := fileutil.MkdirTemp(s.Dir, "release")
 	if err != nil {
 		return nil, err
 	}
@@ -332,7 +335,10 @@ func (d Downloader) Install(ctx context.Context, s Store, version string) (*Rele
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, false, err
 	}
-	tmpDir, err := os.MkdirTemp(s.Dir, ".download-")
+	if err := fileutil.ClearStale(s.Dir); err != nil {
+		return nil, false, err
+	}
+	tmpDir, err := fileutil.MkdirTemp(s.Dir, "download")
 	if err != nil {
 		return nil, false, err
 	}

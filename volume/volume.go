@@ -21,6 +21,7 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/fileutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -157,13 +158,25 @@ func (s Store) Create(name string, size int64, seed string, format Format) (*Vol
 			return nil, fmt.Errorf("-d %s: not a folder", seed)
 		}
 	}
-	if _, err := s.Get(name); err == nil {
-		return nil, fmt.Errorf("a volume named %s exists already", name)
-	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	tmp, err := os.CreateTemp(s.Dir, "."+name+".tmp-")
+	// One creator of a name at a time: of two at once, the second finds
+	// the first's volume.
+	unlock, err := fileutil.TryLock(s.lockFile(name))
+	if errors.Is(err, fileutil.ErrLocked) {
+		return nil, fmt.Errorf("volume %s is being created by another ops", name)
+	} else if err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	defer unlock()
+	if _, err := s.Get(name); err == nil {
+		return nil, fmt.Errorf("a volume named %s exists already", name)
+	}
+	if err := fileutil.ClearStale(s.Dir); err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	tmp, err := fileutil.CreateTemp(s.Dir, name)
 	if err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
@@ -173,12 +186,19 @@ func (s Store) Create(name string, size int64, seed string, format Format) (*Vol
 	if err != nil {
 		return nil, err
 	}
+	// The filesystem reaches the disk before its name does.
+	if err := fileutil.SyncFile(tmp.Name()); err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
 	v := &Volume{Name: name, UUID: uuid, Path: filepath.Join(s.Dir, name+":"+uuid+".raw")}
-	if err := os.Rename(tmp.Name(), v.Path); err != nil {
+	if err := fileutil.RenameNew(tmp.Name(), v.Path); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	return v, v.stat()
 }
+
+// lockFile is held while a volume named name is created.
+func (s Store) lockFile(name string) string { return filepath.Join(s.Dir, "."+name+".lock") }
 
 // Delete removes a volume that nothing uses.
 func (s Store) Delete(nameOrUUID string) error {
@@ -192,6 +212,9 @@ func (s Store) Delete(nameOrUUID string) error {
 	}
 	defer unlock()
 	if err := os.Remove(v.Path); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	if err := fileutil.SyncDir(s.Dir); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
 	return nil
