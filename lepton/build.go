@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/volume"
 )
 
@@ -20,13 +22,31 @@ type Built struct {
 	Mounts []volume.Mount
 }
 
-// lockVolumes claims the image's volumes for one VM (see Volume.Lock);
-// release frees them.
+// lockVolumes claims the image's volumes for one VM (see Volume.Lock),
+// and shares a lock on the image itself, so that ops image delete
+// refuses an image a VM is using; release frees them. An image that
+// another ops has rebuilt since this one built it is an error, not a
+// boot of what the other build wrote.
 func (b *Built) lockVolumes() (release func(), err error) {
 	var unlocks []func()
 	release = func() {
 		for _, u := range unlocks {
 			u()
+		}
+	}
+	if b.BuildResult != nil {
+		// A missing image is left to QEMU to report.
+		unlock, err := fileutil.ShareLock(b.Path)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return func() {}, goerrors.Wrap(err, 0)
+		} else if err == nil {
+			unlocks = append(unlocks, unlock)
+		}
+		if b.stamp != "" {
+			if st, err := os.Stat(b.Path); err != nil || fileutil.Stamp(st) != b.stamp {
+				release()
+				return func() {}, fmt.Errorf("%s was built again by another ops while this one was starting it; run again", b.Path)
+			}
 		}
 	}
 	for _, m := range b.Mounts {

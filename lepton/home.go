@@ -22,6 +22,7 @@ import (
 //	<home>/packages/, local_packages/
 //	<home>/instances/          instances' specs, states and consoles
 //	<home>/compose/<project>/  a compose project's state
+//	<home>/compose/.<project>.lock  held by its up or down at work
 //	<home>/linux/<version>/    the Linux guest's unpacked kernel
 //	<home>/profile             what ops profile printed last
 //
@@ -83,6 +84,12 @@ func (h Home) InstancesDir() string { return filepath.Join(h.Dir, "instances") }
 
 // ComposeDir holds a compose project's state.
 func (h Home) ComposeDir(project string) string { return filepath.Join(h.Dir, "compose", project) }
+
+// ComposeLock is the file a compose up or down of project holds locked
+// while it works on the project.
+func (h Home) ComposeLock(project string) string {
+	return filepath.Join(h.Dir, "compose", "."+project+".lock")
+}
 
 // linuxKernelCache holds the Linux guest's unpacked kernels, a folder per
 // kernel version.

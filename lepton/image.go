@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,17 +37,33 @@ type BuildResult struct {
 	Path   string
 	Reused bool
 	Size   int64
+	// stamp is the image's stamp as built or reused (fileutil.Stamp), so
+	// a boot finds out when another ops has since replaced it.
+	stamp string
 }
 
 // buildImage writes the image for spec, or reuses the existing one when
 // nothing it is made from has changed (same plan, same source files by
 // path, size, modification time and inode, same kernel). The image is
-// written to a temporary file in the same folder and renamed into place.
+// written to a temporary file in the same folder, synced, renamed into
+// place, and only then is its key written: after a crash or a power cut
+// an image with a key is whole, and one without is built again. Builds
+// of one image name take turns (a lock file beside it), so the image and
+// key a build leaves are both its own.
 func buildImage(spec imageSpec) (*BuildResult, error) {
 	key, err := spec.key()
 	if err != nil {
 		return nil, err
 	}
+	dir := filepath.Dir(spec.Out)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	unlock, err := fileutil.Lock(lockPath(spec.Out))
+	if err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	defer unlock()
 	keyFile := keyPath(spec.Out)
 	if st, err := os.Stat(spec.Out); err == nil && !spec.Force {
 		if b, err := os.ReadFile(keyFile); err == nil {
@@ -57,20 +74,24 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 				return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or build afresh with -f (--force)", spec.Out)
 			}
 			if oldKey == key {
-				return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size()}, nil
+				return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size(), stamp: stamp}, nil
 			}
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(spec.Out), 0o755); err != nil {
+	// What builds killed before this one left.
+	if err := fileutil.ClearStale(dir); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	err = fileutil.WriteAtomicWith(spec.Out, 0o644, func(tmp *os.File) error {
 		if err := spec.Guest.write(tmp, spec.Plan, spec.MinRoot); err != nil {
 			return err
 		}
-		// The old key goes before the new image takes the name.
-		os.Remove(keyFile)
-		return nil
+		// The old key is gone, on the disk too, before the new image
+		// takes the name.
+		if err := os.Remove(keyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return fileutil.SyncDir(dir)
 	})
 	if err != nil {
 		return nil, goerrors.Wrap(err, 0)
@@ -81,15 +102,22 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 	}
 	// The key records the image's own stamp, so an image changed since
 	// (booted writable with --skipbuild) is rebuilt.
-	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+fileutil.Stamp(st)), 0o644); err != nil {
+	stamp := fileutil.Stamp(st)
+	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+stamp), 0o644); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	return &BuildResult{Path: spec.Out, Size: st.Size()}, nil
+	return &BuildResult{Path: spec.Out, Size: st.Size(), stamp: stamp}, nil
 }
 
 // keyPath is where the key of the image at p is kept: .NAME.key beside it.
 func keyPath(p string) string {
 	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".key")
+}
+
+// lockPath is the file a build of the image at p holds locked:
+// .NAME.lock beside it.
+func lockPath(p string) string {
+	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".lock")
 }
 
 func stampFile(h io.Writer, label, p string) error {

@@ -10,23 +10,48 @@ import (
 	"strings"
 	"time"
 
+	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/internal/fileutil"
 )
 
 // DeleteImage removes a built image named name from the ops home, with
-// its build key.
+// its build key; an image a VM is using (ops run, an instance) is
+// refused, and one being built waits for its build.
 func (h Home) DeleteImage(name string) error {
 	p, err := h.imagePath(name)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(p); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.imagesDir())
-		}
-		return err
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.imagesDir())
 	}
-	os.Remove(keyPath(p))
+	unlockBuild, err := fileutil.Lock(lockPath(p))
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	defer unlockBuild()
+	unlock, err := fileutil.TryLockExisting(p)
+	switch {
+	case errors.Is(err, fileutil.ErrLocked):
+		return fmt.Errorf("image %s is in use by a running VM (ops instance list shows instances); stop it first", name)
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.imagesDir())
+	case err != nil:
+		return goerrors.Wrap(err, 0)
+	}
+	defer unlock()
+	// The key goes first: a key without its image is never trusted, an
+	// image without its key is built again.
+	if err := os.Remove(keyPath(p)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return goerrors.Wrap(err, 0)
+	}
+	if err := os.Remove(p); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	if err := fileutil.SyncDir(h.imagesDir()); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
 	return nil
 }
 
