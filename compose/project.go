@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/lepton"
@@ -115,9 +116,35 @@ func (p *Project) Instances(store instance.Store, services ...string) ([]*instan
 	return out, nil
 }
 
+// lockProject claims the project for one up or down at a time: another
+// gets one clear error. unlock ends the claim (so does the process's end).
+func lockProject(home lepton.Home, name string) (unlock func(), err error) {
+	lock := home.ComposeLock(name)
+	if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	unlock, err = fileutil.TryLock(lock)
+	if errors.Is(err, fileutil.ErrLocked) {
+		return nil, fmt.Errorf("project %s: another ops compose up or down is at work on it; wait for it to end", name)
+	} else if err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	return unlock, nil
+}
+
 // Down stops and removes the project's instances and its state folder;
 // with volumes, its named volumes too. It reports what it removed.
 func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
+	unlock, err := lockProject(home, f.Name)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return down(store, f, home, volumes)
+}
+
+// down is Down by the holder of the project's lock.
+func down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
 	p := &Project{File: f, Dir: stateDir(home, f.Name)}
 	ins, err := p.Instances(store)
 	if err != nil {
@@ -147,7 +174,9 @@ func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
 	}
 	stopNet(p.Dir)
 	if p.PID() == 0 {
-		os.RemoveAll(p.Dir)
+		if err := fileutil.RemoveAll(p.Dir); err != nil {
+			return goerrors.Wrap(err, 0)
+		}
 	}
 	if volumes {
 		for _, v := range f.Volumes {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,7 +18,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/instance"
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/internal/splice"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/netlink"
@@ -105,6 +108,17 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	}
 	u := &up{file: file, opts: o, layout: layout, dir: stateDir(o.Home, file.Name),
 		images: map[string]string{}, store: instance.NewStore(o.Home)}
+	// One up of a project at a time, until its services are started.
+	unlock, err := lockProject(o.Home, file.Name)
+	if err != nil {
+		return 0, err
+	}
+	var unlockOnce sync.Once
+	release := func() { unlockOnce.Do(unlock) }
+	defer release()
+	if err := u.clearStale(); err != nil {
+		return 0, err
+	}
 	if o.Mode == UserMode {
 		if ins, err := (&Project{File: file}).Instances(u.store); err != nil {
 			return 0, err
@@ -138,11 +152,17 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	}
 	// A user-mode up that fails from here on leaves no state and no
 	// network holder. (A --bridged run's folder holds its own pid and log.)
+	// One killed on the way leaves its mark, which the next up finds.
 	started := false
+	if o.Mode == UserMode {
+		if err := u.mark(); err != nil {
+			return 0, err
+		}
+	}
 	defer func() {
 		if !started && o.Mode == UserMode {
 			stopNet(u.dir)
-			os.RemoveAll(u.dir)
+			fileutil.RemoveAll(u.dir)
 		}
 	}()
 	if layout.Namespace {
@@ -188,11 +208,54 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 	if err := u.start(ctx, svcs); err != nil {
 		return 0, err
 	}
+	if err := os.Remove(u.startingFile()); err != nil {
+		return 0, goerrors.Wrap(err, 0)
+	}
 	started = true
+	release()
 	if o.Detach {
 		return 0, nil
 	}
 	return u.follow(ctx, svcs)
+}
+
+// startingFile is there while an up brings the project's services up:
+// found by a later up, it says the one that wrote it was killed on the
+// way.
+func (u *up) startingFile() string { return filepath.Join(u.dir, "starting") }
+
+// mark records that this up is bringing the services up.
+func (u *up) mark() error {
+	if err := os.MkdirAll(u.dir, 0o755); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	if err := fileutil.WriteAtomic(u.startingFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	return nil
+}
+
+// clearStale removes what a dead writer left in the compose folders, and
+// the half-made project of an up killed while it brought the services up
+// (its instances, the network holder, its state), saying so.
+func (u *up) clearStale() error {
+	for _, d := range []string{filepath.Dir(u.dir), u.dir} {
+		if err := fileutil.ClearStale(d); err != nil {
+			return goerrors.Wrap(err, 0)
+		}
+	}
+	if _, err := os.Stat(u.startingFile()); err != nil {
+		return nil
+	}
+	ins, err := (&Project{File: u.file}).Instances(u.store)
+	if err != nil {
+		return err
+	}
+	if err := down(u.store, u.file, u.opts.Home, false); err != nil {
+		return err
+	}
+	u.opts.Say(fmt.Sprintf("compose %s: removed what an up killed on the way left (%d instances)", u.file.Name, len(ins)))
+	return nil
 }
 
 // volumes creates the named volumes that do not exist yet, each in the
