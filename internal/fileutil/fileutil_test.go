@@ -220,3 +220,18 @@ func TestLock(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+func TestRemoveAll(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "inst")
+	os.MkdirAll(filepath.Join(p, "a"), 0o755)
+	if err := RemoveAll(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveAll(p); err != nil {
+		t.Fatalf("missing: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
+}

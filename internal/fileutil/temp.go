@@ -133,3 +133,23 @@ func stale(e os.DirEntry, now time.Time) bool {
 	info, err := e.Info()
 	return err == nil && now.Sub(info.ModTime()) > legacyAge
 }
+
+// RemoveAll removes a folder (or file) so that it is there whole or not
+// at all: it is first renamed to a temporary name, which ClearStale
+// finishes removing should this process be killed on the way.
+func RemoveAll(path string) error {
+	name, err := tempName(filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), name)
+	if err := os.Rename(path, tmp); errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := SyncDir(filepath.Dir(path)); err != nil {
+		return err
+	}
+	return os.RemoveAll(tmp)
+}
