@@ -113,15 +113,15 @@ func (s Store) Create(spec Spec) error {
 	if !nameRE().MatchString(spec.Name) {
 		return fmt.Errorf("instance name %q: use lower-case letters, digits, dots, dashes and underscores (at most 63)", spec.Name)
 	}
-	exists := fmt.Errorf("an instance named %s exists already (ops instance delete %s removes it)", spec.Name, spec.Name)
-	if _, err := os.Stat(s.dir(spec.Name)); err == nil {
-		return exists
-	}
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
 	if err := fileutil.ClearStale(s.Dir); err != nil {
 		return goerrors.Wrap(err, 0)
+	}
+	exists := fmt.Errorf("an instance named %s exists already (ops instance delete %s removes it)", spec.Name, spec.Name)
+	if _, err := os.Stat(s.dir(spec.Name)); err == nil {
+		return exists
 	}
 	tmp, err := fileutil.MkdirTemp(s.Dir, spec.Name)
 	if err != nil {

@@ -50,6 +50,11 @@ func (s Store) Installed(p Package) bool {
 	return err == nil
 }
 
+// ClearStale removes what a download killed on the way left beside p's
+// folder (a get killed as it tidied up leaves p installed, and its
+// temporary folder beside it).
+func (s Store) ClearStale(p Package) error { return fileutil.ClearStale(filepath.Dir(s.Dir(p))) }
+
 // Install downloads, verifies and unpacks p. The tarball's SHA-256 is
 // checked before it is opened, it is unpacked into a temporary folder
 // with every safety check, and only a complete package is renamed into
@@ -60,7 +65,7 @@ func (s Store) Install(ctx context.Context, r Repo, p Package, progress func(int
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
 	}
-	if err := fileutil.ClearStale(parent); err != nil {
+	if err := s.ClearStale(p); err != nil {
 		return "", err
 	}
 	tmp, err := fileutil.MkdirTemp(parent, "get")

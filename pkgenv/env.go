@@ -113,7 +113,7 @@ func (e *Env) Resolve(ctx context.Context, name string, local bool) (string, pac
 		return "", p, err
 	}
 	if e.Store.Installed(p) {
-		return e.Store.Dir(p), p, nil
+		return e.Store.Dir(p), p, e.Store.ClearStale(p)
 	}
 	var progress func(int64, io.Reader) io.Reader
 	if e.Progress != nil {

@@ -170,11 +170,11 @@ func (s Store) Create(name string, size int64, seed string, format Format) (*Vol
 		return nil, goerrors.Wrap(err, 0)
 	}
 	defer unlock()
-	if _, err := s.Get(name); err == nil {
-		return nil, fmt.Errorf("a volume named %s exists already", name)
-	}
 	if err := fileutil.ClearStale(s.Dir); err != nil {
 		return nil, goerrors.Wrap(err, 0)
+	}
+	if _, err := s.Get(name); err == nil {
+		return nil, fmt.Errorf("a volume named %s exists already", name)
 	}
 	tmp, err := fileutil.CreateTemp(s.Dir, name)
 	if err != nil {
