@@ -33,8 +33,12 @@ import (
 // in full. The second run must succeed, find nothing half-made, and
 // leave no temporary file of a dead writer anywhere in the home.
 
-// tempName is a temporary of ops's writers: .BASE.tmp-PID-START-RANDOM.
-var tempName = regexp.MustCompile(`^\..+\.tmp-([0-9]+)-([0-9]+)-[0-9a-f]+$`)
+// tempName is a temporary of ops's writers: .BASE.tmp-PID-START-RANDOM;
+// oldTempName, one of an ops from before (os.CreateTemp's digits).
+var (
+	tempName    = regexp.MustCompile(`^\..+\.tmp-([0-9]+)-([0-9]+)-[0-9a-f]+$`)
+	oldTempName = regexp.MustCompile(`^\.(.+\.tmp|get|add|pull|release|download|from-[a-z]+)-[0-9]+$`)
+)
 
 // deadTemps lists the temporaries under home whose writers are dead, and
 // any older-style temporary name (os.CreateTemp's random digits).
@@ -54,7 +58,7 @@ func deadTemps(t *testing.T, home string) []string {
 			}
 			return filepath.SkipDir
 		}
-		if strings.HasPrefix(name, ".") && regexp.MustCompile(`(\.tmp|^\.get|^\.add|^\.pull|^\.release|^\.download|^\.from-[a-z]+)-[0-9]+$`).MatchString(name) {
+		if oldTempName.MatchString(name) {
 			out = append(out, p)
 		}
 		return nil
@@ -79,9 +83,7 @@ type campaign struct {
 func timed(t *testing.T, e *env, home string, env []string, args ...string) time.Duration {
 	t.Helper()
 	start := time.Now()
-	if r := e.runWith(t, home, env, args...); r.code != 0 {
-		t.Fatalf("ops %s: %d\n%s\n%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
+	mustOK(t, e, home, env, args...)
 	return time.Since(start)
 }
 

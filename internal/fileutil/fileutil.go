@@ -53,21 +53,13 @@ func WriteAtomicWith(name string, mode os.FileMode, write func(f *os.File) error
 
 // SyncDir flushes a folder's entries (names made, renamed or removed in
 // it) to the disk.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func SyncDir(dir string) error { return syncPath(dir, os.O_RDONLY) }
 
 // SyncFile flushes a file's contents to the disk.
-func SyncFile(name string) error {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+func SyncFile(name string) error { return syncPath(name, os.O_RDWR) }
+
+func syncPath(name string, flag int) error {
+	f, err := os.OpenFile(name, flag, 0)
 	if err != nil {
 		return err
 	}
