@@ -64,6 +64,10 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 		return nil, goerrors.Wrap(err, 0)
 	}
 	defer unlock()
+	// What builds killed before this one left.
+	if err := fileutil.ClearStale(dir); err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
 	keyFile := keyPath(spec.Out)
 	if st, err := os.Stat(spec.Out); err == nil && !spec.Force {
 		if b, err := os.ReadFile(keyFile); err == nil {
@@ -77,10 +81,6 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 				return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size(), stamp: stamp}, nil
 			}
 		}
-	}
-	// What builds killed before this one left.
-	if err := fileutil.ClearStale(dir); err != nil {
-		return nil, goerrors.Wrap(err, 0)
 	}
 	err = fileutil.WriteAtomicWith(spec.Out, 0o644, func(tmp *os.File) error {
 		if err := spec.Guest.write(tmp, spec.Plan, spec.MinRoot); err != nil {
