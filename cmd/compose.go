@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -293,7 +292,8 @@ func composeDetach(app *App, f *composeFlags) error {
 }
 
 // newComposeNetCmd is a project's network holder (compose.ServeNet), which
-// up starts in a network namespace of its own with the host ports as
+// up starts in a network namespace of its own (or, to serve only the ports
+// a service's replicas share, in the host's) with the host ports as
 // descriptors 3, 4, ...: it prints "ready" once it serves, then runs until
 // down kills it. Its errors go to the project's net.log.
 func newComposeNetCmd() *cobra.Command {
@@ -303,11 +303,7 @@ func newComposeNetCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			passt := qemu.PasstBinary()
-			if passt == "" {
-				return errors.New("passt is not installed")
-			}
-			return compose.ServeNet(args[0], passt, os.Stdout)
+			return compose.ServeNet(args[0], qemu.PasstBinary(), os.Stdout)
 		},
 	}
 }

@@ -22,9 +22,9 @@ func (stdio) Close() error                { return os.Stdout.Close() }
 // newProxyCmd is the connector QEMU runs for each guest connection to
 // another compose service, on a project without a network namespace of
 // its own (guestfwd ... cmd:ops proxy --project DIR SERVICE:PORT): the
-// project's Balancer picks the replica, and the
-// connection, its standard input and output, is joined to that replica's
-// port on the host (or to ADDR itself without --project). It prints
+// project's Balancer orders the replicas, and the
+// connection, its standard input and output, is joined to the first
+// replica's port on the host that answers (or to ADDR itself without --project). It prints
 // nothing: its output is the connection.
 func newProxyCmd() *cobra.Command {
 	var project string
@@ -34,20 +34,23 @@ func newProxyCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			addr := args[0]
+			route := splice.Route{Addrs: []string{args[0]}}
 			if project != "" {
 				svc, p, _ := strings.Cut(args[0], ":")
 				port, err := strconv.Atoi(p)
 				if err != nil {
 					return &ExitError{Code: 1}
 				}
-				be, err := compose.Balancer{Dir: project}.Next(svc, port)
-				if err != nil {
+				if route, err = (compose.Balancer{Dir: project}).Route(svc, port); err != nil {
 					return &ExitError{Code: 1}
 				}
-				addr = be.Addr
 			}
-			conn, err := splice.Dial(addr, 10*time.Second)
+			// The first replica that answers; when none does, the first
+			// may still be booting.
+			conn, err := splice.DialRoute(route)
+			if err != nil {
+				conn, err = splice.Dial(route.Addrs[0], 10*time.Second)
+			}
 			if err != nil {
 				return &ExitError{Code: 1}
 			}

@@ -2,16 +2,21 @@ package compose
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/internal/splice"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,6 +32,7 @@ type Routes struct {
 type Backend struct {
 	Instance string `json:"instance"`
 	Addr     string `json:"addr"`
+	qemu     int    // the instance's QEMU when the balancer read it
 }
 
 // routesFor lists every replica's endpoints: in the project's network
@@ -67,47 +73,87 @@ func writeRoutes(dir string, r Routes) error {
 	return fileutil.WriteAtomic(routesFile(dir), append(b, '\n'), 0o644)
 }
 
-// Balancer chooses the replica each by-name connection to a service goes
-// to: round-robin over the replicas that are ready. It holds no
-// connection: the transport (the project network's listener at the
-// service's address, or a guestfwd running ops proxy per connection)
-// asks it for an address and joins the connection to it.
+// Balancer chooses the replica each connection to a service goes to:
+// round-robin over the replicas that are ready, the others after them in
+// case the chosen one does not answer. It holds no connection: the
+// transport (the project network's listeners, at the service's address
+// or on a published host port, or a guestfwd running ops proxy per
+// connection) asks it for a route and joins the connection to the first
+// replica there that answers.
 type Balancer struct {
 	Dir string // the project's state folder: routes.json and the counters
+	// Unreachable, when set, keeps the replicas that did not answer a
+	// connection out of the choice (a long-lived balancer: the network
+	// holder's); nil, each connection learns on its own (ops proxy).
+	Unreachable *Unreachable
 }
 
-// Next is the address of the replica the next connection to service's
-// guest port goes to.
-func (b Balancer) Next(service string, port int) (Backend, error) {
+// Route is where the next connection to service's guest port goes: its
+// replicas, best first (see order), and, with b.Unreachable, the marking down of
+// one that does not answer.
+func (b Balancer) Route(service string, port int) (splice.Route, error) {
+	backends, err := b.candidates(service, port)
+	if err != nil {
+		return splice.Route{}, err
+	}
+	var r splice.Route
+	for _, be := range backends {
+		r.Addrs = append(r.Addrs, be.Addr)
+	}
+	if d := b.Unreachable; d != nil {
+		r.Failed = func(addr string, err error) {
+			// Refused: nothing listens there, its QEMU (or its passt) is
+			// gone. A connection that timed out tells nothing so sure.
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				return
+			}
+			for _, be := range backends {
+				if be.Addr == addr {
+					d.mark(be.Instance, be.qemu)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// candidates are the replicas of service's guest port in the order the
+// next connection tries them.
+func (b Balancer) candidates(service string, port int) ([]Backend, error) {
 	var r Routes
 	data, err := os.ReadFile(routesFile(b.Dir))
 	if err != nil {
-		return Backend{}, fmt.Errorf("project state %s: %w (is the project up?)", b.Dir, err)
+		return nil, fmt.Errorf("project state %s: %w (is the project up?)", b.Dir, err)
 	}
 	if err := json.Unmarshal(data, &r); err != nil {
-		return Backend{}, fmt.Errorf("%s: %w", routesFile(b.Dir), err)
+		return nil, fmt.Errorf("%s: %w", routesFile(b.Dir), err)
 	}
 	backends := r.Services[service][strconv.Itoa(port)]
 	if len(backends) == 0 {
-		return Backend{}, fmt.Errorf("service %s has no port %d", service, port)
+		return nil, fmt.Errorf("service %s has no port %d", service, port)
 	}
 	store := instance.Store{Dir: r.Instances}
 	ranks := make([]int, len(backends))
-	for i, be := range backends {
-		if in, err := store.Get(be.Instance); err == nil {
+	for i := range backends {
+		in, err := store.Get(backends[i].Instance)
+		if err != nil {
+			continue
+		}
+		backends[i].qemu = in.QEMU
+		if !b.Unreachable.is(in.Name, in.QEMU) {
 			ranks[i] = rank(in)
 		}
 	}
 	n, err := b.count(service + "-" + strconv.Itoa(port))
 	if err != nil {
-		return Backend{}, err
+		return nil, err
 	}
-	return choose(backends, ranks, n), nil
+	return order(backends, ranks, n), nil
 }
 
 // rank is how ready a replica is for a connection: 2 running and healthy
 // (or running without a health check), 1 running but not (yet) healthy,
-// 0 not running.
+// 0 not running (or down: it did not answer).
 func rank(in *instance.Instance) int {
 	if in.Status != instance.Running {
 		return 0
@@ -118,11 +164,13 @@ func rank(in *instance.Instance) int {
 	return 1
 }
 
-// choose is the n-th connection's replica: round-robin over those of the
-// best rank present (so with two healthy replicas, connections alternate;
-// an unhealthy one gets none while a healthy one is there, and when none
-// is running, the connection still goes somewhere and waits for it).
-func choose(backends []Backend, ranks []int, n uint64) Backend {
+// order is the replicas the n-th connection tries, in turn: first the
+// one round-robin picks among those of the best rank present (so with two
+// healthy replicas, connections alternate; an unhealthy one gets none
+// while a healthy one is there, and when none is running, the connection
+// still goes somewhere and waits for it), then the others of that rank
+// after it, then the less ready ones, best first.
+func order(backends []Backend, ranks []int, n uint64) []Backend {
 	best := 0
 	for _, r := range ranks {
 		best = max(best, r)
@@ -133,7 +181,74 @@ func choose(backends []Backend, ranks []int, n uint64) Backend {
 			ready = append(ready, be)
 		}
 	}
-	return ready[n%uint64(len(ready))]
+	k := int(n % uint64(len(ready)))
+	out := append(ready[k:len(ready):len(ready)], ready[:k]...)
+	for r := best - 1; r >= 0; r-- {
+		for i, be := range backends {
+			if ranks[i] == r {
+				out = append(out, be)
+			}
+		}
+	}
+	return out
+}
+
+// downFor is how long a replica that did not answer stays down while its
+// instance still records the QEMU it had then.
+const downFor = 10 * time.Second
+
+// Unreachable is the replicas a balancer found not answering (refused: their
+// QEMU, or its passt, gone). Each is left out of the choice (tried last)
+// until its instance records another QEMU (the restart policy booted it
+// again: its health, if it has a check, then says when it is ready), or
+// for downFor at most.
+type Unreachable struct {
+	mu    sync.Mutex
+	marks map[string]downMark
+	now   func() time.Time // time.Now; tests set it
+}
+
+type downMark struct {
+	qemu  int // the instance's QEMU when it did not answer
+	since time.Time
+}
+
+func (d *Unreachable) clock() time.Time {
+	if d.now != nil {
+		return d.now()
+	}
+	return time.Now()
+}
+
+// mark records that the replica of instance, running qemu, did not answer.
+func (d *Unreachable) mark(instance string, qemu int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.marks == nil {
+		d.marks = map[string]downMark{}
+	}
+	if m, ok := d.marks[instance]; ok && m.qemu == qemu {
+		return // down since the first refusal
+	}
+	d.marks[instance] = downMark{qemu: qemu, since: d.clock()}
+}
+
+// is reports whether instance, now running qemu, is down.
+func (d *Unreachable) is(instance string, qemu int) bool {
+	if d == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m, ok := d.marks[instance]
+	if !ok {
+		return false
+	}
+	if m.qemu != qemu || d.clock().Sub(m.since) >= downFor {
+		delete(d.marks, instance)
+		return false
+	}
+	return true
 }
 
 // count returns the counter key's value and adds one to it, under a lock:

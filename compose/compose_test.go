@@ -184,7 +184,6 @@ func TestParseErrors(t *testing.T) {
 		{"services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n", "cycle"},
 		{"services:\n  a:\n    image: x\n    depends_on: [nope]\n", "nope"},
 		{"services:\n  a:\n    image: x\n    ports: [\"8080:80\"]\n  b:\n    image: x\n    ports: [\"8080:81\"]\n", "host port 127.0.0.1:8080 is published by a too"},
-		{"services:\n  a:\n    image: x\n    ports: [\"8080:80\"]\n    deploy: {replicas: 2}\n", "2 replicas cannot all listen on host port 8080"},
 		{"services:\n  a:\n    image: x\n    healthcheck: {test: [\"CMD\", \"pg_isready\"]}\n", `healthcheck test "CMD pg_isready": a unikernel has no shell`},
 		{"services:\n  a:\n    image: x\n    healthcheck: {test: [\"CMD\", \"curl\", \"-f\", \"http://example.com/\"]}\n", "names localhost"},
 		{"services:\n  a:\n    image: x\n    healthcheck: {test: [\"CMD-SHELL\", \"nc localhost 80\"]}\n", "only nc -z localhost PORT"},
@@ -321,7 +320,7 @@ func TestNetSpec(t *testing.T) {
 	if !reflect.DeepEqual(n.ReplicaAddr, want) {
 		t.Fatalf("replica addresses %v", n.ReplicaAddr)
 	}
-	s := f.netSpec(n)
+	s := f.netSpec(n, false)
 	if w := []string{"10.0.2.100", "10.0.3.1", "10.0.3.2", "10.0.2.101", "10.0.2.102", "10.0.2.103"}; !reflect.DeepEqual(s.Addrs, w) {
 		t.Errorf("addresses %v, want %v", s.Addrs, w)
 	}
@@ -374,5 +373,52 @@ func TestLocalURL(t *testing.T) {
 		if err != nil || port != tc.port || path != tc.path {
 			t.Errorf("%s: %d %q %v, want %d %q", tc.in, port, path, err, tc.port, tc.path)
 		}
+	}
+}
+
+// TestLayoutShared: a port a service with replicas publishes (fixed or
+// free) is one host port of the service's, served by the holder and the
+// Balancer (in a namespace or not); each replica's own port for it is a
+// free one on 127.0.0.1, unpublished, for its health probe.
+func TestLayoutShared(t *testing.T) {
+	for _, tc := range []struct {
+		ports string
+		want  string // the shared host address
+	}{
+		{`["18081:8080"]`, "127.0.0.1:18081"},
+		{`["0.0.0.0:18081:8080"]`, "0.0.0.0:18081"},
+		{`["8080"]`, "127.0.0.1:40001"}, // a free one, once
+	} {
+		t.Run(tc.ports, func(t *testing.T) {
+			f := parse(t, strings.Replace(taxi, "    expose: [\"8080\"]\n    depends_on: [redis]", "    ports: "+tc.ports+"\n    depends_on: [redis]", 1))
+			next := 40000
+			n, err := f.layout(UserMode, "", func() (int, error) { next++; return next, nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(n.Shared) != 1 || n.Shared[0].Service != "dispatcher" || n.Shared[0].Port != 8080 || n.Shared[0].Addr() != tc.want || !n.Shared[0].Published {
+				t.Fatalf("shared %+v", n.Shared)
+			}
+			for _, r := range f.replicasOf("dispatcher") {
+				if e := n.endpointsOf(r.Instance); len(e) != 1 || e[0].Published || e[0].HostIP != "127.0.0.1" || e[0].Addr() == tc.want {
+					t.Errorf("%s: endpoints %+v", r.Instance, e)
+				}
+			}
+			var line []string
+			for _, e := range n.published() {
+				line = append(line, e.Service+"/"+e.Instance+" "+e.Addr())
+			}
+			if w := []string{"dispatcher/ " + tc.want, "trip/taxi-trip 127.0.0.1:18080"}; !reflect.DeepEqual(line, w) {
+				t.Errorf("published %v, want %v", line, w)
+			}
+			n.Namespace = true
+			shared := HostPort{Service: "dispatcher", Listen: tc.want, Port: 8080}
+			if s := f.netSpec(n, false); len(s.Host) != 6 || s.Host[0] != shared || s.HostOnly {
+				t.Errorf("namespace: host listeners %+v", s.Host)
+			}
+			if s := f.netSpec(n, true); !reflect.DeepEqual(s, NetSpec{HostOnly: true, Host: []HostPort{shared}}) {
+				t.Errorf("no namespace: %+v", s)
+			}
+		})
 	}
 }

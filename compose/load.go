@@ -439,9 +439,6 @@ func (f *File) checkPorts() error {
 			if p.Host == 0 {
 				continue
 			}
-			if s.Replicas > 1 {
-				return fmt.Errorf("service %s: ports %d:%d: %d replicas cannot all listen on host port %d; publish \"%d\" (a free port each) or none", n, p.Host, p.Guest, s.Replicas, p.Host, p.Guest)
-			}
 			k := p.HostIP + ":" + strconv.Itoa(p.Host)
 			if other, ok := seen[k]; ok {
 				return fmt.Errorf("service %s: host port %s is published by %s too; give each a port of its own", n, k, other)

@@ -59,11 +59,12 @@ func (f *File) replicasOf(name string) []Replica {
 // (with -N for each of several replicas).
 func InstanceName(project, service string) string { return project + "-" + service }
 
-// Endpoint is where a replica's port is reachable on the host.
+// Endpoint is where a replica's port is reachable on the host, or (in
+// Net.Shared) where a service's published port is.
 type Endpoint struct {
 	Service   string
-	Instance  string
-	Port      int // in the guest
+	Instance  string // "" in Net.Shared
+	Port      int    // in the guest
 	HostIP    string
 	HostPort  int
 	Published bool // the user published it (ports:); else only the others use it
@@ -77,8 +78,13 @@ type Net struct {
 	Mode      Mode
 	Addr      map[string]string // service -> the address others use for it
 	Endpoints []Endpoint        // every replica's ports on the host
-	Subnet    *net.IPNet        // bridged
-	Gateway   string            // bridged: the bridge's address
+	// Shared are the published ports of services with several replicas:
+	// one host port each, whose connections the project's Balancer hands
+	// to the replicas (each replica's own port, in Endpoints, is a free
+	// one on 127.0.0.1, which its health probe uses).
+	Shared  []Endpoint
+	Subnet  *net.IPNet // bridged
+	Gateway string     // bridged: the bridge's address
 	// ReplicaAddr is each replica's own address on the bridge (bridged)
 	// or in the project's network namespace (user mode); a service with
 	// one replica is at the service's address.
@@ -163,21 +169,33 @@ func (f *File) layout(mode Mode, subnet string, freePort func() (int, error)) (*
 		}
 	}
 	// Host ports for every replica's ports: the published one when the
-	// user published it, else a free one.
+	// user published it (on a service with several replicas, the
+	// service's), else a free one.
 	for _, name := range names {
 		s := f.Services[name]
-		for _, r := range f.replicasOf(name) {
+		reps := f.replicasOf(name)
+		for _, p := range s.Ports {
+			if len(reps) < 2 {
+				continue
+			}
+			hp, err := hostPort(p, freePort)
+			if err != nil {
+				return nil, err
+			}
+			n.Shared = append(n.Shared, Endpoint{Service: name, Port: p.Guest, HostIP: p.HostIP, HostPort: hp, Published: true})
+		}
+		for _, r := range reps {
 			seen := map[int]bool{}
 			for _, p := range s.Ports {
 				seen[p.Guest] = true
-				hp := p.Host
-				if hp == 0 {
-					var err error
-					if hp, err = freePort(); err != nil {
-						return nil, err
-					}
+				if len(reps) > 1 {
+					p = Publish{HostIP: "127.0.0.1", Guest: p.Guest}
 				}
-				n.Endpoints = append(n.Endpoints, Endpoint{Service: name, Instance: r.Instance, Port: p.Guest, HostIP: p.HostIP, HostPort: hp, Published: true})
+				hp, err := hostPort(p, freePort)
+				if err != nil {
+					return nil, err
+				}
+				n.Endpoints = append(n.Endpoints, Endpoint{Service: name, Instance: r.Instance, Port: p.Guest, HostIP: p.HostIP, HostPort: hp, Published: len(reps) == 1})
 			}
 			expose := append([]int(nil), s.Expose...)
 			sort.Ints(expose)
@@ -195,6 +213,14 @@ func (f *File) layout(mode Mode, subnet string, freePort func() (int, error)) (*
 		}
 	}
 	return n, nil
+}
+
+// hostPort is a published port's host port: the one given, else a free one.
+func hostPort(p Publish, freePort func() (int, error)) (int, error) {
+	if p.Host != 0 {
+		return p.Host, nil
+	}
+	return freePort()
 }
 
 // hosts is the /etc/hosts written into a replica's image: every
@@ -227,11 +253,11 @@ func (n *Net) endpointsOf(instance string) []Endpoint {
 	return out
 }
 
-// published lists the published endpoints of every replica, for the
-// line up prints.
+// published lists the published endpoints of every replica and every
+// service's shared ones, for the line up prints.
 func (n *Net) published() []Endpoint {
 	var out []Endpoint
-	for _, e := range n.Endpoints {
+	for _, e := range slices.Concat(n.Shared, n.Endpoints) {
 		if e.Published {
 			out = append(out, e)
 		}

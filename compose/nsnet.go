@@ -37,25 +37,35 @@ import (
 //     Balancer picks;
 //   - the host ports (published, and the others ops picks for health
 //     probes) are listeners up made on the host and passed to the holder,
-//     which joins each connection to its replica's address inside.
+//     which joins each connection to its replica's address inside; a port
+//     a service with replicas publishes is one listener, and the Balancer
+//     picks the replica of each connection.
 // QEMU stays in the host's namespace, unprivileged and fully sandboxed.
+// A project without a namespace whose replicated services publish ports
+// gets a holder too, in the host's network, serving those ports alone
+// (HostOnly): each replica's own ports are its QEMU's forwards.
 
 // NetSpec is what the project's network holder serves; up writes it into
 // the project's state folder.
 type NetSpec struct {
-	Addrs []string `json:"addrs"` // the services' and replicas' addresses
+	// HostOnly: no namespace; the holder serves the host listeners only.
+	HostOnly bool     `json:"host_only,omitempty"`
+	Addrs    []string `json:"addrs"` // the services' and replicas' addresses
 	// Host is the host's listeners, the holder's descriptors 3, 4, ... in
 	// this order.
 	Host    []HostPort `json:"host"`
 	Balance []Balanced `json:"balance"`
 }
 
-// HostPort is a host listener and where its connections go.
+// HostPort is a host listener and where its connections go: to one
+// replica, or (Instance empty: a port shared by the service's replicas)
+// to the one the Balancer picks.
 type HostPort struct {
-	Instance string `json:"instance"`
-	Listen   string `json:"listen"` // on the host
-	Port     int    `json:"port"`   // in the guest
-	Target   string `json:"target"` // the replica's address and port in the namespace
+	Service  string `json:"service"`
+	Instance string `json:"instance,omitempty"`
+	Listen   string `json:"listen"`           // on the host
+	Port     int    `json:"port"`             // in the guest
+	Target   string `json:"target,omitempty"` // the replica's address and port in the namespace
 }
 
 // Balanced is a service with replicas: a listener at its address, in the
@@ -86,9 +96,16 @@ func netPIDFile(dir string) string { return filepath.Join(dir, "net.pid") }
 func netLog(dir string) string     { return filepath.Join(dir, "net.log") }
 
 // netSpec is the layout's namespace: its addresses, a host listener per
-// endpoint and a balancer per port of each service with replicas.
-func (f *File) netSpec(n *Net) NetSpec {
-	var s NetSpec
+// endpoint and per shared port, and a balancer per port of each service
+// with replicas. hostOnly (no namespace): the shared ports alone.
+func (f *File) netSpec(n *Net, hostOnly bool) NetSpec {
+	s := NetSpec{HostOnly: hostOnly}
+	for _, e := range n.Shared {
+		s.Host = append(s.Host, HostPort{Service: e.Service, Listen: e.Addr(), Port: e.Port})
+	}
+	if hostOnly {
+		return s
+	}
 	seen := map[string]bool{}
 	for _, name := range f.Names() {
 		reps := f.replicasOf(name)
@@ -106,7 +123,7 @@ func (f *File) netSpec(n *Net) NetSpec {
 		}
 	}
 	for _, e := range n.Endpoints {
-		s.Host = append(s.Host, HostPort{Instance: e.Instance, Listen: e.Addr(), Port: e.Port,
+		s.Host = append(s.Host, HostPort{Service: e.Service, Instance: e.Instance, Listen: e.Addr(), Port: e.Port,
 			Target: net.JoinHostPort(n.ReplicaAddr[e.Instance], strconv.Itoa(e.Port))})
 	}
 	return s
@@ -140,19 +157,20 @@ func (u *up) nsNet(r Replica) qemu.Net {
 var ErrNoNamespace = errors.New("no network namespace for the project")
 
 // startNet makes the host listeners (a port in use fails here), writes
-// the spec and starts the holder, and returns once it serves.
-func (u *up) startNet() error {
-	spec := u.file.netSpec(u.layout)
+// the spec and starts the holder, in a namespace of its own unless
+// hostOnly, and returns once it serves.
+func (u *up) startNet(hostOnly bool) error {
+	spec := u.file.netSpec(u.layout, hostOnly)
 	var files []*os.File
 	defer func() {
 		for _, f := range files {
 			f.Close() // the holder has its own
 		}
 	}()
-	for i, h := range spec.Host {
+	for _, h := range spec.Host {
 		l, err := net.Listen("tcp", h.Listen)
 		if err != nil {
-			return fmt.Errorf("service %s: port %s: %w", u.layout.Endpoints[i].Service, h.Listen, errors.Unwrap(err))
+			return fmt.Errorf("service %s: port %s: %w", h.Service, h.Listen, errors.Unwrap(err))
 		}
 		f, err := l.(*net.TCPListener).File()
 		l.Close()
@@ -177,7 +195,9 @@ func (u *up) startNet() error {
 	}
 	defer logf.Close()
 	cmd := exec.Command(u.opts.Self, "compose", "net", u.dir)
-	cmd.SysProcAttr = netns.Isolate()
+	if !hostOnly {
+		cmd.SysProcAttr = netns.Isolate()
+	}
 	cmd.ExtraFiles = files
 	cmd.Stderr = logf
 	out, err := cmd.StdoutPipe()
@@ -246,53 +266,70 @@ func stopNet(dir string) {
 // namespace up from the spec in dir, serves the host listeners (its
 // descriptors from 3 on) and the balancers, writes "ready" to ready, then
 // starts passt (passt names the binary) for each replica that asks, until
-// it is killed.
+// it is killed. A HostOnly spec's holder serves its host listeners alone.
 func ServeNet(dir, passt string, ready io.Writer) error {
 	spec, err := readNetSpec(dir)
 	if err != nil {
 		return err
 	}
-	var addrs []netip.Addr
-	for _, a := range spec.Addrs {
-		ip, err := netip.ParseAddr(a)
-		if err != nil {
-			return fmt.Errorf("%s: address %q: %w", netSpecFile(dir), a, err)
+	if !spec.HostOnly {
+		if passt == "" {
+			return errors.New("passt is not installed")
 		}
-		addrs = append(addrs, ip)
+		var addrs []netip.Addr
+		for _, a := range spec.Addrs {
+			ip, err := netip.ParseAddr(a)
+			if err != nil {
+				return fmt.Errorf("%s: address %q: %w", netSpecFile(dir), a, err)
+			}
+			addrs = append(addrs, ip)
+		}
+		if err := netns.Setup(addrs); err != nil {
+			return err
+		}
 	}
-	if err := netns.Setup(addrs); err != nil {
-		return err
+	// One balancer for every listener: a replica one connection found
+	// gone is left out of the next, whichever port it comes to.
+	bal := Balancer{Dir: dir, Unreachable: &Unreachable{}}
+	served := make(chan error, len(spec.Host)+len(spec.Balance))
+	serve := func(l net.Listener, route func() (splice.Route, error)) {
+		go func() { served <- splice.Serve(l, route) }()
 	}
 	for i, h := range spec.Host {
 		l, err := net.FileListener(os.NewFile(uintptr(3+i), "listener"))
 		if err != nil {
 			return fmt.Errorf("host port %s: %w", h.Listen, err)
 		}
-		target := h.Target
-		go splice.Serve(l, func() (string, error) { return target, nil })
+		if h.Instance == "" {
+			serve(l, func() (splice.Route, error) { return bal.Route(h.Service, h.Port) })
+			continue
+		}
+		route := splice.Route{Addrs: []string{h.Target}}
+		serve(l, func() (splice.Route, error) { return route, nil })
 	}
-	bal := Balancer{Dir: dir}
 	for _, s := range spec.Balance {
 		l, err := net.Listen("tcp", s.Listen)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", s.Service, err)
 		}
-		go splice.Serve(l, func() (string, error) {
-			be, err := bal.Next(s.Service, s.Port)
-			return be.Addr, err
-		})
+		serve(l, func() (splice.Route, error) { return bal.Route(s.Service, s.Port) })
 	}
-	sock := netSocket(dir)
-	os.Remove(sock)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
-	if err != nil {
-		return goerrors.Wrap(err, 0)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		return goerrors.Wrap(err, 0)
+	var passts *net.UnixListener
+	if !spec.HostOnly {
+		sock := netSocket(dir)
+		os.Remove(sock)
+		if passts, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"}); err != nil {
+			return goerrors.Wrap(err, 0)
+		}
+		if err := os.Chmod(sock, 0o600); err != nil {
+			return goerrors.Wrap(err, 0)
+		}
 	}
 	if _, err := io.WriteString(ready, "ready\n"); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
-	return netns.Server{Passt: passt}.Serve(l)
+	if spec.HostOnly {
+		return <-served
+	}
+	return netns.Server{Passt: passt}.Serve(passts)
 }

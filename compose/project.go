@@ -224,33 +224,41 @@ func (p *Project) PS(store instance.Store, services ...string) ([]PSRow, error) 
 		return nil, err
 	}
 	// The host ports of a project with a network namespace are its
-	// holder's listeners.
+	// holder's listeners, and so are the ports a service's replicas share
+	// (in a project without one too).
 	var hostPorts []HostPort
 	if spec, err := readNetSpec(p.Dir); err == nil {
 		hostPorts = spec.Host
 	}
 	var rows []PSRow
+	shown := map[string]bool{} // services whose shared ports are on a row
 	for _, in := range ins {
 		r := PSRow{Name: in.Name, Service: in.Service, Status: in.Status, Health: in.HealthStatus}
 		if in.Status == instance.Exited && in.ExitCode != nil {
 			r.Status = fmt.Sprintf("exited (%d)", *in.ExitCode)
 		}
+		var ports []string
+		if !shown[in.Service] {
+			shown[in.Service] = true
+			for _, h := range hostPorts {
+				if h.Instance == "" && h.Service == in.Service {
+					ports = append(ports, fmt.Sprintf("%s->%d (balanced)", h.Listen, h.Port))
+				}
+			}
+		}
 		switch {
 		case in.Net != nil && in.Net.Namespace != "":
-			var ports []string
 			for _, h := range hostPorts {
 				if h.Instance == in.Name {
 					ports = append(ports, fmt.Sprintf("%s->%d", h.Listen, h.Port))
 				}
 			}
-			r.Ports = strings.Join(ports, ", ")
 		case in.Net != nil:
-			var ports []string
 			for _, f := range in.Net.Forwards {
 				ports = append(ports, fmt.Sprintf("%s:%d->%d", f.HostIP, f.HostPort, f.GuestPort))
 			}
-			r.Ports = strings.Join(ports, ", ")
 		}
+		r.Ports = strings.Join(ports, ", ")
 		rows = append(rows, r)
 	}
 	return rows, nil

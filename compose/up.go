@@ -166,8 +166,8 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		}
 	}()
 	if layout.Namespace {
-		stopNet(u.dir)      // a holder left by an up that was killed
-		err := u.startNet() // listens on every host port
+		stopNet(u.dir)           // a holder left by an up that was killed
+		err := u.startNet(false) // listens on every host port
 		if errors.Is(err, ErrNoNamespace) {
 			o.Say(fmt.Sprintf("compose %s: %v; the services reach each other through QEMU's guestfwd, whose QEMU may start processes", file.Name, err))
 			layout.Namespace = false
@@ -182,6 +182,14 @@ func Up(ctx context.Context, file *File, o UpOptions) (int, error) {
 		for _, s := range svcs {
 			if err := qemu.CheckFree(s.net.Forwards); err != nil {
 				return 0, fmt.Errorf("service %s: %w", s.Service, err)
+			}
+		}
+		// The ports replicas share, without a namespace: a holder in the
+		// host's network listens on them.
+		if o.Mode == UserMode && len(layout.Shared) > 0 {
+			stopNet(u.dir)
+			if err := u.startNet(true); err != nil {
+				return 0, err
 			}
 		}
 	}
@@ -331,7 +339,11 @@ func (u *up) start(ctx context.Context, svcs []*service) (err error) {
 	}
 	line := fmt.Sprintf("compose %s: %d services up as %d instances (ops compose ps; ops compose down stops them)", u.file.Name, len(u.file.Services), len(svcs))
 	for _, e := range u.layout.published() {
-		line += fmt.Sprintf("; %s on %s", e.Instance, e.Addr())
+		name := e.Instance
+		if name == "" {
+			name = e.Service // its replicas share the port
+		}
+		line += fmt.Sprintf("; %s on %s", name, e.Addr())
 	}
 	u.opts.Say(line)
 	return nil
@@ -597,21 +609,42 @@ func (u *up) bridge(svcs []*service) (remove func(), err error) {
 			return remove, fmt.Errorf("address of %s on %s: %w", name, br, err)
 		}
 		for _, e := range u.layout.endpointsOf(reps[0].Instance) {
-			var backends []Backend
-			for _, r := range reps {
-				backends = append(backends, Backend{Instance: r.Instance, Addr: net.JoinHostPort(u.layout.ReplicaAddr[r.Instance], strconv.Itoa(e.Port))})
-			}
-			ranks := make([]int, len(backends)) // no health on a bridge: all alike
-			var n atomic.Uint64
 			listen := net.JoinHostPort(u.layout.Addr[name], strconv.Itoa(e.Port))
-			stop, err := splice.ForwardTo(listen, func() string { return choose(backends, ranks, n.Add(1)-1).Addr })
+			stop, err := splice.ForwardTo(listen, u.bridgeRoute(name, e.Port))
 			if err != nil {
 				return remove, fmt.Errorf("service %s on %s: %w", name, listen, err)
 			}
 			stops = append(stops, stop)
 		}
 	}
+	// The ports its replicas share: on the host, the same way.
+	for _, e := range u.layout.Shared {
+		stop, err := splice.ForwardTo(e.Addr(), u.bridgeRoute(e.Service, e.Port))
+		if err != nil {
+			return remove, fmt.Errorf("publishing %s: %w", e.Addr(), err)
+		}
+		stops = append(stops, stop)
+	}
 	return remove, nil
+}
+
+// bridgeRoute is the route of each connection to a service's guest port
+// on the bridge: its replicas round-robin, each after the one before in
+// case it does not answer (no health on a bridge: all alike).
+func (u *up) bridgeRoute(name string, port int) func() splice.Route {
+	var backends []Backend
+	for _, r := range u.file.replicasOf(name) {
+		backends = append(backends, Backend{Instance: r.Instance, Addr: net.JoinHostPort(u.layout.ReplicaAddr[r.Instance], strconv.Itoa(port))})
+	}
+	ranks := make([]int, len(backends))
+	var n atomic.Uint64
+	return func() splice.Route {
+		var r splice.Route
+		for _, be := range order(backends, ranks, n.Add(1)-1) {
+			r.Addrs = append(r.Addrs, be.Addr)
+		}
+		return r
+	}
 }
 
 // prefixWriter prefixes every line written to it with [name].

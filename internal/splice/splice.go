@@ -4,6 +4,7 @@
 package splice
 
 import (
+	"errors"
 	"io"
 	"net"
 	"time"
@@ -63,36 +64,73 @@ func Dial(addr string, wait time.Duration) (net.Conn, error) {
 // Forward accepts TCP connections on listen and joins each to target.
 // stop closes the listener; joined connections end on their own.
 func Forward(listen, target string) (stop func(), err error) {
-	return ForwardTo(listen, func() string { return target })
+	return ForwardTo(listen, func() Route { return Route{Addrs: []string{target}} })
 }
 
-// ForwardTo is Forward to the address target returns for each
-// connection (compose's replicas on a bridge).
-func ForwardTo(listen string, target func() string) (stop func(), err error) {
+// ForwardTo is Forward to the addresses route gives each connection
+// (compose's replicas on a bridge).
+func ForwardTo(listen string, route func() Route) (stop func(), err error) {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}
-	go Serve(l, func() (string, error) { return target(), nil })
+	go Serve(l, func() (Route, error) { return route(), nil })
 	return func() { l.Close() }, nil
 }
 
+// Route is where one connection may go: the addresses to try, best first
+// (a service's replicas), and who to tell of one that did not answer.
+type Route struct {
+	Addrs  []string
+	Failed func(addr string, err error) // nil: no one
+}
+
+// ConnectTimeout is how long a connection waits for its last address to
+// answer; each address before the last gets a second of it.
+const ConnectTimeout = 5 * time.Second
+
+// DialRoute connects to the first of the route's addresses that answers,
+// trying them in order, and tells route.Failed of each that did not.
+func DialRoute(r Route) (net.Conn, error) {
+	if len(r.Addrs) == 0 {
+		return nil, errors.New("no address to connect to")
+	}
+	deadline := time.Now().Add(ConnectTimeout)
+	var errs []error
+	for i, addr := range r.Addrs {
+		wait := time.Until(deadline)
+		if i < len(r.Addrs)-1 {
+			wait = min(wait, time.Second)
+		}
+		c, err := net.DialTimeout("tcp", addr, max(wait, 100*time.Millisecond))
+		if err == nil {
+			return c, nil
+		}
+		if r.Failed != nil {
+			r.Failed(addr, err)
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
 // Serve accepts connections on l until it is closed, joining each to the
-// address target returns for it; a connection target has no address for,
-// or whose address does not answer within 5 s, is closed.
-func Serve(l net.Listener, target func() (string, error)) error {
+// first address of the route given for it that answers (within
+// ConnectTimeout in all); a connection route has no address for, or none
+// of whose addresses answers, is closed.
+func Serve(l net.Listener, route func() (Route, error)) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
 			return err
 		}
 		go func() {
-			addr, err := target()
+			r, err := route()
 			if err != nil {
 				c.Close()
 				return
 			}
-			t, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			t, err := DialRoute(r)
 			if err != nil {
 				c.Close()
 				return

@@ -103,7 +103,7 @@ func TestResetPassesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go Serve(front, func() (string, error) { return l.Addr().String(), nil })
+	go Serve(front, func() (Route, error) { return Route{Addrs: []string{l.Addr().String()}}, nil })
 	defer front.Close()
 	c, err := net.Dial("tcp", front.Addr().String())
 	if err != nil {
@@ -115,5 +115,78 @@ func TestResetPassesOn(t *testing.T) {
 	c.Close()
 	if err := <-got; err == nil || !strings.Contains(err.Error(), "reset") {
 		t.Fatalf("the target saw %v, want a reset", err)
+	}
+}
+
+// closedPort is an address on 127.0.0.1 that refuses connections.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestDialRoute: a connection goes to the first address that answers; each
+// that refused before it is reported, and one that none answers fails.
+func TestDialRoute(t *testing.T) {
+	up, down1, down2 := echo(t), closedPort(t), closedPort(t)
+	for _, tc := range []struct {
+		name   string
+		addrs  []string
+		want   string // the address connected to; "" for none
+		failed []string
+	}{
+		{"first answers", []string{up, down1}, up, nil},
+		{"first refuses", []string{down1, up}, up, []string{down1}},
+		{"two refuse", []string{down1, down2, up}, up, []string{down1, down2}},
+		{"none answers", []string{down1, down2}, "", []string{down1, down2}},
+		{"no address", nil, "", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var failed []string
+			start := time.Now()
+			c, err := DialRoute(Route{Addrs: tc.addrs, Failed: func(addr string, _ error) { failed = append(failed, addr) }})
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("took %v: a refusal is not waited on", took)
+			}
+			got := ""
+			if err == nil {
+				got = c.RemoteAddr().String()
+				c.Close()
+			}
+			if got != tc.want || strings.Join(failed, " ") != strings.Join(tc.failed, " ") {
+				t.Fatalf("connected to %q (err %v), failed %v; want %q, failed %v", got, err, failed, tc.want, tc.failed)
+			}
+		})
+	}
+}
+
+// TestServeRetries: a connection whose first address refuses is joined to
+// the next, and the client never sees the refusal.
+func TestServeRetries(t *testing.T) {
+	up, down := echo(t), closedPort(t)
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	go Serve(front, func() (Route, error) { return Route{Addrs: []string{down, up}}, nil })
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", front.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte("ping"))
+		c.(*net.TCPConn).CloseWrite()
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != "PING" {
+			t.Fatalf("connection %d: %q %v", i, got, err)
+		}
 	}
 }
