@@ -74,17 +74,21 @@ test-unit:
 # latency of a request through a port forward on passt and on QEMU's own
 # network (medians of 100), then the taxi compose example: up -d to all
 # healthy (median of COMPOSERUNS) and trip -> passenger by name beside the
-# direct request (medians of 100).
+# direct request (medians of 100), and a replica's QEMU killed under a
+# stream of requests to its service's published port: requests sent and
+# failed, time to recover (medians of KILLRUNS).
 BOOTRUNS ?= 30
 BUILDRUNS ?= 21
 LATENCYRUNS ?= 100
 COMPOSERUNS ?= 3
+KILLRUNS ?= 3
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ForwardLatency -benchtime $(LATENCYRUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench ComposeReplicaKilled -benchtime $(KILLRUNS)x -timeout 30m -tags e2e ./e2e/
 
 FUZZTIME ?= 20s
 fuzz: $(INIT)

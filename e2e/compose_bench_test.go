@@ -153,3 +153,43 @@ func latencies(b *testing.B, trip, passenger, n int) (byName, direct float64) {
 	sort.Float64s(out)
 	return in[n/2], out[n/2]
 }
+
+// BenchmarkComposeReplicaKilled runs TestE2EComposeReplicaKilled's
+// scenario on each guest, in the project's network namespace: two
+// replicas of a Go server on one published port, a steady stream of
+// requests (two loops, each request on a new connection), kill -9 of one
+// replica's QEMU. It reports the requests sent and failed, those that
+// failed though they started more than a second after the kill, the time
+// from the kill to the last failure (the balancer's time to stop choosing
+// the dead replica), and to the killed replica answering again (restart
+// policy's 1 s wait and a boot). Medians over b.N runs.
+func BenchmarkComposeReplicaKilled(b *testing.B) {
+	e := getEnv(b)
+	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
+	for _, guest := range []string{"linux", "nanos"} {
+		home := homes[guest]
+		if home == "" {
+			b.Logf("SKIP: nanos: no Nanos release installed (OPS_TEST_NANOS_HOME)")
+			continue
+		}
+		b.Run(guest, func(b *testing.B) {
+			var sent, failed, late, lastFail, back []float64
+			for i := 0; i < b.N; i++ {
+				l := upAndKill(b, e, home, guest, false)
+				sent = append(sent, float64(l.sent))
+				failed = append(failed, float64(l.failed))
+				late = append(late, float64(l.lateFailed))
+				lastFail = append(lastFail, float64(l.lastFailure.Microseconds())/1000)
+				back = append(back, l.back.Seconds())
+			}
+			med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+			b.ReportMetric(med(sent), "requests")
+			b.ReportMetric(med(failed), "failed")
+			b.ReportMetric(med(late), "failed-after-1s")
+			b.ReportMetric(med(lastFail), "last-failure-ms")
+			b.ReportMetric(med(back), "replica-back-s")
+			b.Logf("%s: medians of %d runs: %.0f requests, %.0f failed, %.0f of them more than 1 s after the kill, the last failure %.0f ms after it; the killed replica answered again %.2f s after it",
+				guest, b.N, med(sent), med(failed), med(late), med(lastFail), med(back))
+		})
+	}
+}

@@ -97,7 +97,9 @@ func main() {
 	if len(os.Args) > 1 {
 		port = os.Args[1]
 	}
+	host, _ := os.Hostname()
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Hostname", host) // which replica answered
 		fmt.Fprintf(w, "hello over http on %s\n", port)
 	})
 	fmt.Println("listening on", port)

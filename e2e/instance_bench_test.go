@@ -133,8 +133,8 @@ func procStatFields(pid int) []string {
 	return strings.Fields(s[i+1:])
 }
 
-// runB runs ops for a benchmark.
-func (e *env) runB(b *testing.B, home string, args ...string) result {
+// runB runs ops for a benchmark (or a scenario a test and a benchmark share).
+func (e *env) runB(_ testing.TB, home string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c := e.opsCmd(ctx, home, args...)

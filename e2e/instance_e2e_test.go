@@ -24,6 +24,7 @@ type instanceJSON struct {
 	Sup      int    `json:"supervisor_pid"`
 	ExitCode *int   `json:"exit_code"`
 	Restarts int    `json:"restarts"`
+	Health   string `json:"health_status"`
 }
 
 func listInstances(t *testing.T, e *env, home string) map[string]instanceJSON {
