@@ -27,45 +27,37 @@ import (
 func BenchmarkComposeTaxi(b *testing.B) {
 	e := getEnv(b)
 	ref := redisImage(b)
-	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
-	for _, guest := range []string{"linux", "nanos"} {
-		home := homes[guest]
-		if home == "" {
-			b.Logf("SKIP: nanos: no Nanos release installed (OPS_TEST_NANOS_HOME)")
-			continue
+	forEachGuestB(b, e, func(b *testing.B, guest, home string) {
+		port := freePorts(b, 1)
+		dir := taxiProject(b, map[string]string{"REDIS_IMAGE": ref, "TRIP_PORT": strconv.Itoa(port)})
+		ce := inDir(e, dir)
+		defer ce.runB(b, home, "compose", "down", "-v")
+		// Warm-up: build the images and convert the Redis image once.
+		if r := ce.runB(b, home, "compose", "up", "-d", "--guest", guest); r.code != 0 {
+			b.Fatalf("compose up -d: %s", r.stderr)
 		}
-		b.Run(guest, func(b *testing.B) {
-			port := freePorts(b, 1)
-			dir := taxiProject(b, map[string]string{"REDIS_IMAGE": ref, "TRIP_PORT": strconv.Itoa(port)})
-			ce := inDir(e, dir)
-			defer ce.runB(b, home, "compose", "down", "-v")
-			// Warm-up: build the images and convert the Redis image once.
+		ce.runB(b, home, "compose", "down", "-v")
+		var ups []float64
+		for i := 0; i < b.N; i++ {
+			start := time.Now()
 			if r := ce.runB(b, home, "compose", "up", "-d", "--guest", guest); r.code != 0 {
 				b.Fatalf("compose up -d: %s", r.stderr)
 			}
-			ce.runB(b, home, "compose", "down", "-v")
-			var ups []float64
-			for i := 0; i < b.N; i++ {
-				start := time.Now()
-				if r := ce.runB(b, home, "compose", "up", "-d", "--guest", guest); r.code != 0 {
-					b.Fatalf("compose up -d: %s", r.stderr)
-				}
-				waitHealthy(b, e, home, 5)
-				ups = append(ups, time.Since(start).Seconds())
-				if i < b.N-1 {
-					ce.runB(b, home, "compose", "down", "-v")
-				}
+			waitHealthy(b, e, home, 5)
+			ups = append(ups, time.Since(start).Seconds())
+			if i < b.N-1 {
+				ce.runB(b, home, "compose", "down", "-v")
 			}
-			passenger := hostPort(b, e, home, "passenger", 8080)
-			byName, direct := latencies(b, port, passenger, 100)
-			sort.Float64s(ups)
-			b.ReportMetric(ups[len(ups)/2], "up-to-healthy-s")
-			b.ReportMetric(byName, "by-name-median-ms")
-			b.ReportMetric(direct, "direct-median-ms")
-			b.Logf("%s: compose up -d to all 5 replicas healthy %.2f s (median of %d); trip -> passenger by name %.2f ms, host -> passenger's port %.2f ms (medians of 100)",
-				guest, ups[len(ups)/2], len(ups), byName, direct)
-		})
-	}
+		}
+		passenger := hostPort(b, e, home, "passenger", 8080)
+		byName, direct := latencies(b, port, passenger, 100)
+		sort.Float64s(ups)
+		b.ReportMetric(ups[len(ups)/2], "up-to-healthy-s")
+		b.ReportMetric(byName, "by-name-median-ms")
+		b.ReportMetric(direct, "direct-median-ms")
+		b.Logf("%s: compose up -d to all 5 replicas healthy %.2f s (median of %d); trip -> passenger by name %.2f ms, host -> passenger's port %.2f ms (medians of 100)",
+			guest, ups[len(ups)/2], len(ups), byName, direct)
+	})
 }
 
 // composeInstance is what the benchmark reads of ops instance list --json.
@@ -165,31 +157,36 @@ func latencies(b *testing.B, trip, passenger, n int) (byName, direct float64) {
 // policy's 1 s wait and a boot). Medians over b.N runs.
 func BenchmarkComposeReplicaKilled(b *testing.B) {
 	e := getEnv(b)
+	forEachGuestB(b, e, func(b *testing.B, guest, home string) {
+		var sent, failed, late, lastFail, back []float64
+		for i := 0; i < b.N; i++ {
+			l := upAndKill(b, e, home, guest, false)
+			sent = append(sent, float64(l.sent))
+			failed = append(failed, float64(l.failed))
+			late = append(late, float64(l.lateFailed))
+			lastFail = append(lastFail, float64(l.lastFailure.Microseconds())/1000)
+			back = append(back, l.back.Seconds())
+		}
+		med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+		b.ReportMetric(med(sent), "requests")
+		b.ReportMetric(med(failed), "failed")
+		b.ReportMetric(med(late), "failed-after-1s")
+		b.ReportMetric(med(lastFail), "last-failure-ms")
+		b.ReportMetric(med(back), "replica-back-s")
+		b.Logf("%s: medians of %d runs: %.0f requests, %.0f failed, %.0f of them more than 1 s after the kill, the last failure %.0f ms after it; the killed replica answered again %.2f s after it",
+			guest, b.N, med(sent), med(failed), med(late), med(lastFail), med(back))
+	})
+}
+
+// forEachGuestB runs f as a sub-benchmark for each guest, with its ops
+// home; Nanos is left out, saying so, when no release is installed.
+func forEachGuestB(b *testing.B, e *env, f func(b *testing.B, guest, home string)) {
 	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
 	for _, guest := range []string{"linux", "nanos"} {
-		home := homes[guest]
-		if home == "" {
+		if homes[guest] == "" {
 			b.Logf("SKIP: nanos: no Nanos release installed (OPS_TEST_NANOS_HOME)")
 			continue
 		}
-		b.Run(guest, func(b *testing.B) {
-			var sent, failed, late, lastFail, back []float64
-			for i := 0; i < b.N; i++ {
-				l := upAndKill(b, e, home, guest, false)
-				sent = append(sent, float64(l.sent))
-				failed = append(failed, float64(l.failed))
-				late = append(late, float64(l.lateFailed))
-				lastFail = append(lastFail, float64(l.lastFailure.Microseconds())/1000)
-				back = append(back, l.back.Seconds())
-			}
-			med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
-			b.ReportMetric(med(sent), "requests")
-			b.ReportMetric(med(failed), "failed")
-			b.ReportMetric(med(late), "failed-after-1s")
-			b.ReportMetric(med(lastFail), "last-failure-ms")
-			b.ReportMetric(med(back), "replica-back-s")
-			b.Logf("%s: medians of %d runs: %.0f requests, %.0f failed, %.0f of them more than 1 s after the kill, the last failure %.0f ms after it; the killed replica answered again %.2f s after it",
-				guest, b.N, med(sent), med(failed), med(late), med(lastFail), med(back))
-		})
+		b.Run(guest, func(b *testing.B) { f(b, guest, homes[guest]) })
 	}
 }
