@@ -22,9 +22,9 @@ func (stdio) Close() error                { return os.Stdout.Close() }
 // newProxyCmd is the connector QEMU runs for each guest connection to
 // another compose service, on a project without a network namespace of
 // its own (guestfwd ... cmd:ops proxy --project DIR SERVICE:PORT): the
-// project's Balancer orders the replicas, and the
-// connection, its standard input and output, is joined to the first
-// replica's port on the host that answers (or to ADDR itself without --project). It prints
+// project's Balancer orders the replicas, and the connection, its
+// standard input and output, is joined to the first replica's port on the
+// host that answers (or to ADDR itself without --project). It prints
 // nothing: its output is the connection.
 func newProxyCmd() *cobra.Command {
 	var project string

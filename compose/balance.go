@@ -89,8 +89,8 @@ type Balancer struct {
 }
 
 // Route is where the next connection to service's guest port goes: its
-// replicas, best first (see order), and, with b.Unreachable, the marking down of
-// one that does not answer.
+// replicas, best first (see order), and, with b.Unreachable, the marking
+// down of one that refuses it.
 func (b Balancer) Route(service string, port int) (splice.Route, error) {
 	backends, err := b.candidates(service, port)
 	if err != nil {
