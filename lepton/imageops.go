@@ -16,7 +16,7 @@ import (
 )
 
 // DeleteImage removes a built image named name from the ops home, with
-// its build key; an image a VM is using (ops run, an instance) is
+// its build key and its snapshot; an image a VM is using (ops run, an instance) is
 // refused, and one being built waits for its build.
 func (h Home) DeleteImage(name string) error {
 	p, err := h.imagePath(name)
@@ -49,6 +49,7 @@ func (h Home) DeleteImage(name string) error {
 	if err := os.Remove(p); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
+	h.deleteSnapshot(filepath.Base(p))
 	if err := fileutil.SyncDir(h.imagesDir()); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
