@@ -50,6 +50,9 @@ func (h Home) DeleteImage(name string) error {
 		return goerrors.Wrap(err, 0)
 	}
 	h.deleteSnapshot(filepath.Base(p))
+	if err := fileutil.RemoveLocked(lockPath(p)); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
 	if err := fileutil.SyncDir(h.imagesDir()); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
