@@ -71,13 +71,16 @@ test-unit:
 # Build times and image sizes (in process, then whole `ops build` processes
 # beside cp and, with OPS_BENCH_ANCHOR=path, nanovms/ops: medians of 21
 # rounds), then boot times side by side (medians of 30 runs each), the
-# latency of a request through a port forward on passt and on QEMU's own
+# Linux guest restored from its snapshot beside its cold boot, its saving
+# run and Nanos (medians of SNAPRUNS), twenty idle instances' memory
+# restored and cold, the latency of a request through a port forward on passt and on QEMU's own
 # network (medians of 100), then the taxi compose example: up -d to all
 # healthy (median of COMPOSERUNS) and trip -> passenger by name beside the
 # direct request (medians of 100), and a replica's QEMU killed under a
 # stream of requests to its service's published port: requests sent and
 # failed, time to recover (medians of KILLRUNS).
 BOOTRUNS ?= 30
+SNAPRUNS ?= 15
 BUILDRUNS ?= 21
 LATENCYRUNS ?= 100
 COMPOSERUNS ?= 3
@@ -86,6 +89,8 @@ bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench Boot -benchtime $(BOOTRUNS)x -timeout 60m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench 'Snapshot$$' -benchtime $(SNAPRUNS)x -timeout 60m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench SnapshotInstances -benchtime 1x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ForwardLatency -benchtime $(LATENCYRUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeReplicaKilled -benchtime $(KILLRUNS)x -timeout 30m -tags e2e ./e2e/

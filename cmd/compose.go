@@ -53,6 +53,7 @@ type composeFlags struct {
 	detach   bool
 	bridged  bool
 	loopback bool
+	noSnap   bool
 	subnet   string
 	accel    bool
 	verbose  bool
@@ -89,6 +90,7 @@ func newComposeCmd(app *App) *cobra.Command {
 	up.Flags().StringVar(&f.subnet, "subnet", "10.3.0.0/24", "the bridge's subnet with --bridged")
 	up.Flags().BoolVar(&f.accel, "accel", true, "use KVM where it really works")
 	up.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "print QEMU command lines")
+	up.Flags().BoolVar(&f.noSnap, "no-snapshot", false, "boot Linux-guest services cold every time, not from the state each image's first run saved")
 	up.Flags().BoolVar(&f.loopback, "host-loopback", false, "let the services reach this host's 127.0.0.1 at 10.0.2.2, and connect out (QEMU's own network unrestricted); "+
 		"by default a service reaches the other services by name and nothing else")
 	up.Flags().StringVar(&f.guest, "guest", "", "guest for every service without its own: nanos or linux")
@@ -238,8 +240,8 @@ func composeUp(app *App, f *composeFlags) error {
 	pkgs.Registry = packages.Registry{Insecure: f.insecure}
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, ForceAccel: accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
-		HostLoopback: f.loopback,
-		Stdout:       app.Stdout, Stderr: app.Stderr,
+		HostLoopback: f.loopback, NoSnapshot: f.noSnap,
+		Stdout: app.Stdout, Stderr: app.Stderr,
 		Packages: pkgs,
 		Builder:  &app.builder,
 		Say:      func(line string) { fmt.Fprintln(app.Stderr, line) },
@@ -282,6 +284,9 @@ func composeDetach(app *App, f *composeFlags) error {
 	argv = append(argv, "up", "--subnet", f.subnet, "--accel="+strconv.FormatBool(f.accel), "--bridged")
 	if f.guest != "" {
 		argv = append(argv, "--guest", f.guest)
+	}
+	if f.noSnap {
+		argv = append(argv, "--no-snapshot")
 	}
 	pid, err := p.Detach(argv)
 	if err != nil {

@@ -86,6 +86,7 @@ type runFlags struct {
 	machine   string
 	qemu      string
 	loopback  bool
+	noSnap    bool
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -107,6 +108,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVarP(&f.force, "force", "f", false, "rebuild the image even when nothing changed")
 	fs.StringVar(&f.machine, "machine", "", "microvm (fast direct kernel boot, default) or q35 (BIOS boot of the whole disk, as a cloud VM)")
 	fs.StringVar(&f.qemu, "qemu", "", "QEMU binary (default qemu-system-x86_64)")
+	fs.BoolVar(&f.noSnap, "no-snapshot", false, "boot the Linux guest cold, not from the state its image's first run saved (RunConfig.Snapshot: false)")
 	fs.BoolVar(&f.loopback, "host-loopback", false, "let the guest reach this host's 127.0.0.1 at 10.0.2.2 (QEMU's own user-mode network, as nanovms/ops); "+
 		"by default the guest's network (passt) cannot reach the host's loopback")
 }
@@ -219,6 +221,10 @@ func (f *runFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	override(fl, "force", &c.Force, f.force)
 	override(fl, "machine", &rc.Machine, f.machine)
 	override(fl, "host-loopback", &rc.HostLoopback, f.loopback)
+	if f.noSnap {
+		off := false
+		rc.Snapshot = &off
+	}
 	return c, nil
 }
 

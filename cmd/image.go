@@ -44,9 +44,13 @@ func newImageListCmd(app *App) *cobra.Command {
 				return json.NewEncoder(app.Stdout).Encode(images)
 			}
 			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSIZE\tPATH")
+			fmt.Fprintln(tw, "NAME\tSIZE\tSNAPSHOT\tPATH")
 			for _, r := range images {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", r.Name, r.Size, r.Path)
+				snap := "-"
+				if r.Snapshot > 0 {
+					snap = fmt.Sprintf("%dM", (r.Snapshot+1<<20-1)>>20)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", r.Name, r.Size, snap, r.Path)
 			}
 			return tw.Flush()
 		},

@@ -91,7 +91,7 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if err != nil {
 		return err
 	}
-	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: f.skipBuild, QEMU: f.qemu, Accel: accel,
+	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: f.skipBuild, QEMU: f.qemu, Accel: accel, Home: home,
 		Stdout: app.Stdout, Stderr: app.Stderr, Verbose: c.RunConfig.Verbose,
 		Say: func(line string) { fmt.Fprintln(app.Stderr, line) },
 	}

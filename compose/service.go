@@ -104,9 +104,12 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	off := false
 	if !u.opts.Accel {
-		off := false
 		c.RunConfig.Accel = &off // where an instance's supervisor reads it too
+	}
+	if u.opts.NoSnapshot {
+		c.RunConfig.Snapshot = &off
 	}
 	n, err := c.RunConfig.Net()
 	if err != nil {
@@ -121,7 +124,7 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 		n.MAC = fmt.Sprintf("52:54:00:4f:50:%02x", index+16)
 	}
 	s := &service{Replica: r, built: b, net: n, config: c}
-	s.machine = &lepton.Machine{Built: b, RunConfig: c.RunConfig, Net: &s.net, Accel: u.opts.ForceAccel,
+	s.machine = &lepton.Machine{Built: b, RunConfig: c.RunConfig, Net: &s.net, Accel: u.opts.ForceAccel, Home: u.opts.Home,
 		Say: func(line string) { u.opts.Say(fmt.Sprintf("[%s] %s", r.Service, line)) }, Verbose: u.opts.Verbose}
 	if err := s.machine.Check(); err != nil {
 		return nil, err

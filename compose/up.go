@@ -46,6 +46,9 @@ type UpOptions struct {
 	// unrestricted). By default a service reaches the other services by
 	// name and nothing else (restrict=on).
 	HostLoopback bool
+	// NoSnapshot boots every service cold (RunConfig.Snapshot false), also
+	// when an instance's supervisor restarts it.
+	NoSnapshot bool
 	// OpsVersion is OPS_VERSION in every service's environment.
 	OpsVersion string
 	// The services' consoles, each line prefixed with the replica's name.

@@ -44,7 +44,9 @@ func nanosHomeB(b *testing.B) string {
 // QEMU's own user-mode network in place of passt's (bare QEMU has no
 // passt): qemu-median-ms beside median-ms shows what ops itself adds, free
 // of the drift between runs that this machine's noise brings. Images are
-// built once before timing, as a second `ops run` would find them.
+// built once before timing, as a second `ops run` would find them. The
+// Linux guest boots cold here (--no-snapshot), as the bare command does;
+// BenchmarkSnapshot times its restores.
 func BenchmarkBoot(b *testing.B) {
 	e := getEnv(b)
 	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
@@ -62,9 +64,9 @@ func BenchmarkBoot(b *testing.B) {
 			args   []string
 			server bool
 		}{
-			{"hello-exit", []string{"run", "--guest", guest, "./hello_static"}, false},
-			{"http-first-200", []string{"run", "--guest", guest, "./goserver", "-p", fmt.Sprintf("%d:8080", port)}, true},
-			{"http-first-200-host-loopback", []string{"run", "--guest", guest, "--host-loopback", "./goserver", "-p", fmt.Sprintf("%d:8080", port)}, true},
+			{"hello-exit", []string{"run", "--guest", guest, "--no-snapshot", "./hello_static"}, false},
+			{"http-first-200", []string{"run", "--guest", guest, "--no-snapshot", "./goserver", "-p", fmt.Sprintf("%d:8080", port)}, true},
+			{"http-first-200-host-loopback", []string{"run", "--guest", guest, "--no-snapshot", "--host-loopback", "./goserver", "-p", fmt.Sprintf("%d:8080", port)}, true},
 		} {
 			b.Run(guest+"/"+bc.name, func(b *testing.B) {
 				if home == "" {

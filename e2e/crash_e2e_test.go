@@ -185,7 +185,7 @@ func TestE2ECrashBuild(t *testing.T) {
 		}
 		campaign{seeds: 5, args: args, before: before, after: func(t *testing.T, seed int) {
 			// What the kill left: an image with a key is whole.
-			if p := imagePath(t, img); p != "" {
+			if p := imagePath(t, img, "crash"); p != "" {
 				if _, err := os.Stat(keyFile(p)); err == nil {
 					if st, _ := os.Stat(p); st.Size() != size {
 						t.Fatalf("seed %d: a key vouches for an image of %d bytes, not %d", seed, st.Size(), size)
@@ -202,12 +202,12 @@ func TestE2ECrashBuild(t *testing.T) {
 	})
 }
 
-// imagePath is the one image in the images folder, "" when there is none.
-func imagePath(t *testing.T, dir string) string {
+// imagePath is the image named name (with its guest's suffix) in the images folder, "" when there is none.
+func imagePath(t *testing.T, dir, name string) string {
 	t.Helper()
 	ents, _ := os.ReadDir(dir)
 	for _, en := range ents {
-		if !strings.HasPrefix(en.Name(), ".") && en.Type().IsRegular() {
+		if strings.HasPrefix(en.Name(), name) && en.Type().IsRegular() {
 			return filepath.Join(dir, en.Name())
 		}
 	}

@@ -4,6 +4,15 @@
 // from there (package bin).
 package guestinit
 
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
 // Manifest tells init what to run. It is stored as JSON at
 // /.ops/manifest.json in the initramfs.
 type Manifest struct {
@@ -14,9 +23,12 @@ type Manifest struct {
 	Modules []string `json:"modules"` // initramfs paths, in load order
 	// LateModules are loaded after the program started (the power button).
 	LateModules []string `json:"late_modules,omitempty"`
-	Net         Net      `json:"net"`
-	Mounts      []Mount  `json:"mounts,omitempty"`
-	Debug       bool     `json:"debug,omitempty"`
+	// SnapshotModules are loaded at the snapshot point, when the kernel
+	// command line asks for it (SnapshotArg): the channel's driver.
+	SnapshotModules []string `json:"snapshot_modules,omitempty"`
+	Net             Net      `json:"net"`
+	Mounts          []Mount  `json:"mounts,omitempty"`
+	Debug           bool     `json:"debug,omitempty"`
 }
 
 // Mount is an ext4 volume init mounts before it starts the program: the
@@ -38,6 +50,65 @@ type Net struct {
 // ExitPort is the I/O port of QEMU's isa-debug-exit device. Writing code N
 // there makes QEMU exit with status N<<1 | 1.
 const ExitPort = 0x501
+
+// SnapshotArg on the kernel command line makes init stop at its snapshot
+// point: once the modules are loaded, before anything that differs from
+// run to run, it writes SnapshotReady on the channel (the virtio-serial
+// port named ChannelName) and waits for a RunInfo line, which the host
+// sends to the VM it booted and to every VM restored from its saved
+// state.
+const (
+	SnapshotArg   = "ops.snapshot=1"
+	SnapshotReady = "ready\n"
+	ChannelName   = "org.opsdev.ops.0"
+)
+
+// RunInfo is what each run of a snapshot gives init: fresh entropy, which
+// init adds to the kernel's pool before reseeding it (a restored guest
+// would otherwise repeat the random state of every other copy), and the
+// host's wall clock (a restored guest's clock stands where the snapshot
+// was taken).
+type RunInfo struct {
+	Seed []byte
+	Time int64 // ns since the Unix epoch
+}
+
+// runInfoSeed is the seed's size in bytes.
+const runInfoSeed = 64
+
+// Line is the RunInfo as the host sends it: "ops-run TIME SEED\n", the
+// time in decimal and the seed in hex. A restored guest runs every line
+// of code it executes through the emulator's translator anew, so init
+// parses it with a few lines of its own rather than encoding/json.
+func (r RunInfo) Line() []byte {
+	return fmt.Appendf(nil, "ops-run %d %s\n", r.Time, hex.EncodeToString(r.Seed))
+}
+
+// ParseRunInfo reads a Line.
+func ParseRunInfo(line []byte) (RunInfo, error) {
+	f := strings.Fields(string(line))
+	if len(f) != 3 || f[0] != "ops-run" {
+		return RunInfo{}, fmt.Errorf("not a run line: %.40q", line)
+	}
+	t, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || t < 0 {
+		return RunInfo{}, fmt.Errorf("bad time %.30q", f[1])
+	}
+	seed, err := hex.DecodeString(f[2])
+	if err != nil || len(seed) != runInfoSeed {
+		return RunInfo{}, fmt.Errorf("bad seed (%d bytes)", len(seed))
+	}
+	return RunInfo{Seed: seed, Time: t}, nil
+}
+
+// NewRunInfo is a RunInfo with the seed read from random and the time t.
+func NewRunInfo(random io.Reader, t time.Time) (RunInfo, error) {
+	seed := make([]byte, runInfoSeed)
+	if _, err := io.ReadFull(random, seed); err != nil {
+		return RunInfo{}, err
+	}
+	return RunInfo{Seed: seed, Time: t.UnixNano()}, nil
+}
 
 // ManifestPathInGuest is where init finds the manifest.
 const ManifestPathInGuest = "/.ops/manifest.json"

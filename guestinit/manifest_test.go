@@ -1,9 +1,12 @@
 package guestinit
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestManifestJSON: the manifest ops writes is the one init reads back,
@@ -48,4 +51,48 @@ func TestManifestJSON(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunInfoLine: the host's line reads back as what it sent, and lines
+// that are not one are refused.
+func TestRunInfoLine(t *testing.T) {
+	seed := bytes.Repeat([]byte{0xa5, 0x01}, runInfoSeed/2)
+	info, err := NewRunInfo(bytes.NewReader(seed), time.Unix(1796531656, 123456789))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := info.Line()
+	if !bytes.HasSuffix(line, []byte("\n")) || !bytes.HasPrefix(line, []byte("ops-run 1796531656123456789 a501a501")) {
+		t.Fatalf("line %q", line)
+	}
+	got, err := ParseRunInfo(line)
+	if err != nil || got.Time != info.Time || !bytes.Equal(got.Seed, seed) {
+		t.Fatalf("ParseRunInfo = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "ready\n", "ops-run 12\n", "ops-run -1 " + strings.Repeat("00", runInfoSeed) + "\n",
+		"ops-run 1 " + strings.Repeat("00", runInfoSeed-1) + "\n", "ops-run 1 zz\n", "ops-run x " + strings.Repeat("00", runInfoSeed) + "\n"} {
+		if _, err := ParseRunInfo([]byte(bad)); err == nil {
+			t.Errorf("ParseRunInfo(%q) took it", bad)
+		}
+	}
+	if _, err := NewRunInfo(bytes.NewReader(seed[:3]), time.Now()); err == nil {
+		t.Error("a short seed was taken")
+	}
+}
+
+func FuzzParseRunInfo(f *testing.F) {
+	info, _ := NewRunInfo(bytes.NewReader(make([]byte, runInfoSeed)), time.Unix(1, 2))
+	f.Add(info.Line())
+	f.Add([]byte("ops-run 1 00\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := ParseRunInfo(b)
+		if err != nil {
+			return
+		}
+		// What parses is a whole run line, and says the same again.
+		again, err := ParseRunInfo(got.Line())
+		if err != nil || again.Time != got.Time || !bytes.Equal(again.Seed, got.Seed) {
+			t.Fatalf("%q: %+v then %+v, %v", b, got, again, err)
+		}
+	})
 }

@@ -149,7 +149,7 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string, o S
 	if err != nil {
 		return err
 	}
-	m := s.machine(name, b, c.RunConfig, in.Spec, log, &st)
+	m := s.machine(home, name, b, c.RunConfig, in.Spec, log, &st)
 	m.Accel = o.Accel
 	release, err := m.Prepare()
 	if err != nil {
@@ -198,9 +198,9 @@ func (s Store) Supervise(ctx context.Context, home lepton.Home, name string, o S
 // while it exits), stopped by the power button and the timeout ops
 // instance stop asked for. Each QEMU that starts is confined to the
 // instance's cgroup, recorded as running, and probed for health while it
-// runs.
-func (s Store) machine(name string, b *lepton.Built, rc lepton.RunConfig, spec Spec, log io.Writer, st *State) *lepton.Machine {
-	m := &lepton.Machine{Built: b, RunConfig: rc, Stdout: log, Stderr: log,
+// runs. A restart starts from the image's snapshot (see lepton.Machine).
+func (s Store) machine(home lepton.Home, name string, b *lepton.Built, rc lepton.RunConfig, spec Spec, log io.Writer, st *State) *lepton.Machine {
+	m := &lepton.Machine{Built: b, RunConfig: rc, Stdout: log, Stderr: log, Home: home,
 		Say:         func(line string) { fmt.Fprintln(log, line) },
 		QMP:         s.qmpSocket(name),
 		PortWait:    5 * time.Second,

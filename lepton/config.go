@@ -95,6 +95,10 @@ type RunConfig struct {
 	Machine      string // "microvm" (fast, default) or "q35" (whole disk, BIOS)
 	DHCP         bool   // the Linux guest asks DHCP for its address (Nanos does unless given IPAddress)
 	Sandbox      *bool  // QEMU's seccomp sandbox (default on; false turns it off)
+	// Snapshot (default on) starts a Linux guest from the state its first
+	// run saved at init's snapshot point, when nothing it depends on has
+	// changed; false boots it cold every time (--no-snapshot).
+	Snapshot *bool
 	// HostLoopback gives a user-mode guest QEMU's own network (slirp), on
 	// which 10.0.2.2 is the host's 127.0.0.1; by default the guest's
 	// network is passt's, which does not reach the host's loopback.

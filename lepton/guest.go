@@ -71,7 +71,10 @@ type Boot struct {
 	Image    *BuildResult
 	Run      RunConfig
 	Accel    qemu.Accel
-	Writable bool           // boot the image itself (ops run -s), not a snapshot of it
+	Writable bool // boot the image itself (ops run -s), not a snapshot of it
+	// Snapshot asks the guest to stop at its snapshot point and talk to
+	// ops over a channel (qemu.VM.Channel); a guest without one ignores it.
+	Snapshot bool
 	Mounts   []volume.Mount // volumes, attached as disks after the image, in order
 }
 

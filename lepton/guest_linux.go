@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	opsfs "github.com/opsdev/ops/fs"
@@ -110,7 +111,7 @@ func (g *linuxGuest) key(h io.Writer, p *Plan) error {
 		return fmt.Errorf("reading the embedded init: %w", err)
 	}
 	fmt.Fprintf(h, "linux %s init %d %08x\n", g.Kernel.Version, g.Init.Size(), crc.Sum32())
-	for _, m := range append(append([]string(nil), g.Kernel.Modules...), g.Kernel.LateModules...) {
+	for _, m := range slices.Concat(g.Kernel.Modules, g.Kernel.LateModules, g.Kernel.SnapshotModules) {
 		if err := stampFile(h, "module", m); err != nil {
 			return err
 		}
@@ -162,19 +163,17 @@ func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
 		{Path: initPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
 		{Path: manifestPath, Kind: opsfs.KindFile, Data: man},
 	}
-	for i, mod := range k.Modules {
-		st, err := os.Stat(mod)
-		if err != nil {
-			return err
+	for _, mods := range []struct {
+		prefix string
+		files  []string
+	}{{"", k.Modules}, {"late-", k.LateModules}, {"snap-", k.SnapshotModules}} {
+		for i, mod := range mods.files {
+			st, err := os.Stat(mod)
+			if err != nil {
+				return err
+			}
+			extra = append(extra, opsfs.Entry{Path: moduleFile(mods.prefix, i, mod), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
 		}
-		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
-	}
-	for i, mod := range k.LateModules {
-		st, err := os.Stat(mod)
-		if err != nil {
-			return err
-		}
-		extra = append(extra, opsfs.Entry{Path: fmt.Sprintf("%s/late-%02d-%s", modulesDir, i, path.Base(mod)), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/etc"} {
 		extra = append(extra, opsfs.Entry{Path: d, Kind: opsfs.KindDir})
@@ -229,6 +228,10 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 		khz = qemu.TSCkHz(string(cpuinfo))
 	}
 	vm.Append = linuxCommandLine(b.Run.Debug || b.Run.ShowDebug, khz)
+	if b.Snapshot && len(g.Kernel.SnapshotModules) > 0 {
+		vm.Append += " " + guestinit.SnapshotArg
+		vm.Channel = guestinit.ChannelName
+	}
 	return vm, nil
 }
 
@@ -306,16 +309,24 @@ func initManifest(p *Plan, k *linuxkernel.Kernel, debug bool) guestinit.Manifest
 		m.Net.DNS = p.Network.NameServers
 	}
 	for i, mod := range k.Modules {
-		m.Modules = append(m.Modules, fmt.Sprintf("%s/%02d-%s", modulesDir, i, path.Base(mod)))
+		m.Modules = append(m.Modules, moduleFile("", i, mod))
 	}
 	for i, mod := range k.LateModules {
-		m.LateModules = append(m.LateModules, fmt.Sprintf("%s/late-%02d-%s", modulesDir, i, path.Base(mod)))
+		m.LateModules = append(m.LateModules, moduleFile("late-", i, mod))
+	}
+	for i, mod := range k.SnapshotModules {
+		m.SnapshotModules = append(m.SnapshotModules, moduleFile("snap-", i, mod))
 	}
 	for _, name := range sortedKeys(p.Mounts) {
 		mp, ro := strings.CutSuffix(p.Mounts[name], ":ro")
 		m.Mounts = append(m.Mounts, guestinit.Mount{Label: name, Path: mp, ReadOnly: ro})
 	}
 	return m
+}
+
+// moduleFile is where the initramfs holds module number i of a list.
+func moduleFile(prefix string, i int, mod string) string {
+	return fmt.Sprintf("%s/%s%02d-%s", modulesDir, prefix, i, path.Base(mod))
 }
 
 func maskBits(mask string) string {

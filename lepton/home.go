@@ -95,5 +95,8 @@ func (h Home) ComposeLock(project string) string {
 // kernel version.
 func (h Home) linuxKernelCache() string { return filepath.Join(h.Dir, "linux") }
 
+// snapshotsDir holds the saved states of images' VMs (snapshot.go).
+func (h Home) snapshotsDir() string { return filepath.Join(h.Dir, "snapshots") }
+
 // ProfileFile is where ops profile keeps what it printed.
 func (h Home) ProfileFile() string { return filepath.Join(h.Dir, "profile") }

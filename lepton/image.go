@@ -242,6 +242,8 @@ type ImageFile struct {
 	Name string `json:"name"`
 	Path string `json:"path"`
 	Size int64  `json:"size"`
+	// Snapshot is the size of the VM state saved for the image (0: none).
+	Snapshot int64 `json:"snapshot"`
 }
 
 // Images lists the built images in the ops home, by name.
@@ -259,7 +261,8 @@ func (h Home) Images() ([]ImageFile, error) {
 		if err != nil {
 			continue
 		}
-		out = append(out, ImageFile{e.Name(), filepath.Join(h.imagesDir(), e.Name()), info.Size()})
+		p := filepath.Join(h.imagesDir(), e.Name())
+		out = append(out, ImageFile{Name: e.Name(), Path: p, Size: info.Size(), Snapshot: h.snapshotSize(p)})
 	}
 	return out, nil
 }

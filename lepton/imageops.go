@@ -16,7 +16,7 @@ import (
 )
 
 // DeleteImage removes a built image named name from the ops home, with
-// its build key; an image a VM is using (ops run, an instance) is
+// its build key and its snapshot; an image a VM is using (ops run, an instance) is
 // refused, and one being built waits for its build.
 func (h Home) DeleteImage(name string) error {
 	p, err := h.imagePath(name)
@@ -47,6 +47,10 @@ func (h Home) DeleteImage(name string) error {
 		return goerrors.Wrap(err, 0)
 	}
 	if err := os.Remove(p); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	h.deleteSnapshot(filepath.Base(p))
+	if err := fileutil.RemoveLocked(lockPath(p)); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
 	if err := fileutil.SyncDir(h.imagesDir()); err != nil {

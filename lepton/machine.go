@@ -2,6 +2,7 @@ package lepton
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,6 +62,10 @@ type Machine struct {
 	// StopTimeout, when set, is how long a VM whose ctx ended gets to power
 	// off after the ACPI power button before QEMU is stopped.
 	StopTimeout func() time.Duration
+	// Home, when set, keeps the snapshots of its images' VMs (snapshot.go):
+	// a guest that has a snapshot point starts from the state its first
+	// run saved there, unless RunConfig.Snapshot is false.
+	Home Home
 	// Started is called with each QEMU's VM and process ID once it runs (a
 	// retry under emulation starts a second); the function it returns runs
 	// once that QEMU has exited. An error stops the VM and ends Boot with it.
@@ -131,7 +136,7 @@ func (m *Machine) accel() (qemu.Accel, string) {
 // guest clock hint), so a retry under emulation makes it again.
 func (m *Machine) vm(accel qemu.Accel, qmp string) (qemu.VM, error) {
 	b := m.Built
-	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts})
+	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Snapshot: m.snapshots()})
 	if err != nil {
 		return vm, err
 	}
@@ -188,7 +193,7 @@ func (m *Machine) Boot(ctx context.Context) (Outcome, error) {
 			m.say(fmt.Sprintf("forward %s", fw))
 		}
 	}
-	res, err := m.once(ctx, vm)
+	res, err := m.start(ctx, vm)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -197,7 +202,7 @@ func (m *Machine) Boot(ctx context.Context) (Outcome, error) {
 		if vm, err = m.vm(qemu.TCG, qmp); err != nil {
 			return Outcome{}, err
 		}
-		if res, err = m.once(ctx, vm); err != nil {
+		if res, err = m.start(ctx, vm); err != nil {
 			return Outcome{}, err
 		}
 	}
@@ -235,9 +240,96 @@ func (m *Machine) portsFree(ctx context.Context, n qemu.Net) error {
 	}
 }
 
+// start runs vm once: from its snapshot when it has a usable one, else
+// booting (and saving the snapshot at the guest's snapshot point). A
+// snapshot that QEMU cannot restore, or whose file is not the one saved,
+// is removed, with one line, and the VM boots.
+func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
+	if vm.Channel == "" {
+		return m.once(ctx, vm, nil)
+	}
+	snap, err := m.snapshotFor(vm)
+	if err != nil {
+		m.say(fmt.Sprintf("ops: no snapshot for this run: %v", err))
+		return m.once(ctx, vm, &channelJob{})
+	}
+	meta, ok, damaged := snap.usable()
+	if damaged != nil {
+		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), damaged))
+		snap.remove()
+	}
+	if ok {
+		rvm := vm
+		rvm.Incoming = snap.state
+		// Restoring writes the saved memory in one sweep, which huge pages
+		// take ~30 ms sooner than small ones (qemu.PagesSmall is for a
+		// booting guest's scattered first touches).
+		rvm.Pages = qemu.PagesDefault
+		job := &channelJob{restore: snap, meta: meta}
+		res, err := m.once(ctx, rvm, job)
+		if err != nil || res.Stopped && job.failed == nil || !res.StartFailed() && job.failed == nil {
+			return res, err
+		}
+		why := job.failed
+		if why == nil {
+			why = errors.New(strings.TrimSpace(res.QEMUError()))
+		}
+		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), why))
+		snap.remove()
+	}
+	return m.once(ctx, vm, &channelJob{save: snap})
+}
+
+// channelJob is what ops does on a VM's channel: restore (check the
+// state's checksum, then send the run's information), save (wait for the
+// snapshot point, save the VM there, then send it), or, with neither,
+// only send it once the guest is ready.
+type channelJob struct {
+	restore *snapshot
+	meta    snapshotMeta
+	save    *snapshot
+	failed  error // the restored state was not the one saved; QEMU was stopped
+}
+
+// serve does the job on p's channel; stop stops QEMU.
+func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func()) {
+	ch := p.Channel()
+	switch {
+	case j.restore != nil:
+		// Init waits at its snapshot point, in the restored memory, until
+		// it reads this run's line: nothing of the program runs before
+		// the state is known to be the one saved.
+		if err := j.restore.check(j.meta); err != nil {
+			j.failed = err
+			stop()
+			return
+		}
+	default:
+		if err := awaitReady(ch); err != nil {
+			if !errors.Is(err, errNoReady) {
+				m.say("ops: " + err.Error())
+			}
+			return
+		}
+		if j.save != nil {
+			if err := j.save.save(vm.QMP); err != nil {
+				m.say(fmt.Sprintf("ops: saving the snapshot of %s: %v (the next run boots again)", filepath.Base(m.Built.Path), err))
+			}
+		}
+	}
+	line, err := runInfo()
+	if err == nil {
+		_, err = ch.Write(line)
+	}
+	if err != nil {
+		m.say(fmt.Sprintf("ops: the guest's channel: %v", err))
+		stop()
+	}
+}
+
 // once starts QEMU for vm and waits for it to exit, stopping it when ctx
-// ends.
-func (m *Machine) once(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
+// ends; with job, it serves the VM's channel meanwhile.
+func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.Result, error) {
 	if ctx.Err() != nil {
 		return &qemu.Result{Stopped: true}, nil
 	}
@@ -254,6 +346,11 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 			m.say("QEMU runs as " + vm.RunAs + ", given descriptors for its disks, kernel, tap device and QMP socket in place of the paths above")
 		}
 	}
+	if job != nil && job.save != nil && vm.QMP == "" {
+		// Saving goes through QMP.
+		vm.QMP = filepath.Join(os.TempDir(), fmt.Sprintf("ops-%d-save.qmp", os.Getpid()))
+		defer os.Remove(vm.QMP)
+	}
 	p, err := qemu.StartVM(vm, m.Stdout, m.Stderr)
 	if err != nil {
 		return nil, err
@@ -261,6 +358,11 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 	// hard stops QEMU: SIGTERM, then SIGKILL (qemu.Process.Wait).
 	hard, stopQEMU := context.WithCancel(context.Background())
 	defer stopQEMU()
+	if job != nil {
+		served := make(chan struct{})
+		defer func() { <-served }() // the channel closes as QEMU exits
+		go func() { defer close(served); m.serve(job, vm, p, stopQEMU) }()
+	}
 	exited := make(chan struct{})
 	if m.Started != nil {
 		after, err := m.Started(vm, p.Pid())

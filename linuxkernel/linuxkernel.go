@@ -31,6 +31,9 @@ type Kernel struct {
 	// LateModules are loaded once the program runs: the ACPI power
 	// button's, so a stop request reaches the program.
 	LateModules []string
+	// SnapshotModules are loaded at init's snapshot point when the run
+	// asks for one: the virtio-serial port ops talks to init over.
+	SnapshotModules []string
 }
 
 // GuestModules are the drivers the Linux guest needs on microvm: the
@@ -75,16 +78,28 @@ func Find(configured, bootDir, modDir string) (*Kernel, error) {
 		// The power button's drivers, for ops instance stop: loaded after
 		// the program has started, so they cost the boot nothing. A kernel
 		// without them still boots; stop then ends the guest after -t.
-		if late, err := ModuleOrder(md, []string{"button", "evdev"}); err == nil {
-			for _, m := range late {
-				if !slices.Contains(mods, m) {
-					k.LateModules = append(k.LateModules, m)
-				}
-			}
-		}
+		k.LateModules = moreModules(md, mods, "button", "evdev")
+		// The snapshot channel's driver. Without it a run boots cold.
+		k.SnapshotModules = moreModules(md, mods, "virtio_console")
 		return k, nil
 	}
 	return nil, ErrNotFound
+}
+
+// moreModules are the modules names need (in load order) beyond those
+// loaded already; none when one of them is missing.
+func moreModules(modDir string, loaded []string, names ...string) []string {
+	all, err := ModuleOrder(modDir, names)
+	if err != nil {
+		return nil
+	}
+	var more []string
+	for _, m := range all {
+		if !slices.Contains(loaded, m) {
+			more = append(more, m)
+		}
+	}
+	return more
 }
 
 func sortVersionsDesc(p []string) {

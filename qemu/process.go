@@ -96,6 +96,8 @@ type Process struct {
 	done   chan struct{}
 	err    error
 
+	channel *os.File // ops's end of the VM's Channel
+
 	passt       passtProc
 	passtErr    *tail
 	passtDone   chan struct{}
@@ -118,7 +120,20 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 			_ = pc.wait()
 		}
 	}
-	if vm.Net.Mode == "user" && vm.Net.Passt != "" {
+	var channel *os.File
+	defer func() {
+		for _, f := range extra {
+			f.Close() // QEMU has its own copies
+		}
+	}()
+	fail := func(err error) (*Process, error) {
+		stopPasst()
+		if channel != nil {
+			channel.Close()
+		}
+		return nil, err
+	}
+	if vm.usesPasst() {
 		var qemuEnd *os.File
 		var err error
 		if pc, qemuEnd, err = startPasst(vm.Net, ptail); err != nil {
@@ -126,11 +141,21 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 		}
 		extra = []*os.File{qemuEnd}
 	}
-	defer func() {
-		for _, f := range extra {
-			f.Close() // QEMU has its own copies
+	if vm.Channel != "" {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fail(goerrors.Errorf("socket pair for the guest's channel: %w", err))
 		}
-	}()
+		channel = os.NewFile(uintptr(fds[0]), "channel")
+		extra = append(extra, os.NewFile(uintptr(fds[1]), "channel-qemu"))
+	}
+	if vm.Incoming != "" {
+		f, err := os.Open(vm.Incoming)
+		if err != nil {
+			return fail(goerrors.Errorf("opening the saved state %s: %w", vm.Incoming, err))
+		}
+		extra = append(extra, f)
+	}
 	var cred *syscall.Credential
 	if vm.Unprivileged() {
 		err := openForQEMU(&vm, extra)
@@ -139,20 +164,18 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 			cred, err = credential(vm.RunAs)
 		}
 		if err != nil {
-			stopPasst()
-			return nil, err
+			return fail(err)
 		}
 	}
 	argv, err := vm.Args()
 	if err != nil {
-		stopPasst()
-		return nil, err
+		return fail(err)
 	}
 	p, err := start(argv, vm.Pages, stdout, stderr, extra, cred)
 	if err != nil {
-		stopPasst()
-		return nil, err
+		return fail(err)
 	}
+	p.channel = channel
 	if pc == nil {
 		return p, nil
 	}
@@ -219,6 +242,10 @@ func DisableHugePages() {
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 }
 
+// Channel is ops's end of the VM's Channel (nil without one); it is
+// closed once QEMU has exited and Wait returned.
+func (p *Process) Channel() *os.File { return p.channel }
+
 // Pid is QEMU's process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
@@ -238,6 +265,9 @@ func (p *Process) Wait(ctx context.Context) *Result {
 			_ = syscall.Kill(pg, syscall.SIGKILL)
 			<-p.done
 		}
+	}
+	if p.channel != nil {
+		p.channel.Close()
 	}
 	r := &Result{Status: p.cmd.ProcessState.ExitCode(), Stopped: stopped, Stderr: p.errBuf.String(), Pid: p.cmd.Process.Pid}
 	if p.passt != nil {

@@ -180,6 +180,14 @@ type VM struct {
 	// fds are descriptors StartVM opened for an unprivileged QEMU, which
 	// Args names in place of paths and devices.
 	fds *passedFDs
+	// Channel, when set, is the name of a virtio-serial port in the guest
+	// (/sys/class/virtio-ports/*/name) whose other end StartVM hands back
+	// (Process.Channel): the Linux guest's init says there when it reached
+	// its snapshot point, and reads what each run needs (entropy, clock).
+	Channel string
+	// Incoming is a file of QEMU's migration stream (SaveState) that the VM
+	// starts from instead of booting; StartVM opens it for QEMU.
+	Incoming string
 	// Reboot lets a guest reset restart it (no -no-reboot).
 	Reboot bool
 	Extra  []string
@@ -214,6 +222,16 @@ func (vm VM) Args() ([]string, error) {
 	if vm.DebugExit {
 		a = append(a, "-device", "isa-debug-exit")
 	}
+	if vm.Channel != "" {
+		if strings.ContainsAny(vm.Channel, ", ") {
+			return nil, fmt.Errorf("channel name %q: no commas or spaces", vm.Channel)
+		}
+		a = append(a, "-device", devs.serial, "-chardev", fmt.Sprintf("socket,id=ops0,fd=%d", vm.channelFD()),
+			"-device", "virtserialport,chardev=ops0,name="+vm.Channel)
+	}
+	if vm.Incoming != "" {
+		a = append(a, "-incoming", fmt.Sprintf("fd:%d", vm.incomingFD()))
+	}
 	a = vm.qmpArgs(a)
 	a = vm.sandboxArgs(a)
 	if vm.GdbPort > 0 {
@@ -227,7 +245,7 @@ func (vm VM) Args() ([]string, error) {
 
 // devices are the names of the machine type's block, network and RNG
 // devices (blk is empty where disks hang off a SCSI controller).
-type devices struct{ blk, nic, rng string }
+type devices struct{ blk, nic, rng, serial string }
 
 // machineArgs adds the accelerator and CPU model, memory and CPUs, the
 // machine type, firmware, kernel, initrd and command line.
@@ -259,13 +277,13 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
 		// Linux guest's kernel is happy with both.
 		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off"+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
-		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device"}
+		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device", serial: "virtio-serial-device"}
 		if vm.Kernel == "" {
 			return nil, devs, fmt.Errorf("microvm boots a kernel directly; no kernel given")
 		}
 	case Q35:
 		a = append(a, "-machine", "q35"+vm.ramBackend())
-		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci"}
+		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci"}
 		if len(vm.Drives) > 0 {
 			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
 		}
@@ -396,6 +414,25 @@ func (vm VM) sandboxArgs(a []string) []string {
 		a = append(a, "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
 	}
 	return a
+}
+
+// QEMU's descriptors from 3 on are, in order: passt's end of its socket
+// pair, the Channel's end, the Incoming file, then what an unprivileged
+// QEMU gets (unpriv.go).
+func (vm VM) usesPasst() bool { return vm.Net.Mode == "user" && vm.Net.Passt != "" }
+
+func (vm VM) channelFD() int {
+	if vm.usesPasst() {
+		return passtFD + 1
+	}
+	return passtFD
+}
+
+func (vm VM) incomingFD() int {
+	if vm.Channel != "" {
+		return vm.channelFD() + 1
+	}
+	return vm.channelFD()
 }
 
 // ramBackend is the machine option naming the RAM backend, if any.

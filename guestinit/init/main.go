@@ -6,8 +6,10 @@
 package main
 
 import (
+	"bufio"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -15,9 +17,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/netlink"
@@ -99,7 +103,8 @@ func run(start time.Time) int {
 		logf("bad manifest: %v", err)
 		return 126
 	}
-	if b, err := os.ReadFile("/proc/cmdline"); err == nil && debugOn(b) {
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	if debugOn(cmdline) {
 		m.Debug = true
 	}
 	if m.Debug {
@@ -116,10 +121,38 @@ func run(start time.Time) int {
 	if m.Debug {
 		logf("modules loaded after %v", time.Since(start))
 	}
+	// A static network is the image's own, the same in every run: it is
+	// set up before the snapshot point, which spares each restored guest
+	// that work. A leased address is this run's own: after.
+	if !m.Net.DHCP {
+		network(m, start)
+	}
+	if snapshotOn(cmdline) {
+		// Everything before this point is the same in every run of the
+		// image; the host may save the VM here and start later runs from
+		// it. What differs from run to run comes after.
+		if err := snapshotPoint(m.SnapshotModules); err != nil {
+			logf("snapshot point: %v", err)
+		}
+		if m.Debug {
+			logf("past the snapshot point after %v (a restored guest counts from the first boot)", time.Since(start))
+		}
+	}
 	if err := mountVolumes(m.Mounts); err != nil {
 		logf("volumes: %v", err)
 		return 126
 	}
+	if m.Net.DHCP {
+		network(m, start)
+	}
+	if m.Debug {
+		logf("starting %s after %v", m.Program, time.Since(start))
+	}
+	return runProgram(m)
+}
+
+// network sets up eth0 and lo, resolv.conf and the host name.
+func network(m guestinit.Manifest, start time.Time) {
 	if err := setupNetwork(m.Net, func(step string) {
 		if m.Debug {
 			logf("network: %s after %v", step, time.Since(start))
@@ -132,10 +165,6 @@ func run(start time.Time) int {
 	}
 	writeResolvConf(m.Net.DNS)
 	setHostname()
-	if m.Debug {
-		logf("starting %s after %v", m.Program, time.Since(start))
-	}
-	return runProgram(m)
 }
 
 // debugOn says whether the kernel command line asks for init's timings
@@ -536,4 +565,108 @@ func parseMAC(name string, b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: bad address %q", name, b)
 	}
 	return mac[:], nil
+}
+
+// snapshotOn says whether the kernel command line asks init to stop at
+// its snapshot point.
+func snapshotOn(cmdline []byte) bool {
+	return slices.Contains(strings.Fields(string(cmdline)), guestinit.SnapshotArg)
+}
+
+// snapshotPoint loads the channel's driver, tells the host init is ready
+// and waits for this run's RunInfo, which it applies: the entropy first
+// (before anything else reads randomness), then the clock.
+func snapshotPoint(modules []string) error {
+	for _, mod := range modules {
+		if err := loadModule(mod); err != nil {
+			return fmt.Errorf("loading %s: %w", mod, err)
+		}
+	}
+	dev, err := findPort(guestinit.ChannelName, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(dev, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(guestinit.SnapshotReady); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(f).ReadBytes('\n')
+	if err != nil {
+		return fmt.Errorf("reading the run's information: %w", err)
+	}
+	info, err := guestinit.ParseRunInfo(line)
+	if err != nil {
+		return fmt.Errorf("the run's information: %w", err)
+	}
+	if err := addEntropy(info.Seed); err != nil {
+		return fmt.Errorf("entropy: %w", err)
+	}
+	if info.Time > 0 {
+		ts := unix.NsecToTimespec(info.Time)
+		if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+			return fmt.Errorf("setting the clock: %w", err)
+		}
+	}
+	return nil
+}
+
+// findPort is the device of the virtio-serial port named name, once its
+// driver has made it.
+func findPort(name string, wait time.Duration) (string, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		ents, _ := os.ReadDir("/sys/class/virtio-ports")
+		for _, e := range ents {
+			b, err := os.ReadFile("/sys/class/virtio-ports/" + e.Name() + "/name")
+			if err == nil && strings.TrimSpace(string(b)) == name {
+				dev := "/dev/" + e.Name()
+				if _, err := os.Stat(dev); err == nil {
+					return dev, nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no virtio-serial port %s", name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// addEntropy adds seed to the kernel's entropy pool, credited in full,
+// and makes the kernel reseed its random number generator from the pool
+// at once (RNDRESEEDCRNG), so every reader after this gets bytes no other
+// copy of the snapshot gets.
+func addEntropy(seed []byte) error {
+	if len(seed) == 0 {
+		return errors.New("no seed")
+	}
+	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	info := randPoolInfo(seed)
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0])))
+	runtime.KeepAlive(info)
+	if e != 0 {
+		return fmt.Errorf("RNDADDENTROPY: %w", e)
+	}
+	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0); e != 0 {
+		return fmt.Errorf("RNDRESEEDCRNG: %w", e)
+	}
+	return nil
+}
+
+// randPoolInfo is struct rand_pool_info for seed: the entropy credited
+// in bits, the buffer's size in bytes, then the buffer.
+func randPoolInfo(seed []byte) []byte {
+	b := make([]byte, 8+len(seed))
+	binary.NativeEndian.PutUint32(b[0:], uint32(len(seed)*8))
+	binary.NativeEndian.PutUint32(b[4:], uint32(len(seed)))
+	copy(b[8:], seed)
+	return b
 }

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -207,5 +208,28 @@ func TestParseMAC(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("parseMAC(%q) = %s, want %s", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestSnapshotOn(t *testing.T) {
+	for cmdline, want := range map[string]bool{
+		"console=ttyS0 ops.snapshot=1 quiet\n": true,
+		"console=ttyS0 ops.snapshot=1":         true,
+		"console=ttyS0 quiet":                  false,
+		"ops.snapshot=10":                      false,
+		"xops.snapshot=1":                      false,
+	} {
+		if got := snapshotOn([]byte(cmdline)); got != want {
+			t.Errorf("snapshotOn(%q) = %v", cmdline, got)
+		}
+	}
+}
+
+// TestRandPoolInfo: struct rand_pool_info credits every bit of the seed.
+func TestRandPoolInfo(t *testing.T) {
+	seed := []byte{1, 2, 3, 4, 5}
+	b := randPoolInfo(seed)
+	if len(b) != 13 || binary.NativeEndian.Uint32(b[0:]) != 40 || binary.NativeEndian.Uint32(b[4:]) != 5 || !bytes.Equal(b[8:], seed) {
+		t.Fatalf("randPoolInfo = %v", b)
 	}
 }

@@ -235,3 +235,34 @@ func TestRemoveAll(t *testing.T) {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
+
+// TestRemoveLocked: a lock file removed by its holder is not the lock a
+// waiting process gets: it takes a new file at the same path.
+func TestRemoveLocked(t *testing.T) {
+	p := filepath.Join(t.TempDir(), ".img.lock")
+	unlock, err := Lock(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan func())
+	go func() {
+		u, err := Lock(p)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- u
+	}()
+	time.Sleep(50 * time.Millisecond) // the second Lock waits on the first file
+	if err := RemoveLocked(p); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	u := <-got
+	defer u()
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the waiter holds no lock file at the path: %v", err)
+	}
+	if _, err := TryLock(p); !errors.Is(err, ErrLocked) {
+		t.Fatalf("the waiter's lock does not hold the new file: %v", err)
+	}
+}

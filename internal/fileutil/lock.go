@@ -36,22 +36,44 @@ func ShareLock(path string) (unlock func(), err error) {
 }
 
 func lockFile(path string, flag, how int) (func(), error) {
-	f, err := os.OpenFile(path, flag, 0o644)
-	if err != nil {
-		return nil, err
-	}
 	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if !errors.Is(err, unix.EINTR) {
-			break
+		f, err := os.OpenFile(path, flag, 0o644)
+		if err != nil {
+			return nil, err
 		}
-	}
-	if err != nil {
+		for {
+			err = unix.Flock(int(f.Fd()), how)
+			if !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, ErrLocked
+			}
+			return nil, &os.PathError{Op: "flock", Path: path, Err: err}
+		}
+		// The holder before us may have removed the file (RemoveLocked):
+		// a lock on a file no longer at path locks nothing.
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(path)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() { f.Close() }, nil
+		}
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, ErrLocked
+		if flag&os.O_CREATE == 0 && err2 != nil {
+			return nil, err2
 		}
-		return nil, &os.PathError{Op: "flock", Path: path, Err: err}
 	}
-	return func() { f.Close() }, nil
+}
+
+// RemoveLocked removes a lock file whose lock the caller holds (Lock), so
+// nothing of a removed thing stays behind; a process that was waiting for
+// the lock finds the file gone and takes a new one.
+func RemoveLocked(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }

@@ -1,0 +1,257 @@
+package lepton
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/opsdev/ops/guestinit"
+	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/qemu"
+)
+
+// Snapshots. A guest whose VM has a channel (the Linux guest) stops at
+// its init's snapshot point in every run and waits for ops. The first run
+// of an image saves the VM there (QEMU's migration stream: the devices
+// and the memory) and goes on; every later run whose VM would be exactly
+// the same starts from that state instead of booting. Either way ops then
+// sends init what is this run's own: fresh entropy and the wall clock.
+//
+// A snapshot is kept beside its image's name in the ops home's
+// snapshots folder: NAME.state and NAME.json, which records the key (a
+// hash of QEMU's command line and of every file it names, QEMU's binary
+// included) and the state's size and checksum. A snapshot whose key
+// differs, or whose file is not the one recorded, is not used: the run
+// boots cold and saves a new one.
+
+// snapshotVersion changes when what a snapshot holds changes meaning.
+const snapshotVersion = "ops-snapshot 1"
+
+// snapshot is where an image's snapshot is kept, and the key a VM must
+// have to start from it.
+type snapshot struct {
+	state, meta string
+	key         string
+}
+
+// snapshotMeta is NAME.json.
+type snapshotMeta struct {
+	Key    string `json:"key"`
+	Size   int64  `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// snapshots reports whether this machine's runs stop at the snapshot
+// point: asked for (the default), an image in the ops home, no volumes
+// (their contents change between runs while the guest's caches of them
+// would not), no debugger.
+func (m *Machine) snapshots() bool {
+	rc := m.RunConfig
+	return m.Home.Dir != "" && (rc.Snapshot == nil || *rc.Snapshot) && len(m.Built.Mounts) == 0 &&
+		rc.GdbPort == 0 && !rc.Debug && filepath.Dir(m.Built.Path) == m.Home.imagesDir()
+}
+
+// snapshotFor is the snapshot a VM described with a channel would use.
+func (m *Machine) snapshotFor(vm qemu.VM) (*snapshot, error) {
+	key, err := snapshotKey(vm)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(m.Home.snapshotsDir(), filepath.Base(m.Built.Path))
+	return &snapshot{state: base + ".state", meta: base + ".json", key: key}, nil
+}
+
+// snapshotKey is a hash of everything the saved state depends on: QEMU's
+// command line (machine, devices and their order, memory, CPUs,
+// accelerator, kernel and its command line, the image), and the size,
+// time and inode of QEMU's binary and of each file the command line
+// names.
+func snapshotKey(vm qemu.VM) (string, error) {
+	vm.Incoming = ""
+	argv, err := vm.Args()
+	if err != nil {
+		return "", err
+	}
+	bin, err := exec.LookPath(argv[0])
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", snapshotVersion, strings.Join(argv, "\x00"))
+	files := []string{bin, vm.Kernel, vm.Initrd, vm.Firmware}
+	for _, d := range vm.Drives {
+		files = append(files, d.File)
+	}
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %s\n", f, fileutil.Stamp(st))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// usable reports whether the snapshot holds a state for its key: its
+// record names the key and its file has the recorded size (the checksum
+// is checked while QEMU restores: check). damaged says why a snapshot
+// that is there cannot be used (a record unreadable, a file missing or
+// cut short); one made for another key (the image, kernel or QEMU
+// changed since) is replaced without a word.
+func (s *snapshot) usable() (meta snapshotMeta, ok bool, damaged error) {
+	b, err := os.ReadFile(s.meta)
+	if errors.Is(err, os.ErrNotExist) {
+		return meta, false, nil
+	}
+	if err != nil {
+		return meta, false, err
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		return meta, false, fmt.Errorf("its record %s: %w", s.meta, err)
+	}
+	if meta.Key != s.key {
+		return meta, false, nil
+	}
+	st, err := os.Stat(s.state)
+	if err != nil {
+		return meta, false, err
+	}
+	if st.Size() != meta.Size {
+		return meta, false, fmt.Errorf("its file %s holds %d bytes, not the %d saved", s.state, st.Size(), meta.Size)
+	}
+	return meta, true, nil
+}
+
+// check reads the state and compares its checksum with the record's.
+func (s *snapshot) check(meta snapshotMeta) error {
+	f, err := os.Open(s.state)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum, n, err := crcOf(f)
+	if err != nil {
+		return err
+	}
+	if n != meta.Size || sum != meta.CRC32C {
+		return fmt.Errorf("its file %s is not the one saved (checksum %08x, saved %08x)", s.state, sum, meta.CRC32C)
+	}
+	return nil
+}
+
+func crcOf(r io.Reader) (uint32, int64, error) {
+	h := crc32.New(castagnoli)
+	n, err := io.CopyBuffer(h, r, make([]byte, 1<<20))
+	return h.Sum32(), n, err
+}
+
+// remove deletes the snapshot.
+func (s *snapshot) remove() {
+	os.Remove(s.meta)
+	os.Remove(s.state)
+}
+
+// save has the VM (its QMP socket) write its state into a temporary file
+// beside the snapshot, then records it: the state renamed into place,
+// then its record. A run that finds another saving the same snapshot
+// leaves it to that one.
+func (s *snapshot) save(qmpSocket string) error {
+	dir := filepath.Dir(s.state)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	unlock, err := fileutil.TryLock(filepath.Join(dir, "."+filepath.Base(s.state)+".lock"))
+	if errors.Is(err, fileutil.ErrLocked) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	_ = fileutil.ClearStale(dir)
+	tmp, err := fileutil.CreateTemp(dir, filepath.Base(s.state))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if err := qemu.SaveState(qmpSocket, tmp, time.Minute); err != nil {
+		return err
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	sum, n, err := crcOf(tmp)
+	if err != nil {
+		return err
+	}
+	os.Remove(s.meta) // no record names a state being replaced
+	if err := os.Rename(tmp.Name(), s.state); err != nil {
+		return err
+	}
+	b, err := json.Marshal(snapshotMeta{Key: s.key, Size: n, CRC32C: sum})
+	if err != nil {
+		return err
+	}
+	return fileutil.WriteAtomic(s.meta, b, 0o644)
+}
+
+// runInfo is this run's line for init: fresh entropy from the host, and
+// the host's clock as it is sent.
+func runInfo() ([]byte, error) {
+	info, err := guestinit.NewRunInfo(rand.Reader, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return info.Line(), nil
+}
+
+// errNoReady means the guest's channel closed before init said it was
+// at its snapshot point (the VM stopped first).
+var errNoReady = errors.New("the guest did not reach its snapshot point")
+
+// awaitReady reads the channel until init's ready line.
+func awaitReady(ch io.Reader) error {
+	want := guestinit.SnapshotReady
+	buf := make([]byte, len(want))
+	if _, err := io.ReadFull(ch, buf); err != nil {
+		return errNoReady
+	}
+	if string(buf) != want {
+		return fmt.Errorf("the guest's channel said %q, not %q", buf, want)
+	}
+	return nil
+}
+
+// snapshotSize is the size of the snapshot kept for the image at path
+// (0: none).
+func (h Home) snapshotSize(path string) int64 {
+	st, err := os.Stat(filepath.Join(h.snapshotsDir(), filepath.Base(path)+".state"))
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// deleteSnapshot removes the snapshot kept for the image file named base.
+func (h Home) deleteSnapshot(base string) {
+	s := filepath.Join(h.snapshotsDir(), base)
+	os.Remove(s + ".json")
+	os.Remove(s + ".state")
+	os.Remove(filepath.Join(h.snapshotsDir(), "."+base+".state.lock"))
+}

@@ -1,0 +1,103 @@
+package lepton
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opsdev/ops/internal/testutil"
+	"github.com/opsdev/ops/qemu"
+)
+
+// TestSnapshotUsable: a snapshot is used only when its record names the
+// VM's key and its file is whole; one for another key is replaced
+// silently, a damaged one is said.
+func TestSnapshotUsable(t *testing.T) {
+	dir := t.TempDir()
+	s := &snapshot{state: filepath.Join(dir, "img.state"), meta: filepath.Join(dir, "img.json"), key: "k1"}
+	state := []byte("QEVM state bytes")
+	sum, _, _ := crcOf(strings.NewReader(string(state)))
+	for _, tc := range []struct {
+		name        string
+		meta, state string // "" leaves the file out
+		ok          bool
+		damaged     string
+	}{
+		{name: "none"},
+		{name: "whole", meta: `{"key":"k1","size":16,"crc32c":` + strconv.FormatUint(uint64(sum), 10) + `}`, state: string(state), ok: true},
+		{name: "another key", meta: `{"key":"k0","size":16}`, state: string(state)},
+		{name: "record unreadable", meta: `{"key":`, state: string(state), damaged: "its record"},
+		{name: "state missing", meta: `{"key":"k1","size":16}`, damaged: "no such file"},
+		{name: "state cut short", meta: `{"key":"k1","size":16}`, state: "QEVM", damaged: "holds 4 bytes, not the 16 saved"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			os.Remove(s.meta)
+			os.Remove(s.state)
+			if tc.meta != "" {
+				testutil.WriteFile(t, s.meta, tc.meta)
+			}
+			if tc.state != "" {
+				testutil.WriteFile(t, s.state, tc.state)
+			}
+			meta, ok, damaged := s.usable()
+			if ok != tc.ok || (damaged == nil) != (tc.damaged == "") || damaged != nil && !strings.Contains(damaged.Error(), tc.damaged) {
+				t.Fatalf("usable = %v, %v; want %v, %q", ok, damaged, tc.ok, tc.damaged)
+			}
+			if ok {
+				if err := s.check(meta); err != nil {
+					t.Fatalf("check of a whole state: %v", err)
+				}
+				// One byte changed, the size kept: the checksum finds it.
+				testutil.WriteFile(t, s.state, "QEVM state byteS")
+				if err := s.check(meta); err == nil || !strings.Contains(err.Error(), "is not the one saved") {
+					t.Fatalf("check of a changed state: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// TestSnapshotKey: the key changes with QEMU's command line and with any
+// file it names, and only then.
+func TestSnapshotKey(t *testing.T) {
+	dir := t.TempDir()
+	kernel, initrd := filepath.Join(dir, "vmlinux"), filepath.Join(dir, "img.initramfs")
+	testutil.WriteFile(t, kernel, "kernel")
+	testutil.WriteFile(t, initrd, "initrd")
+	qemuBin := fakeQEMU(t, false, false)
+	vm := qemu.VM{Binary: qemuBin, Machine: qemu.MicroVM, Kernel: kernel, Initrd: initrd, MemoryMB: 256, Channel: "org.opsdev.ops.0"}
+	base, err := snapshotKey(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := vm
+	same.Incoming = "/somewhere/else.state" // where a restore reads from is no part of it
+	if k, _ := snapshotKey(same); k != base {
+		t.Errorf("the incoming state changed the key")
+	}
+	for name, change := range map[string]func(){
+		"memory":      func() { vm.MemoryMB = 512 },
+		"CPUs":        func() { vm.CPUs = 2 },
+		"accelerator": func() { vm.Accel = qemu.KVM },
+		"command line": func() {
+			vm.Append = "console=ttyS0 ops.debug=1"
+		},
+		"image rewritten": func() { testutil.WriteFile(t, initrd, "initrd, longer") },
+		"kernel replaced": func() { testutil.WriteFile(t, kernel, "another kernel") },
+		"QEMU replaced":   func() { testutil.WriteFile(t, qemuBin, "#!/bin/sh\nexit 1\n") },
+	} {
+		saved := vm
+		change()
+		k, err := snapshotKey(vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == base {
+			t.Errorf("%s: the key did not change", name)
+		}
+		vm = saved
+		base, _ = snapshotKey(vm)
+	}
+}
