@@ -63,6 +63,10 @@ test: test-deps build vet
 	@set -o pipefail; $(GO) test -tags e2e -count=1 -timeout 40m -v ./... 2>&1 | tee .work/test.log | \
 		awk '$(TEST_FILTER)'; \
 		status=$$?; echo "full log: .work/test.log"; exit $$status
+	@echo "the end-to-end tests again, every guest booted cold (OPS_NO_SNAPSHOT=1):"
+	@set -o pipefail; OPS_NO_SNAPSHOT=1 $(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee .work/test-cold.log | \
+		awk '$(TEST_FILTER)'; \
+		status=$$?; echo "full log: .work/test-cold.log"; exit $$status
 
 # The unit suite alone (what `go test ./...` runs: no VM boots), in seconds.
 test-unit:

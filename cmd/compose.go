@@ -240,7 +240,7 @@ func composeUp(app *App, f *composeFlags) error {
 	pkgs.Registry = packages.Registry{Insecure: f.insecure}
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, ForceAccel: accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
-		HostLoopback: f.loopback, NoSnapshot: f.noSnap,
+		HostLoopback: f.loopback, NoSnapshot: f.noSnap || noSnapshotEnv(),
 		Stdout: app.Stdout, Stderr: app.Stderr,
 		Packages: pkgs,
 		Builder:  &app.builder,

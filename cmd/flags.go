@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -221,12 +222,16 @@ func (f *runFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	override(fl, "force", &c.Force, f.force)
 	override(fl, "machine", &rc.Machine, f.machine)
 	override(fl, "host-loopback", &rc.HostLoopback, f.loopback)
-	if f.noSnap {
+	if f.noSnap || noSnapshotEnv() {
 		off := false
 		rc.Snapshot = &off
 	}
 	return c, nil
 }
+
+// noSnapshotEnv is OPS_NO_SNAPSHOT=1: --no-snapshot for every command
+// (a whole test suite run cold, say).
+func noSnapshotEnv() bool { return os.Getenv("OPS_NO_SNAPSHOT") == "1" }
 
 // boolFlag reports a boolean flag that fl may lack (--show-debug and
 // --show-warnings are the root command's).

@@ -46,6 +46,9 @@ var randLine = regexp.MustCompile(`getrandom ([0-9a-f]{32}) urandom ([0-9a-f]{32
 // the run boots; --no-snapshot boots cold; image delete removes it.
 func TestE2ESnapshot(t *testing.T) {
 	e := getEnv(t)
+	if os.Getenv("OPS_NO_SNAPSHOT") == "1" {
+		t.Skip("SKIP: OPS_NO_SNAPSHOT=1 turns snapshots off for this run")
+	}
 	home := t.TempDir()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "rand.c"), []byte(randC), 0o644); err != nil {
