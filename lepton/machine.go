@@ -277,6 +277,11 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), why))
 		snap.remove()
 	}
+	if strings.HasPrefix(vm.QMP, "tcp:") {
+		// QEMU's monitor is the user's, on TCP (--qmp with Mgmt): a
+		// descriptor cannot be passed there, so this run saves nothing.
+		return m.once(ctx, vm, &channelJob{})
+	}
 	return m.once(ctx, vm, &channelJob{save: snap})
 }
 

@@ -130,7 +130,15 @@ func run(start time.Time) int {
 	if snapshotOn(cmdline) {
 		// Everything before this point is the same in every run of the
 		// image; the host may save the VM here and start later runs from
-		// it. What differs from run to run comes after.
+		// it. What differs from run to run comes after. The power
+		// button's drivers, which a cold boot loads once the program
+		// runs, are loaded here, once for every restored run.
+		for _, mod := range m.LateModules {
+			if err := loadModule(mod); err != nil {
+				logf("loading module %s: %v", mod, err)
+			}
+		}
+		m.LateModules = nil
 		if err := snapshotPoint(m.SnapshotModules); err != nil {
 			logf("snapshot point: %v", err)
 		}
