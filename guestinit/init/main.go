@@ -41,8 +41,8 @@ func main() {
 	runtime.GOMAXPROCS(max(2, runtime.NumCPU()))
 	start := time.Now()
 	setupConsole()
-	code := run(start)
-	exit(code)
+	code, volumes := run(start)
+	exit(code, volumes)
 }
 
 func logf(format string, a ...any) {
@@ -77,7 +77,9 @@ func setupConsole() {
 	}
 }
 
-func run(start time.Time) int {
+// run prepares the guest and runs the program: its exit code, and
+// whether volumes were mounted (which exit must sync and unmount).
+func run(start time.Time) (code int, volumes bool) {
 	for _, m := range []struct{ src, dst, typ, data string }{
 		{"proc", "/proc", "proc", ""},
 		{"sysfs", "/sys", "sysfs", ""},
@@ -96,12 +98,12 @@ func run(start time.Time) int {
 	b, err := os.ReadFile(guestinit.ManifestPathInGuest)
 	if err != nil {
 		logf("reading the manifest: %v", err)
-		return 126
+		return 126, false
 	}
 	var m guestinit.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		logf("bad manifest: %v", err)
-		return 126
+		return 126, false
 	}
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	if debugOn(cmdline) {
@@ -148,7 +150,7 @@ func run(start time.Time) int {
 	}
 	if err := mountVolumes(m.Mounts); err != nil {
 		logf("volumes: %v", err)
-		return 126
+		return 126, true // some may be mounted
 	}
 	if m.Net.DHCP {
 		network(m, start)
@@ -156,7 +158,7 @@ func run(start time.Time) int {
 	if m.Debug {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
-	return runProgram(m)
+	return runProgram(m), len(m.Mounts) > 0
 }
 
 // network sets up eth0 and lo, resolv.conf and the host name.
@@ -304,10 +306,13 @@ func powerPressed(ev []byte) bool {
 
 // exit reports code to the host and powers off. Volumes are written out
 // first: QEMU ends the moment the code arrives.
-func exit(code int) {
+func exit(code int, volumes bool) {
 	_ = os.Stdout.Sync()
-	unix.Sync()
-	unmountVolumes()
+	if volumes {
+		// Everything else lives in memory: ramfs, tmpfs.
+		unix.Sync()
+		unmountVolumes()
+	}
 	// The I/O permission ioperm grants belongs to the calling thread: the
 	// out instruction must run on that same thread, or init faults (and the
 	// kernel panics) instead of reporting the code.
