@@ -37,9 +37,12 @@ func (b *Built) lockVolumes() (release func(), err error) {
 	if b.BuildResult != nil {
 		// A missing image is left to QEMU to report.
 		unlock, err := fileutil.ShareLock(b.Path)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, fileutil.ErrLocked):
+			return func() {}, fmt.Errorf("image %s is being deleted; build it again", b.Path)
+		case err != nil && !errors.Is(err, os.ErrNotExist):
 			return func() {}, goerrors.Wrap(err, 0)
-		} else if err == nil {
+		case err == nil:
 			unlocks = append(unlocks, unlock)
 		}
 		if b.stamp != "" {

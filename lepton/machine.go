@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
 )
@@ -259,23 +260,32 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 		snap.remove()
 	}
 	if ok {
+		// The state is opened once: QEMU restores from this file and ops
+		// checks this file, whatever a concurrent save renames into place.
+		f, err := os.Open(snap.state)
+		if err != nil {
+			return nil, goerrors.Wrap(err, 0)
+		}
+		defer f.Close()
 		rvm := vm
-		rvm.Incoming = snap.state
+		rvm.Incoming = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 		// Restoring writes the saved memory in one sweep, which huge pages
 		// take ~30 ms sooner than small ones (qemu.PagesSmall is for a
 		// booting guest's scattered first touches).
 		rvm.Pages = qemu.PagesDefault
-		job := &channelJob{restore: snap, meta: meta}
+		job := &channelJob{restore: snap, meta: meta, state: f}
 		res, err := m.once(ctx, rvm, job)
-		if err != nil || res.Stopped && job.failed == nil || !res.StartFailed() && job.failed == nil {
-			return res, err
-		}
 		why := job.failed
-		if why == nil {
+		if err == nil && why == nil && res.StartFailed() && !res.Stopped && restoreFailed(res.QEMUError()) {
 			why = errors.New(strings.TrimSpace(res.QEMUError()))
 		}
+		if err != nil || why == nil {
+			// QEMU failing for another reason (a port taken since, KVM)
+			// is Boot's to handle, the snapshot kept.
+			return res, err
+		}
 		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), why))
-		snap.remove()
+		snap.removeIf(f)
 	}
 	if strings.HasPrefix(vm.QMP, "tcp:") {
 		// QEMU's monitor is the user's, on TCP (--qmp with Mgmt): a
@@ -292,6 +302,7 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 type channelJob struct {
 	restore *snapshot
 	meta    snapshotMeta
+	state   *os.File // the restored state, as QEMU reads it
 	save    *snapshot
 	failed  error // the restored state was not the one saved; QEMU was stopped
 }
@@ -304,7 +315,7 @@ func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func())
 		// Init waits at its snapshot point, in the restored memory, until
 		// it reads this run's line: nothing of the program runs before
 		// the state is known to be the one saved.
-		if err := j.restore.check(j.meta); err != nil {
+		if err := check(j.state, j.meta); err != nil {
 			j.failed = err
 			stop()
 			return
@@ -312,7 +323,10 @@ func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func())
 	default:
 		if err := awaitReady(ch); err != nil {
 			if !errors.Is(err, errNoReady) {
+				// A guest that says something else waits at its
+				// snapshot point for good.
 				m.say("ops: " + err.Error())
+				stop()
 			}
 			return
 		}
@@ -352,9 +366,17 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.
 		}
 	}
 	if job != nil && job.save != nil && vm.QMP == "" {
-		// Saving goes through QMP.
-		vm.QMP = filepath.Join(os.TempDir(), fmt.Sprintf("ops-%d-save.qmp", os.Getpid()))
-		defer os.Remove(vm.QMP)
+		// Saving goes through QMP: a socket of this boot's own (compose
+		// --bridged boots several machines in one process at once).
+		dir, err := os.MkdirTemp("", "ops-save-")
+		if err != nil {
+			return nil, goerrors.Wrap(err, 0)
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil { // an unprivileged QEMU gets the socket as a descriptor; ops dials the path
+			return nil, goerrors.Wrap(err, 0)
+		}
+		vm.QMP = filepath.Join(dir, "qmp")
 	}
 	p, err := qemu.StartVM(vm, m.Stdout, m.Stderr)
 	if err != nil {

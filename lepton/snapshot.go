@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,6 +54,12 @@ type snapshotMeta struct {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// withoutTSC is a kernel command line less its tsc_early_khz= word.
+func withoutTSC(cmdline string) string {
+	words := strings.Fields(cmdline)
+	return strings.Join(slices.DeleteFunc(words, func(w string) bool { return strings.HasPrefix(w, "tsc_early_khz=") }), " ")
+}
+
 // snapshots reports whether this machine's runs stop at the snapshot
 // point: asked for (the default), an image in the ops home, no volumes
 // (their contents change between runs while the guest's caches of them
@@ -79,7 +86,12 @@ func (m *Machine) snapshotFor(vm qemu.VM) (*snapshot, error) {
 // time and inode of QEMU's binary and of each file the command line
 // names.
 func snapshotKey(vm qemu.VM) (string, error) {
-	vm.Incoming = ""
+	// Where the state comes from and where QEMU's monitor listens are no
+	// part of the VM, and neither is the TSC rate a booting guest is told
+	// (it spares the boot a calibration; a restored guest is past it), which
+	// on a host that scales its clock reads differently from run to run.
+	vm.Incoming, vm.QMP = "", ""
+	vm.Append = withoutTSC(vm.Append)
 	argv, err := vm.Args()
 	if err != nil {
 		return "", err
@@ -137,21 +149,28 @@ func (s *snapshot) usable() (meta snapshotMeta, ok bool, damaged error) {
 	return meta, true, nil
 }
 
-// check reads the state and compares its checksum with the record's.
-func (s *snapshot) check(meta snapshotMeta) error {
-	f, err := os.Open(s.state)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sum, n, err := crcOf(f)
+// check reads the state in f (from its start, whatever else reads f)
+// and compares its checksum with the record's.
+func check(f *os.File, meta snapshotMeta) error {
+	sum, n, err := crcOf(io.NewSectionReader(f, 0, 1<<62))
 	if err != nil {
 		return err
 	}
 	if n != meta.Size || sum != meta.CRC32C {
-		return fmt.Errorf("its file %s is not the one saved (checksum %08x, saved %08x)", s.state, sum, meta.CRC32C)
+		return fmt.Errorf("its file %s is not the one saved (checksum %08x, saved %08x)", f.Name(), sum, meta.CRC32C)
 	}
 	return nil
+}
+
+// restoreFailed reports whether QEMU's error says it could not load an
+// incoming state (rather than failing to start for another reason).
+func restoreFailed(qemuErr string) bool {
+	for _, s := range []string{"migration", "load of", "loading state", "ramblock", "RAM block", "vmstate", "incoming"} {
+		if strings.Contains(qemuErr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func crcOf(r io.Reader) (uint32, int64, error) {
@@ -164,6 +183,16 @@ func crcOf(r io.Reader) (uint32, int64, error) {
 func (s *snapshot) remove() {
 	os.Remove(s.meta)
 	os.Remove(s.state)
+}
+
+// removeIf deletes the snapshot if its state is still the file f (not one
+// a concurrent save has put in its place since).
+func (s *snapshot) removeIf(f *os.File) {
+	held, err1 := f.Stat()
+	now, err2 := os.Stat(s.state)
+	if err1 == nil && err2 == nil && os.SameFile(held, now) {
+		s.remove()
+	}
 }
 
 // save has the VM (its QMP socket) write its state into a temporary file

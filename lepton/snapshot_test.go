@@ -46,12 +46,20 @@ func TestSnapshotUsable(t *testing.T) {
 				t.Fatalf("usable = %v, %v; want %v, %q", ok, damaged, tc.ok, tc.damaged)
 			}
 			if ok {
-				if err := s.check(meta); err != nil {
+				checkFile := func() error {
+					f, err := os.Open(s.state)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					return check(f, meta)
+				}
+				if err := checkFile(); err != nil {
 					t.Fatalf("check of a whole state: %v", err)
 				}
 				// One byte changed, the size kept: the checksum finds it.
 				testutil.WriteFile(t, s.state, "QEVM state byteS")
-				if err := s.check(meta); err == nil || !strings.Contains(err.Error(), "is not the one saved") {
+				if err := checkFile(); err == nil || !strings.Contains(err.Error(), "is not the one saved") {
 					t.Fatalf("check of a changed state: %v", err)
 				}
 			}
@@ -72,10 +80,18 @@ func TestSnapshotKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	same := vm
-	same.Incoming = "/somewhere/else.state" // where a restore reads from is no part of it
-	if k, _ := snapshotKey(same); k != base {
-		t.Errorf("the incoming state changed the key")
+	vm.Append = "console=ttyS0 tsc_early_khz=2100000 ops.snapshot=1"
+	base, _ = snapshotKey(vm)
+	for name, change := range map[string]func(*qemu.VM){
+		"incoming state": func(v *qemu.VM) { v.Incoming = "/somewhere/else.state" },
+		"QMP socket":     func(v *qemu.VM) { v.QMP = "/home/u/.ops/instances/web1/qmp.sock" },
+		"TSC rate":       func(v *qemu.VM) { v.Append = "console=ttyS0 tsc_early_khz=2099998 ops.snapshot=1" },
+	} {
+		same := vm
+		change(&same)
+		if k, _ := snapshotKey(same); k != base {
+			t.Errorf("%s changed the key", name)
+		}
 	}
 	for name, change := range map[string]func(){
 		"memory":      func() { vm.MemoryMB = 512 },
@@ -99,5 +115,19 @@ func TestSnapshotKey(t *testing.T) {
 		}
 		vm = saved
 		base, _ = snapshotKey(vm)
+	}
+}
+
+func TestRestoreFailed(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"qemu-system-x86_64: load of migration failed: Invalid argument":                                                 true,
+		"qemu-system-x86_64: Unknown ramblock \"pc.ram\", cannot accept migration":                                       true,
+		"qemu-system-x86_64: error while loading state for instance 0x0 of device 'serial'":                              true,
+		"qemu-system-x86_64: -netdev user,id=n0,hostfwd=tcp:127.0.0.1:8080-:8080: Could not set up host forwarding rule": false,
+		"qemu-system-x86_64: -accel kvm: failed to initialize kvm: Permission denied":                                    false,
+	} {
+		if got := restoreFailed(msg); got != want {
+			t.Errorf("restoreFailed(%q) = %v", msg, got)
+		}
 	}
 }

@@ -3,10 +3,10 @@
 package netlink
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -39,7 +39,14 @@ func DHCP(ifindex int, mac []byte, timeout time.Duration) (*Lease, error) {
 	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: ifindex}); err != nil {
 		return nil, err
 	}
-	xid := rand.Uint32()
+	// From the kernel, not math/rand: the Linux guest's init seeds that
+	// before its snapshot point, so every restored copy would draw the
+	// same transaction ID and could take another copy's lease.
+	var x [4]byte
+	if _, err := rand.Read(x[:]); err != nil {
+		return nil, err
+	}
+	xid := binary.BigEndian.Uint32(x[:])
 	deadline := time.Now().Add(timeout)
 	send := func(msgType byte, extra []byte) error {
 		pkt := udpPacket(dhcpMessage(xid, mac, msgType, extra))

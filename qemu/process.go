@@ -159,8 +159,10 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 	var cred *syscall.Credential
 	if vm.Unprivileged() {
 		err := openForQEMU(&vm, extra)
+		if vm.fds != nil {
+			extra = vm.fds.files // closed on the way out, those opened before a failure too
+		}
 		if err == nil {
-			extra = vm.fds.files
 			cred, err = credential(vm.RunAs)
 		}
 		if err != nil {

@@ -100,12 +100,18 @@ func QMP(socket, command string, timeout time.Duration) error {
 // does at its snapshot point, writes nothing meanwhile, so the copy is
 // exact. QEMU gets state's descriptor over the socket (getfd), so an
 // unprivileged QEMU writes a file it could not open.
-func SaveState(socket string, state *os.File, timeout time.Duration) error {
+func SaveState(socket string, state *os.File, timeout time.Duration) (err error) {
 	q, err := dialQMP(socket, time.Now().Add(timeout))
 	if err != nil {
 		return err
 	}
 	defer q.c.Close()
+	migrating := false
+	defer func() {
+		if err != nil && migrating {
+			resume(socket)
+		}
+	}()
 	if _, err := q.do("getfd", map[string]string{"fdname": "ops-state"}, state); err != nil {
 		return err
 	}
@@ -114,6 +120,7 @@ func SaveState(socket string, state *os.File, timeout time.Duration) error {
 	if _, err := q.do("migrate-set-parameters", map[string]any{"max-bandwidth": int64(1) << 40}, nil); err != nil {
 		return err
 	}
+	migrating = true
 	if _, err := q.do("migrate", map[string]string{"uri": "fd:ops-state"}, nil); err != nil {
 		return err
 	}
@@ -139,4 +146,27 @@ func SaveState(socket string, state *os.File, timeout time.Duration) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// resume, after a save that failed part way (a timeout, a lost
+// connection), cancels the migration and lets the VM run: one that
+// completed meanwhile leaves it stopped until a cont.
+func resume(socket string) {
+	q, err := dialQMP(socket, time.Now().Add(10*time.Second))
+	if err != nil {
+		return
+	}
+	defer q.c.Close()
+	_, _ = q.do("migrate_cancel", nil, nil)
+	for range 200 {
+		b, err := q.do("query-migrate", nil, nil)
+		var st struct {
+			Status string `json:"status"`
+		}
+		if err != nil || json.Unmarshal(b, &st) != nil || st.Status != "active" && st.Status != "cancelling" {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, _ = q.do("cont", nil, nil)
 }

@@ -141,8 +141,13 @@ func run(start time.Time) (code int, volumes bool) {
 			}
 		}
 		m.LateModules = nil
-		if err := snapshotPoint(m.SnapshotModules); err != nil {
+		if ready, err := snapshotPoint(m.SnapshotModules); err != nil {
 			logf("snapshot point: %v", err)
+			if ready {
+				// This may be one of many copies of a saved guest: without
+				// its own entropy and clock, the program must not run.
+				return 126, false
+			}
 		}
 		if m.Debug {
 			logf("past the snapshot point after %v (a restored guest counts from the first boot)", time.Since(start))
@@ -588,43 +593,44 @@ func snapshotOn(cmdline []byte) bool {
 
 // snapshotPoint loads the channel's driver, tells the host init is ready
 // and waits for this run's RunInfo, which it applies: the entropy first
-// (before anything else reads randomness), then the clock.
-func snapshotPoint(modules []string) error {
+// (before anything else reads randomness), then the clock. ready says
+// whether the host was told: past that, the guest may be a restored copy.
+func snapshotPoint(modules []string) (ready bool, err error) {
 	for _, mod := range modules {
 		if err := loadModule(mod); err != nil {
-			return fmt.Errorf("loading %s: %w", mod, err)
+			return false, fmt.Errorf("loading %s: %w", mod, err)
 		}
 	}
 	dev, err := findPort(guestinit.ChannelName, 2*time.Second)
 	if err != nil {
-		return err
+		return false, err
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer f.Close()
 	if _, err := f.WriteString(guestinit.SnapshotReady); err != nil {
-		return err
+		return false, err
 	}
 	line, err := bufio.NewReader(f).ReadBytes('\n')
 	if err != nil {
-		return fmt.Errorf("reading the run's information: %w", err)
+		return true, fmt.Errorf("reading the run's information: %w", err)
 	}
 	info, err := guestinit.ParseRunInfo(line)
 	if err != nil {
-		return fmt.Errorf("the run's information: %w", err)
+		return true, fmt.Errorf("the run's information: %w", err)
 	}
 	if err := addEntropy(info.Seed); err != nil {
-		return fmt.Errorf("entropy: %w", err)
+		return true, fmt.Errorf("entropy: %w", err)
 	}
 	if info.Time > 0 {
 		ts := unix.NsecToTimespec(info.Time)
 		if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
-			return fmt.Errorf("setting the clock: %w", err)
+			return true, fmt.Errorf("setting the clock: %w", err)
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // findPort is the device of the virtio-serial port named name, once its
