@@ -19,8 +19,8 @@ import (
 //
 //	"tfs-uuid-2\n", leafSize,
 //	len(label), label,
-//	the number of log extensions, then each one's length and bytes (the
-//	    zeros padding it to ExtensionSecs sectors are not written),
+//	the number of log extensions, then each one's length and bytes (not
+//	    the zeros that pad it to ExtensionSecs sectors),
 //	the number of files with contents, then for each in the order they
 //	    lie in the filesystem: its first sector, its length and the
 //	    digests of its leaves,

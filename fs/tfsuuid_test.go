@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 )
@@ -120,18 +119,7 @@ func TestTFSUUIDGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	l, err := LayoutTFS(tree, NewTuple().Set("program", String("/hello")), TFSOptions{Label: "golden", Slack: RootSlack})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "fs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := l.WriteAt(f, 0); err != nil {
-		t.Fatal(err)
-	}
+	l, _ := writeTFSWith(t, tree, NewTuple().Set("program", String("/hello")), TFSOptions{Label: "golden", Slack: RootSlack})
 	const want = "eec2e4ed601158139005c282d5cc4620"
 	if got := hex.EncodeToString(l.uuid[:]); got != want {
 		t.Fatalf("UUID %s, want %s", got, want)
@@ -238,18 +226,7 @@ func TestTFSUUIDChanges(t *testing.T) {
 		})
 	}
 	// And the label, which only the header holds beside the UUID.
-	l, err := LayoutTFS(uuidTree(t, dir, nil), nil, TFSOptions{Label: "other", Slack: RootSlack})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Create(filepath.Join(t.TempDir(), "fs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := l.WriteAt(f, 0); err != nil {
-		t.Fatal(err)
-	}
+	l, _ := writeTFSWith(t, uuidTree(t, dir, nil), nil, TFSOptions{Label: "other", Slack: RootSlack})
 	if bytes.Equal(l.uuid[:], baseUUID) {
 		t.Fatal("another label gives the same UUID")
 	}
