@@ -1,10 +1,11 @@
 package fs
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -197,29 +198,48 @@ func pwritevAll(fd int, bufs [][]byte, off int64) error {
 	return nil
 }
 
-// A TFS's contents, on three goroutines, so the hash (the one stream that
-// cannot be split) has a CPU nearly to itself. A reader opens every file
-// and gathers the small ones into buffers laid out as they lie in the
-// image (each from its sector, zeros to the next): below batchMax a file's
-// own copy_file_range costs more than its bytes (~22 µs a file here,
-// against ~5 µs for its share of one pwrite), and they are read anyway,
-// for the hash. The hash takes them in order and reads each large file
-// itself through one small buffer, while a writer writes each batch with
-// one pwrite and has the kernel copy each large file.
-const (
-	batchMax  = 64 << 10
-	batchBufs = 3 // being filled, waiting for the hash, being written
-)
+// A TFS's contents, placed by a worker per CPU. A reader opens every file
+// in order and gathers the small ones into buffers laid out as they lie in
+// the image (each from its sector, zeros to the next): below batchMax a
+// file's own copy_file_range costs more than its bytes (~22 µs a file
+// here, against ~5 µs for its share of one pwrite), and they are read
+// anyway, for the hash. Large files it cuts into their leaves
+// (UUIDScheme). Each worker takes the next batch or leaf, hashes each leaf
+// in it and writes it: a leaf is read into the worker's buffer, hashed and
+// written from there (no slower than having the kernel copy it after the
+// hash read it, faster for a tree of many files), and nothing passes
+// between goroutines but the work. Where the UUID is known nothing is
+// hashed, and the kernel copies each large file whole.
+const batchMax = 64 << 10 // at most leafSize: a small file is one leaf
 
-// chunk is the next stretch of the contents, in order: a batch of small
-// files, a large file, or what stopped the reader.
+// chunk is one piece of work: a batch of small files or a piece of an
+// in-memory file (buf), a leaf of a large file (src, from, n), a large
+// file to copy whole (src, whole), or what stopped the reader (err).
 type chunk struct {
-	buf   []byte  // bytes as they lie in the image from off
-	spans []int   // where each file's bytes end in buf (zeros follow, to its sector's end)
-	pool  *pool   // where buf goes once written, if anywhere
-	src   *source // a large file, opened
-	off   int64
-	err   error
+	buf     []byte  // bytes as they lie in the image from off
+	spans   []span  // each file in buf, for its digest
+	pool    *pool   // where buf goes once written, if anywhere
+	src     *source // a large file, opened
+	from, n int64   // the leaf's bytes of src
+	leaf    int     // the leaf's digest's index
+	write   bool    // write the leaf (its file has no holes)
+	whole   bool    // copy src whole, keeping its holes holes
+	off     int64   // where buf, the leaf or src goes in the image
+	err     error
+}
+
+// span is one file's bytes in a chunk's buf: they end at end, and their
+// digest is leaf number leaf.
+type span struct{ end, leaf int }
+
+// done gives back what the chunk holds.
+func (c chunk) done() {
+	if c.src != nil {
+		c.src.release()
+	}
+	if c.pool != nil {
+		c.pool.free <- c.buf
+	}
 }
 
 // pool holds the buffers one goroutine fills: at most cap(free), made on
@@ -257,109 +277,85 @@ func (p *pool) get(n int, quit <-chan struct{}) ([]byte, error) {
 
 var errQuit = errors.New("stopped")
 
-// tfsContents feeds the contents of files (placed from byte base of dst)
-// to h in order, unless h is nil, and writes them into place.
-func tfsContents(dst int, base int64, files []placed, h io.Writer) error {
-	chunks := make(chan chunk, batchBufs)
+// tfsContents writes the contents of files (placed from byte base of dst)
+// into place and, unless digests is nil, sets the digest of each of their
+// leaves, in order.
+func tfsContents(dst int, base int64, files []placed, digests [][sha256.Size]byte) error {
+	workers := runtime.GOMAXPROCS(0)
+	chunks := make(chan chunk, 2*workers)
 	quit := make(chan struct{})
-	go readChunks(files, base, chunks, quit)
-	writes := make(chan chunk, batchBufs+1)
-	written := make(chan error, 1)
-	go func() {
-		c := newCopier(dst)
-		var fallback []byte
-		for w := range writes {
-			if !c.failed.Load() {
-				if w.src != nil {
-					if err := c.place(copyJob{src: w.src, off: w.off}, &fallback); err != nil {
+	var once sync.Once
+	stop := func() { once.Do(func() { close(quit) }) }
+	go readChunks(files, base, digests != nil, workers+1, chunks, quit)
+	c := newCopier(dst)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte // a leaf's bytes, or the fallback copy's
+			for ch := range chunks {
+				if !c.failed.Load() {
+					if err := c.placeChunk(ch, digests, &buf); err != nil {
 						c.fail(err)
+						stop() // the reader stops, and closes chunks
 					}
-				} else if err := pwriteAll(dst, w.buf, w.off); err != nil {
-					c.fail(err)
 				}
+				ch.done()
 			}
-			if w.src != nil {
-				w.src.release()
-			}
-			if w.pool != nil {
-				w.pool.free <- w.buf
-			}
-		}
-		written <- c.wait()
-	}()
-	err := hashChunks(chunks, writes, h)
-	close(quit)
-	for c := range chunks { // what the reader sent before it saw quit
-		if c.src != nil {
-			c.src.release()
-		}
+		}()
 	}
-	close(writes)
-	if werr := <-written; err == nil {
-		err = werr
-	}
-	return err
+	wg.Wait()
+	stop()
+	return c.wait()
 }
 
-// hashChunks feeds each chunk's file bytes to h and passes it on to be
-// written.
-func hashChunks(chunks <-chan chunk, writes chan<- chunk, h io.Writer) error {
-	var buf []byte // for reading large files, made on first use
-	for c := range chunks {
-		switch {
-		case c.err != nil:
-			return c.err
-		case c.src != nil && h == nil:
-			writes <- c // the writer releases it
-		case c.src != nil:
-			c.src.refs.Add(1) // the writer's
-			writes <- c
-			if buf == nil {
-				buf = make([]byte, copyBuf)
-			}
-			err := hashSource(c.src, h, buf)
-			c.src.release()
-			if err != nil {
-				return err
-			}
-		default:
-			if h != nil {
-				start := 0
-				for _, end := range c.spans {
-					h.Write(c.buf[start:end])
-					start = int(roundSector(int64(end)))
-				}
-			}
-			writes <- c
+// placeChunk hashes and writes one chunk.
+func (c *copier) placeChunk(ch chunk, digests [][sha256.Size]byte, buf *[]byte) error {
+	switch {
+	case ch.err != nil:
+		return ch.err
+	case ch.whole:
+		return c.place(copyJob{src: ch.src, off: ch.off}, buf)
+	case ch.src != nil:
+		if int64(len(*buf)) < ch.n {
+			*buf = make([]byte, leafSize)
 		}
-	}
-	return nil
-}
-
-// hashSource feeds a source's bytes to h, read through buf.
-func hashSource(s *source, h io.Writer, buf []byte) error {
-	for off := int64(0); off < s.size; {
-		n := min(s.size-off, int64(len(buf)))
-		if err := readFull(s, buf[:n], off); err != nil {
+		b := (*buf)[:ch.n]
+		if err := readFull(ch.src, b, ch.from); err != nil {
 			return err
 		}
-		h.Write(buf[:n])
-		off += n
+		digests[ch.leaf] = sha256.Sum256(b)
+		if !ch.write {
+			return nil
+		}
+		return pwriteAll(c.dst, b, ch.off)
 	}
-	return nil
+	if digests != nil {
+		start := 0
+		for _, s := range ch.spans {
+			digests[s.leaf] = sha256.Sum256(ch.buf[start:s.end])
+			start = int(roundSector(int64(s.end)))
+		}
+	}
+	return pwriteAll(c.dst, ch.buf, ch.off)
 }
 
 // chunkReader is readChunks's state.
 type chunkReader struct {
 	out   chan<- chunk
 	quit  <-chan struct{}
+	hash  bool // cut large files into leaves to be hashed
 	batch *pool
 	cur   chunk // the batch being filled
+	leaf  int   // the next file's first leaf
 }
 
-// readChunks opens files in order, gathering the small ones into batches,
-// and sends them on out, which it closes; it stops early when quit closes.
-func readChunks(files []placed, base int64, out chan<- chunk, quit <-chan struct{}) {
+// readChunks opens files in order, gathering the small ones into batches
+// (at most bufs buffers of them at once) and cutting large ones into
+// leaves when hash is set, and sends them on out, which it closes; it
+// stops early when quit closes.
+func readChunks(files []placed, base int64, hash bool, bufs int, out chan<- chunk, quit <-chan struct{}) {
 	defer close(out)
 	var small int64
 	for _, p := range files {
@@ -368,7 +364,7 @@ func readChunks(files []placed, base int64, out chan<- chunk, quit <-chan struct
 		}
 	}
 	// Batches of copyBuf, or less when that is all the small files need.
-	r := &chunkReader{out: out, quit: quit, batch: newPool(batchBufs, int(min(small, copyBuf)))}
+	r := &chunkReader{out: out, quit: quit, hash: hash, batch: newPool(bufs, int(min(small, copyBuf)))}
 	for _, p := range files {
 		if err := r.file(p.e, base+int64(p.offset)*SectorSize); err != nil {
 			if !errors.Is(err, errQuit) && r.flush() == nil {
@@ -376,6 +372,7 @@ func readChunks(files []placed, base int64, out chan<- chunk, quit <-chan struct
 			}
 			return
 		}
+		r.leaf += leaves(p.e.Size)
 	}
 	r.flush()
 }
@@ -399,42 +396,71 @@ func (r *chunkReader) flush() error {
 	return r.send(c)
 }
 
-// file gathers one file into the batch when small, else sends it on to be
-// read by the hash.
+// file gathers one file into the batch when small, else sends it on in
+// leaves, or whole.
 func (r *chunkReader) file(e *Entry, off int64) error {
 	if e.Data != nil {
-		if e.Size >= batchMax {
-			if err := r.flush(); err != nil {
+		if e.Size < batchMax {
+			d, err := r.slot(off, len(e.Data))
+			if err != nil {
 				return err
 			}
-			return r.send(chunk{buf: e.Data, spans: []int{len(e.Data)}, off: off})
+			copy(d, e.Data)
+			return nil
 		}
-		d, err := r.slot(off, len(e.Data))
-		if err != nil {
+		if err := r.flush(); err != nil {
 			return err
 		}
-		copy(d, e.Data)
+		for i, from := 0, 0; from < len(e.Data); i, from = i+1, from+leafSize {
+			b := e.Data[from:min(from+leafSize, len(e.Data))]
+			if err := r.send(chunk{buf: b, spans: []span{{len(b), r.leaf + i}}, off: off + int64(from)}); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	s, err := openSource(e.Source, e.Size, 1)
 	if err != nil {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
-	if e.Size >= batchMax || s.holes { // the kernel's copy keeps holes holes
-		if err := r.flush(); err == nil {
-			err = r.send(chunk{src: s, off: off})
-		}
-		if err != nil {
-			s.release()
-		}
-		return err
-	}
 	defer s.release()
+	if e.Size >= batchMax || s.holes { // the kernel's copy keeps holes holes
+		if err := r.flush(); err != nil {
+			return err
+		}
+		return r.large(s, off)
+	}
 	d, err := r.slot(off, int(e.Size))
 	if err != nil {
 		return err
 	}
 	return readFull(s, d, 0)
+}
+
+// large sends a large file on: whole to be copied by the kernel when it
+// has holes or is not hashed, and in leaves to be hashed (and written
+// from the worker's buffer when it has no holes).
+func (r *chunkReader) large(s *source, off int64) error {
+	send := func(c chunk) error {
+		s.refs.Add(1) // the worker's
+		err := r.send(c)
+		if err != nil {
+			s.release()
+		}
+		return err
+	}
+	if s.holes || !r.hash {
+		if err := send(chunk{src: s, whole: true, off: off}); err != nil || !r.hash {
+			return err
+		}
+	}
+	for i, from := 0, int64(0); from < s.size; i, from = i+1, from+leafSize {
+		c := chunk{src: s, from: from, n: min(leafSize, s.size-from), leaf: r.leaf + i, write: !s.holes, off: off + from}
+		if err := send(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // slot returns where n bytes at image offset off go in the batch,
@@ -457,7 +483,7 @@ func (r *chunkReader) slot(off int64, n int) ([]byte, error) {
 	start := len(c.buf)
 	c.buf = c.buf[:start+secs]
 	clear(c.buf[start+n:]) // a reused buffer's old bytes
-	c.spans = append(c.spans, start+n)
+	c.spans = append(c.spans, span{start + n, r.leaf})
 	return c.buf[start : start+n], nil
 }
 

@@ -225,7 +225,7 @@ func (t *TFS) header() []byte {
 // rather than read and hash the same contents again.
 func (t *TFS) UUIDKey(w io.Writer, stamp func(*Entry) ([]byte, error)) (err error) {
 	defer wrapIO(&err)
-	fmt.Fprintf(w, "tfs-uuid-1 %q %d\n", t.label, len(t.log))
+	fmt.Fprintf(w, "%s %q %d\n", UUIDScheme, t.label, len(t.log))
 	for _, ext := range t.log {
 		fmt.Fprintf(w, "log %d\n", len(ext))
 		w.Write(ext)
@@ -257,15 +257,15 @@ func (t *TFS) SetUUID(uuid [16]byte) { t.uuid, t.known = uuid, true }
 // WriteAt writes the filesystem into f at byte offset base. The region
 // must already read as zeros (a new or truncated file): free space and the
 // log's padding are not written. File contents are hashed as they are
-// placed, and the UUID is derived from the metadata and that hash, so
-// equal contents give equal bytes.
+// placed, and the UUID is derived from the metadata and those hashes
+// (UUIDScheme), so equal contents give equal bytes.
 func (t *TFS) WriteAt(f *os.File, base int64) (err error) {
 	defer wrapIO(&err)
 	return withFD(f, func(fd int) error { return t.write(fd, base) })
 }
 
-// write places the files' contents, hashing them in order (the UUID needs
-// one hash over all of them); then it writes the metadata, the header with
+// write places the files' contents, hashing them as they go (UUIDScheme)
+// unless the UUID is known, then writes the metadata, the header with
 // the UUID and the log.
 func (t *TFS) write(fd int, base int64) error {
 	if t.known {
@@ -273,23 +273,11 @@ func (t *TFS) write(fd int, base int64) error {
 			return err
 		}
 	} else {
-		h := sha256.New()
-		h.Write([]byte(t.label))
-		var zeros [4096]byte
-		for _, ext := range t.log {
-			h.Write(ext)
-			// The hash covers each extension's padding too.
-			for pad := ExtensionSecs*SectorSize - len(ext); pad > 0; pad -= len(zeros) {
-				h.Write(zeros[:min(pad, len(zeros))])
-			}
-		}
-		if err := tfsContents(fd, base, t.files, h); err != nil {
+		digests := make([][sha256.Size]byte, leafCount(t.files))
+		if err := tfsContents(fd, base, t.files, digests); err != nil {
 			return err
 		}
-		copy(t.uuid[:], h.Sum(nil))
-		t.uuid[6] = t.uuid[6]&0x0f | 0x50 // name-based UUID (version 5 form)
-		t.uuid[8] = t.uuid[8]&0x3f | 0x80 // RFC 4122 variant
-		t.known = true
+		t.uuid, t.known = t.rootUUID(digests), true
 	}
 	// The header (sector 0) and the first extension (from sector 1) are
 	// adjacent.

@@ -11,7 +11,14 @@ import (
 
 func writeTFS(t testing.TB, tree *Tree, root *Tuple) (*TFS, []byte) {
 	t.Helper()
-	l, err := LayoutTFS(tree, root, TFSOptions{Slack: RootSlack})
+	return writeTFSWith(t, tree, root, TFSOptions{Slack: RootSlack})
+}
+
+// writeTFSWith lays out and writes a filesystem with opt, returning its
+// bytes.
+func writeTFSWith(t testing.TB, tree *Tree, root *Tuple, opt TFSOptions) (*TFS, []byte) {
+	t.Helper()
+	l, err := LayoutTFS(tree, root, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,8 +121,10 @@ func (g *nanosGuest) ImageFormat() string { return string(imgfmt.Raw) }
 // exportable implements Guest: a disk converts to every disk format.
 func (g *nanosGuest) exportable() error { return nil }
 
-// key implements Guest: the kernel, the boot loader and each klib used.
+// key implements Guest: how the filesystems' UUIDs are derived, the
+// kernel, the boot loader and each klib used.
 func (g *nanosGuest) key(h io.Writer, p *Plan) error {
+	fmt.Fprintf(h, "uuid %s\n", opsfs.UUIDScheme)
 	for _, f := range []struct{ l, p string }{{"kernel", g.Kernel.Kernel}, {"boot", g.Kernel.Boot}} {
 		if err := stampFile(h, f.l, f.p); err != nil {
 			return err

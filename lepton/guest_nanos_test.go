@@ -1,10 +1,12 @@
 package lepton
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/qemu"
 )
@@ -42,6 +44,20 @@ func TestUEFIGuest(t *testing.T) {
 	}
 	if _, _, err := ChooseGuest(home, &Config{Guest: "linux", Uefi: true}); err == nil || !strings.Contains(err.Error(), "Linux guest boots from an initramfs") {
 		t.Errorf("linux with Uefi: %v", err)
+	}
+}
+
+// TestNanosKeyNamesUUIDScheme: a Nanos image's key names how its
+// filesystems' UUIDs are derived, so an image whose UUIDs came from
+// another scheme (an older ops's) is built again, not reused.
+func TestNanosKeyNamesUUIDScheme(t *testing.T) {
+	g := &nanosGuest{Kernel: fakeRelease(t, t.TempDir())}
+	var key bytes.Buffer
+	if err := g.key(&key, &Plan{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(key.String(), "uuid "+opsfs.UUIDScheme+"\n") {
+		t.Fatalf("the key does not name %s:\n%s", opsfs.UUIDScheme, key.String())
 	}
 }
 
