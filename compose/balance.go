@@ -194,8 +194,12 @@ func order(backends []Backend, ranks []int, n uint64) []Backend {
 }
 
 // downFor is how long a replica that did not answer stays down while its
-// instance still records the QEMU it had then.
-const downFor = 10 * time.Second
+// instance still records the QEMU it had then. Short: a replica refuses
+// too while its program starts (a connection by name from a service that
+// came up first), and should get connections as soon as it listens; a
+// dead one tried again costs a refused connect, which moves the
+// connection on to the next replica.
+const downFor = time.Second
 
 // Unreachable is the replicas a balancer found not answering (refused: their
 // QEMU, or its passt, gone). Each is left out of the choice (tried last)
