@@ -170,6 +170,18 @@ func TestE2EComposeTaxi(t *testing.T) {
 				t.Errorf("compose ps has no running %s:\n%s", inst, ps.stdout)
 			}
 		}
+		// Nothing waits for the dispatchers (no service depends on them):
+		// the trips go out once both read the stream, or one takes them all.
+		deadline := time.Now().Add(time.Minute)
+		for _, rep := range []string{"1", "2"} {
+			healthy := regexp.MustCompile(name + "-dispatcher-" + rep + `\s+\S+\s+running\s+healthy`)
+			for !healthy.MatchString(ce.run(t, home, "compose", "ps").stdout) {
+				if time.Now().After(deadline) {
+					t.Fatalf("dispatcher-%s never healthy:\n%s", rep, ce.run(t, home, "compose", "ps").stdout)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
 		post := poster(port)
 		dispatched := func() string { return ce.run(t, home, "compose", "logs", "dispatcher").stdout }
 		taxiFlow(t, 10, post, dispatched)
@@ -222,7 +234,7 @@ func TestE2EComposeTaxi(t *testing.T) {
 		if r := ce.run(t, home, "compose", "restart", "trip"); r.code != 0 {
 			t.Fatalf("compose restart trip: %s", r.stderr)
 		}
-		deadline := time.Now().Add(2 * time.Minute)
+		deadline = time.Now().Add(2 * time.Minute)
 		for resp, err := post("POST", "trips", `{"passenger":"99"}`); !strings.Contains(resp, "Passenger 99"); resp, err = post("POST", "trips", `{"passenger":"99"}`) {
 			if time.Now().After(deadline) {
 				t.Fatalf("no trip after restart: %q %v", resp, err)
