@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/qemu"
 	"github.com/spf13/pflag"
 )
 
@@ -227,6 +228,20 @@ func (f *runFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 		rc.Snapshot = &off
 	}
 	return c, nil
+}
+
+// forcedAccel is the accelerator OPS_ACCEL names ("" when unset): kvm or
+// tcg, for a host whose probe is wrong. A failing KVM still falls back
+// to emulation.
+func forcedAccel() (qemu.Accel, error) {
+	switch v := os.Getenv("OPS_ACCEL"); v {
+	case "":
+		return "", nil
+	case string(qemu.KVM), string(qemu.TCG):
+		return qemu.Accel(v), nil
+	default:
+		return "", fmt.Errorf("OPS_ACCEL=%q: use kvm or tcg, or unset it to let ops probe the host", v)
+	}
 }
 
 // noSnapshotEnv is OPS_NO_SNAPSHOT=1: --no-snapshot for every command

@@ -2,13 +2,11 @@ package cmd
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
-	"github.com/opsdev/ops/qemu"
 	"github.com/spf13/cobra"
 )
 
@@ -131,18 +129,4 @@ func exitWith(code int) error {
 		return nil
 	}
 	return &ExitError{Code: code}
-}
-
-// forcedAccel is the accelerator OPS_ACCEL names ("" when unset): kvm or
-// tcg, for a host whose probe is wrong. A failing KVM still falls back
-// to emulation.
-func forcedAccel() (qemu.Accel, error) {
-	switch v := os.Getenv("OPS_ACCEL"); v {
-	case "":
-		return "", nil
-	case string(qemu.KVM), string(qemu.TCG):
-		return qemu.Accel(v), nil
-	default:
-		return "", fmt.Errorf("OPS_ACCEL=%q: use kvm or tcg, or unset it to let ops probe the host", v)
-	}
 }

@@ -114,8 +114,8 @@ func keyPath(p string) string {
 	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".key")
 }
 
-// lockPath is the file a build of the image at p holds locked:
-// .NAME.lock beside it.
+// lockPath is the file a writer of p (a build of the image, a save of a
+// snapshot) holds locked: .NAME.lock beside it.
 func lockPath(p string) string {
 	return filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".lock")
 }

@@ -49,7 +49,7 @@ func (h Home) DeleteImage(name string) error {
 	if err := os.Remove(p); err != nil {
 		return goerrors.Wrap(err, 0)
 	}
-	h.deleteSnapshot(filepath.Base(p))
+	h.deleteSnapshot(p)
 	if err := fileutil.RemoveLocked(lockPath(p)); err != nil {
 		return goerrors.Wrap(err, 0)
 	}

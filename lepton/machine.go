@@ -254,9 +254,12 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 		m.say(fmt.Sprintf("ops: no snapshot for this run: %v", err))
 		return m.once(ctx, vm, &channelJob{})
 	}
+	unusable := func(why error) {
+		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), why))
+	}
 	meta, ok, damaged := snap.usable()
 	if damaged != nil {
-		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), damaged))
+		unusable(damaged)
 		snap.remove()
 	}
 	if ok {
@@ -284,7 +287,7 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 			// is Boot's to handle, the snapshot kept.
 			return res, err
 		}
-		m.say(fmt.Sprintf("ops: the snapshot of %s could not be used (%v); booting", filepath.Base(m.Built.Path), why))
+		unusable(why)
 		snap.removeIf(f)
 	}
 	if strings.HasPrefix(vm.QMP, "tcp:") {

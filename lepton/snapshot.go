@@ -76,8 +76,15 @@ func (m *Machine) snapshotFor(vm qemu.VM) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Join(m.Home.snapshotsDir(), filepath.Base(m.Built.Path))
-	return &snapshot{state: base + ".state", meta: base + ".json", key: key}, nil
+	s := m.Home.snapshotOf(m.Built.Path)
+	s.key = key
+	return s, nil
+}
+
+// snapshotOf is where the snapshot of the image at path is kept.
+func (h Home) snapshotOf(image string) *snapshot {
+	base := filepath.Join(h.snapshotsDir(), filepath.Base(image))
+	return &snapshot{state: base + ".state", meta: base + ".json"}
 }
 
 // snapshotKey is a hash of everything the saved state depends on: QEMU's
@@ -204,7 +211,7 @@ func (s *snapshot) save(qmpSocket string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	unlock, err := fileutil.TryLock(filepath.Join(dir, "."+filepath.Base(s.state)+".lock"))
+	unlock, err := fileutil.TryLock(lockPath(s.state))
 	if errors.Is(err, fileutil.ErrLocked) {
 		return nil
 	}
@@ -270,17 +277,17 @@ func awaitReady(ch io.Reader) error {
 // snapshotSize is the size of the snapshot kept for the image at path
 // (0: none).
 func (h Home) snapshotSize(path string) int64 {
-	st, err := os.Stat(filepath.Join(h.snapshotsDir(), filepath.Base(path)+".state"))
+	st, err := os.Stat(h.snapshotOf(path).state)
 	if err != nil {
 		return 0
 	}
 	return st.Size()
 }
 
-// deleteSnapshot removes the snapshot kept for the image file named base.
-func (h Home) deleteSnapshot(base string) {
-	s := filepath.Join(h.snapshotsDir(), base)
-	os.Remove(s + ".json")
-	os.Remove(s + ".state")
-	os.Remove(filepath.Join(h.snapshotsDir(), "."+base+".state.lock"))
+// deleteSnapshot removes the snapshot kept for the image at path, and
+// its lock.
+func (h Home) deleteSnapshot(image string) {
+	s := h.snapshotOf(image)
+	s.remove()
+	os.Remove(lockPath(s.state))
 }
