@@ -143,6 +143,11 @@ func TestE2EInstanceRedisVolume(t *testing.T) {
 		if processAlive(in.QEMU) {
 			t.Fatal("QEMU outlived its supervisor")
 		}
+		// QEMU dies with the supervisor's thread that started it, which
+		// may go a moment before the whole process has.
+		for listInstances(t, e, home)["cache"].Status != "dead" && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
 		if s := listInstances(t, e, home)["cache"].Status; s != "dead" {
 			t.Fatalf("after kill -9 of the supervisor: %s", s)
 		}
