@@ -100,8 +100,13 @@ func TestNanovmsCompat(t *testing.T) {
 		{name: "-f, --disable-args-copy, --show-debug", argv: []string{"-f", "--disable-args-copy", "--show-debug"}, check: func(t *testing.T, r compatResult) {
 			r.equal(t, "flags", []bool{r.c.Force, r.c.DisableArgsCopy, r.c.RunConfig.ShowDebug, r.c.RunConfig.Verbose}, []bool{true, true, true, true})
 		}},
-		{name: "--arch amd64 is what ops builds", argv: []string{"--arch", "x86_64"}, check: func(t *testing.T, r compatResult) {}},
-		{name: "--arch arm64 says what it needs", argv: []string{"--arch", "arm64"}, err: "--arch: arm64 images need an arm64 Nanos kernel"},
+		{name: "--arch x86_64 is amd64", argv: []string{"--arch", "x86_64"}, check: func(t *testing.T, r compatResult) {
+			r.equal(t, "Arch", r.c.Arch, "x86_64")
+		}},
+		{name: "--arch aarch64 is arm64", argv: []string{"--arch", "aarch64"}, check: func(t *testing.T, r compatResult) {
+			r.equal(t, "Arch", r.c.Arch, "aarch64")
+		}},
+		{name: "--arch of another machine is one line", argv: []string{"--arch", "riscv64"}, err: `Arch (--arch): "riscv64" is not an architecture ops builds for`},
 		{name: "docs: -n says what it needs", argv: []string{"-n", "-p", "8080"}, err: "-n/NightlyBuild: nightly Nanos builds are downloaded"},
 		{name: "keys not acted on are named in one warning", config: `{"CloudConfig": {"ProjectID": "p"}, "RunConfig": {"Nics": [{"IPAddress": "1.2.3.4"}], "GPUs": 1}}`, check: func(t *testing.T, r compatResult) {
 			r.saysOnce(t, "ops: warning: ignored here: CloudConfig, RunConfig.GPUs, RunConfig.Nics (")

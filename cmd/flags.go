@@ -61,7 +61,7 @@ func (f *buildFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.netconsPort, "netconsole-port", "4444", "Nanos: UDP port of the net console (with --consoles)")
 	fs.StringVar(&f.netconsIP, "netconsole-ip", "10.0.2.2", "Nanos: address the net console sends to (with --consoles)")
 	fs.BoolVarP(&f.nightly, "nightly", "n", false, "use the Nanos nightly build (not available offline: says what is needed)")
-	fs.StringVar(&f.arch, "arch", "", "target architecture: amd64 (x86_64) only; arm64 says what it would need")
+	fs.StringVar(&f.arch, "arch", "", "target architecture: amd64 (x86_64) or arm64 (aarch64); default: this machine's")
 	fs.BoolVar(&f.trace, "trace", false, "Nanos: trace syscalls, faults and futexes (adds the strace klib)")
 	fs.BoolVar(&f.syscallSummary, "syscall-summary", false, "Nanos: print a syscall summary when the program exits (adds the strace klib)")
 	fs.BoolVar(&f.missingFiles, "missing-files", false, "Nanos: print the files the program looked for and did not find, at exit")
@@ -167,8 +167,9 @@ func (f *buildFlags) configFrom(fl *pflag.FlagSet) (*lepton.Config, error) {
 	if err := lepton.CheckGuestName(c.Guest); err != nil {
 		return nil, fmt.Errorf("--guest: %w", err)
 	}
-	if err := lepton.CheckArch(f.arch); err != nil {
-		return nil, fmt.Errorf("--arch: %w", err)
+	override(fl, "arch", &c.Arch, f.arch)
+	if _, err := c.Target(); err != nil {
+		return nil, err
 	}
 	return c, c.CheckNightly()
 }

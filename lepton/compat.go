@@ -3,6 +3,7 @@ package lepton
 import (
 	"errors"
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"regexp"
 	"slices"
 	"sort"
@@ -37,16 +38,13 @@ func (c *Config) SetConsoles(consoles []string, netPort, netIP string) {
 	c.ManifestPassthrough["netconsole_ip"] = netIP
 }
 
-// CheckArch accepts the architecture ops builds for. nanovms/ops's
-// --arch arm64 needs an arm64 Nanos release and qemu-system-aarch64.
-func CheckArch(arch string) error {
-	switch strings.ToLower(arch) {
-	case "", "amd64", "x86_64", "x86-64":
-		return nil
-	case "arm64", "aarch64":
-		return errors.New("arm64 images need an arm64 Nanos kernel, arm64 programs and qemu-system-aarch64, which this ops does not build or boot; it builds x86-64 (amd64) images only")
+// Target is the architecture c builds for: Arch, else this machine's.
+func (c *Config) Target() (arch.Arch, error) {
+	a, err := arch.Parse(c.Arch)
+	if err != nil {
+		return "", fmt.Errorf("Arch (--arch): %w", err)
 	}
-	return fmt.Errorf("%q is not an architecture ops knows; it builds amd64 (x86_64) images", arch)
+	return a, nil
 }
 
 // CheckNightly refuses NightlyBuild (-n): nightly kernels come from the

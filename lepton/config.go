@@ -43,6 +43,7 @@ type Config struct {
 	Hostname            string // the guest's host name (default: from the image name)
 	NoDefaults          bool   // add none of the files and variables ops adds by default
 	Guest               string // "nanos" or "linux"
+	Arch                string // the target architecture: amd64 or arm64 (x86_64, aarch64); "" is this machine's
 	LinuxKernel         string // a vmlinuz or vmlinux for the Linux guest
 	Version             string // package manifests carry it
 	Language            string
