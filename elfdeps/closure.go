@@ -97,7 +97,7 @@ func (r *Resolver) Closure(img Image, objs []Object, program string) (dirs, unre
 				return nil, nil, err
 			}
 			found[name] = found[name] || plain
-			if d := path.Dir(dep.Guest); !isDefaultDir(d) && !slices.Contains(dirs, d) {
+			if d := path.Dir(dep.Guest); !r.isDefaultDir(d) && !slices.Contains(dirs, d) {
 				dirs = append(dirs, d)
 			}
 			queue = append(queue, &object{host: dep.Host, guest: dep.Guest, info: info})
@@ -131,7 +131,7 @@ func (r *Resolver) firstHostLib(cands []cand) (*Dep, *ELFInfo, error) {
 }
 
 // readELFs reads the ELF facts of objects in parallel: nil for a file
-// that is not a usable x86-64 ELF (data, scripts, other machines' objects
+// that is not a usable ELF of the resolver's architecture (data, scripts, other machines' objects
 // are simply not libraries' users here).
 func (r *Resolver) readELFs(objs []Object) []*ELFInfo {
 	out := make([]*ELFInfo, len(objs))
@@ -147,7 +147,7 @@ func (r *Resolver) readELFs(objs []Object) []*ELFInfo {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if info, err := r.ReadELF(objs[i].Host); err == nil && info.Dynamic {
+				if info, err := r.ReadELF(objs[i].Host); err == nil && info.Dynamic && info.Arch == r.arch {
 					out[i] = info
 				}
 			}

@@ -13,15 +13,19 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+
+	"github.com/opsdev/ops/arch"
 )
 
 // ELFInfo is what ops needs to know about a program or library, read from
 // its headers only: ops never runs the user's binary.
 type ELFInfo struct {
-	Interp  string   // PT_INTERP, empty for static programs
-	Needed  []string // DT_NEEDED
+	Arch    arch.Arch // the machine it is built for
+	Interp  string    // PT_INTERP, empty for static programs
+	Needed  []string  // DT_NEEDED
 	RPath   []string
 	RunPath []string
 	Dynamic bool // has a dynamic section (static-PIE too)
@@ -30,7 +34,22 @@ type ELFInfo struct {
 // errNotELF marks a file that is not an ELF object.
 var errNotELF = errors.New("not an ELF file")
 
-// ReadELF reads the dynamic linking facts of an x86-64 ELF.
+// ErrOtherMachine marks an ELF built for a machine ops does not build
+// images for.
+var ErrOtherMachine = errors.New("ops runs 64-bit x86-64 (amd64) and aarch64 (arm64) programs")
+
+// CheckArch says, in one line naming both, when the program at name is
+// built for another architecture than the image's.
+func (e *ELFInfo) CheckArch(name string, want arch.Arch) error {
+	if e.Arch == want {
+		return nil
+	}
+	return fmt.Errorf("%s is an %s (%s) program, but the image is for %s (%s): build with --arch %s, or give a program built for %s",
+		name, e.Arch, e.Arch.Kernel(), want, want.Kernel(), e.Arch, want)
+}
+
+// ReadELF reads the dynamic linking facts of a 64-bit ELF built for an
+// architecture ops builds for (amd64 or arm64).
 func ReadELF(p string) (*ELFInfo, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -61,8 +80,9 @@ func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) 
 	if err != nil {
 		return nil, fmt.Errorf("%s: malformed ELF: %w", name, err)
 	}
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
-		return nil, fmt.Errorf("%s: built for %s %s; ops runs x86-64 (64-bit) programs", name, f.Class, f.Machine)
+	a, ok := arch.ForELF(f.Machine)
+	if f.Class != elf.ELFCLASS64 || !ok {
+		return nil, fmt.Errorf("%s: built for %s %s: %w", name, f.Class, f.Machine, ErrOtherMachine)
 	}
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return nil, fmt.Errorf("%s: ELF type %s is not a program or shared library", name, f.Type)
@@ -78,7 +98,7 @@ func readELF(r io.ReaderAt, size int64, name string) (info *ELFInfo, err error) 
 			return nil, fmt.Errorf("%s: malformed ELF: a program header lies beyond the file", name)
 		}
 	}
-	info = &ELFInfo{}
+	info = &ELFInfo{Arch: a}
 	for _, p := range f.Progs {
 		switch p.Type {
 		case elf.PT_INTERP:
@@ -168,16 +188,20 @@ type Deps struct {
 	ExtraDirs []string // guest dirs outside the loader's defaults that hold libraries
 }
 
-// defaultLibDirs is where glibc's loader looks without a cache.
-func defaultLibDirs() []string {
-	return []string{"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
+// defaultLibDirs is where glibc's loader for a looks without a cache:
+// Debian's multiarch folders first.
+func defaultLibDirs(a arch.Arch) []string {
+	t := a.Triplet()
+	return []string{"/lib/" + t, "/usr/lib/" + t, "/lib64", "/usr/lib64", "/lib", "/usr/lib"}
 }
 
 // Resolver finds shared libraries the way the dynamic loader would,
 // inside a root folder ("/" for the host).
 type Resolver struct {
-	root string
-	dirs []string // ld.so.conf dirs, then the defaults
+	root     string
+	arch     arch.Arch
+	dirs     []string // ld.so.conf dirs, then the defaults
+	defaults []string
 
 	mu   sync.Mutex
 	elfs map[string]elfRead // what readELF read, by host path
@@ -207,15 +231,21 @@ func (r *Resolver) ReadELF(p string) (*ELFInfo, error) {
 	return e.info, e.err
 }
 
-// NewResolver reads root's /etc/ld.so.conf (with includes).
-func NewResolver(root string) *Resolver {
+// NewResolver is a Resolver for programs of this machine's architecture.
+func NewResolver(root string) *Resolver { return NewResolverFor(root, arch.Host()) }
+
+// NewResolverFor is a Resolver for programs built for a, inside root ("" is
+// the host's /); it reads root's /etc/ld.so.conf (with includes).
+// Libraries built for another machine are passed over, as the loader
+// passes them over.
+func NewResolverFor(root string, a arch.Arch) *Resolver {
 	if root == "" {
 		root = "/"
 	}
-	r := &Resolver{root: root}
+	r := &Resolver{root: root, arch: a, defaults: defaultLibDirs(a)}
 	seen := map[string]bool{}
 	r.readConf("/etc/ld.so.conf", seen, 0)
-	for _, d := range defaultLibDirs() {
+	for _, d := range r.defaults {
 		if !seen[d] {
 			seen[d] = true
 			r.dirs = append(r.dirs, d)
@@ -223,6 +253,12 @@ func NewResolver(root string) *Resolver {
 	}
 	return r
 }
+
+// Arch is the architecture r resolves programs for.
+func (r *Resolver) Arch() arch.Arch { return r.arch }
+
+// Root is the folder r finds libraries in.
+func (r *Resolver) Root() string { return r.root }
 
 func (r *Resolver) host(guest string) string {
 	if r.root == "/" {
@@ -328,11 +364,14 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := info.CheckArch(hostPath, r.arch); err != nil {
+		return nil, err
+	}
 	deps := &Deps{}
 	if info.Interp != "" {
 		h := r.host(info.Interp)
 		if _, err := os.Stat(h); err != nil {
-			return nil, fmt.Errorf("%s needs the program interpreter %s, which is not in %s", hostPath, info.Interp, r.root)
+			return nil, fmt.Errorf("%s needs the program interpreter %s, which is not in %s (set TargetRoot, or --target-root, to a root folder of %s libraries)", hostPath, info.Interp, r.root, r.arch)
 		}
 		deps.Interp = &Dep{Guest: info.Interp, Host: h}
 	}
@@ -359,7 +398,7 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 			}
 			found[name] = true
 			deps.Libs = append(deps.Libs, *dep)
-			if d := path.Dir(dep.Guest); !isDefaultDir(d) && !extra[d] && !strings.Contains(name, "/") {
+			if d := path.Dir(dep.Guest); !r.isDefaultDir(d) && !extra[d] && !strings.Contains(name, "/") {
 				extra[d] = true
 				deps.ExtraDirs = append(deps.ExtraDirs, d)
 			}
@@ -369,14 +408,7 @@ func (r *Resolver) Resolve(hostPath, guestPath string) (*Deps, error) {
 	return deps, nil
 }
 
-func isDefaultDir(d string) bool {
-	for _, x := range defaultLibDirs() {
-		if d == x {
-			return true
-		}
-	}
-	return false
-}
+func (r *Resolver) isDefaultDir(d string) bool { return slices.Contains(r.defaults, d) }
 
 // find looks for one DT_NEEDED name in the order the loader uses: the
 // object's DT_RPATH (and the executable's) unless it has DT_RUNPATH, then
@@ -454,10 +486,13 @@ func (r *Resolver) hostLib(c cand) (*Dep, *ELFInfo, error) {
 	}
 	info, err := r.ReadELF(c.host)
 	if err != nil {
-		if errors.Is(err, errNotELF) || strings.Contains(err.Error(), "x86-64") {
+		if errors.Is(err, errNotELF) || errors.Is(err, ErrOtherMachine) {
 			return nil, nil, nil
 		}
 		return nil, nil, err
+	}
+	if info.Arch != r.arch {
+		return nil, nil, nil
 	}
 	return &Dep{Guest: c.guest, Host: c.host}, info, nil
 }

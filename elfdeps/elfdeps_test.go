@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/testutil"
 )
 
@@ -141,8 +142,8 @@ func TestReadELFBadFiles(t *testing.T) {
 		{"script", []byte("#!/bin/sh\necho hi\n"), "not an ELF"},
 		{"empty", nil, "not an ELF"},
 		{"truncated", []byte("\x7fELF\x02\x01"), "malformed"},
-		{"32-bit", elfHeader(elf.ELFCLASS32, elf.EM_386), "x86-64"},
-		{"arm64", elfHeader(elf.ELFCLASS64, elf.EM_AARCH64), "x86-64"},
+		{"32-bit", elfHeader(elf.ELFCLASS32, elf.EM_386), "ops runs 64-bit x86-64 (amd64) and aarch64 (arm64) programs"},
+		{"riscv", elfHeader(elf.ELFCLASS64, elf.EM_RISCV), "ops runs 64-bit x86-64 (amd64) and aarch64 (arm64) programs"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,4 +233,32 @@ func dynString(ef *elf.File, tag elf.DynTag) (v []string, err error, panicked bo
 	}()
 	v, err = ef.DynString(tag)
 	return v, err, false
+}
+
+// TestResolveArch: a program is resolved for the image's architecture
+// only; another architecture's program is one line naming both.
+func TestResolveArch(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		machine elf.Machine
+		image   arch.Arch
+		err     string
+	}{
+		{"arm64 for arm64", elf.EM_AARCH64, arch.ARM64, ""},
+		{"amd64 for amd64", elf.EM_X86_64, arch.AMD64, ""},
+		{"arm64 for amd64", elf.EM_AARCH64, arch.AMD64, "is an arm64 (aarch64) program, but the image is for amd64 (x86_64): build with --arch arm64"},
+		{"amd64 for arm64", elf.EM_X86_64, arch.ARM64, "is an amd64 (x86_64) program, but the image is for arm64 (aarch64): build with --arch amd64"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, tc.machine.String())
+			if err := os.WriteFile(p, elfHeader(elf.ELFCLASS64, tc.machine), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			_, err := NewResolverFor(dir, tc.image).Resolve(p, "/prog")
+			if tc.err == "" && err != nil || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+				t.Fatalf("error %v, want %q", err, tc.err)
+			}
+		})
+	}
 }

@@ -109,7 +109,11 @@ func newPlan(in PlanInput) (*Plan, error) {
 	if err := p.addLayers(in); err != nil {
 		return nil, err
 	}
-	res := elfdeps.NewResolver(c.TargetRoot)
+	target, err := c.Target()
+	if err != nil {
+		return nil, err
+	}
+	res := elfdeps.NewResolverFor(TargetRoot(c.TargetRoot, target), target)
 	deps, err := p.addDeps(in, host, res)
 	if err != nil {
 		return nil, err
@@ -246,7 +250,10 @@ func (p *Plan) addLayers(in PlanInput) error {
 // checked).
 func (p *Plan) addDeps(in PlanInput, host string, r *elfdeps.Resolver) (*elfdeps.Deps, error) {
 	if in.NoDeps {
-		_, err := r.ReadELF(host)
+		info, err := r.ReadELF(host)
+		if err == nil {
+			err = info.CheckArch(host, r.Arch())
+		}
 		return &elfdeps.Deps{}, err
 	}
 	deps, err := r.Resolve(host, p.Program)

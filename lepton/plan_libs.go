@@ -1,6 +1,7 @@
 package lepton
 
 import (
+	"github.com/opsdev/ops/arch"
 	"path"
 	"sort"
 	"strings"
@@ -60,4 +61,19 @@ func (l planLibs) Add(d elfdeps.Dep) error {
 	}
 	l.p.Libs = append(l.p.Libs, d.Guest)
 	return nil
+}
+
+// TargetRoot is the root folder a's programs find their libraries in:
+// root (TargetRoot in config.json, --target-root) when set; else this
+// machine's own for its own architecture, and Debian's cross root for
+// another (/usr/aarch64-linux-gnu, from libc6-arm64-cross, for arm64
+// programs on an x86-64 host).
+func TargetRoot(root string, a arch.Arch) string {
+	switch {
+	case root != "":
+		return root
+	case a == arch.Host():
+		return "/"
+	}
+	return "/usr/" + a.Triplet()
 }
