@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,11 +21,11 @@ func nanosVersion(app *App) string {
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
-	v, err := home.Releases().Latest()
+	v, err := home.Releases(arch.Host()).Latest()
 	if err != nil {
 		return "none installed (ops update)"
 	}
-	if _, err := home.Releases().Find(v); err != nil {
+	if _, err := home.Releases(arch.Host()).Find(v); err != nil {
 		return v + " (named in latest.txt, not installed)"
 	}
 	return v

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"os"
 
 	"github.com/opsdev/ops/release"
@@ -9,7 +10,8 @@ import (
 )
 
 func newUpdateCmd(app *App) *cobra.Command {
-	var from, version, url string
+	var from, version, url, archName string
+	var arm bool
 	cmd := &cobra.Command{
 		Use:   "update",
 		Short: "Install a Nanos kernel release (downloaded, or --from a local file or folder)",
@@ -18,18 +20,29 @@ func newUpdateCmd(app *App) *cobra.Command {
   ops update                       download the newest release and install it
   ops update --from FILE.tar.gz    install a release archive offline
   ops update --from DIR            install a folder holding kernel.img, boot.img, klibs/
+  ops update --arch arm64          the arm64 release (nanos-release-linux-VERSION-virt.tar.gz)
 
-Releases are checked before they are installed (kernel.img must be an x86-64
-ELF, boot.img must carry its boot signature and filesystem region record),
-installed atomically, and recorded in latest.txt.`,
+Releases are checked before they are installed (kernel.img must be an ELF of
+the architecture, an x86-64 release's boot.img must carry its boot signature
+and filesystem region record), installed atomically, and recorded in
+latest.txt. arm64 releases go to <ops home>/VERSION-arm, as nanovms/ops keeps
+them (--arm is its spelling of --arch arm64).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			home, err := app.Home()
 			if err != nil {
 				return err
 			}
+			if arm {
+				archName = "arm64"
+			}
+			a, err := arch.Parse(archName)
+			if err != nil {
+				return fmt.Errorf("--arch: %w", err)
+			}
+			store := home.Releases(a)
 			if from != "" {
-				r, err := home.Releases().Install(from, version)
+				r, err := store.Install(from, version)
 				if err != nil {
 					return err
 				}
@@ -50,7 +63,7 @@ installed atomically, and recorded in latest.txt.`,
 					return err
 				}
 			}
-			r, verified, err := d.Install(ctx, home.Releases(), version)
+			r, verified, err := d.Install(ctx, store, version)
 			if err != nil {
 				return err
 			}
@@ -64,6 +77,8 @@ installed atomically, and recorded in latest.txt.`,
 	}
 	cmd.Flags().StringVar(&from, "from", "", "install from a release archive or folder instead of downloading")
 	cmd.Flags().StringVar(&version, "version", "", "release version (default: from the file name, or the newest)")
+	cmd.Flags().StringVar(&archName, "arch", "", "the release's architecture: amd64 or arm64 (default: this machine's)")
+	cmd.Flags().BoolVar(&arm, "arm", false, "the arm64 release (nanovms/ops's flag; --arch arm64)")
 	cmd.Flags().StringVar(&url, "url", "", "release server base URL (default $OPS_RELEASE_URL, else the Nanos release server)")
 	return cmd
 }

@@ -48,6 +48,33 @@ func ParseBootImg(b []byte) (*BootLoader, error) {
 	return &BootLoader{Data: b, Stage2: length}, nil
 }
 
+// BootStub is the first sector of a disk whose kernel the machine loads
+// itself (arm64: QEMU loads it, or the UEFI loader does): no boot code and
+// no stage2, its filesystem region record saying so, byte for byte as
+// Nanos's virt platform's mbr.hex. The klog area follows it, then the
+// filesystems.
+func BootStub() *BootLoader {
+	b := make([]byte, SectorSize)
+	binary.LittleEndian.PutUint64(b[regionOffset:], 0x8000)
+	binary.LittleEndian.PutUint32(b[regionOffset+16:], regionFS)
+	b[mbrSignatureAt], b[mbrSignatureAt+1] = 0x55, 0xaa
+	return &BootLoader{Data: b}
+}
+
+// KlogOffset is where the kernel's exit record lies on a disk booted
+// with boot: the 4 KiB right before the first partition.
+func (b *BootLoader) KlogOffset() int64 { return SectorSize + int64(b.Stage2) }
+
+// ParseKlog reads the Nanos kernel's exit record from the klog area: the
+// program's exit code, and false when the area holds no record (the
+// kernel writes one when the program exits with a code other than 0).
+func ParseKlog(b []byte) (code int, ok bool) {
+	if len(b) < 16 || string(b[:4]) != "KLOG" {
+		return 0, false
+	}
+	return int(int32(binary.LittleEndian.Uint32(b[12:]))), true
+}
+
 // Partition is one MBR entry.
 type Partition struct {
 	Type     byte

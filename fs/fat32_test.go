@@ -62,7 +62,7 @@ func TestNewFAT32Errors(t *testing.T) {
 
 func writeESP(t *testing.T, loader []byte) (string, *FAT32) {
 	t.Helper()
-	esp, err := NewESP(loader)
+	esp, err := NewESP(loader, ESPLoader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestUEFIDiskPartitions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	esp, err := NewESP([]byte("loader"))
+	esp, err := NewESP([]byte("loader"), ESPLoader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,16 +16,19 @@ import (
 const (
 	ESPSize    = 33 << 20
 	ESPLoader  = "/EFI/BOOT/BOOTX64.EFI"
+	// ESPLoaderARM64 is where arm64 firmware looks for its loader.
+	ESPLoaderARM64 = "/EFI/BOOT/BOOTAA64.EFI"
 	espSectors = ESPSize / SectorSize
 )
 
-// NewESP lays out the EFI System Partition holding loader (bootx64.efi).
-// Its volume serial comes from the loader's bytes, so it is reproducible.
-func NewESP(loader []byte) (*FAT32, error) {
+// NewESP lays out the EFI System Partition holding loader (bootx64.efi)
+// at path (ESPLoader, or ESPLoaderARM64 for bootaa64.efi). Its volume
+// serial comes from the loader's bytes, so it is reproducible.
+func NewESP(loader []byte, path string) (*FAT32, error) {
 	if len(loader) == 0 {
 		return nil, errors.New("the UEFI loader is empty")
 	}
-	return newFAT32(espSectors, crc32.ChecksumIEEE(loader), []FATFile{{Path: ESPLoader, Data: loader}})
+	return newFAT32(espSectors, crc32.ChecksumIEEE(loader), []FATFile{{Path: path, Data: loader}})
 }
 
 // UEFIDisk is a Nanos disk with an EFI System Partition before its boot

@@ -1,6 +1,7 @@
 package lepton
 
 import (
+	"github.com/opsdev/ops/arch"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ func benchKernel(b *testing.B) nanosKernel {
 		h, _ := os.UserHomeDir()
 		src = filepath.Join(h, ".ops")
 	}
-	if r, err := (Home{Dir: src}).Releases().Find(""); err == nil {
+	if r, err := (Home{Dir: src}).Releases(arch.AMD64).Find(""); err == nil {
 		return nanosKernel{Kernel: r.Kernel, Boot: r.Boot, KlibDir: r.KlibDir}
 	}
 	b.Log("no Nanos release installed: using a stand-in kernel (image sizes exclude the real kernel)")

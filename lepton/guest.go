@@ -3,6 +3,7 @@ package lepton
 import (
 	"errors"
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,6 +25,8 @@ type Guest interface {
 	Name() string
 	// VM is the QEMU machine that boots a built image.
 	VM(b Boot) (qemu.VM, error)
+	// Arch is the architecture its images are for.
+	Arch() arch.Arch
 	// VolumeFormat is the filesystem of the volumes it mounts.
 	VolumeFormat() volume.Format
 	// ImageFormat names its image files in what ops build --json
@@ -60,6 +63,12 @@ type Guest interface {
 	write(f *os.File, p *Plan, minRoot int64) error
 	// env is the guest's own variables in every program's environment.
 	env() map[string]string
+	// prepare readies what vm needs made before each start (the files
+	// the guest reports its exit code in).
+	prepare(vm qemu.VM) error
+	// exitCode is the program's exit code once QEMU, started as vm, ended
+	// with res.
+	exitCode(vm qemu.VM, res *qemu.Result) (int, error)
 }
 
 // guests are the guests ops has, in the order it prefers them when none
@@ -76,6 +85,9 @@ type Boot struct {
 	// ops over a channel (qemu.VM.Channel); a guest without one ignores it.
 	Snapshot bool
 	Mounts   []volume.Mount // volumes, attached as disks after the image, in order
+	// Scratch is a folder of this boot's own, removed after it, for files
+	// QEMU writes that ops reads back (a disk's overlay).
+	Scratch string
 }
 
 // guestNamed is the guest named name.
@@ -291,15 +303,15 @@ func qemuUser(euid int, getenv func(string) string) string {
 	return "65534:65534"
 }
 
-// baseVM is what every guest's VM shares: machine, accelerator, CPUs,
-// memory, the network and the exit device.
-func baseVM(b Boot) (qemu.VM, error) {
+// baseVM is what every guest's VM shares: architecture, machine,
+// accelerator, CPUs, memory, the network and the exit device (x86 only).
+func baseVM(b Boot, a arch.Arch) (qemu.VM, error) {
 	rc := b.Run
-	vm := qemu.VM{Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: true, GdbPort: rc.GdbPort,
+	vm := qemu.VM{Arch: a, Machine: rc.Machine, Accel: b.Accel, CPUs: rc.CPUs, DebugExit: a == arch.AMD64, GdbPort: rc.GdbPort,
 		Sandbox: rc.Sandbox == nil || *rc.Sandbox, RunAs: qemuUser(os.Geteuid(), os.Getenv)}
 	rc.DebugVM(&vm)
 	if vm.Machine == "" {
-		vm.Machine = qemu.MicroVM
+		vm.Machine = qemu.DefaultMachine(a)
 	}
 	var err error
 	if vm.MemoryMB, err = rc.MemoryMB(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"hash/crc32"
 	"io"
 	"os"
@@ -30,6 +31,15 @@ type linuxGuest struct {
 
 // Name implements Guest.
 func (g *linuxGuest) Name() string { return "linux" }
+
+// Arch implements Guest.
+func (g *linuxGuest) Arch() arch.Arch { return arch.AMD64 }
+
+// prepare implements Guest: nothing to make.
+func (g *linuxGuest) prepare(qemu.VM) error { return nil }
+
+// exitCode implements Guest: QEMU's exit device gives the code.
+func (g *linuxGuest) exitCode(_ qemu.VM, res *qemu.Result) (int, error) { return res.GuestExitCode() }
 
 // load implements Guest: the Linux guest with the host's kernel
 // (unpacked once into the ops home) and ops's embedded init.
@@ -208,7 +218,7 @@ func (g *linuxGuest) withDiskDriver() (*linuxkernel.Kernel, error) {
 // it boots: ~0.08 s sooner to hello), and the kernel is told the TSC's
 // rate, which emulation runs at the host's.
 func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
-	vm, err := baseVM(b)
+	vm, err := baseVM(b, g.Arch())
 	if err != nil {
 		return vm, err
 	}

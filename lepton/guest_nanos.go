@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/imgfmt"
 	"github.com/opsdev/ops/internal/fileutil"
@@ -40,6 +41,9 @@ type nanosGuest struct {
 // Name implements Guest.
 func (g *nanosGuest) Name() string { return "nanos" }
 
+// Arch implements Guest.
+func (g *nanosGuest) Arch() arch.Arch { return g.Kernel.arch() }
+
 // load implements Guest: nanosFor, saying how to install a release when
 // the user named this guest.
 func (g *nanosGuest) load(home Home, c *Config, named bool) (Guest, error) {
@@ -53,17 +57,26 @@ func (g *nanosGuest) load(home Home, c *Config, named bool) (Guest, error) {
 	return ng, nil
 }
 
-// nanosFor is the Nanos guest with the installed release's files, each
-// replaced by Kernel, Boot or KlibDir from config.json when set.
+// nanosFor is the Nanos guest for the target architecture with the
+// installed release's files, each replaced by Kernel, Boot or KlibDir
+// from config.json when set. An arm64 disk has no boot loader: QEMU loads
+// the kernel.
 func nanosFor(home Home, c *Config) (*nanosGuest, error) {
-	k := nanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir}
+	a, err := c.Target()
+	if err != nil {
+		return nil, err
+	}
+	k := nanosKernel{Kernel: c.Kernel, Boot: c.Boot, KlibDir: c.KlibDir, Arch: a}
+	if a == arch.ARM64 {
+		k.Boot = ""
+	}
 	memo := ""
-	if c.Kernel == "" || c.Boot == "" {
-		rel, err := home.Releases().Find(c.NanosVersion)
+	if c.Kernel == "" || (a == arch.AMD64 && c.Boot == "") {
+		rel, err := home.Releases(a).Find(c.NanosVersion)
 		if err != nil {
 			return nil, err
 		}
-		k = nanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version}
+		k = nanosKernel{Kernel: rel.Kernel, Boot: rel.Boot, KlibDir: rel.KlibDir, Version: rel.Version, Arch: a}
 		if c.Kernel == "" {
 			memo = rel.Dir // the boot filesystem is the release's
 		}
@@ -71,7 +84,7 @@ func nanosFor(home Home, c *Config) (*nanosGuest, error) {
 			dst *string
 			v   string
 		}{{&k.Kernel, c.Kernel}, {&k.Boot, c.Boot}, {&k.KlibDir, c.KlibDir}} {
-			if o.v != "" {
+			if o.v != "" && (a == arch.AMD64 || o.dst != &k.Boot) {
 				*o.dst = o.v
 			}
 		}
@@ -86,9 +99,9 @@ func nanosFor(home Home, c *Config) (*nanosGuest, error) {
 	return g, nil
 }
 
-// installed implements Guest: a release is installed.
+// installed implements Guest: a release for this machine is installed.
 func (g *nanosGuest) installed(home Home) bool {
-	_, err := home.Releases().Find("")
+	_, err := home.Releases(arch.Host()).Find("")
 	return err == nil
 }
 
@@ -125,7 +138,11 @@ func (g *nanosGuest) exportable() error { return nil }
 // kernel, the boot loader and each klib used.
 func (g *nanosGuest) key(h io.Writer, p *Plan) error {
 	fmt.Fprintf(h, "uuid %s\n", opsfs.UUIDScheme)
+	fmt.Fprintf(h, "arch %s\n", g.Kernel.arch())
 	for _, f := range []struct{ l, p string }{{"kernel", g.Kernel.Kernel}, {"boot", g.Kernel.Boot}} {
+		if f.p == "" {
+			continue // arm64: no boot loader
+		}
 		if err := stampFile(h, f.l, f.p); err != nil {
 			return err
 		}
@@ -163,7 +180,7 @@ func (g *nanosGuest) write(f *os.File, p *Plan, minRoot int64) error {
 	}
 	save := g.recallBootUUID(disk.BootFS)
 	if g.UEFI != "" {
-		err = writeUEFI(f, disk, g.UEFI)
+		err = writeUEFI(f, disk, g.UEFI, g.Kernel.arch())
 	} else {
 		err = disk.WriteTo(f)
 	}
@@ -218,18 +235,29 @@ func (g *nanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 // Under emulation guest RAM comes from a memfd in 4 KiB pages: Nanos
 // touches a little of many 2 MiB regions while it sets up its heaps, and
 // huge pages cost it ~12 ms to hello.
+//
+// An arm64 VM has no exit device: the kernel writes the program's exit
+// code to the disk's klog area (a record it writes whenever a program
+// exits with a code other than 0), which ops reads back once QEMU has
+// exited (exitCode), from the disk itself when the run writes to it, else
+// from the overlay that took the run's writes (Boot.Scratch).
 func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
+	a := g.Kernel.arch()
 	if g.UEFI != "" {
-		if err := uefiMachine(&b.Run); err != nil {
+		if err := uefiMachine(&b.Run, a); err != nil {
 			return qemu.VM{}, err
 		}
 	}
-	vm, err := baseVM(b)
+	vm, err := baseVM(b, a)
 	if err != nil {
 		return vm, err
 	}
 	if g.UEFI != "" {
-		if vm.Firmware, err = qemu.FindOVMF(qemu.OVMFPaths()); err != nil {
+		paths := qemu.OVMFPaths()
+		if a == arch.ARM64 {
+			paths = qemu.AAVMFPaths()
+		}
+		if vm.Firmware, err = qemu.FindOVMF(paths); err != nil {
 			return vm, err
 		}
 	}
@@ -237,11 +265,88 @@ func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 	if b.Accel == qemu.TCG {
 		vm.Pages = qemu.PagesMemfdRAM
 	}
-	vm.Drives = append([]qemu.Drive{{File: b.Image.Path, Snapshot: !b.Writable}}, volumeDrives(b)...)
-	if vm.Machine == qemu.MicroVM {
+	disk := qemu.Drive{File: b.Image.Path, Snapshot: !b.Writable}
+	if !vm.DebugExit && !b.Writable {
+		disk.Snapshot, disk.Overlay = false, filepath.Join(b.Scratch, "disk.qcow2")
+	}
+	vm.Drives = append([]qemu.Drive{disk}, volumeDrives(b)...)
+	if vm.Machine == qemu.MicroVM || (vm.Machine == qemu.Virt && g.UEFI == "") {
 		vm.Kernel = g.Kernel.Kernel
 	}
 	return vm, nil
+}
+
+// prepare implements Guest: a disk the guest writes to carries no exit
+// record from an earlier run; an overlay is made fresh.
+func (g *nanosGuest) prepare(vm qemu.VM) error {
+	if vm.DebugExit || len(vm.Drives) == 0 {
+		return nil
+	}
+	d := vm.Drives[0]
+	st, err := os.Stat(d.File)
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	if d.Overlay != "" {
+		return qemu.CreateOverlay(d.Overlay, st.Size())
+	}
+	f, err := os.OpenFile(d.File, os.O_RDWR, 0)
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	defer f.Close()
+	at, err := g.klogOffset()
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(make([]byte, opsfs.KlogSize), at); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	return nil
+}
+
+// klogOffset is where the disk's klog area lies.
+func (g *nanosGuest) klogOffset() (int64, error) {
+	bl, err := g.Kernel.bootLoader()
+	if err != nil {
+		return 0, err
+	}
+	return bl.KlogOffset(), nil
+}
+
+// exitCode implements Guest: QEMU's exit device gives the code, or on a
+// machine without one (arm64) the disk's exit record: none is an exit
+// code of 0.
+func (g *nanosGuest) exitCode(vm qemu.VM, res *qemu.Result) (int, error) {
+	if vm.DebugExit || len(vm.Drives) == 0 || res.Status != 0 || res.NetFailed != "" || res.StartFailed() {
+		return res.GuestExitCode()
+	}
+	at, err := g.klogOffset()
+	if err != nil {
+		return 0, err
+	}
+	d := vm.Drives[0]
+	disk, err := os.Open(d.File)
+	if err != nil {
+		return 0, goerrors.Wrap(err, 0)
+	}
+	defer disk.Close()
+	rec := make([]byte, 16)
+	if d.Overlay != "" {
+		ov, err := os.Open(d.Overlay)
+		if err != nil {
+			return 0, goerrors.Wrap(err, 0)
+		}
+		defer ov.Close()
+		err = qemu.ReadOverlay(ov, disk, at, rec)
+		if err != nil {
+			return 0, fmt.Errorf("reading the exit record: %w", err)
+		}
+	} else if _, err := disk.ReadAt(rec, at); err != nil {
+		return 0, goerrors.Wrap(err, 0)
+	}
+	code, _ := opsfs.ParseKlog(rec)
+	return code, nil
 }
 
 // nanosManifest is the typed manifest that goes into the root filesystem's
@@ -258,16 +363,19 @@ type nanosManifest struct {
 	Passthrough map[string]any
 }
 
-// manifestFor turns a plan into the Nanos manifest. debug_exit is always
-// set: it makes the kernel report the program's exit code through QEMU's
-// isa-debug-exit device, and without it a microvm guest hangs at exit.
-func manifestFor(p *Plan) nanosManifest {
+// manifestFor turns a plan into the Nanos manifest for a. On amd64
+// debug_exit is always set: it makes the kernel report the program's exit
+// code through QEMU's isa-debug-exit device, and without it a microvm
+// guest hangs at exit. On arm64 it would ask for semihosting, which only
+// emulation has: the kernel powers off instead, the code in its exit
+// record (nanosGuest.exitCode).
+func manifestFor(p *Plan, a arch.Arch) nanosManifest {
 	return nanosManifest{
 		Program:     p.Program,
 		Arguments:   p.Args,
 		Environment: p.Env,
 		Cwd:         p.Cwd,
-		DebugExit:   true,
+		DebugExit:   a == arch.AMD64,
 		Klibs:       len(p.Klibs) > 0,
 		Network:     p.Network,
 		Mounts:      p.Mounts,
@@ -381,14 +489,25 @@ func passthroughValue(v any) (opsfs.Value, error) {
 // nanosKernel names the kernel files an image is made with.
 type nanosKernel struct {
 	Kernel  string
-	Boot    string
+	Boot    string // "" for arm64: the disk starts with fs.BootStub
 	KlibDir string
-	Version string // the release's, "" for files named in config.json
+	Version string    // the release's, "" for files named in config.json
+	Arch    arch.Arch // "" is amd64
 }
 
-// layoutNanos plans the whole disk: boot filesystem with /kernel (and
-// /klib/*), root filesystem with the plan's tree and manifest.
-func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
+func (k nanosKernel) arch() arch.Arch {
+	if k.Arch == "" {
+		return arch.AMD64
+	}
+	return k.Arch
+}
+
+// bootLoader is the disk's first sectors: the release's boot.img, or for
+// arm64 the stub.
+func (k nanosKernel) bootLoader() (*opsfs.BootLoader, error) {
+	if k.arch() == arch.ARM64 {
+		return opsfs.BootStub(), nil
+	}
 	bootData, err := os.ReadFile(k.Boot)
 	if err != nil {
 		return nil, goerrors.Wrap(fmt.Errorf("boot loader: %w", err), 0)
@@ -397,7 +516,17 @@ func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k.Boot, err)
 	}
-	if err := release.CheckKernel(k.Kernel); err != nil {
+	return bl, nil
+}
+
+// layoutNanos plans the whole disk: boot filesystem with /kernel (and
+// /klib/*), root filesystem with the plan's tree and manifest.
+func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
+	bl, err := k.bootLoader()
+	if err != nil {
+		return nil, err
+	}
+	if err := release.CheckKernel(k.Kernel, k.arch()); err != nil {
 		return nil, err
 	}
 	bootTree := opsfs.NewTree()
@@ -432,7 +561,7 @@ func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if bootFS.SizeSecs*opsfs.SectorSize > opsfs.BootFSSize {
 		return nil, fmt.Errorf("kernel and klibs need %d bytes, more than the %d-byte boot filesystem", bootFS.UsedBytes(), opsfs.BootFSSize)
 	}
-	root, err := manifestFor(p).tuple()
+	root, err := manifestFor(p, k.arch()).tuple()
 	if err != nil {
 		return nil, err
 	}
@@ -475,9 +604,6 @@ func ParseSize(s string) (int64, error) {
 	return int64(f * float64(mult)), nil
 }
 
-// uefiLoaderFile is the UEFI loader's name in a Nanos release folder.
-const uefiLoaderFile = "bootx64.efi"
-
 var errLinuxUEFI = errors.New("Uefi: the Linux guest boots from an initramfs, with no disk for UEFI firmware to boot; use --guest nanos for a UEFI image")
 
 // uefiLoader finds the UEFI loader: UefiBoot from config.json, else the
@@ -489,25 +615,33 @@ func uefiLoader(home Home, c *Config) (string, error) {
 		}
 		return c.UefiBoot, nil
 	}
-	rel, err := home.Releases().Find(c.NanosVersion)
+	a, err := c.Target()
 	if err != nil {
-		return "", fmt.Errorf("Uefi: no release to take bootx64.efi from (%w); set UefiBoot to a bootx64.efi", err)
+		return "", err
 	}
-	p := filepath.Join(rel.Dir, uefiLoaderFile)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("Uefi: Nanos release %s has no %s; install a release that has one (ops update) or set UefiBoot", rel.Version, uefiLoaderFile)
+	name := release.UEFILoader(a)
+	rel, err := home.Releases(a).Find(c.NanosVersion)
+	if err != nil {
+		return "", fmt.Errorf("Uefi: no release to take %s from (%w); set UefiBoot to a %s", name, err, name)
 	}
-	return p, nil
+	if _, err := os.Stat(rel.UEFI); err != nil {
+		return "", fmt.Errorf("Uefi: Nanos release %s has no %s; install a release that has one (ops update) or set UefiBoot", rel.Version, name)
+	}
+	return rel.UEFI, nil
 }
 
 // writeUEFI writes disk with an EFI System Partition holding loader in
 // front of its filesystems (fs.UEFIDisk).
-func writeUEFI(f *os.File, disk *opsfs.NanosDisk, loader string) error {
+func writeUEFI(f *os.File, disk *opsfs.NanosDisk, loader string, a arch.Arch) error {
 	b, err := os.ReadFile(loader)
 	if err != nil {
 		return goerrors.Wrap(fmt.Errorf("UEFI loader: %w", err), 0)
 	}
-	esp, err := opsfs.NewESP(b)
+	at := opsfs.ESPLoader
+	if a == arch.ARM64 {
+		at = opsfs.ESPLoaderARM64
+	}
+	esp, err := opsfs.NewESP(b, at)
 	if err != nil {
 		return fmt.Errorf("%s: %w", loader, err)
 	}
@@ -515,8 +649,12 @@ func writeUEFI(f *os.File, disk *opsfs.NanosDisk, loader string) error {
 }
 
 // uefiMachine makes rc boot through UEFI firmware: a q35 machine (microvm
-// boots the kernel directly and has no firmware to run a loader).
-func uefiMachine(rc *RunConfig) error {
+// boots the kernel directly and has no firmware to run a loader); virt
+// for arm64, which takes firmware as it takes a kernel.
+func uefiMachine(rc *RunConfig, a arch.Arch) error {
+	if a == arch.ARM64 {
+		return nil
+	}
 	switch rc.Machine {
 	case "", qemu.Q35:
 		rc.Machine = qemu.Q35

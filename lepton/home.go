@@ -2,6 +2,7 @@ package lepton
 
 import (
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,8 @@ import (
 // nanovms/ops lays it out so existing caches keep working:
 //
 //	<home>/latest.txt          the current Nanos release version
-//	<home>/<version>/          kernel.img, boot.img, klibs/
+//	<home>/<version>/          kernel.img, boot.img, klibs/ (amd64)
+//	<home>/<version>-arm/      kernel.img, bootaa64.efi, klibs/ (arm64)
 //	<home>/images/             built images
 //	<home>/volumes/            volumes, NAME:UUID.raw
 //	<home>/packages/, local_packages/
@@ -54,10 +56,11 @@ func (h Home) imagePath(name string) (string, error) {
 	return filepath.Join(h.imagesDir(), name), nil
 }
 
-// Releases is the Nanos releases installed in the ops home: a folder per
-// version, and latest.txt naming the current one.
-func (h Home) Releases() release.Store {
-	return release.Store{Dir: h.Dir, LatestFile: filepath.Join(h.Dir, "latest.txt")}
+// Releases is the Nanos releases for a installed in the ops home: a
+// folder per version (<version>-arm for arm64), and latest.txt naming the
+// current one.
+func (h Home) Releases(a arch.Arch) release.Store {
+	return release.Store{Dir: h.Dir, LatestFile: filepath.Join(h.Dir, "latest.txt"), Arch: a}
 }
 
 // Volumes is the ops home's volumes folder. A TFS volume's seed folder is

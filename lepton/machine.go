@@ -11,6 +11,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
 )
@@ -35,7 +36,7 @@ type Machine struct {
 	Built     *Built
 	RunConfig RunConfig
 	Writable  bool   // boot the image itself (ops run -s), not a snapshot of it
-	QEMU      string // QEMU binary; "" is qemu-system-x86_64
+	QEMU      string // QEMU binary; "" is the architecture's qemu-system-*
 	Stdout    io.Writer
 	Stderr    io.Writer
 	// Say takes the machine's own lines: the retry notice and full volumes
@@ -129,15 +130,17 @@ func (m *Machine) accel() (qemu.Accel, string) {
 		probe = m.Probe
 	}
 	allow := (m.RunConfig.Accel == nil || *m.RunConfig.Accel) && !m.RunConfig.Debug
-	return qemu.DecideAccel(probe(allow))
+	p := probe(allow)
+	p.Guest = m.Built.Guest.Arch()
+	return qemu.DecideAccel(p)
 }
 
 // vm is the QEMU machine that boots the image under accel: it depends on
 // the accelerator (emulation has its own CPU flags, memory backing and
 // guest clock hint), so a retry under emulation makes it again.
-func (m *Machine) vm(accel qemu.Accel, qmp string) (qemu.VM, error) {
+func (m *Machine) vm(accel qemu.Accel, qmp, scratch string) (qemu.VM, error) {
 	b := m.Built
-	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Snapshot: m.snapshots()})
+	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Snapshot: m.snapshots(), Scratch: scratch})
 	if err != nil {
 		return vm, err
 	}
@@ -155,7 +158,7 @@ func (m *Machine) vm(accel qemu.Accel, qmp string) (qemu.VM, error) {
 // so a caller that starts several (compose) finds a bad one before any
 // starts.
 func (m *Machine) Check() error {
-	vm, err := m.vm(qemu.TCG, m.QMP)
+	vm, err := m.vm(qemu.TCG, m.QMP, os.TempDir())
 	if err != nil {
 		return err
 	}
@@ -176,7 +179,12 @@ func (m *Machine) Boot(ctx context.Context) (Outcome, error) {
 		os.Remove(qmp)
 		defer os.Remove(qmp)
 	}
-	vm, err := m.vm(accel, qmp)
+	scratch, err := m.scratch()
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer os.RemoveAll(scratch)
+	vm, err := m.vm(accel, qmp, scratch)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -200,7 +208,7 @@ func (m *Machine) Boot(ctx context.Context) (Outcome, error) {
 	}
 	if accel == qemu.KVM && !res.Stopped && ctx.Err() == nil && res.StartFailed() {
 		m.say(fmt.Sprintf("ops: QEMU failed under KVM (%s); retrying with software emulation", strings.TrimSpace(res.QEMUError())))
-		if vm, err = m.vm(qemu.TCG, qmp); err != nil {
+		if vm, err = m.vm(qemu.TCG, qmp, scratch); err != nil {
 			return Outcome{}, err
 		}
 		if res, err = m.start(ctx, vm); err != nil {
@@ -218,11 +226,28 @@ func (m *Machine) Boot(ctx context.Context) (Outcome, error) {
 	if res.StartFailed() {
 		return Outcome{}, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(res.QEMUError()))
 	}
-	code, err := res.GuestExitCode()
+	code, err := m.Built.Guest.exitCode(vm, res)
 	if err != nil {
 		return Outcome{NoCode: err}, nil
 	}
 	return Outcome{ExitCode: code}, nil
+}
+
+// scratch makes the boot's own folder (Boot.Scratch) beside the image,
+// named so that a later build clears it should ops be killed; in the
+// temporary folder when the image's cannot be written.
+func (m *Machine) scratch() (string, error) {
+	dir, err := fileutil.MkdirTemp(filepath.Dir(m.Built.Path), filepath.Base(m.Built.Path)+".run")
+	if err != nil {
+		dir, err = fileutil.MkdirTemp(os.TempDir(), "ops-run")
+	}
+	if err != nil {
+		return "", goerrors.Wrap(err, 0)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // an unprivileged QEMU reads by descriptor; ops by path
+		return "", goerrors.Wrap(err, 0)
+	}
+	return dir, nil
 }
 
 // portsFree checks that the forwarded host ports are free, waiting up to
@@ -380,6 +405,9 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.
 			return nil, goerrors.Wrap(err, 0)
 		}
 		vm.QMP = filepath.Join(dir, "qmp")
+	}
+	if err := m.Built.Guest.prepare(vm); err != nil {
+		return nil, err
 	}
 	p, err := qemu.StartVM(vm, m.Stdout, m.Stderr)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/opsdev/ops/arch"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,12 @@ import (
 type fakeGuest struct{ Guest }
 
 func (fakeGuest) Name() string { return "fake" }
+
+func (fakeGuest) Arch() arch.Arch { return arch.Host() }
+
+func (fakeGuest) prepare(qemu.VM) error { return nil }
+
+func (fakeGuest) exitCode(_ qemu.VM, res *qemu.Result) (int, error) { return res.GuestExitCode() }
 
 func (fakeGuest) VM(b Boot) (qemu.VM, error) {
 	return qemu.VM{Machine: qemu.MicroVM, Accel: b.Accel, Kernel: "/dev/null", Net: qemu.Net{Mode: "none"}}, nil

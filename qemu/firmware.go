@@ -20,6 +20,16 @@ func OVMFPaths() []string {
 	}
 }
 
+// AAVMFPaths are where distributions install the arm64 UEFI firmware
+// (AAVMF) as one image QEMU takes with -bios.
+func AAVMFPaths() []string {
+	return []string{
+		"/usr/share/qemu-efi-aarch64/QEMU_EFI.fd", // Debian, Ubuntu (package qemu-efi-aarch64)
+		"/usr/share/edk2/aarch64/QEMU_EFI.fd",     // Fedora, Arch
+		"/usr/share/AAVMF/AAVMF_CODE.fd",          // Debian's AAVMF
+	}
+}
+
 // FindOVMF returns the first OVMF firmware image found in paths.
 func FindOVMF(paths []string) (string, error) {
 	for _, p := range paths {
@@ -27,5 +37,5 @@ func FindOVMF(paths []string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("no UEFI firmware (OVMF) found in " + strings.Join(paths, ", ") + "; install it (Debian: apt-get install ovmf) to boot with --uefi")
+	return "", errors.New("no UEFI firmware found in " + strings.Join(paths, ", ") + "; install it (Debian: apt-get install ovmf, or qemu-efi-aarch64 for arm64) to boot with --uefi")
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/opsdev/ops/arch"
 )
 
 // Accel is the accelerator QEMU uses.
@@ -23,12 +25,15 @@ type AccelProbe struct {
 	CPUInfo string       // /proc/cpuinfo
 	OpenKVM func() error // opens /dev/kvm read-write
 	Allow   bool         // false when the user asked for no acceleration
+	// Host and Guest are the architectures of this machine and of the
+	// guest: KVM runs a guest of the host's own only.
+	Host, Guest arch.Arch
 }
 
 // HostProbe reads this machine.
 func HostProbe(allow bool) AccelProbe {
 	b, _ := os.ReadFile("/proc/cpuinfo")
-	return AccelProbe{CPUInfo: string(b), Allow: allow, OpenKVM: func() error {
+	return AccelProbe{CPUInfo: string(b), Allow: allow, Host: arch.Host(), Guest: arch.Host(), OpenKVM: func() error {
 		f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 		if err != nil {
 			return err
@@ -37,15 +42,19 @@ func HostProbe(allow bool) AccelProbe {
 	}}
 }
 
-// DecideAccel picks KVM only where it really works: the CPU advertises
-// vmx or svm (nested hypervisors such as PVM expose /dev/kvm without
-// them, and ordinary guests die there) and /dev/kvm opens. It returns the
-// reason for the choice.
+// DecideAccel picks KVM only where it really works: the guest is of the
+// host's architecture, an x86 CPU advertises vmx or svm (nested
+// hypervisors such as PVM expose /dev/kvm without them, and ordinary
+// guests die there; arm64 CPUs advertise nothing of the kind), and
+// /dev/kvm opens. It returns the reason for the choice.
 func DecideAccel(p AccelProbe) (Accel, string) {
 	if !p.Allow {
 		return TCG, "acceleration turned off"
 	}
-	if !hasVirtFlag(p.CPUInfo) {
+	if p.Guest != "" && p.Host != "" && p.Guest != p.Host {
+		return TCG, fmt.Sprintf("an %s guest on an %s host is emulated", p.Guest, p.Host)
+	}
+	if p.Host != arch.ARM64 && !hasVirtFlag(p.CPUInfo) {
 		return TCG, "the CPU advertises neither vmx nor svm"
 	}
 	if p.OpenKVM == nil {
@@ -74,9 +83,18 @@ func hasVirtFlag(cpuinfo string) bool {
 
 // Machine types ops boots.
 const (
-	MicroVM = "microvm" // direct kernel boot, virtio-mmio devices
-	Q35     = "q35"     // BIOS boot of the whole disk, PCI devices
+	MicroVM = "microvm" // x86: direct kernel boot, virtio-mmio devices
+	Q35     = "q35"     // x86: BIOS boot of the whole disk, PCI devices
+	Virt    = "virt"    // arm64: direct kernel boot (or UEFI firmware), PCI devices
 )
+
+// DefaultMachine is the machine type a guest of a boots on unless told.
+func DefaultMachine(a arch.Arch) string {
+	if a == arch.ARM64 {
+		return Virt
+	}
+	return MicroVM
+}
 
 // Drive is a disk attached to the VM.
 type Drive struct {
@@ -84,6 +102,10 @@ type Drive struct {
 	Format   string // QEMU's name for the image format; "" is raw
 	Snapshot bool   // writes go to a temporary overlay; the file is left as it was
 	ReadOnly bool   // the guest cannot write to it
+	// Overlay, for a raw File, is an overlay ops made (CreateOverlay)
+	// that takes the guest's writes in place of QEMU's temporary one, so
+	// they can be read back once QEMU has exited.
+	Overlay string
 }
 
 // Net is the VM's network card.
@@ -114,7 +136,13 @@ type GuestFwd struct {
 	Cmd  string
 }
 
-// TCGCPU is the CPU model under software emulation: every feature QEMU
+// TCGCPUARM64 is the arm64 CPU model under software emulation: every
+// feature QEMU emulates, with pointer authentication's cheap algorithm
+// (QARMA, the architected one, costs emulation dearly on every call and
+// return of a program built with it).
+const TCGCPUARM64 = "max,pauth-impdef=on"
+
+// TCGCPU is the x86 CPU model under software emulation: every feature QEMU
 // emulates, except the fast-string ones. TCG runs `rep movsb`/`rep stosb`
 // one byte per step, so a guest that believes them fast (ERMS, FSRM) copies
 // and clears memory several times slower than with word-sized loops; the
@@ -144,7 +172,8 @@ const (
 
 // VM is a QEMU invocation described by its parts.
 type VM struct {
-	Binary    string
+	Arch      arch.Arch // "" is amd64
+	Binary    string    // "" is the Arch's qemu-system-*
 	Machine   string
 	Accel     Accel
 	MemoryMB  int
@@ -200,7 +229,7 @@ type VM struct {
 func (vm VM) Args() ([]string, error) {
 	bin := vm.Binary
 	if bin == "" {
-		bin = "qemu-system-x86_64"
+		bin = vm.arch().QEMU()
 	}
 	a := []string{bin, "-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio"}
 	if !vm.Reboot {
@@ -220,6 +249,9 @@ func (vm VM) Args() ([]string, error) {
 		a = append(a, "-device", devs.rng)
 	}
 	if vm.DebugExit {
+		if vm.arch() != arch.AMD64 {
+			return nil, fmt.Errorf("isa-debug-exit is an x86 device; an %s machine has none", vm.arch())
+		}
 		a = append(a, "-device", "isa-debug-exit")
 	}
 	if vm.Channel != "" {
@@ -264,7 +296,11 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 		if cpus > 1 {
 			accel += ",thread=multi"
 		}
-		a = append(a, "-accel", accel, "-cpu", TCGCPU)
+		cpu := TCGCPU
+		if vm.arch() == arch.ARM64 {
+			cpu = TCGCPUARM64
+		}
+		a = append(a, "-accel", accel, "-cpu", cpu)
 	default:
 		return nil, devs, fmt.Errorf("unknown accelerator %q", vm.Accel)
 	}
@@ -272,8 +308,33 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 	if vm.Pages == PagesMemfdRAM {
 		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=ram0,size=%dM", mem))
 	}
-	switch vm.Machine {
-	case MicroVM, "":
+	machine := vm.Machine
+	if machine == "" {
+		machine = DefaultMachine(vm.arch())
+	}
+	if (machine == Virt) != (vm.arch() == arch.ARM64) {
+		return nil, devs, fmt.Errorf("an %s VM does not boot on the %s machine type (%s boots on %s)", vm.arch(), machine, vm.arch(), DefaultMachine(vm.arch()))
+	}
+	switch machine {
+	case Virt:
+		// The interrupt controller is the best this QEMU emulates, or
+		// under KVM the host's own (a GICv3-only server has no GICv2),
+		// without its MSI translation service: the Nanos kernel finds an
+		// ITS in ACPI tables only, which a kernel QEMU loads has none of,
+		// and sends its MSIs to GICv2's frame instead, so a GICv3 with an
+		// ITS never delivers its interrupts (virtio falls back to INTx).
+		// highmem=off keeps the PCI window below 4 GiB, as Nanos's own
+		// Makefile boots it.
+		gic := "max"
+		if vm.Accel == KVM {
+			gic = "host"
+		}
+		a = append(a, "-machine", "virt,gic-version="+gic+",its=off,highmem=off"+vm.ramBackend())
+		devs = devices{blk: "virtio-blk-pci", nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci"}
+		if vm.Kernel == "" && vm.Firmware == "" {
+			return nil, devs, fmt.Errorf("virt boots a kernel directly or through UEFI firmware; neither given")
+		}
+	case MicroVM:
 		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
 		// Linux guest's kernel is happy with both.
 		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off"+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
@@ -288,10 +349,10 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
 		}
 	default:
-		return nil, devs, fmt.Errorf("unknown machine type %q (use microvm or q35)", vm.Machine)
+		return nil, devs, fmt.Errorf("unknown machine type %q (use microvm or q35; virt for arm64)", vm.Machine)
 	}
 	if vm.Firmware != "" {
-		if vm.Machine != Q35 {
+		if machine == MicroVM {
 			return nil, devs, fmt.Errorf("firmware %s boots a q35 machine, not microvm", vm.Firmware)
 		}
 		a = append(a, "-bios", vm.Firmware)
@@ -327,14 +388,18 @@ func (vm VM) driveArgs(a []string, devs devices) ([]string, error) {
 			}
 			file = fmt.Sprintf("/dev/fdset/%d", i+1)
 		}
-		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", id, format, file)
-		if d.ReadOnly {
-			opt += ",readonly=on"
+		if d.Overlay != "" {
+			a = append(a, vm.overlayArgs(i, id, file)...)
+		} else {
+			opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", id, format, file)
+			if d.ReadOnly {
+				opt += ",readonly=on"
+			}
+			if d.Snapshot {
+				opt += ",snapshot=on"
+			}
+			a = append(a, "-drive", opt)
 		}
-		if d.Snapshot {
-			opt += ",snapshot=on"
-		}
-		a = append(a, "-drive", opt)
 		if devs.blk != "" {
 			a = append(a, "-device", devs.blk+",drive="+id)
 		} else {
@@ -342,6 +407,41 @@ func (vm VM) driveArgs(a []string, devs devices) ([]string, error) {
 		}
 	}
 	return a, nil
+}
+
+// overlayArgs are the block nodes of drive i, whose guest writes go to
+// its overlay: the raw file read-only as the qcow2 overlay's backing.
+func (vm VM) overlayArgs(i int, id, file string) []string {
+	ov := vm.Drives[i].Overlay
+	if fds, ok := vm.fds.overlay(i); ok {
+		var a []string
+		for _, fd := range fds {
+			a = append(a, "-add-fd", fmt.Sprintf("fd=%d,set=%d", fd, overlaySet(i)))
+		}
+		ov = fmt.Sprintf("/dev/fdset/%d", overlaySet(i))
+		return append(a, vm.overlayNodes(id, file, ov)...)
+	}
+	return vm.overlayNodes(id, file, ov)
+}
+
+func (vm VM) overlayNodes(id, file, ov string) []string {
+	return []string{
+		"-blockdev", fmt.Sprintf("driver=file,node-name=%s-base-file,filename=%s,read-only=on", id, file),
+		"-blockdev", fmt.Sprintf("driver=raw,node-name=%s-base,file=%s-base-file,read-only=on", id, id),
+		"-blockdev", fmt.Sprintf("driver=file,node-name=%s-file,filename=%s", id, ov),
+		"-blockdev", fmt.Sprintf("driver=qcow2,node-name=%s,file=%s-file,backing=%s-base", id, id, id),
+	}
+}
+
+// overlaySet is the fd set of drive i's overlay, after the drives' own.
+func overlaySet(i int) int { return 1001 + i }
+
+// arch is the VM's architecture, amd64 unless set.
+func (vm VM) arch() arch.Arch {
+	if vm.Arch == "" {
+		return arch.AMD64
+	}
+	return vm.Arch
 }
 
 // netArgs adds the network card and its backend: passt's socket, QEMU's

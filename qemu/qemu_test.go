@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"io"
 	"net"
 	"os"
@@ -102,6 +103,10 @@ func TestDecideAccel(t *testing.T) {
 		{"no /dev/kvm", AccelProbe{CPUInfo: vmx, Allow: true}, TCG},
 		{"--accel=false", AccelProbe{CPUInfo: vmx, OpenKVM: ok, Allow: false}, TCG},
 		{"vmx only in another field", AccelProbe{CPUInfo: "model name: vmx-like\nflags: sse\n", OpenKVM: ok, Allow: true}, TCG},
+		{"arm64 guest on an x86 host", AccelProbe{CPUInfo: vmx, OpenKVM: ok, Allow: true, Host: arch.AMD64, Guest: arch.ARM64}, TCG},
+		{"x86 guest on an arm64 host", AccelProbe{CPUInfo: "Features: fp asimd\n", OpenKVM: ok, Allow: true, Host: arch.ARM64, Guest: arch.AMD64}, TCG},
+		{"arm64 host: no vmx flag to look for", AccelProbe{CPUInfo: "Features: fp asimd\n", OpenKVM: ok, Allow: true, Host: arch.ARM64, Guest: arch.ARM64}, KVM},
+		{"arm64 host without /dev/kvm", AccelProbe{CPUInfo: "Features: fp asimd\n", OpenKVM: denied, Allow: true, Host: arch.ARM64, Guest: arch.ARM64}, TCG},
 	}
 	for _, tc := range cases {
 		got, why := DecideAccel(tc.p)

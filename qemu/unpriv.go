@@ -30,11 +30,12 @@ import (
 // passedFDs are the descriptors handed to an unprivileged QEMU: files[i]
 // becomes descriptor 3+i.
 type passedFDs struct {
-	files  []*os.File
-	drives map[int][]int  // drive index -> descriptors of its fd set
-	paths  map[string]int // kernel or initrd path -> descriptor
-	tapFD  int
-	qmpFD  int
+	files    []*os.File
+	drives   map[int][]int  // drive index -> descriptors of its fd set
+	overlays map[int][]int  // drive index -> descriptors of its overlay's fd set
+	paths    map[string]int // kernel or initrd path -> descriptor
+	tapFD    int
+	qmpFD    int
 }
 
 func (p *passedFDs) add(f *os.File) int {
@@ -47,6 +48,14 @@ func (p *passedFDs) drive(i int) ([]int, bool) {
 		return nil, false
 	}
 	fds, ok := p.drives[i]
+	return fds, ok
+}
+
+func (p *passedFDs) overlay(i int) ([]int, bool) {
+	if p == nil {
+		return nil, false
+	}
+	fds, ok := p.overlays[i]
 	return fds, ok
 }
 
@@ -90,7 +99,7 @@ func (vm VM) Unprivileged() bool {
 // after the files already passed (first: passt's socket), and records
 // the descriptors in vm.
 func openForQEMU(vm *VM, passed []*os.File) error {
-	p := &passedFDs{drives: map[int][]int{}, paths: map[string]int{}}
+	p := &passedFDs{drives: map[int][]int{}, overlays: map[int][]int{}, paths: map[string]int{}}
 	for _, f := range passed {
 		p.add(f)
 	}
@@ -107,7 +116,7 @@ func openForQEMU(vm *VM, passed []*os.File) error {
 		// one it would open with: read-only first (it probes that way),
 		// then read-write for a disk the guest writes.
 		flags := []int{os.O_RDONLY}
-		if !d.ReadOnly && !d.Snapshot {
+		if !d.ReadOnly && !d.Snapshot && d.Overlay == "" {
 			flags = append(flags, os.O_RDWR)
 		}
 		for _, flag := range flags {
@@ -116,6 +125,16 @@ func openForQEMU(vm *VM, passed []*os.File) error {
 				return err
 			}
 			p.drives[i] = append(p.drives[i], fd)
+		}
+		if d.Overlay == "" {
+			continue
+		}
+		for _, flag := range []int{os.O_RDONLY, os.O_RDWR} {
+			fd, err := open(d.Overlay, flag)
+			if err != nil {
+				return err
+			}
+			p.overlays[i] = append(p.overlays[i], fd)
 		}
 	}
 	for _, k := range []string{vm.Kernel, vm.Initrd} {

@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
@@ -30,10 +31,12 @@ import (
 // Release is an installed Nanos kernel release.
 type Release struct {
 	Version string
+	Arch    arch.Arch
 	Dir     string
 	Kernel  string // kernel.img
-	Boot    string // boot.img
+	Boot    string // boot.img; "" for arm64, whose kernel QEMU loads itself
 	KlibDir string
+	UEFI    string // the UEFI loader's path in Dir (bootx64.efi, bootaa64.efi), whether there or not
 }
 
 var versionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+-]{0,63}$`) })
@@ -46,12 +49,18 @@ func validVersion(v string) bool {
 // ErrNotInstalled means no Nanos release is installed.
 var ErrNotInstalled = errors.New("no Nanos release is installed")
 
-// Store is the releases installed in a folder: a folder per version, and
-// the file naming the current version.
+// Store is the releases for one architecture installed in a folder: a
+// folder per version, and the file naming the current version. As in
+// nanovms/ops, an amd64 release's folder is named by its version and an
+// arm64 release's by its version and "-arm"; both share latest.txt.
 type Store struct {
 	Dir        string // the folder holding a folder per version (the ops home)
 	LatestFile string // latest.txt
+	Arch       arch.Arch
 }
+
+// armSuffix ends the folder names of arm64 releases.
+const armSuffix = "-arm"
 
 // Latest is the version named in latest.txt.
 func (s Store) Latest() (string, error) {
@@ -69,42 +78,88 @@ func (s Store) Latest() (string, error) {
 	return v, nil
 }
 
-// Find returns an installed release; version "" means the latest.
+// Find returns an installed release; version "" means the latest: the
+// one latest.txt names, else (that version is installed for the other
+// architecture only) the newest of this one's.
 func (s Store) Find(version string) (*Release, error) {
 	if version == "" {
 		v, err := s.Latest()
+		if errors.Is(err, ErrNotInstalled) {
+			err = nil // an arm64 release installed into a home that had none writes no latest.txt of its own
+		}
 		if err != nil {
 			return nil, err
 		}
+		if _, err := os.Stat(filepath.Join(s.dir(v), "kernel.img")); v == "" || err != nil {
+			if installed := s.installed(); len(installed) > 0 {
+				v = installed[len(installed)-1]
+			}
+		}
+		if v == "" {
+			return nil, s.notInstalled()
+		}
 		version = v
 	}
-	if !validVersion(version) {
+	if !validVersion(version) || strings.HasSuffix(version, armSuffix) {
 		return nil, fmt.Errorf("%q is not a release version", version)
 	}
 	dir := s.dir(version)
-	r := &Release{Version: version, Dir: dir, Kernel: filepath.Join(dir, "kernel.img"),
-		Boot: filepath.Join(dir, "boot.img"), KlibDir: filepath.Join(dir, "klibs")}
+	r := &Release{Version: version, Arch: s.arch(), Dir: dir, Kernel: filepath.Join(dir, "kernel.img"),
+		KlibDir: filepath.Join(dir, "klibs"), UEFI: filepath.Join(dir, UEFILoader(s.arch()))}
+	if s.arch() == arch.AMD64 {
+		r.Boot = filepath.Join(dir, "boot.img")
+	}
 	if _, err := os.Stat(r.Kernel); err != nil {
 		installed := s.installed()
 		if len(installed) == 0 {
-			return nil, fmt.Errorf("Nanos %s: %w", version, ErrNotInstalled)
+			return nil, fmt.Errorf("Nanos %s: %w", version, s.notInstalled())
 		}
-		return nil, fmt.Errorf("Nanos %s is not installed (installed: %s)", version, strings.Join(installed, ", "))
+		return nil, fmt.Errorf("Nanos %s is not installed for %s (installed: %s)", version, s.arch(), strings.Join(installed, ", "))
 	}
 	return r, nil
 }
 
+// notInstalled is ErrNotInstalled, saying which architecture's release
+// is missing when it is not the usual one.
+func (s Store) notInstalled() error {
+	if s.arch() == arch.AMD64 {
+		return ErrNotInstalled
+	}
+	return fmt.Errorf("%w for %s (ops update --arch %s)", ErrNotInstalled, s.arch(), s.arch())
+}
+
+// UEFILoader is the name of a's UEFI loader in a release.
+func UEFILoader(a arch.Arch) string {
+	if a == arch.ARM64 {
+		return "bootaa64.efi"
+	}
+	return "bootx64.efi"
+}
+
+func (s Store) arch() arch.Arch {
+	if s.Arch == "" {
+		return arch.AMD64
+	}
+	return s.Arch
+}
+
 // dir is the folder of a release version.
-func (s Store) dir(version string) string { return filepath.Join(s.Dir, version) }
+func (s Store) dir(version string) string {
+	if s.arch() == arch.ARM64 {
+		version += armSuffix
+	}
+	return filepath.Join(s.Dir, version)
+}
 
 // installed lists installed release versions, oldest first.
 func (s Store) installed() []string {
 	ents, _ := os.ReadDir(s.Dir)
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && validVersion(e.Name()) {
-			if _, err := os.Stat(filepath.Join(s.dir(e.Name()), "kernel.img")); err == nil {
-				out = append(out, e.Name())
+		v, arm := strings.CutSuffix(e.Name(), armSuffix)
+		if e.IsDir() && validVersion(v) && arm == (s.arch() == arch.ARM64) {
+			if _, err := os.Stat(filepath.Join(s.dir(v), "kernel.img")); err == nil {
+				out = append(out, v)
 			}
 		}
 	}
@@ -114,8 +169,8 @@ func (s Store) installed() []string {
 
 func versionLess(a, b string) bool { return packages.VersionLess(a, b) }
 
-// CheckKernel checks that a kernel.img is a 64-bit x86 ELF.
-func CheckKernel(p string) error {
+// CheckKernel checks that a kernel.img is a 64-bit ELF for a.
+func CheckKernel(p string, a arch.Arch) error {
 	f, err := elf.Open(p)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
@@ -125,8 +180,8 @@ func CheckKernel(p string) error {
 		return fmt.Errorf("%s is not an ELF kernel: %w", p, err)
 	}
 	defer f.Close()
-	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
-		return fmt.Errorf("%s is a %s %s kernel; want x86-64", p, f.Class, f.Machine)
+	if f.Class != elf.ELFCLASS64 || f.Machine != a.ELFMachine() {
+		return fmt.Errorf("%s is a %s %s kernel; want %s (%s)", p, f.Class, f.Machine, a, a.Kernel())
 	}
 	return nil
 }
@@ -143,10 +198,14 @@ func checkBoot(p string) error {
 	return nil
 }
 
-// checkDir checks a folder laid out as a release.
-func checkDir(dir string) error {
-	if err := CheckKernel(filepath.Join(dir, "kernel.img")); err != nil {
+// checkDir checks a folder laid out as a release for a: an amd64 release
+// has a BIOS boot loader, an arm64 one none (QEMU loads its kernel).
+func checkDir(dir string, a arch.Arch) error {
+	if err := CheckKernel(filepath.Join(dir, "kernel.img"), a); err != nil {
 		return err
+	}
+	if a == arch.ARM64 {
+		return nil
 	}
 	return checkBoot(filepath.Join(dir, "boot.img"))
 }
@@ -155,7 +214,7 @@ func checkDir(dir string) error {
 // `ops update --url` replaces it.
 const DefaultURL = "https://storage.googleapis.com/nanos/release"
 
-var releaseName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`nanos-release-[a-z]+-(.+?)\.(tar\.gz|tgz)$`) })
+var releaseName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`nanos-release-[a-z]+-(.+?)(-virt)?\.(tar\.gz|tgz)$`) })
 
 // versionFromName takes the version from a release archive or folder name.
 func versionFromName(p string) string {
@@ -167,7 +226,7 @@ func versionFromName(p string) string {
 	// unpacked nanos-release-linux-0.1.55).
 	for v := base; v != ""; {
 		if validVersion(v) && v[0] >= '0' && v[0] <= '9' {
-			return v
+			return strings.TrimSuffix(v, "-virt") // an arm64 (virt platform) release
 		}
 		_, rest, ok := strings.Cut(v, "-")
 		if !ok {
@@ -229,14 +288,18 @@ func (s Store) Install(src, version string) (*Release, error) {
 			}
 		}
 	}
-	if err := checkDir(stage); err != nil {
-		return nil, fmt.Errorf("%s is not a Nanos release: %w", src, err)
+	if err := checkDir(stage, s.arch()); err != nil {
+		return nil, fmt.Errorf("%s is not a Nanos release for %s: %w", src, s.arch(), err)
 	}
 	if err := fileutil.ReplaceDir(stage, s.dir(version), tmp); err != nil {
 		return nil, err
 	}
-	if err := fileutil.WriteAtomic(s.LatestFile, []byte(version+"\n"), 0o644); err != nil {
-		return nil, err
+	// latest.txt is the amd64 releases' (nanovms/ops reads it so): an
+	// arm64 release names itself there only in a home without one.
+	if _, err := s.Latest(); s.arch() == arch.AMD64 || errors.Is(err, ErrNotInstalled) {
+		if err := fileutil.WriteAtomic(s.LatestFile, []byte(version+"\n"), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return s.Find(version)
 }
@@ -245,10 +308,10 @@ func copyRelease(src, dest string) error {
 	if err := os.MkdirAll(filepath.Join(dest, "klibs"), 0o755); err != nil {
 		return err
 	}
-	for _, n := range []string{"kernel.img", "boot.img", "bootx64.efi"} {
+	for _, n := range []string{"kernel.img", "boot.img", "bootx64.efi", "bootaa64.efi"} {
 		if err := fileutil.CopyFile(filepath.Join(src, n), filepath.Join(dest, n), 0o644); err != nil {
-			if errors.Is(err, os.ErrNotExist) && n == "bootx64.efi" {
-				continue
+			if errors.Is(err, os.ErrNotExist) && n != "kernel.img" {
+				continue // checkDir says what a release must have
 			}
 			return err
 		}
@@ -265,6 +328,15 @@ func copyRelease(src, dest string) error {
 		}
 	}
 	return nil
+}
+
+// ArchiveName is the file name of the release archive of version for a,
+// as the release server publishes it.
+func ArchiveName(version string, a arch.Arch) string {
+	if a == arch.ARM64 {
+		return "nanos-release-linux-" + version + "-virt.tar.gz"
+	}
+	return "nanos-release-linux-" + version + ".tar.gz"
 }
 
 // Downloader fetches release files. Progress, when set, wraps the body so
@@ -325,7 +397,7 @@ func (d Downloader) LatestVersion(ctx context.Context) (string, error) {
 // does.
 // It returns whether a checksum was verified.
 func (d Downloader) Install(ctx context.Context, s Store, version string) (*Release, bool, error) {
-	name := "nanos-release-linux-" + version + ".tar.gz"
+	name := ArchiveName(version, s.arch())
 	url := strings.TrimRight(d.BaseURL, "/") + "/" + version + "/" + name
 	resp, err := d.get(ctx, url)
 	if err != nil {

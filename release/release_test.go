@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/testutil"
 )
 
@@ -159,6 +160,7 @@ func TestVersionFromName(t *testing.T) {
 		"/x/nanos-release-linux-0.1.55.tar.gz": "0.1.55", "nanos-release-linux-0.1.55.tgz": "0.1.55",
 		"/r/0.1.49/": "0.1.49", "/tmp/release": "", "/b/release-0.1.99": "0.1.99",
 		"nanos-release-linux-0.1.55": "0.1.55", "my-build": "", "release-": "",
+		"/x/nanos-release-linux-0.1.55-virt.tar.gz": "0.1.55", "/b/release-0.1.55-virt": "0.1.55",
 	} {
 		if got := versionFromName(in); got != want {
 			t.Errorf("%s: %q, want %q", in, got, want)
@@ -182,5 +184,59 @@ func TestVersionLess(t *testing.T) {
 		if got := versionLess(tc.a, tc.b); got != tc.less {
 			t.Errorf("versionLess(%q, %q) = %v", tc.a, tc.b, got)
 		}
+	}
+}
+
+// TestARM64Releases: arm64 releases sit beside amd64 ones as nanovms/ops
+// keeps them (<version>-arm), each architecture finds its own, and a
+// release of the wrong architecture is refused.
+func TestARM64Releases(t *testing.T) {
+	x86src, armsrc := t.TempDir(), t.TempDir()
+	testutil.FakeRelease(t, x86src)
+	testutil.FakeReleaseARM64(t, armsrc)
+	dir := t.TempDir()
+	x86, arm := newStore(dir), newStore(dir)
+	arm.Arch = arch.ARM64
+	if _, err := arm.Find(""); err == nil || !strings.Contains(err.Error(), "ops update --arch arm64") {
+		t.Fatalf("empty home: %v", err)
+	}
+	// Into a home without latest.txt, an arm64 release names itself.
+	if r, err := arm.Install(armsrc, "0.1.54"); err != nil || r.Boot != "" || filepath.Base(r.Dir) != "0.1.54-arm" || filepath.Base(r.UEFI) != "bootaa64.efi" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if v, _ := x86.Latest(); v != "0.1.54" {
+		t.Fatalf("latest %q", v)
+	}
+	if _, err := x86.Find(""); err == nil || !strings.Contains(err.Error(), "no Nanos release") {
+		t.Fatalf("an arm64 release was found for amd64: %v", err)
+	}
+	if _, err := x86.Install(x86src, "0.1.55"); err != nil {
+		t.Fatal(err)
+	}
+	// latest.txt is amd64's: an arm64 install leaves it, and arm64 finds
+	// its newest release when latest names one it lacks.
+	if _, err := arm.Install(armsrc, "0.1.53"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := x86.Latest(); v != "0.1.55" {
+		t.Fatalf("latest %q", v)
+	}
+	if r, err := arm.Find(""); err != nil || r.Version != "0.1.54" || r.Arch != arch.ARM64 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if r, err := x86.Find(""); err != nil || r.Version != "0.1.55" || filepath.Base(r.Boot) != "boot.img" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if got := strings.Join(arm.installed(), " ") + " | " + strings.Join(x86.installed(), " "); got != "0.1.53 0.1.54 | 0.1.55" {
+		t.Fatalf("installed %q", got)
+	}
+	if _, err := arm.Find("0.1.54-arm"); err == nil {
+		t.Fatal("a folder name was taken for a version")
+	}
+	if _, err := arm.Install(x86src, "0.1.56"); err == nil || !strings.Contains(err.Error(), "want arm64 (aarch64)") {
+		t.Fatalf("an x86 release installed for arm64: %v", err)
+	}
+	if _, err := x86.Install(armsrc, "0.1.56"); err == nil || !strings.Contains(err.Error(), "want amd64 (x86_64)") {
+		t.Fatalf("an arm64 release installed for amd64: %v", err)
 	}
 }

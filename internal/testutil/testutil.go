@@ -39,6 +39,25 @@ func GCC(t *testing.T, dir string, args ...string) {
 	}
 }
 
+// FakeReleaseARM64 writes an arm64 release to dir as the virt platform's
+// archive has it: an aarch64 ELF as the kernel (/bin/true with its machine
+// changed), a UEFI loader, a klib named strace, and no boot.img.
+func FakeReleaseARM64(t testing.TB, dir string) Release {
+	t.Helper()
+	r := Release{Kernel: filepath.Join(dir, "kernel.img"), KlibDir: filepath.Join(dir, "klibs")}
+	kern, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint16(kern[18:], 183) // EM_AARCH64
+	if err := os.WriteFile(r.Kernel, kern, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	WriteFile(t, filepath.Join(dir, "bootaa64.efi"), "MZ loader")
+	WriteFile(t, filepath.Join(r.KlibDir, "strace"), "klib")
+	return r
+}
+
 // Release is a release's files.
 type Release struct{ Kernel, Boot, KlibDir string }
 
