@@ -74,11 +74,14 @@ func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg string) (st
 		c.Guest = b.Guest.Name()
 		return b.Path, nil
 	}
-	p, g, err := home.BuiltImage(arg, c.Guest)
+	p, g, a, err := home.BuiltImage(arg, c.Guest)
 	if err != nil {
 		return "", err
 	}
-	c.Guest = g.Name()
+	if want, err := c.Target(); c.Arch != "" && err == nil && want != a {
+		return "", fmt.Errorf("%s is an %s image; --arch %s names another architecture", p, a, c.Arch)
+	}
+	c.Guest, c.Arch = g.Name(), string(a)
 	return p, nil
 }
 

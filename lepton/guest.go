@@ -53,6 +53,8 @@ type Guest interface {
 	// isImage reports whether an image file starting with head is one of
 	// this guest's.
 	isImage(head []byte) bool
+	// imageArch is the architecture of its image starting with head.
+	imageArch(head []byte) arch.Arch
 	// exportable says why its image cannot be written in disk formats,
 	// or nil when it can.
 	exportable() error
@@ -152,13 +154,17 @@ func ImageName(file string) string {
 	return base
 }
 
+// imageHead is how much of an image BuiltImage reads to tell its guest and
+// architecture.
+const imageHead = 4096
+
 // BuiltImage finds a built image by name (any guest's image of that name
-// in the ops home) or path, and the guest it is for; want, when not "",
-// names the guest it must be for.
-func (h Home) BuiltImage(nameOrPath, want string) (path string, g Guest, err error) {
+// in the ops home) or path, the guest it is for and its architecture;
+// want, when not "", names the guest it must be for.
+func (h Home) BuiltImage(nameOrPath, want string) (path string, g Guest, a arch.Arch, err error) {
 	p, err := h.FindImage(nameOrPath)
 	if err != nil {
-		return "", nil, err
+		return "", nil, "", err
 	}
 	if _, err := os.Stat(p); err != nil && !strings.Contains(nameOrPath, "/") {
 		for _, g := range guests() {
@@ -170,22 +176,22 @@ func (h Home) BuiltImage(nameOrPath, want string) (path string, g Guest, err err
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return "", nil, fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", nameOrPath)
+		return "", nil, "", fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", nameOrPath)
 	}
 	defer f.Close()
-	head := make([]byte, 512)
+	head := make([]byte, imageHead)
 	n, _ := io.ReadFull(f, head)
 	for _, g := range guests() {
 		if !g.isImage(head[:n]) {
 			continue
 		}
 		if want != "" && want != g.Name() {
-			return "", nil, fmt.Errorf("%s is an image for the %s guest, not %s", p, g.Name(), want)
+			return "", nil, "", fmt.Errorf("%s is an image for the %s guest, not %s", p, g.Name(), want)
 		}
 		abs, err := filepath.Abs(p)
-		return abs, g, err
+		return abs, g, g.imageArch(head[:n]), err
 	}
-	return "", nil, fmt.Errorf("%s is not an image ops builds (neither a disk nor an initramfs)", p)
+	return "", nil, "", fmt.Errorf("%s is not an image ops builds (neither a disk nor an initramfs)", p)
 }
 
 // volumeDrives are a boot's volumes as QEMU disks.

@@ -2,6 +2,8 @@ package lepton
 
 import (
 	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +33,17 @@ type linuxGuest struct {
 
 // Name implements Guest.
 func (g *linuxGuest) Name() string { return "linux" }
+
+// imageArch implements Guest: the machine of the first ELF in the
+// initramfs, which is init (/.ops sorts before the program's tree).
+func (g *linuxGuest) imageArch(head []byte) arch.Arch {
+	if i := bytes.Index(head, []byte("\x7fELF")); i >= 0 && len(head) >= i+20 {
+		if a, ok := arch.ForELF(elf.Machine(binary.LittleEndian.Uint16(head[i+18:]))); ok {
+			return a
+		}
+	}
+	return arch.AMD64
+}
 
 // Arch implements Guest.
 func (g *linuxGuest) Arch() arch.Arch { return arch.AMD64 }

@@ -128,6 +128,15 @@ func (g *nanosGuest) isImage(head []byte) bool {
 	return len(head) >= 512 && head[510] == 0x55 && head[511] == 0xaa
 }
 
+// imageArch implements Guest: an arm64 disk starts with the boot stub,
+// whose boot code is all zeros; an amd64 disk with stage1's.
+func (g *nanosGuest) imageArch(head []byte) arch.Arch {
+	if len(head) >= 0x1aa && bytes.Count(head[:0x1aa], []byte{0}) == 0x1aa {
+		return arch.ARM64
+	}
+	return arch.AMD64
+}
+
 // ImageFormat implements Guest: a raw disk.
 func (g *nanosGuest) ImageFormat() string { return string(imgfmt.Raw) }
 

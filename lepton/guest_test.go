@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
+	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
@@ -137,26 +139,37 @@ func TestGuestImageFiles(t *testing.T) {
 func TestBuiltImage(t *testing.T) {
 	home := Home{Dir: t.TempDir()}
 	disk := make([]byte, 1024)
+	copy(disk, "stage1")
 	disk[510], disk[511] = 0x55, 0xaa
+	armDisk := opsfs.BootStub().Data
+	armInit := append([]byte("070701...\x7fELF"), make([]byte, 20)...)
+	armInit[9+18] = 183 // EM_AARCH64
 	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "web"), string(disk))
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "web-arm"), string(armDisk))
 	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "api.initramfs"), "070701...")
+	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "api-arm.initramfs"), string(armInit))
 	testutil.WriteFile(t, filepath.Join(home.imagesDir(), "junk"), "junk")
-	for _, tc := range []struct{ arg, want, guest, err string }{
-		{"web", "", "nanos", ""},
-		{"api", "", "linux", ""},
-		{"api", "nanos", "", "an image for the linux guest, not nanos"},
-		{"junk", "", "", "not an image"},
-		{"gone", "", "", "no image gone"},
+	for _, tc := range []struct {
+		arg, want, guest, err string
+		arch                  arch.Arch
+	}{
+		{"web", "", "nanos", "", arch.AMD64},
+		{"web-arm", "", "nanos", "", arch.ARM64},
+		{"api", "", "linux", "", arch.AMD64},
+		{"api-arm", "", "linux", "", arch.ARM64},
+		{"api", "nanos", "", "an image for the linux guest, not nanos", ""},
+		{"junk", "", "", "not an image", ""},
+		{"gone", "", "", "no image gone", ""},
 	} {
-		p, g, err := home.BuiltImage(tc.arg, tc.want)
+		p, g, a, err := home.BuiltImage(tc.arg, tc.want)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.arg, err, tc.err)
 			}
 			continue
 		}
-		if err != nil || g.Name() != tc.guest || !filepath.IsAbs(p) {
-			t.Errorf("%s: %s %v %v", tc.arg, p, g, err)
+		if err != nil || g.Name() != tc.guest || !filepath.IsAbs(p) || a != tc.arch {
+			t.Errorf("%s: %s %v %s %v", tc.arg, p, g, a, err)
 		}
 	}
 }
