@@ -8,7 +8,7 @@ LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
 INIT    := guestinit/bin/init
 INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go netlink/*.go)
 
-.PHONY: all build deps test-deps install-pkgs test test-unit bench demo fuzz vet clean
+.PHONY: all build deps test-deps arm64-kernel arm64-root install-pkgs test test-unit bench demo fuzz vet clean
 
 all: build
 
@@ -28,12 +28,47 @@ RUN_PKGS := qemu-system-x86 passt linux-image-cloud-amd64 ca-certificates ovmf e
 # Partition back, and real programs from Debian to run in guests (servers,
 # a database CLI, an interpreter). The servers are installed for their
 # programs only: policy-rc.d keeps their packages from starting them.
-TEST_PKGS := $(RUN_PKGS) gcc libc6-dev iproute2 qemu-utils dosfstools mtools \
+TEST_PKGS := $(RUN_PKGS) $(ARM64_PKGS) gcc libc6-dev iproute2 qemu-utils dosfstools mtools \
 	redis-server lighttpd memcached sqlite3 python3 busybox
+# arm64 images on any host: QEMU's arm64 emulator and UEFI firmware,
+# Debian's cross compiler, and its cross libc, the root folder dynamic
+# arm64 programs find their libraries in by default.
+ARM64_PKGS := qemu-system-arm qemu-efi-aarch64 gcc-aarch64-linux-gnu libc6-arm64-cross
 deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(RUN_PKGS)"
 test-deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGS="$(TEST_PKGS)"
+	@$(MAKE) --no-print-directory arm64-kernel arm64-root
+
+# The Linux guest on arm64 boots Debian's arm64 cloud kernel: its package,
+# unpacked (boot/vmlinuz-*, lib/modules/) where ops looks for a kernel of
+# another architecture, <ops home>/kernels/arm64. Debian's package index
+# for arm64 is added once (dpkg --add-architecture); nothing is installed.
+OPS_DIR        := $(if $(OPS_HOME),$(OPS_HOME),$(HOME))/.ops
+ARM64_KERNEL   := $(OPS_DIR)/kernels/arm64
+arm64-kernel:
+	@if ! ls $(ARM64_KERNEL)/boot/vmlinuz-* >/dev/null 2>&1; then \
+		set -e; SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		if ! dpkg --print-foreign-architectures | grep -qx arm64; then $$SUDO dpkg --add-architecture arm64; fi; \
+		$$SUDO apt-get update -qq; \
+		pkg=$$(apt-cache depends linux-image-cloud-arm64:arm64 | sed -n 's/^ *Depends: \(linux-image-[^:]*\).*/\1/p' | head -1); \
+		echo "unpacking $$pkg:arm64 into $(ARM64_KERNEL)"; \
+		tmp=$$(mktemp -d); chmod 777 $$tmp; (cd $$tmp && apt-get download -qq $$pkg:arm64); \
+		mkdir -p $(ARM64_KERNEL); dpkg-deb -x $$tmp/*.deb $(ARM64_KERNEL); rm -rf $$tmp; \
+	fi
+
+# An arm64 root folder for the tests' dynamic arm64 programs from Debian
+# (redis-server and the libraries it needs), unpacked, not installed.
+ARM64_ROOT      := .work/arm64-root
+ARM64_ROOT_PKGS := redis-server redis-tools libc6 libssl3 libsystemd0 libjemalloc2 liblzf1 liblua5.1-0 \
+	libhiredis0.14 libcap2 libgcrypt20 libgpg-error0 liblz4-1 liblzma5 libzstd1 libatomic1 libgcc-s1 libstdc++6
+arm64-root:
+	@if [ ! -e $(ARM64_ROOT)/usr/bin/redis-server ]; then \
+		set -e; tmp=$$(mktemp -d); chmod 777 $$tmp; \
+		(cd $$tmp && apt-get download -qq $(addsuffix :arm64,$(ARM64_ROOT_PKGS))); \
+		mkdir -p $(ARM64_ROOT); for d in $$tmp/*.deb; do dpkg-deb -x $$d $(ARM64_ROOT); done; rm -rf $$tmp; \
+		echo "unpacked $(words $(ARM64_ROOT_PKGS)) arm64 packages into $(ARM64_ROOT)"; \
+	fi
 install-pkgs:
 	@missing=""; for p in $(PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
