@@ -339,7 +339,7 @@ func (r Registry) PullPackage(ctx context.Context, ref string, s Store) (Package
 	if err != nil {
 		return Package{}, "", err
 	}
-	p := Package{Name: m.Annotations[AnnotationName], Version: m.Annotations[AnnotationVersion], Arch: s.Arch}
+	p := Package{Name: m.Annotations[AnnotationName], Version: m.Annotations[AnnotationVersion], Arch: IndexArch(s.Arch)}
 	if p.Name == "" || p.Version == "" {
 		return Package{}, "", fmt.Errorf("%s is not an ops package (no %s/%s annotations)", ref, AnnotationName, AnnotationVersion)
 	}
