@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/opsdev/ops/arch"
+	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/packages"
 	"github.com/spf13/cobra"
 )
@@ -30,9 +31,6 @@ func TestPkgCommandsTakeArch(t *testing.T) {
 		t.Fatalf("found %d pkg commands", len(cmds))
 	}
 	for _, c := range cmds {
-		if c.Name() == "from-image" || c.Name() == "push" || c.Name() == "pull" {
-			continue // container images have no architecture here yet
-		}
 		if c.Flags().Lookup("arch") == nil {
 			t.Errorf("%s has no --arch", c.CommandPath())
 		}
@@ -106,5 +104,27 @@ func TestPkgArch(t *testing.T) {
 		if strings.Join(names, " ") != tc.rows {
 			t.Errorf("%q lists %q, want %q:\n%s", tc.args, names, tc.rows, out)
 		}
+	}
+}
+
+// TestDiskArch: the architecture ops image push labels a disk with is
+// its kernel's; a file that is not a Nanos disk is one line.
+func TestDiskArch(t *testing.T) {
+	t.Setenv("OPS_HOME", t.TempDir())
+	rel := testutil.FakeRelease(t, t.TempDir()) // its kernel is this machine's /bin/true
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	b, _ := json.Marshal(map[string]string{"Kernel": rel.Kernel, "Boot": rel.Boot, "KlibDir": rel.KlibDir})
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOps(t, "build", "/bin/true", "-c", cfg, "-i", "pushme", "--guest", "nanos"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	app := &App{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	if a, err := diskArch(app, "pushme"); err != nil || a != arch.Host() {
+		t.Fatalf("disk of %q %v, want %s", a, err, arch.Host())
+	}
+	if _, err := diskArch(app, cfg); err == nil || !strings.HasPrefix(err.Error(), cfg+": not a Nanos disk image") {
+		t.Fatalf("not a disk: %v", err)
 	}
 }

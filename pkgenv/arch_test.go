@@ -14,6 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
@@ -27,7 +30,8 @@ func otherArch() arch.Arch {
 	return arch.ARM64
 }
 
-// TestEnvFor: a config's Arch picks the store's folders; none keeps the environment's; a bad one is the
+// TestEnvFor: a config's Arch picks the store's folders and the
+// registry's platform; none keeps the environment's; a bad one is the
 // config's one line.
 func TestEnvFor(t *testing.T) {
 	base := New(packages.Store{Home: "/h", Arch: arch.AMD64}, URLs{})
@@ -50,8 +54,8 @@ func TestEnvFor(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || e.Arch() != tc.want || e.Store.Arch != tc.want {
-			t.Errorf("%+v: store %s %v, want %s", tc.c, e.Store.Arch, err, tc.want)
+		if err != nil || e.Arch() != tc.want || e.Store.Arch != tc.want || e.Registry.Arch != tc.want {
+			t.Errorf("%+v: store %s registry %s %v, want %s", tc.c, e.Store.Arch, e.Registry.Arch, err, tc.want)
 		}
 		if e.Store.LocalDir() != filepath.Join("/h", "local_packages", string(tc.want)) {
 			t.Errorf("%+v: local packages in %s", tc.c, e.Store.LocalDir())
@@ -156,8 +160,8 @@ func TestResolveArch(t *testing.T) {
 }
 
 // TestLocalPackageArch: local packages are made for the architecture
-// their program is built for; a program or a package folder of another
-// is refused, and asking for a local package of the other
+// their program is built for; a program, a package folder or an image of
+// another is refused, and asking for a local package of the other
 // architecture says where it is.
 func TestLocalPackageArch(t *testing.T) {
 	home := t.TempDir()
@@ -198,6 +202,14 @@ func TestLocalPackageArch(t *testing.T) {
 			_, err := host.AddLocal(dir, "copy", "1")
 			return err
 		}, ""},
+		{"an image of another arch", func() error {
+			img, err := mutate.ConfigFile(empty.Image, mustConfig(t, string(h)))
+			if err != nil {
+				return err
+			}
+			_, _, err = FromImage(other.Store, img, FromImageOptions{Name: "img", Version: "1"})
+			return err
+		}, "the image is a linux/" + string(h) + " image, not linux/" + string(o) + ": --arch " + string(h) + " takes its linux/" + string(h) + " image"},
 	} {
 		err := tc.do()
 		if (err == nil) != (tc.want == "") || (err != nil && err.Error() != tc.want) {
@@ -209,4 +221,16 @@ func TestLocalPackageArch(t *testing.T) {
 			t.Errorf("refused packages left %v in %s", ents, other.Store.LocalDir())
 		}
 	}
+}
+
+// mustConfig is an image config for linux/goarch.
+func mustConfig(t *testing.T, goarch string) *v1.ConfigFile {
+	t.Helper()
+	cf, err := empty.Image.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf = cf.DeepCopy()
+	cf.OS, cf.Architecture = "linux", goarch
+	return cf
 }

@@ -29,14 +29,16 @@ type URLs struct {
 
 // Env is the package store and the repository its index comes from, for
 // one architecture (Store.Arch): its packages are the index's entries
-// built for it, and its local packages those in local_packages/<arch>/.
+// built for it, its local packages those in local_packages/<arch>/, and
+// Registry takes its image from a multi-platform container image.
 type Env struct {
 	Store packages.Store
 	Repo  packages.Repo
 	// Override wins over a config's URLs (ops passes
 	// OPS_PACKAGE_MANIFEST_URL and OPS_PACKAGE_BASE_URL).
 	Override URLs
-	// Registry is where ImagePackage loads images from.
+	// Registry is where ImagePackage loads images from; its Arch is
+	// Store's (ForArch sets both).
 	Registry packages.Registry
 	// Progress, when set, gives each download's progress reader (a bar on
 	// a terminal); label names the download. It may return nil.
@@ -49,7 +51,7 @@ type Env struct {
 // New is the environment of a package store (lepton.Home.Packages), for
 // its architecture, on the default repository unless over names another.
 func New(store packages.Store, over URLs) *Env {
-	e := &Env{Store: store, Override: over}
+	e := &Env{Store: store, Override: over, Registry: packages.Registry{Arch: store.Arch}}
 	e.Repo = e.repoFor(nil)
 	return e
 }
@@ -71,10 +73,12 @@ func (e *Env) For(c *lepton.Config) (*Env, error) {
 }
 
 // ForArch is e for packages built for a: its store's packages/<a>/ and
-// local_packages/<a>/, and the index's entries for a.
+// local_packages/<a>/, the index's entries for a, and a's image of a
+// multi-platform container image.
 func (e *Env) ForArch(a arch.Arch) *Env {
 	n := *e
 	n.Store.Arch = a
+	n.Registry.Arch = a
 	return &n
 }
 
