@@ -10,7 +10,6 @@ import (
 	"github.com/opsdev/ops/compose"
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
-	"github.com/opsdev/ops/packages"
 	"github.com/opsdev/ops/qemu"
 	"github.com/spf13/cobra"
 )
@@ -237,7 +236,7 @@ func composeUp(app *App, f *composeFlags) error {
 	if err != nil {
 		return err
 	}
-	pkgs.Registry = packages.Registry{Insecure: f.insecure}
+	pkgs.Registry.Insecure = f.insecure
 	code, err := compose.Up(ctx, file, compose.UpOptions{
 		Home: home, Mode: mode, Subnet: f.subnet, Accel: f.accel, ForceAccel: accel, Guest: f.guest, Verbose: f.verbose, Self: self, OpsVersion: Version,
 		HostLoopback: f.loopback, NoSnapshot: f.noSnap || noSnapshotEnv(),

@@ -1,9 +1,12 @@
 package cmd
 
 import (
+	"bytes"
+	"debug/elf"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/packages"
 	"github.com/opsdev/ops/pkgenv"
@@ -42,6 +45,7 @@ func registry(app *App, insecure bool, label string) (packages.Registry, func())
 func newFromImageCmd(app *App) *cobra.Command {
 	var opt pkgenv.FromImageOptions
 	var insecure bool
+	var archName string
 	cmd := &cobra.Command{
 		Use:   "from-image IMAGE",
 		Short: "Make a local package from a container image (registry reference, docker-archive tarball or OCI layout)",
@@ -56,17 +60,22 @@ the package's sysroot/. The program and its arguments come from ENTRYPOINT and
 CMD (an entrypoint script is skipped: a unikernel has no shell), the environment
 and working folder from the image config. --minimal keeps only the program, its
 libraries and the paths named with --include. Registry credentials come from
-~/.docker/config.json.`,
+~/.docker/config.json.
+
+--arch (default: this machine's) picks linux/<arch> from a multi-platform image
+and refuses a single image of another platform; the package is a local package
+for that architecture.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
 			ctx := app.Context()
 			// Image layers are read lazily while they are flattened, so
 			// there is no single transfer to show progress for.
-			reg := packages.Registry{Insecure: insecure}
+			reg := e.Registry
+			reg.Insecure = insecure
 			img, err := reg.LoadImage(ctx, args[0])
 			if err != nil {
 				return err
@@ -90,17 +99,19 @@ libraries and the paths named with --include. Registry credentials come from
 	fs.BoolVar(&opt.Minimal, "minimal", false, "keep only the program, its libraries and --include paths")
 	stringArrayVarP(fs, &opt.Include, "include", "", "a path in the image to keep with --minimal (repeatable)")
 	insecureFlag(fs, &insecure)
+	pkgArchFlag(fs, &archName)
 	return cmd
 }
 
 func newPkgPushCmd(app *App) *cobra.Command {
 	var local, insecure bool
+	var archName string
 	cmd := &cobra.Command{
 		Use:   "push NAME REFERENCE",
-		Short: "Push a package to a registry as a single-layer OCI image",
+		Short: "Push a package of one architecture (--arch) to a registry as a single-layer OCI image of that platform",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
@@ -108,7 +119,7 @@ func newPkgPushCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			img, err := packages.PackageImage(dir, p)
+			img, err := packages.PackageImage(dir, p, e.Arch())
 			if err != nil {
 				return err
 			}
@@ -117,22 +128,25 @@ func newPkgPushCmd(app *App) *cobra.Command {
 	}
 	localFlag(cmd.Flags(), &local)
 	insecureFlag(cmd.Flags(), &insecure)
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }
 
 func newPkgPullCmd(app *App) *cobra.Command {
 	var insecure bool
+	var archName string
 	cmd := &cobra.Command{
 		Use:   "pull REFERENCE",
-		Short: "Pull a package pushed with 'ops pkg push' into the local packages",
+		Short: "Pull a package pushed with 'ops pkg push' into the local packages of one architecture (--arch)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
 			ctx := app.Context()
-			reg := packages.Registry{Insecure: insecure}
+			reg := e.Registry
+			reg.Insecure = insecure
 			p, dir, err := reg.PullPackage(ctx, args[0], e.Store)
 			if err != nil {
 				return err
@@ -142,6 +156,7 @@ func newPkgPullCmd(app *App) *cobra.Command {
 		},
 	}
 	insecureFlag(cmd.Flags(), &insecure)
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }
 
@@ -152,17 +167,19 @@ func newImagePushCmd(app *App) *cobra.Command {
 		Short: "Push a built Nanos disk image as a KubeVirt containerDisk OCI image",
 		Long: `Push a built Nanos disk image (name or path) to a registry as a single-layer
 OCI image holding the disk at /disk/<name>.img, as KubeVirt's containerDisk
-expects. The README shows the KubeVirt VirtualMachine to run it.`,
+expects, for the platform of its kernel (linux/amd64 or linux/arm64). The
+README shows the KubeVirt VirtualMachine to run it.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := imageFile(app, args[0])
 			if err != nil {
 				return err
 			}
-			if err := withImage(app, p, func(*opsfs.Reader) error { return nil }); err != nil {
-				return fmt.Errorf("not a Nanos disk image (the Linux guest's initramfs is not a disk): %w", err)
+			a, err := diskArch(app, p)
+			if err != nil {
+				return err
 			}
-			img, err := packages.DiskImage(p)
+			img, err := packages.DiskImage(p, a)
 			if err != nil {
 				return err
 			}
@@ -185,4 +202,33 @@ func push(app *App, insecure bool, label string, img v1.Image, ref string) error
 	done() // the registry client closes the progress channel when it is done
 	fmt.Fprintln(app.Stdout, d)
 	return nil
+}
+
+// diskArch is the architecture of a Nanos disk image: its kernel's, read
+// from the boot filesystem.
+func diskArch(app *App, image string) (arch.Arch, error) {
+	var a arch.Arch
+	err := withImageFS(app, image, true, func(rd *opsfs.Reader) error {
+		n, err := rd.Lookup("/kernel")
+		if err != nil {
+			return err
+		}
+		b, err := rd.ReadFile(n)
+		if err != nil {
+			return err
+		}
+		f, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("its kernel is not an ELF: %w", err)
+		}
+		var ok bool
+		if a, ok = arch.ForELF(f.Machine); !ok {
+			return fmt.Errorf("its kernel is built for %s, not amd64 or arm64", f.Machine)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("%s: not a Nanos disk image (the Linux guest's initramfs is not a disk): %w", image, err)
+	}
+	return a, nil
 }

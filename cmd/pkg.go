@@ -26,13 +26,13 @@ func newPkgCmd(app *App) *cobra.Command {
 
 func newPkgListCmd(app *App, use string) *cobra.Command {
 	var local, asJSON bool
-	var search string
+	var search, archName string
 	cmd := &cobra.Command{
 		Use:   use,
-		Short: "List packages: NAMESPACE NAME VERSION LANGUAGE ARCH DESCRIPTION",
+		Short: "List the packages for one architecture (--arch): NAMESPACE NAME VERSION LANGUAGE ARCH DESCRIPTION",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
@@ -64,6 +64,7 @@ func newPkgListCmd(app *App, use string) *cobra.Command {
 	localFlag(cmd.Flags(), &local)
 	cmd.Flags().StringVarP(&search, "search", "s", "", "only names matching this regular expression")
 	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print JSON")
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }
 
@@ -89,12 +90,13 @@ func printPackages(app *App, pkgs []packages.Package, asJSON bool) error {
 }
 
 func newPkgSearchCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var archName string
+	cmd := &cobra.Command{
 		Use:   "search TERM",
-		Short: "Search package names and descriptions",
+		Short: "Search the names, descriptions and languages of the packages for one architecture (--arch)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
@@ -113,15 +115,18 @@ func newPkgSearchCmd(app *App) *cobra.Command {
 			return printPackages(app, hits, false)
 		},
 	}
+	pkgArchFlag(cmd.Flags(), &archName)
+	return cmd
 }
 
 func newPkgGetCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var archName string
+	cmd := &cobra.Command{
 		Use:   "get NAME",
-		Short: "Download, verify and unpack a package (namespace/name:version)",
+		Short: "Download, verify and unpack a package (namespace/name:version) for one architecture (--arch)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
@@ -133,6 +138,8 @@ func newPkgGetCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
+	pkgArchFlag(cmd.Flags(), &archName)
+	return cmd
 }
 
 func newPkgContentsCmd(app *App) *cobra.Command {
@@ -181,13 +188,13 @@ func newLoadCmd(app *App) *cobra.Command {
 }
 
 func newFromRunCmd(app *App) *cobra.Command {
-	var name, version, targetRoot string
+	var name, version, targetRoot, archName string
 	cmd := &cobra.Command{
 		Use:   "from-run ELF",
-		Short: "Make a local package from a host program and the libraries it needs",
+		Short: "Make a local package from a host program and the libraries it needs (for --arch, which the program must be built for)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
@@ -202,21 +209,22 @@ func newFromRunCmd(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&name, "name", "", "package name (default: the program's file name)")
 	cmd.Flags().StringVar(&version, "version", "", "package version (required)")
 	cmd.Flags().StringVar(&targetRoot, "target-root", "", "find libraries under this root folder")
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }
 
 func newPkgAddCmd(app *App) *cobra.Command {
-	var name, version string
+	var name, version, archName string
 	cmd := &cobra.Command{
 		Use:   "add DIR|TARBALL",
-		Short: "Import a package folder or tarball as a local package",
+		Short: "Import a package folder or tarball as a local package for --arch (its program must be built for it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
-			dir, err := e.Store.AddLocal(args[0], name, version)
+			dir, err := e.AddLocal(args[0], name, version)
 			if err != nil {
 				return err
 			}
@@ -226,5 +234,6 @@ func newPkgAddCmd(app *App) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&name, "name", "", "package name (default: from the folder or file name)")
 	cmd.Flags().StringVar(&version, "version", "", "package version (default: the manifest's Version)")
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }

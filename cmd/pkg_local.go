@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 	"github.com/opsdev/ops/pkgenv"
 	"github.com/spf13/cobra"
@@ -32,12 +33,13 @@ func newPkgDescribeCmd(app *App) *cobra.Command {
 // fn gets the package's folder, found or downloaded.
 func packageCmd(app *App, use, short string, fn func(dir string, p packages.Package, name string) error) *cobra.Command {
 	var local bool
+	var archName string
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, dir, p, err := app.resolvePackage(nil, args[0], local)
+			_, dir, p, err := app.resolvePackage(&lepton.Config{Arch: archName}, args[0], local)
 			if err != nil {
 				return err
 			}
@@ -45,17 +47,19 @@ func packageCmd(app *App, use, short string, fn func(dir string, p packages.Pack
 		},
 	}
 	localFlag(cmd.Flags(), &local)
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }
 
 func newPkgDeleteCmd(app *App) *cobra.Command {
 	var local bool
+	var archName string
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
-		Short: "Delete a local package (-l), or the downloaded copy of a package",
+		Short: "Delete a local package (-l), or the downloaded copy of a package, of one architecture (--arch)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := app.Packages(nil)
+			e, err := app.packagesFor(archName)
 			if err != nil {
 				return err
 			}
@@ -71,6 +75,7 @@ func newPkgDeleteCmd(app *App) *cobra.Command {
 		},
 	}
 	localFlag(cmd.Flags(), &local)
+	pkgArchFlag(cmd.Flags(), &archName)
 	return cmd
 }
 

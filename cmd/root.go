@@ -86,14 +86,16 @@ func (a *App) stoppedCode() int {
 	return 128 + int(syscall.SIGINT)
 }
 
-// Packages is the package store in the ops home and the repository its
-// index comes from (config.json's URLs, then the environment's, win).
+// Packages is the package store in the ops home for the architecture c
+// targets (c.Target(): Arch, --arch, else this machine's) and the
+// repository its index comes from (config.json's URLs, then the
+// environment's, win).
 func (a *App) Packages(c *lepton.Config) (*pkgenv.Env, error) {
 	home, err := a.Home()
 	if err != nil {
 		return nil, err
 	}
-	return newPkgEnv(a, home, c), nil
+	return newPkgEnv(a, home, c)
 }
 
 // NewRoot builds the command tree.

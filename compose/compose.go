@@ -36,6 +36,7 @@ type Service struct {
 	Local   bool   // Package is a local package
 	Config  string // a config.json for the service
 	Guest   string
+	Arch    string // from platform: (linux/arm64 is arm64); "" is the config's, else this machine's
 	// Image is an OCI reference or a docker-archive tarball.
 	Image      string
 	Entrypoint []string // replaces the image's ENTRYPOINT (nil: not given)

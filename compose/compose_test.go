@@ -146,6 +146,11 @@ func TestParseSpecExamples(t *testing.T) {
 			func(f *File) bool { _, ok := f.Services["debug"]; return !ok && len(f.Services) == 1 }, nil},
 		{"extends", "services:\n  base:\n    image: x\n    environment: {A: \"1\"}\n  app:\n    extends: base\n    environment: {B: \"2\"}\n",
 			func(f *File) bool { e := f.Services["app"].Env; return e["A"] == "1" && e["B"] == "2" }, nil},
+		{"platform", "services:\n  a:\n    image: x\n    platform: linux/arm64\n  b:\n    image: x\n    platform: linux/amd64\n  c:\n    image: x\n    platform: linux/arm64/v8\n  d:\n    x-ops: {program: ./d}\n    platform: linux/aarch64\n  e:\n    image: x\n",
+			func(f *File) bool {
+				s := f.Services
+				return s["a"].Arch == "arm64" && s["b"].Arch == "amd64" && s["c"].Arch == "arm64" && s["d"].Arch == "arm64" && s["e"].Arch == ""
+			}, nil},
 		{"interpolation default", "services:\n  app:\n    image: ${IMAGE:-redis:7}\n",
 			func(f *File) bool { return f.Services["app"].Image == "redis:7" }, nil},
 	} {
@@ -192,6 +197,9 @@ func TestParseErrors(t *testing.T) {
 		{"services:\n  a:\n    image: x\n    volumes: [\"vol:/data\"]\n    deploy: {replicas: 2}\nvolumes: {vol: {}}\n", "one VM at a time"},
 		{"services:\n  a:\n    image: x\n    restart: sometimes\n", "restart"},
 		{"services:\n  a:\n    image: x\n    ports: [\"53:53/udp\"]\n", "TCP ports only"},
+		{"services:\n  a:\n    image: x\n    platform: linux/riscv64\n", `platform "linux/riscv64": ops runs linux/amd64 and linux/arm64 programs`},
+		{"services:\n  a:\n    image: x\n    platform: windows/amd64\n", `platform "windows/amd64": ops runs linux/amd64 and linux/arm64 programs`},
+		{"services:\n  a:\n    image: x\n    platform: arm64\n", `platform "arm64": ops runs linux/amd64 and linux/arm64 programs`},
 	} {
 		_, err := Parse([]byte(tc.doc), t.TempDir())
 		if err == nil || !strings.Contains(err.Error(), tc.err) {

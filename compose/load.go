@@ -20,6 +20,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/tree"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/instance"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/volume"
@@ -130,7 +131,7 @@ func supportedPaths() []tree.Path {
 	svc := []string{"image", "command", "entrypoint", "environment", "env_file", "ports", "expose", "working_dir",
 		"depends_on", "restart", "volumes", "deploy", "deploy.replicas", "deploy.resources", "deploy.resources.limits",
 		"deploy.resources.limits.memory", "deploy.resources.limits.cpus", "hostname", "healthcheck", "profiles", "extends",
-		"container_name"}
+		"container_name", "platform"}
 	for _, k := range svc {
 		out = append(out, tree.NewPath(append([]string{"services", tree.PathMatchAll}, strings.Split(k, ".")...)...))
 	}
@@ -319,6 +320,9 @@ func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool)
 	}
 	if err := lepton.CheckGuestName(s.Guest); err != nil {
 		return nil, fmt.Errorf("x-ops: guest: %w", err)
+	}
+	if s.Arch, err = platformArch(sc.Platform); err != nil {
+		return nil, err
 	}
 	if _, err := instance.ParsePolicy(s.Restart); err != nil {
 		return nil, fmt.Errorf("restart: %q: use no, always, on-failure[:N] or unless-stopped", s.Restart)
@@ -635,4 +639,24 @@ func localURL(raw string) (int, string, error) {
 		}
 	}
 	return port, u.RequestURI(), nil
+}
+
+// platformArch is the architecture a service's platform: names (os/arch
+// or os/arch/variant, as docker compose reads it): "" for none; linux
+// only, and an architecture ops builds for (amd64, arm64, or their
+// kernel names).
+func platformArch(platform string) (string, error) {
+	if platform == "" {
+		return "", nil
+	}
+	goos, rest, ok := strings.Cut(platform, "/")
+	name, _, _ := strings.Cut(rest, "/")
+	if !ok || goos != "linux" || name == "" {
+		return "", fmt.Errorf("platform %q: ops runs linux/amd64 and linux/arm64 programs", platform)
+	}
+	a, err := arch.Parse(name)
+	if err != nil {
+		return "", fmt.Errorf("platform %q: ops runs linux/amd64 and linux/arm64 programs", platform)
+	}
+	return string(a), nil
 }

@@ -19,20 +19,25 @@ func (u *up) packages(ctx context.Context, order []string) error {
 		if u.opts.Packages == nil {
 			return fmt.Errorf("service %s: packages and images cannot be resolved here", name)
 		}
+		// The package comes from the repository the service's config names,
+		// built (an image: taken) for the service's architecture.
+		c, err := u.file.serviceConfig(u.file.replicasOf(name)[0], u.opts.Guest)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
+		env, err := u.opts.Packages.For(c)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", name, err)
+		}
 		if s.Image != "" {
-			dir, err := u.opts.Packages.ImagePackage(ctx, imageRef(u.file.Dir, s.Image), s.Entrypoint, s.Command)
+			dir, err := env.ImagePackage(ctx, imageRef(u.file.Dir, s.Image), s.Entrypoint, s.Command)
 			if err != nil {
 				return fmt.Errorf("service %s: image %w", name, err)
 			}
 			u.images[name] = dir
 			continue
 		}
-		// The package comes from the repository the service's config names.
-		c, err := u.file.serviceConfig(u.file.replicasOf(name)[0], u.opts.Guest)
-		if err != nil {
-			return fmt.Errorf("service %s: %w", name, err)
-		}
-		dir, _, err := u.opts.Packages.For(c).Resolve(ctx, s.Package, s.Local)
+		dir, _, err := env.Resolve(ctx, s.Package, s.Local)
 		if err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 	"github.com/opsdev/ops/pkgenv"
@@ -76,6 +77,86 @@ func TestImageRef(t *testing.T) {
 	} {
 		if got := imageRef("/p", ref); got != want {
 			t.Errorf("imageRef(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
+
+// TestPackagesArch: a service's platform: is its architecture: its
+// package comes from that architecture's local packages (a package there
+// is only for the other one: one line naming both), its config says it
+// (a config that says another is an error), and a service without one
+// takes its config's.
+func TestPackagesArch(t *testing.T) {
+	home := t.TempDir()
+	env := pkgenv.New(packages.Store{Home: home, Arch: arch.AMD64}, pkgenv.URLs{})
+	for _, a := range []arch.Arch{arch.AMD64, arch.ARM64} {
+		pkg := env.ForArch(a).Store.LocalDirOf(packages.Package{Name: "tool", Version: "1"})
+		if err := os.MkdirAll(pkg, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string]string{"tool": "prog", packages.ManifestFile: `{"Program": "tool_1/tool"}`} {
+			if err := os.WriteFile(filepath.Join(pkg, name), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	only := env.ForArch(arch.AMD64).Store.LocalDirOf(packages.Package{Name: "old", Version: "1"})
+	os.MkdirAll(only, 0o755)
+	os.WriteFile(filepath.Join(only, packages.ManifestFile), []byte(`{"Program": "old_1/old"}`), 0o644)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "arm.json"), []byte(`{"Arch": "aarch64"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "amd.json"), []byte(`{"Arch": "amd64"}`), 0o644)
+	f, err := Parse([]byte(`
+services:
+  arm:
+    x-ops: {package: "tool:1", local: true}
+    platform: linux/arm64
+  amd:
+    x-ops: {package: "tool:1", local: true}
+    platform: linux/amd64
+  byconfig:
+    x-ops: {package: "tool:1", local: true, config: arm.json}
+  agree:
+    x-ops: {package: "tool:1", local: true, config: arm.json}
+    platform: linux/arm64
+  clash:
+    x-ops: {package: "tool:1", local: true, config: amd.json}
+    platform: linux/arm64
+  missing:
+    x-ops: {package: "old:1", local: true}
+    platform: linux/arm64
+`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		service, arch, err string
+	}{
+		{"arm", "arm64", ""},
+		{"amd", "amd64", ""},
+		{"byconfig", "arm64", ""},
+		{"agree", "arm64", ""},
+		{"clash", "", "service clash: platform: linux/arm64, but its config (" + filepath.Join(dir, "amd.json") + ") says Arch amd64"},
+		{"missing", "", "service missing: local package old:1 is built for amd64, not arm64 (--arch amd64)"},
+	} {
+		u := &up{file: f, images: map[string]string{}, opts: UpOptions{Home: lepton.Home{Dir: home}, Packages: env}}
+		err := u.packages(context.Background(), []string{tc.service})
+		if tc.err != "" {
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("%s: %v, want %q", tc.service, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.service, err)
+			continue
+		}
+		if want := filepath.Join(home, "local_packages", tc.arch, "tool_1"); u.images[tc.service] != want {
+			t.Errorf("%s: package %s, want %s", tc.service, u.images[tc.service], want)
+		}
+		c, err := f.serviceConfig(f.replicasOf(tc.service)[0], "")
+		if a, _ := c.Target(); err != nil || string(a) != tc.arch {
+			t.Errorf("%s: config for %s %v, want %s", tc.service, a, err, tc.arch)
 		}
 	}
 }

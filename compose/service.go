@@ -54,6 +54,14 @@ func (f *File) serviceConfig(r Replica, defaultGuest string) (*lepton.Config, er
 		}
 		c.Mounts[f.volumeName(m.Volume)] = p
 	}
+	if s.Arch != "" {
+		if c.Arch != "" {
+			if a, err := c.Target(); err != nil || string(a) != s.Arch {
+				return nil, fmt.Errorf("platform: linux/%s, but its config (%s) says Arch %s", s.Arch, cfgPath, c.Arch)
+			}
+		}
+		c.Arch = s.Arch
+	}
 	switch {
 	case s.Guest != "":
 		c.Guest = s.Guest

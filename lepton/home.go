@@ -80,7 +80,7 @@ func seedTree(dir string) (*opsfs.Tree, error) {
 
 // Packages is the package store for arch: packages/<arch> (downloaded)
 // and local_packages/<arch> (made here), kept as nanovms/ops keeps them.
-func (h Home) Packages(arch string) packages.Store { return packages.Store{Home: h.Dir, Arch: arch} }
+func (h Home) Packages(a arch.Arch) packages.Store { return packages.Store{Home: h.Dir, Arch: a} }
 
 // InstancesDir holds the instances, a folder each.
 func (h Home) InstancesDir() string { return filepath.Join(h.Dir, "instances") }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/fileutil"
 )
 
@@ -81,14 +82,19 @@ type Repo struct {
 	Client      *http.Client
 }
 
-// packageURL is where a package's tarball is.
+// packageURL is where a package's tarball is, as nanovms/ops fetches it:
+// <base>/<namespace>/<name>/<version>.tar.gz for amd64, and
+// <base>/<namespace>/<name>/<version>/arm64.tar.gz for arm64.
 func (r Repo) packageURL(p Package) string {
 	base := r.BaseURL
 	if base == "" {
 		base = strings.TrimSuffix(r.ManifestURL, "/manifest.json") + "/packages"
 	}
-	ns := p.Namespace
-	return strings.TrimRight(base, "/") + "/" + url.PathEscape(ns) + "/" + url.PathEscape(p.Name) + "/" + url.PathEscape(p.Version) + ".tar.gz"
+	u := strings.TrimRight(base, "/") + "/" + url.PathEscape(p.Namespace) + "/" + url.PathEscape(p.Name) + "/" + url.PathEscape(p.Version)
+	if a, _ := p.Target(); a == arch.ARM64 {
+		return u + "/arm64.tar.gz"
+	}
+	return u + ".tar.gz"
 }
 
 // open returns a reader for an http(s) or file URL.
@@ -247,6 +253,18 @@ func ParseRef(s string) (Ref, error) {
 	return r, nil
 }
 
+// String is the reference as written: [namespace/]name[:version].
+func (r Ref) String() string {
+	s := r.Name
+	if r.Version != "" {
+		s += ":" + r.Version
+	}
+	if r.Namespace != "" {
+		s = r.Namespace + "/" + s
+	}
+	return s
+}
+
 // Find resolves a reference among pkgs: an exact version, else the newest
 // (":latest" or no version); the legacy name_version form matches
 // DirName. An unknown name suggests close matches.
@@ -264,13 +282,7 @@ func Find(pkgs []Package, r Ref) (Package, error) {
 		}
 	}
 	if len(cands) == 0 {
-		want := r.Name
-		if r.Version != "" {
-			want += ":" + r.Version
-		}
-		if r.Namespace != "" {
-			want = r.Namespace + "/" + want
-		}
+		want := r.String()
 		if s := suggest(pkgs, r.Name); len(s) > 0 {
 			return Package{}, fmt.Errorf("no package %s; did you mean %s?", want, strings.Join(s, ", "))
 		}

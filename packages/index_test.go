@@ -201,7 +201,7 @@ func TestAddLocal(t *testing.T) {
 	os.WriteFile(filepath.Join(src, ManifestFile), []byte(`{"Program":"mypkg_2.1/app","Version":"2.1","Language":"go"}`), 0o644)
 	os.WriteFile(filepath.Join(src, "app"), []byte("x"), 0o755)
 	os.Symlink("../app", filepath.Join(src, "sysroot", "app-link"))
-	if _, err := s.AddLocal(src, "", ""); err != nil {
+	if _, err := s.AddLocal(src, "", "", nil); err != nil {
 		t.Fatal(err)
 	}
 	pkgs, err := s.Local()
@@ -211,12 +211,12 @@ func TestAddLocal(t *testing.T) {
 	// A tarball with a link out of the package is refused.
 	evil := filepath.Join(t.TempDir(), "evil_1.tar.gz")
 	os.WriteFile(evil, tgz(t, []ent{{name: "e/package.manifest", body: `{"Version":"1"}`}, {name: "e/l", typ: tar.TypeSymlink, link: "/etc/passwd"}}), 0o644)
-	if _, err := s.AddLocal(evil, "", ""); err == nil || !strings.Contains(err.Error(), "outside") {
+	if _, err := s.AddLocal(evil, "", "", nil); err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Fatalf("evil tarball: %v", err)
 	}
 	// A folder with a link out is refused too.
 	os.Symlink("/etc/passwd", filepath.Join(src, "out"))
-	if _, err := s.AddLocal(src, "x", "1"); err == nil || !strings.Contains(err.Error(), "outside") {
+	if _, err := s.AddLocal(src, "x", "1", nil); err == nil || !strings.Contains(err.Error(), "outside") {
 		t.Fatalf("folder with a link out: %v", err)
 	}
 	if pkgs, _ := s.Local(); len(pkgs) != 1 {

@@ -23,11 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/fileutil"
 )
-
-// targetPlatform is the only platform ops runs.
-func targetPlatform() v1.Platform { return v1.Platform{OS: "linux", Architecture: "amd64"} }
 
 // Annotations ops puts on the packages it pushes.
 const (
@@ -41,10 +39,26 @@ type Registry struct {
 	Insecure  bool // plain HTTP (a registry on 127.0.0.1, say)
 	Transport http.RoundTripper
 	Progress  chan<- v1.Update
+	// Arch is the architecture of the images taken: linux/<Arch> from a
+	// multi-platform index, and no single image of another ("": this
+	// machine's).
+	Arch arch.Arch
+}
+
+// Platform is the platform of the images r takes: linux and r's
+// architecture.
+func (r Registry) Platform() v1.Platform { return platformOf(r.Arch) }
+
+// platformOf is linux/a ("": this machine's architecture).
+func platformOf(a arch.Arch) v1.Platform {
+	if a == "" {
+		a = arch.Host()
+	}
+	return v1.Platform{OS: "linux", Architecture: string(a)}
 }
 
 func (r Registry) options(ctx context.Context) []remote.Option {
-	o := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(targetPlatform())}
+	o := []remote.Option{remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(r.Platform())}
 	if r.Transport != nil {
 		o = append(o, remote.WithTransport(r.Transport))
 	}
@@ -81,81 +95,154 @@ func describe(ref string, err error) error {
 }
 
 // LoadImage opens an image from a registry reference, a docker-archive
-// tarball (`docker save`) or an OCI layout folder. From an index it picks
-// linux/amd64.
+// tarball (`docker save`) or an OCI layout folder. From a multi-platform
+// index it picks the image of r's platform (linux/<Arch>); a single image
+// of another platform is refused, in one line naming both.
 func (r Registry) LoadImage(ctx context.Context, src string) (v1.Image, error) {
+	want := r.Platform()
 	if st, err := os.Stat(src); err == nil {
 		if st.IsDir() {
-			return imageFromLayout(src)
+			idx, err := layout.ImageIndexFromPath(src)
+			if err != nil {
+				return nil, fmt.Errorf("%s: not an OCI layout: %w", src, err)
+			}
+			return PickImage(src, idx, want)
 		}
 		img, err := tarball.ImageFromPath(src, nil)
 		if err != nil {
 			return nil, fmt.Errorf("%s: not a docker-archive image tarball: %w", src, err)
 		}
-		return img, checkPlatform(src, img)
+		return img, checkPlatform(src, img, want)
 	}
+	return r.remoteImage(ctx, src)
+}
+
+// remoteImage is the image of r's platform that a registry reference
+// names.
+func (r Registry) remoteImage(ctx context.Context, src string) (v1.Image, error) {
+	want := r.Platform()
 	ref, err := r.parse(src)
 	if err != nil {
 		return nil, err
 	}
-	img, err := remote.Image(ref, r.options(ctx)...)
+	desc, err := remote.Get(ref, r.options(ctx)...)
 	if err != nil {
-		if strings.Contains(err.Error(), "no child with platform") {
-			return nil, fmt.Errorf("%s has no linux/amd64 image; ops runs linux/amd64 programs", src)
-		}
 		return nil, describe(src, err)
 	}
-	return img, checkPlatform(src, img)
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, describe(src, err)
+		}
+		return PickImage(src, idx, want)
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, describe(src, err)
+	}
+	return img, checkPlatform(src, img, want)
 }
 
-func imageFromLayout(dir string) (v1.Image, error) {
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		return nil, fmt.Errorf("%s: not an OCI layout: %w", dir, err)
+// PickImage is the image of platform want in a multi-platform index (src
+// names it in errors), chosen as go-containerregistry chooses: the first
+// entry whose platform satisfies want (v1.Platform.Satisfies), nested
+// indexes included. An entry without a platform is taken when its image's
+// config says want. Without one, the error names the platforms the index
+// has.
+func PickImage(src string, idx v1.ImageIndex, want v1.Platform) (v1.Image, error) {
+	img, have, err := pickImage(src, idx, want)
+	if err != nil || img != nil {
+		return img, err
 	}
+	if len(have) == 0 {
+		return nil, fmt.Errorf("%s has no %s image (it lists no platforms)", src, want)
+	}
+	return nil, fmt.Errorf("%s has no %s image (it has %s)%s", src, want, strings.Join(have, ", "), archHint(have))
+}
+
+// pickImage searches idx for want: the image, or nil and the platforms
+// found instead.
+func pickImage(src string, idx v1.ImageIndex, want v1.Platform) (v1.Image, []string, error) {
 	im, err := idx.IndexManifest()
 	if err != nil {
-		return nil, err
+		return nil, nil, describe(src+": reading the image index", err)
 	}
-	var platforms []string
+	var have []string
 	for _, d := range im.Manifests {
-		if d.MediaType.IsIndex() {
+		switch {
+		case d.MediaType.IsIndex():
 			sub, err := idx.ImageIndex(d.Digest)
 			if err != nil {
-				return nil, err
+				return nil, nil, describe(src, err)
 			}
-			sim, err := sub.IndexManifest()
-			if err != nil {
-				return nil, err
+			img, more, err := pickImage(src, sub, want)
+			if err != nil || img != nil {
+				return img, nil, err
 			}
-			for _, sd := range sim.Manifests {
-				if sd.Platform == nil || sd.Platform.Satisfies(targetPlatform()) {
-					return sub.Image(sd.Digest)
+			have = append(have, more...)
+		case d.Platform != nil && d.MediaType.IsImage():
+			if d.Platform.Satisfies(want) {
+				img, err := idx.Image(d.Digest)
+				if err != nil {
+					return nil, nil, describe(src, err)
 				}
+				return img, nil, checkPlatform(src, img, want)
 			}
-			continue
-		}
-		if d.Platform == nil || d.Platform.Satisfies(targetPlatform()) {
+			// Attestations and signatures are listed as unknown/unknown.
+			if d.Platform.OS != "unknown" {
+				have = append(have, d.Platform.String())
+			}
+		case d.MediaType.IsImage():
+			// No platform in the index: the image's config says.
 			img, err := idx.Image(d.Digest)
 			if err != nil {
-				return nil, err
+				return nil, nil, describe(src, err)
 			}
-			return img, checkPlatform(dir, img)
+			cf, err := img.ConfigFile()
+			if err != nil {
+				return nil, nil, describe(src+": reading the image config", err)
+			}
+			p := cf.Platform()
+			if p == nil || p.Satisfies(want) {
+				return img, nil, nil
+			}
+			have = append(have, p.String())
 		}
-		platforms = append(platforms, d.Platform.String())
 	}
-	return nil, fmt.Errorf("%s has no linux/amd64 image (it has %s)", dir, strings.Join(platforms, ", "))
+	return nil, have, nil
 }
 
-func checkPlatform(src string, img v1.Image) error {
+// CheckArch refuses an image (src names it) whose config names another
+// platform than linux/a, in one line naming both.
+func CheckArch(src string, img v1.Image, a arch.Arch) error {
+	return checkPlatform(src, img, platformOf(a))
+}
+
+// checkPlatform refuses an image whose config names another platform than
+// want, in one line naming both.
+func checkPlatform(src string, img v1.Image, want v1.Platform) error {
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return fmt.Errorf("%s: reading the image config: %w", src, err)
+		return describe(src+": reading the image config", err)
 	}
-	if (cf.OS != "" && cf.OS != targetPlatform().OS) || (cf.Architecture != "" && cf.Architecture != targetPlatform().Architecture) {
-		return fmt.Errorf("%s is a %s/%s image; ops runs linux/amd64 programs", src, cf.OS, cf.Architecture)
+	if (cf.OS != "" && cf.OS != want.OS) || (cf.Architecture != "" && cf.Architecture != want.Architecture) {
+		got := cf.OS + "/" + cf.Architecture
+		return fmt.Errorf("%s is a %s image, not %s%s", src, got, want, archHint([]string{got}))
 	}
 	return nil
+}
+
+// archHint is what to do about an image of the platforms in have: the
+// --arch that takes the first one ops builds for, if any.
+func archHint(have []string) string {
+	for _, h := range have {
+		goos, rest, _ := strings.Cut(h, "/")
+		name, _, _ := strings.Cut(rest, "/")
+		if a, err := arch.Parse(name); goos == "linux" && name != "" && err == nil {
+			return fmt.Sprintf(": --arch %s takes its %s image", a, h)
+		}
+	}
+	return "; ops builds linux/amd64 and linux/arm64 images"
 }
 
 // Flatten unpacks an image's layers, in order, with whiteouts and opaque
@@ -203,8 +290,9 @@ func tarLayer(write func(tw *tar.Writer) error) (v1.Layer, error) {
 
 // DiskImage makes a single-layer OCI image holding a disk image at
 // /disk/<name>.img, laid out as KubeVirt's containerDisk expects (owned by
-// uid/gid 107, read-only).
-func DiskImage(disk string) (v1.Image, error) {
+// uid/gid 107, read-only), for platform linux/a (the disk's architecture:
+// a node of another one cannot boot it).
+func DiskImage(disk string, a arch.Arch) (v1.Image, error) {
 	st, err := os.Stat(disk)
 	if err != nil {
 		return nil, err
@@ -228,10 +316,11 @@ func DiskImage(disk string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withPlatform(layer, nil)
+	return withPlatform(layer, a, nil)
 }
 
-func withPlatform(layer v1.Layer, annotations map[string]string) (v1.Image, error) {
+// withPlatform is a single-layer OCI image of platform linux/a.
+func withPlatform(layer v1.Layer, a arch.Arch, annotations map[string]string) (v1.Image, error) {
 	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), layer)
 	if err != nil {
 		return nil, err
@@ -241,7 +330,8 @@ func withPlatform(layer v1.Layer, annotations map[string]string) (v1.Image, erro
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = targetPlatform().OS, targetPlatform().Architecture
+	pl := platformOf(a)
+	cf.OS, cf.Architecture = pl.OS, pl.Architecture
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return nil, err
 	}
@@ -253,9 +343,10 @@ func withPlatform(layer v1.Layer, annotations map[string]string) (v1.Image, erro
 }
 
 // PackageImage makes a single-layer OCI image holding a package folder as
-// <name>_<version>/..., with its name and version as annotations. File
-// times are zero, so the same package gives the same digest.
-func PackageImage(dir string, p Package) (v1.Image, error) {
+// <name>_<version>/..., with its name and version as annotations, for
+// platform linux/a (the package's architecture). File times are zero, so
+// the same package gives the same digest.
+func PackageImage(dir string, p Package, a arch.Arch) (v1.Image, error) {
 	top := p.DirName()
 	layer, err := tarLayer(func(tw *tar.Writer) error {
 		return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -305,7 +396,7 @@ func PackageImage(dir string, p Package) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withPlatform(layer, map[string]string{AnnotationName: p.Name, AnnotationVersion: p.Version})
+	return withPlatform(layer, a, map[string]string{AnnotationName: p.Name, AnnotationVersion: p.Version})
 }
 
 // Push writes an image to a registry.
@@ -325,21 +416,19 @@ func (r Registry) Push(ctx context.Context, img v1.Image, ref string) (string, e
 }
 
 // PullPackage fetches a package pushed by PackageImage and installs it as
-// a local package, after the same safety checks as any package.
+// a local package of s, after the same safety checks as any package. The
+// image must be of s's architecture (picked from an index, else refused).
 func (r Registry) PullPackage(ctx context.Context, ref string, s Store) (Package, string, error) {
-	n, err := r.parse(ref)
+	r.Arch = s.Arch
+	img, err := r.remoteImage(ctx, ref)
 	if err != nil {
 		return Package{}, "", err
-	}
-	img, err := remote.Image(n, r.options(ctx)...)
-	if err != nil {
-		return Package{}, "", describe(ref, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
 		return Package{}, "", err
 	}
-	p := Package{Name: m.Annotations[AnnotationName], Version: m.Annotations[AnnotationVersion], Arch: s.Arch}
+	p := Package{Name: m.Annotations[AnnotationName], Version: m.Annotations[AnnotationVersion], Arch: IndexArch(s.Arch)}
 	if p.Name == "" || p.Version == "" {
 		return Package{}, "", fmt.Errorf("%s is not an ops package (no %s/%s annotations)", ref, AnnotationName, AnnotationVersion)
 	}

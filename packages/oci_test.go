@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opsdev/ops/arch"
 )
 
 func layerOf(t *testing.T, ents []ent) v1.Layer {
@@ -130,7 +131,7 @@ func TestLoadImageSources(t *testing.T) {
 	arm := testImage(t, "arm64", baseLayer)
 	armRef, _ := name.ParseReference(reg + "/test/arm:1")
 	remote.Write(armRef, arm)
-	r := Registry{}
+	r := Registry{Arch: arch.AMD64}
 	got, err := r.LoadImage(ctx, reg+"/test/img:1")
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +211,7 @@ func TestPackagePushPullRoundTrip(t *testing.T) {
 	}
 	os.Symlink("libx.so.1", filepath.Join(src, "sysroot/lib/libx.so"))
 	p := Package{Name: "node", Version: "20"}
-	img, err := PackageImage(src, p)
+	img, err := PackageImage(src, p, arch.AMD64)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestPackagePushPullRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same package pushes to the same digest.
-	img2, _ := PackageImage(src, p)
+	img2, _ := PackageImage(src, p, arch.AMD64)
 	if digest(t, img) != digest(t, img2) {
 		t.Fatal("package image is not reproducible")
 	}
@@ -252,7 +253,7 @@ func TestPackagePushPullRoundTrip(t *testing.T) {
 func TestDiskImageLayout(t *testing.T) {
 	disk := filepath.Join(t.TempDir(), "server")
 	os.WriteFile(disk, bytes.Repeat([]byte{1}, 4096), 0o644)
-	img, err := DiskImage(disk)
+	img, err := DiskImage(disk, arch.AMD64)
 	if err != nil {
 		t.Fatal(err)
 	}

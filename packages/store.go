@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/fileutil"
 )
 
@@ -25,18 +26,23 @@ const ManifestFile = "package.manifest"
 //	<home>/packages/manifest.json                  the cached index
 //	<home>/packages/<arch>/<namespace>/<name>_<version>/
 //	<home>/local_packages/<arch>/<name>_<version>/
+//
+// The index is one file for every architecture; the packages are kept
+// apart by the architecture they are built for, which is all a folder of
+// them says about it (nanovms/ops reads package.manifest with unknown
+// keys refused, so the manifest cannot carry it).
 type Store struct {
 	Home string
-	Arch string // "amd64"
+	Arch arch.Arch // the architecture of the packages it holds
 }
 
 // cacheDir holds downloaded packages.
-func (s Store) cacheDir() string { return filepath.Join(s.Home, "packages", s.Arch) }
+func (s Store) cacheDir() string { return filepath.Join(s.Home, "packages", string(s.Arch)) }
 
 // LocalDir holds local packages.
-func (s Store) LocalDir() string { return filepath.Join(s.Home, "local_packages", s.Arch) }
+func (s Store) LocalDir() string { return filepath.Join(s.Home, "local_packages", string(s.Arch)) }
 
-// IndexCache is the cached repository index.
+// IndexCache is the cached repository index (every architecture's).
 func (s Store) IndexCache() string { return filepath.Join(s.Home, "packages", "manifest.json") }
 
 // Dir is where a downloaded package is (or will be) unpacked.
@@ -60,6 +66,9 @@ func (s Store) ClearStale(p Package) error { return fileutil.ClearStale(filepath
 // with every safety check, and only a complete package is renamed into
 // place.
 func (s Store) Install(ctx context.Context, r Repo, p Package, progress func(int64, io.Reader) io.Reader) (string, error) {
+	if a, ok := p.Target(); !ok || a != s.Arch {
+		return "", fmt.Errorf("%s is built for %s, not %s: it cannot go into %s", p.Ref(), p.archName(), s.Arch, s.cacheDir())
+	}
 	dest := s.Dir(p)
 	parent := filepath.Dir(dest)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -160,7 +169,7 @@ func (s Store) Local() ([]Package, error) {
 			continue
 		}
 		name, version := splitDirName(e.Name(), m.Version)
-		out = append(out, Package{Name: name, Version: version, Language: m.Language, Description: m.Description, Arch: s.Arch})
+		out = append(out, Package{Name: name, Version: version, Language: m.Language, Description: m.Description, Arch: IndexArch(s.Arch)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DirName() < out[j].DirName() })
 	return out, nil
@@ -181,9 +190,10 @@ func splitDirName(dir, version string) (string, string) {
 func (s Store) LocalDirOf(p Package) string { return filepath.Join(s.LocalDir(), p.DirName()) }
 
 // AddLocal imports a package folder or tarball as a local package named
-// name_version, after the same safety checks as a download. name and
+// name_version, after the same safety checks as a download, and check
+// (when set) on the package folder before it takes its place. name and
 // version default to the folder name and the manifest's Version.
-func (s Store) AddLocal(src, name, version string) (string, error) {
+func (s Store) AddLocal(src, name, version string, check func(dir string) error) (string, error) {
 	if err := os.MkdirAll(s.LocalDir(), 0o755); err != nil {
 		return "", err
 	}
@@ -229,6 +239,11 @@ func (s Store) AddLocal(src, name, version string) (string, error) {
 	p := Package{Name: name, Version: version}
 	if _, err := ParseRef(p.Ref()); err != nil {
 		return "", err
+	}
+	if check != nil {
+		if err := check(dir); err != nil {
+			return "", err
+		}
 	}
 	dest := s.LocalDirOf(p)
 	return dest, fileutil.ReplaceDir(dir, dest, tmp)

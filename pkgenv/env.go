@@ -12,8 +12,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
 )
@@ -25,14 +27,18 @@ type URLs struct {
 	Base     string // the tarballs' folder (default: the index's)
 }
 
-// Env is the package store and the repository its index comes from.
+// Env is the package store and the repository its index comes from, for
+// one architecture (Store.Arch): its packages are the index's entries
+// built for it, its local packages those in local_packages/<arch>/, and
+// Registry takes its image from a multi-platform container image.
 type Env struct {
 	Store packages.Store
 	Repo  packages.Repo
 	// Override wins over a config's URLs (ops passes
 	// OPS_PACKAGE_MANIFEST_URL and OPS_PACKAGE_BASE_URL).
 	Override URLs
-	// Registry is where ImagePackage loads images from.
+	// Registry is where ImagePackage loads images from; its Arch is
+	// Store's (ForArch sets both).
 	Registry packages.Registry
 	// Progress, when set, gives each download's progress reader (a bar on
 	// a terminal); label names the download. It may return nil.
@@ -42,21 +48,42 @@ type Env struct {
 	Say func(line string)
 }
 
-// New is the environment of a package store (lepton.Home.Packages), on
-// the default repository unless over names another.
+// New is the environment of a package store (lepton.Home.Packages), for
+// its architecture, on the default repository unless over names another.
 func New(store packages.Store, over URLs) *Env {
-	e := &Env{Store: store, Override: over}
+	e := &Env{Store: store, Override: over, Registry: packages.Registry{Arch: store.Arch}}
 	e.Repo = e.repoFor(nil)
 	return e
 }
 
 // For is e on the repository c names (config.json's PackageManifestURL
-// and PackageBaseURL; nil: none), Override still winning.
-func (e *Env) For(c *lepton.Config) *Env {
+// and PackageBaseURL; nil: none), Override still winning, and for the
+// architecture c names (Arch, --arch), when it names one.
+func (e *Env) For(c *lepton.Config) (*Env, error) {
 	n := *e
 	n.Repo = e.repoFor(c)
+	if c != nil && c.Arch != "" {
+		a, err := c.Target()
+		if err != nil {
+			return nil, err
+		}
+		return n.ForArch(a), nil
+	}
+	return &n, nil
+}
+
+// ForArch is e for packages built for a: its store's packages/<a>/ and
+// local_packages/<a>/, the index's entries for a, and a's image of a
+// multi-platform container image.
+func (e *Env) ForArch(a arch.Arch) *Env {
+	n := *e
+	n.Store.Arch = a
+	n.Registry.Arch = a
 	return &n
 }
+
+// Arch is the architecture of e's packages.
+func (e *Env) Arch() arch.Arch { return e.Store.Arch }
 
 func (e *Env) repoFor(c *lepton.Config) packages.Repo {
 	r := packages.Repo{ManifestURL: packages.DefaultManifestURL, CacheFile: e.Store.IndexCache(), MaxAge: time.Hour}
@@ -81,9 +108,19 @@ func (e *Env) say(line string) {
 	}
 }
 
-// Index is the repository's list of packages (the cached copy, with a
-// notice, when the repository cannot be reached).
+// Index is the repository's list of packages built for e's architecture
+// (the cached copy, with a notice, when the repository cannot be
+// reached).
 func (e *Env) Index(ctx context.Context) ([]packages.Package, error) {
+	all, err := e.index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return packages.ForArch(all, e.Store.Arch), nil
+}
+
+// index is the repository's list of packages, for every architecture.
+func (e *Env) index(ctx context.Context) ([]packages.Package, error) {
 	ix, notice, err := e.Repo.Load(ctx, false)
 	if err != nil {
 		return nil, err
@@ -104,12 +141,19 @@ func (e *Env) Resolve(ctx context.Context, name string, local bool) (string, pac
 	if local {
 		return e.local(ref)
 	}
-	pkgs, err := e.Index(ctx)
+	all, err := e.index(ctx)
 	if err != nil {
 		return "", packages.Package{}, err
 	}
-	p, err := packages.Find(pkgs, ref)
+	p, err := packages.Find(packages.ForArch(all, e.Store.Arch), ref)
 	if err != nil {
+		others := otherArches(e.Store.Arch, func(a arch.Arch) bool {
+			_, err := packages.Find(packages.ForArch(all, a), ref)
+			return err == nil
+		})
+		if len(others) > 0 {
+			return "", p, fmt.Errorf("%s has no %s build in the package repository, only %s (--arch %s)", name, e.Store.Arch, others, others[0])
+		}
 		return "", p, err
 	}
 	if e.Store.Installed(p) {
@@ -139,7 +183,7 @@ func (e *Env) Installed(name string, local bool) (string, error) {
 	}
 	p := packages.Package{Namespace: ref.Namespace, Name: ref.Name, Version: ref.Version}
 	if !e.Store.Installed(p) {
-		return "", fmt.Errorf("%s is not downloaded (ops pkg get fetches it)", name)
+		return "", fmt.Errorf("%s is not downloaded for %s (ops pkg get --arch %s fetches it)", name, e.Store.Arch, e.Store.Arch)
 	}
 	return e.Store.Dir(p), nil
 }
@@ -152,16 +196,53 @@ func (e *Env) local(ref packages.Ref) (string, packages.Package, error) {
 	}
 	p, err := packages.Find(pkgs, ref)
 	if err != nil {
+		others := otherArches(e.Store.Arch, func(a arch.Arch) bool {
+			pkgs, err := packages.Store{Home: e.Store.Home, Arch: a}.Local()
+			if err != nil {
+				return false
+			}
+			_, err = packages.Find(pkgs, ref)
+			return err == nil
+		})
+		if len(others) > 0 {
+			return "", p, fmt.Errorf("local package %s is built for %s, not %s (--arch %s)", ref, others, e.Store.Arch, others[0])
+		}
 		return "", p, fmt.Errorf("local packages: %w", err)
 	}
 	return e.Store.LocalDirOf(p), p, nil
+}
+
+// otherArches are the architectures other than a for which has is true.
+func otherArches(a arch.Arch, has func(arch.Arch) bool) archList {
+	var out archList
+	for _, o := range arch.All() {
+		if o != a && has(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// archList prints as "amd64" or "amd64 and arm64".
+type archList []arch.Arch
+
+func (l archList) String() string {
+	s := make([]string, len(l))
+	for i, a := range l {
+		s[i] = string(a)
+	}
+	return strings.Join(s, " and ")
 }
 
 // Input is the plan input that runs package name (local: a local one)
 // with the user's config c, whose repository it comes from, and the
 // user's files in cwd (ops pkg load, image create --package).
 func (e *Env) Input(ctx context.Context, name string, local bool, c *lepton.Config, cwd string) (lepton.PlanInput, packages.Package, error) {
-	dir, p, err := e.For(c).Resolve(ctx, name, local)
+	e, err := e.For(c)
+	if err != nil {
+		return lepton.PlanInput{}, packages.Package{}, err
+	}
+	dir, p, err := e.Resolve(ctx, name, local)
 	if err != nil {
 		return lepton.PlanInput{}, p, err
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/packages"
@@ -29,7 +30,10 @@ func TestRepoURLs(t *testing.T) {
 		{"override wins", &lepton.Config{PackageManifestURL: "file:///c/m.json", PackageBaseURL: "file:///c/"}, URLs{Manifest: "file:///o/m.json"},
 			"file:///o/m.json", "file:///c/"},
 	} {
-		e := New(packages.Store{Home: "/home/u/.ops", Arch: "amd64"}, tc.over).For(tc.c)
+		e, err := New(packages.Store{Home: "/home/u/.ops", Arch: "amd64"}, tc.over).For(tc.c)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if e.Repo.ManifestURL != tc.manifest || e.Repo.BaseURL != tc.base {
 			t.Errorf("%s: manifest %q base %q, want %q %q", tc.name, e.Repo.ManifestURL, e.Repo.BaseURL, tc.manifest, tc.base)
 		}
@@ -57,7 +61,7 @@ func staticELF(t *testing.T) string {
 // user's arguments and environment (Clone).
 func TestLocalPackage(t *testing.T) {
 	ctx := context.Background()
-	e := New(packages.Store{Home: t.TempDir(), Arch: "amd64"}, URLs{Manifest: "file:///nonexistent/manifest.json"})
+	e := New(packages.Store{Home: t.TempDir(), Arch: arch.Host()}, URLs{Manifest: "file:///nonexistent/manifest.json"})
 	prog := staticELF(t)
 	dir, err := FromRun(e.Store, prog, "tool", "1", &lepton.Config{})
 	if err != nil {

@@ -28,8 +28,9 @@ type FromImageOptions struct {
 
 const defaultPATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// FromImage makes a local package from a container image: its
-// layers flattened into sysroot/ (or, with Minimal, only what the program
+// FromImage makes a local package from a container image of the store's
+// architecture (another is refused in one line): its layers flattened
+// into sysroot/ (or, with Minimal, only what the program
 // needs), the program and arguments from ENTRYPOINT and CMD, environment
 // and working folder from the image config. It returns the package folder
 // and a note when the entrypoint was a script ops skipped.
@@ -39,6 +40,9 @@ func FromImage(store packages.Store, img v1.Image, opt FromImageOptions) (string
 	}
 	p, err := localPackage(opt.Name, opt.Version)
 	if err != nil {
+		return "", "", err
+	}
+	if err := packages.CheckArch("the image", img, store.Arch); err != nil {
 		return "", "", err
 	}
 	cfg, err := packages.ConfigOf(img)

@@ -13,8 +13,9 @@ import (
 	"github.com/opsdev/ops/packages"
 )
 
-// FromRun writes a local package from a host program: the
-// program at the top, its interpreter and libraries (resolved as ops build
+// FromRun writes a local package from a host program built for the
+// store's architecture (another is refused in one line): the program at
+// the top, its interpreter and libraries (resolved as ops build
 // resolves them, never by running it) under sysroot/, and a manifest. The
 // package appears complete or not at all.
 func FromRun(store packages.Store, program, name, version string, c *lepton.Config) (string, error) {
@@ -26,6 +27,9 @@ func FromRun(store packages.Store, program, name, version string, c *lepton.Conf
 	}
 	p, err := localPackage(name, version)
 	if err != nil {
+		return "", err
+	}
+	if err := checkProgramArch(program, program, store.Arch); err != nil {
 		return "", err
 	}
 	base := filepath.Base(program)

@@ -30,24 +30,8 @@ func Plan(pkgDir string, user *lepton.Config, cwd string) (lepton.PlanInput, err
 	}
 	c := *user
 	in := lepton.PlanInput{Config: &c, Dir: cwd, NoDeps: true}
-	if path.IsAbs(pkg.Program) {
-		// A program inside the sysroot, at its guest path with links
-		// resolved (/bin may be a link to usr/bin).
-		sys := filepath.Join(pkgDir, "sysroot")
-		in.Program = elfdeps.ResolveInRoot(sys, pkg.Program)
-		rel, err := filepath.Rel(sys, in.Program)
-		if err != nil {
-			return lepton.PlanInput{}, err
-		}
-		in.ProgramGuest = "/" + filepath.ToSlash(rel)
-	} else {
-		// "name_version/prog": the file sits at the top of the package.
-		base := path.Base(pkg.Program)
-		in.Program = filepath.Join(pkgDir, base)
-		in.ProgramGuest = "/" + base
-	}
-	if _, err := os.Stat(in.Program); err != nil {
-		return lepton.PlanInput{}, fmt.Errorf("%s: Program %s is not in the package", mf, pkg.Program)
+	if in.Program, in.ProgramGuest, err = programFile(pkgDir, pkg.Program); err != nil {
+		return lepton.PlanInput{}, err
 	}
 	if sys := filepath.Join(pkgDir, "sysroot"); isDir(sys) {
 		in.Layers = append(in.Layers, lepton.Layer{Host: sys, Guest: "/", Root: true})
@@ -108,6 +92,31 @@ func Plan(pkgDir string, user *lepton.Config, cwd string) (lepton.PlanInput, err
 		}
 	}
 	return in, nil
+}
+
+// programFile is where a package's Program (as its manifest names it)
+// is: the host file and its guest path.
+func programFile(pkgDir, program string) (host, guest string, err error) {
+	if path.IsAbs(program) {
+		// A program inside the sysroot, at its guest path with links
+		// resolved (/bin may be a link to usr/bin).
+		sys := filepath.Join(pkgDir, "sysroot")
+		host = elfdeps.ResolveInRoot(sys, program)
+		rel, err := filepath.Rel(sys, host)
+		if err != nil {
+			return "", "", err
+		}
+		guest = "/" + filepath.ToSlash(rel)
+	} else {
+		// "name_version/prog": the file sits at the top of the package.
+		base := path.Base(program)
+		host = filepath.Join(pkgDir, base)
+		guest = "/" + base
+	}
+	if _, err := os.Stat(host); err != nil {
+		return "", "", fmt.Errorf("%s: Program %s is not in the package", filepath.Join(pkgDir, packages.ManifestFile), program)
+	}
+	return host, guest, nil
 }
 
 func isDir(p string) bool {
