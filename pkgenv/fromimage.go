@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"os"
 	"path"
 	"path/filepath"
@@ -85,7 +86,7 @@ func FromImage(store packages.Store, img v1.Image, opt FromImageOptions) (string
 	}
 	sysroot := filepath.Join(dir, "sysroot")
 	if opt.Minimal {
-		if err := minimalRoot(rootfs, sysroot, prog, opt.Include); err != nil {
+		if err := minimalRoot(rootfs, sysroot, prog, opt.Include, store.Arch); err != nil {
 			return "", "", err
 		}
 	} else if err := os.Rename(rootfs, sysroot); err != nil {
@@ -145,8 +146,8 @@ func chooseProgram(rootfs string, argv []string, pathVar, workdir string) (prog 
 
 // minimalRoot copies into dest only the program, its interpreter and
 // libraries (resolved inside rootfs) and the included paths.
-func minimalRoot(rootfs, dest, prog string, include []string) error {
-	deps, err := elfdeps.NewResolver(rootfs).Resolve(elfdeps.ResolveInRoot(rootfs, prog), prog)
+func minimalRoot(rootfs, dest, prog string, include []string, a arch.Arch) error {
+	deps, err := elfdeps.NewResolverFor(rootfs, a).Resolve(elfdeps.ResolveInRoot(rootfs, prog), prog)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func FromRun(store packages.Store, program, name, version string, c *lepton.Conf
 		return "", err
 	}
 	base := filepath.Base(program)
-	deps, err := elfdeps.NewResolver(c.TargetRoot).Resolve(program, "/"+base)
+	deps, err := elfdeps.NewResolverFor(lepton.TargetRoot(c.TargetRoot, store.Arch), store.Arch).Resolve(program, "/"+base)
 	if err != nil {
 		return "", err
 	}
