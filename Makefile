@@ -60,8 +60,8 @@ arm64-kernel:
 # An arm64 root folder for the tests' dynamic arm64 programs from Debian
 # (redis-server and the libraries it needs), unpacked, not installed.
 ARM64_ROOT      := .work/arm64-root
-ARM64_ROOT_PKGS := redis-server redis-tools libc6 libssl3 libsystemd0 libjemalloc2 liblzf1 liblua5.1-0 \
-	libhiredis0.14 libcap2 libgcrypt20 libgpg-error0 liblz4-1 liblzma5 libzstd1 libatomic1 libgcc-s1 libstdc++6
+ARM64_ROOT_PKGS := redis-server redis-tools gcc-12-base libatomic1 libc6 libcap2 libgcrypt20 libgpg-error0 \
+	libjemalloc2 liblz4-1 liblzf1 liblzma5 libssl3 libstdc++6 libsystemd0 libzstd1
 arm64-root:
 	@if [ ! -e $(ARM64_ROOT)/usr/bin/redis-server ]; then \
 		set -e; tmp=$$(mktemp -d); chmod 777 $$tmp; \

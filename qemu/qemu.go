@@ -317,19 +317,7 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 	}
 	switch machine {
 	case Virt:
-		// The interrupt controller is the best this QEMU emulates, or
-		// under KVM the host's own (a GICv3-only server has no GICv2),
-		// without its MSI translation service: the Nanos kernel finds an
-		// ITS in ACPI tables only, which a kernel QEMU loads has none of,
-		// and sends its MSIs to GICv2's frame instead, so a GICv3 with an
-		// ITS never delivers its interrupts (virtio falls back to INTx).
-		// highmem=off keeps the PCI window below 4 GiB, as Nanos's own
-		// Makefile boots it.
-		gic := "max"
-		if vm.Accel == KVM {
-			gic = "host"
-		}
-		a = append(a, "-machine", "virt,gic-version="+gic+",its=off,highmem=off"+vm.ramBackend())
+		a = append(a, "-machine", "virt,"+vm.gic(cpus)+",highmem=off"+vm.ramBackend())
 		devs = devices{blk: "virtio-blk-pci", nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci"}
 		if vm.Kernel == "" && vm.Firmware == "" {
 			return nil, devs, fmt.Errorf("virt boots a kernel directly or through UEFI firmware; neither given")
@@ -435,6 +423,25 @@ func (vm VM) overlayNodes(id, file, ov string) []string {
 
 // overlaySet is the fd set of drive i's overlay, after the drives' own.
 func overlaySet(i int) int { return 1001 + i }
+
+// gic is the virt machine's interrupt controller, and highmem=off keeps
+// the PCI window below 4 GiB, as Nanos's own Makefile boots it. Under
+// emulation a GICv2: the Nanos kernel finds a GICv3's interrupt
+// translation service (ITS) in ACPI tables only, which a kernel QEMU loads
+// has none of, so it sends its MSIs to a GICv2 frame a GICv3 machine does
+// not have and hangs; and without an ITS (its=off) virtio falls back to
+// wired interrupts, under which Nanos's network stalls under load. A GICv2
+// serves up to 8 CPUs; beyond them, and under KVM (a GICv3-only server has
+// no GICv2 to offer), the host's or the best emulated GIC without an ITS.
+func (vm VM) gic(cpus int) string {
+	switch {
+	case vm.Accel == KVM:
+		return "gic-version=host,its=off"
+	case cpus > 8:
+		return "gic-version=max,its=off"
+	}
+	return "gic-version=2"
+}
 
 // arch is the VM's architecture, amd64 unless set.
 func (vm VM) arch() arch.Arch {
