@@ -60,7 +60,7 @@ arm64-kernel:
 # An arm64 root folder for the tests' dynamic arm64 programs from Debian
 # (redis-server and the libraries it needs), unpacked, not installed.
 ARM64_ROOT      := .work/arm64-root
-ARM64_ROOT_PKGS := redis-server redis-tools gcc-12-base libatomic1 libc6 libcap2 libgcrypt20 libgpg-error0 \
+ARM64_ROOT_PKGS := redis-server redis-tools gcc-12-base libatomic1 libc6 libcap2 libgcc-s1 libgcrypt20 libgpg-error0 \
 	libjemalloc2 liblz4-1 liblzf1 liblzma5 libssl3 libstdc++6 libsystemd0 libzstd1
 arm64-root:
 	@if [ ! -e $(ARM64_ROOT)/usr/bin/redis-server ]; then \
