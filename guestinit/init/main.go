@@ -88,10 +88,14 @@ type ending struct {
 	// channelModules are the channel's drivers, to load before reporting
 	// on it; nil once the snapshot point loaded them.
 	channelModules []string
+	// debug, with start, times the report (ops.debug=1).
+	debug bool
+	start time.Time
 }
 
 // run prepares the guest and runs the program.
 func run(start time.Time) (end ending) {
+	end.start = start
 	for _, m := range []struct{ src, dst, typ, data string }{
 		{"proc", "/proc", "proc", ""},
 		{"sysfs", "/sys", "sysfs", ""},
@@ -125,6 +129,7 @@ func run(start time.Time) (end ending) {
 	if debugOn(cmdline) {
 		m.Debug = true
 	}
+	end.debug = m.Debug
 	if m.Debug {
 		logf("manifest read after %v", time.Since(start))
 	}
@@ -293,7 +298,8 @@ func powerButton(modules []string, pid int) {
 		}
 	}
 	dev := ""
-	for i := 0; i < 100 && dev == ""; i++ {
+	var line *os.File
+	for i := 0; i < 100 && dev == "" && line == nil; i++ {
 		ents, _ := os.ReadDir("/sys/class/input")
 		for _, e := range ents {
 			name, _ := os.ReadFile("/sys/class/input/" + e.Name() + "/device/name")
@@ -302,8 +308,17 @@ func powerButton(modules []string, pid int) {
 			}
 		}
 		if dev == "" {
+			// A kernel without the gpio-keys driver (Debian's arm64
+			// cloud kernel): the key's GPIO line, read directly.
+			line = gpioPowerKey()
+		}
+		if dev == "" && line == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+	if line != nil {
+		watchGPIOKey(line, pid)
+		return
 	}
 	f, err := os.Open(dev)
 	if err != nil {
@@ -352,12 +367,24 @@ func exit(end ending) {
 	}
 	if !end.channel {
 		debugExit(end.code)
-	} else if err := reportExit(end.code, end.channelModules); err != nil {
+	} else if err := reportExit(end.code, end.channelModules, func(step string) {
+		if end.debug {
+			logf("exit: %s after %v", step, time.Since(end.start))
+		}
+	}); err != nil {
 		logf("reporting the exit code on the channel: %v", err)
 		debugExit(end.code) // where there is an isa-debug-exit device
+	} else if end.debug {
+		logf("exit code %d acknowledged after %v", end.code, time.Since(end.start))
 	}
 	// No isa-debug-exit device, or the host has the code: power off (QEMU
-	// then exits with status 0).
+	// then exits with status 0). The kernel says "reboot: Power down" on
+	// the console as it does, at a level the console shows whatever its
+	// loglevel unless that is 0: the guest's output ends with the
+	// program's, as it does with isa-debug-exit.
+	if !end.debug {
+		_ = os.WriteFile("/proc/sys/kernel/printk", []byte("0"), 0)
+	}
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	for {
 		time.Sleep(time.Hour)
@@ -678,16 +705,19 @@ const exitAckWait = 2 * time.Second
 // reportExit writes the exit line on the channel (loading its drivers
 // first) and waits for the host's acknowledgement: QEMU ends with the
 // power-off, and a line still on its way would be lost.
-func reportExit(code int, modules []string) error {
+func reportExit(code int, modules []string, trace func(string)) error {
+	trace("reporting")
 	for _, mod := range modules {
 		if err := loadModule(mod); err != nil {
 			return fmt.Errorf("loading %s: %w", mod, err)
 		}
 	}
+	trace("channel driver loaded")
 	dev, err := findPort(guestinit.ChannelName, 2*time.Second)
 	if err != nil {
 		return err
 	}
+	trace("port found")
 	// Non-blocking, polled: a port the host is not connected to blocks a
 	// write for ever.
 	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)

@@ -341,3 +341,60 @@ func TestExchangeExit(t *testing.T) {
 		})
 	}
 }
+
+func TestPowerKeyLine(t *testing.T) {
+	be := func(cells ...uint32) []byte {
+		b := make([]byte, 0, 4*len(cells))
+		for _, c := range cells {
+			b = binary.BigEndian.AppendUint32(b, c)
+		}
+		return b
+	}
+	// As QEMU's arm64 virt machine describes it: line 3 of the PL061
+	// (phandle 0x8004), active high.
+	virt := []byte("gpio-keys\x00")
+	for _, tc := range []struct {
+		name                    string
+		compatible, code, gpios []byte
+		phandle, line           uint32
+		activeLow, ok           bool
+	}{
+		{"QEMU virt's power key", virt, be(116), be(0x8004, 3, 0), 0x8004, 3, false, true},
+		{"active low", virt, be(116), be(0x8004, 5, 1), 0x8004, 5, true, true},
+		{"gpio-keys among other compatible strings", []byte("vendor,keys\x00gpio-keys\x00"), be(116), be(7, 0, 0), 7, 0, false, true},
+		{"no flags cell", virt, be(116), be(7, 2), 7, 2, false, true},
+		{"another key", virt, be(115), be(0x8004, 3, 0), 0, 0, false, false},
+		{"not gpio-keys", []byte("gpio-keys-polled\x00"), be(116), be(0x8004, 3, 0), 0, 0, false, false},
+		{"a code cut short", virt, []byte{0, 116}, be(0x8004, 3, 0), 0, 0, false, false},
+		{"no line", virt, be(116), be(0x8004), 0, 0, false, false},
+		{"nothing read", nil, nil, nil, 0, 0, false, false},
+	} {
+		phandle, line, activeLow, ok := powerKeyLine(tc.compatible, tc.code, tc.gpios)
+		if phandle != tc.phandle || line != tc.line || activeLow != tc.activeLow || ok != tc.ok {
+			t.Errorf("%s: %#x %d %v %v; want %#x %d %v %v", tc.name, phandle, line, activeLow, ok, tc.phandle, tc.line, tc.activeLow, tc.ok)
+		}
+	}
+}
+
+func TestGPIOPressed(t *testing.T) {
+	event := func(id uint32) []byte {
+		ev := make([]byte, 48) // struct gpio_v2_line_event
+		binary.NativeEndian.PutUint64(ev, 123456789)
+		binary.NativeEndian.PutUint32(ev[8:], id)
+		binary.NativeEndian.PutUint32(ev[12:], 3) // the line
+		return ev
+	}
+	for _, tc := range []struct {
+		name string
+		ev   []byte
+		want bool
+	}{
+		{"rising edge", event(unix.GPIO_V2_LINE_EVENT_RISING_EDGE), true},
+		{"falling edge", event(unix.GPIO_V2_LINE_EVENT_FALLING_EDGE), false},
+		{"a short read", event(unix.GPIO_V2_LINE_EVENT_RISING_EDGE)[:10], false},
+	} {
+		if got := gpioPressed(tc.ev); got != tc.want {
+			t.Errorf("%s: %v", tc.name, got)
+		}
+	}
+}
