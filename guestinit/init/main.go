@@ -288,7 +288,8 @@ func exitCode(ws unix.WaitStatus) (code int, ended bool) {
 }
 
 // powerButton loads the power button's drivers, then turns a press (from
-// ops instance stop: ACPI's button on amd64, gpio-keys on arm64 virt)
+// ops instance stop: ACPI's button on amd64; on arm64 virt the gpio-keys
+// input device, or without its driver the key's GPIO line, gpiokey.go)
 // into SIGTERM for the program, as Nanos does: the program ends as it
 // would on a host shutting down, and init reports its exit code.
 func powerButton(modules []string, pid int) {
