@@ -5,16 +5,19 @@ SHELL   := /bin/bash
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/opsdev/ops/cmd.Version=$(VERSION)
-INIT    := guestinit/bin/init
+INIT    := guestinit/bin/init-amd64 guestinit/bin/init-arm64
 INIT_SRC := $(wildcard guestinit/init/*.go guestinit/init/*.s guestinit/*.go netlink/*.go)
 
 .PHONY: all build deps test-deps arm64-kernel arm64-root install-pkgs test test-unit bench demo fuzz vet clean
 
 all: build
 
-# The Linux guest's init: static, no cgo, embedded into ops.
-$(INIT): $(INIT_SRC) go.mod
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./guestinit/init
+# The Linux guest's init, one for each architecture: static, no cgo,
+# embedded into ops. (The single guestinit/bin/init of before arm64 would
+# be embedded too: it goes.)
+guestinit/bin/init-%: $(INIT_SRC) go.mod
+	@rm -f guestinit/bin/init
+	CGO_ENABLED=0 GOARCH=$* $(GO) build -trimpath -ldflags '-s -w' -o $@ ./guestinit/init
 
 build: $(INIT)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o ops .

@@ -63,6 +63,48 @@ const (
 	ChannelName   = "org.opsdev.ops.0"
 )
 
+// ExitChannelArg on the kernel command line makes init report the
+// program's exit code on the channel (the virtio-serial port named
+// ChannelName) instead of through QEMU's isa-debug-exit device, which
+// arm64 machines do not have: it writes ExitLine(code) and waits (up to
+// two seconds) for the host's ExitAck before it powers off, so the line
+// has reached the host before QEMU ends.
+const (
+	ExitChannelArg = "ops.exitchan=1"
+	ExitAck        = "ok\n"
+)
+
+// ExitLine is the line that carries the program's exit code to the host:
+// "exit N\n", N in decimal.
+func ExitLine(code int) []byte {
+	return fmt.Appendf(nil, "exit %d\n", code)
+}
+
+// ParseExitLine reads an ExitLine, with or without its newline; false for
+// anything else. The code is 0-255, an exit status or a signal's number,
+// written as ExitLine writes it (no sign, no leading zeros).
+func ParseExitLine(line []byte) (int, bool) {
+	s, ok := strings.CutPrefix(string(line), "exit ")
+	if !ok {
+		return 0, false
+	}
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" || len(s) > 3 || (s[0] == '0' && len(s) > 1) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > 255 {
+		return 0, false
+	}
+	return n, true
+}
+
 // RunInfo is what each run of a snapshot gives init: fresh entropy, which
 // init adds to the kernel's pool before reseeding it (a restored guest
 // would otherwise repeat the random state of every other copy), and the

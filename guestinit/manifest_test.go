@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,64 @@ func FuzzParseRunInfo(f *testing.F) {
 		again, err := ParseRunInfo(got.Line())
 		if err != nil || again.Time != got.Time || !bytes.Equal(again.Seed, got.Seed) {
 			t.Fatalf("%q: %+v then %+v, %v", b, got, again, err)
+		}
+	})
+}
+
+// TestExitLine: each exit code's line reads back as that code, with or
+// without its newline; lines that are not one are refused.
+func TestExitLine(t *testing.T) {
+	for _, code := range []int{0, 1, 7, 42, 127, 128, 255} {
+		line := ExitLine(code)
+		if want := "exit " + strconv.Itoa(code) + "\n"; string(line) != want {
+			t.Errorf("ExitLine(%d) = %q, want %q", code, line, want)
+		}
+		for _, l := range [][]byte{line, bytes.TrimSuffix(line, []byte("\n"))} {
+			if got, ok := ParseExitLine(l); !ok || got != code {
+				t.Errorf("ParseExitLine(%q) = %d, %v", l, got, ok)
+			}
+		}
+	}
+	for _, tc := range []struct{ name, line string }{
+		{"empty", ""},
+		{"no code", "exit \n"},
+		{"no space", "exit7\n"},
+		{"two spaces", "exit  7\n"},
+		{"a sign", "exit +7\n"},
+		{"negative", "exit -1\n"},
+		{"a leading zero", "exit 07\n"},
+		{"beyond 255", "exit 256\n"},
+		{"a long number", "exit 0000000000000000007\n"},
+		{"not a number", "exit seven\n"},
+		{"trailing text", "exit 7 now\n"},
+		{"two newlines", "exit 7\n\n"},
+		{"a carriage return", "exit 7\r\n"},
+		{"the host's acknowledgement", ExitAck},
+		{"the snapshot point's line", SnapshotReady},
+		{"capitals", "EXIT 7\n"},
+	} {
+		if got, ok := ParseExitLine([]byte(tc.line)); ok {
+			t.Errorf("%s: ParseExitLine(%q) took it as %d", tc.name, tc.line, got)
+		}
+	}
+}
+
+func FuzzParseExitLine(f *testing.F) {
+	for _, s := range []string{"exit 0\n", "exit 7", "exit 255\n", "exit 256\n", "exit 07\n", "exit -1\n", "ok\n", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		code, ok := ParseExitLine(b)
+		if !ok {
+			return
+		}
+		// What parses is an exit code's one line, newline or not.
+		if code < 0 || code > 255 {
+			t.Fatalf("%q: code %d out of range", b, code)
+		}
+		line := ExitLine(code)
+		if !bytes.Equal(b, line) && !bytes.Equal(b, line[:len(line)-1]) {
+			t.Fatalf("%q read as %d, whose line is %q", b, code, line)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/guestinit/bin"
@@ -70,7 +71,7 @@ func (g *linuxGuest) load(home Home, c *Config, _ bool) (Guest, error) {
 	if err := linuxkernel.PrepareBoot(k, home.linuxKernelCache()); err != nil {
 		return nil, err
 	}
-	init, err := bin.Init()
+	init, err := bin.Init(arch.AMD64)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
-// Package linuxkernel is the host's Linux kernel as the Linux guest boots
-// it: finding the kernel and the modules the guest loads, and unpacking
-// the bzImage once into the ELF vmlinux QEMU boots fastest.
+// Package linuxkernel is the Linux kernel the Linux guest boots, the
+// host's or one unpacked from a distribution's package for another
+// architecture: finding the kernel for the guest's architecture and the
+// modules the guest loads, and unpacking an x86 bzImage once into the ELF
+// vmlinux QEMU boots fastest.
 package linuxkernel
 
 import (
@@ -17,73 +19,196 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/packages"
 )
 
-// Kernel is the host distribution's kernel, as the Linux guest boots it.
+// Kernel is a distribution's kernel, as the Linux guest boots it.
 type Kernel struct {
+	Arch    arch.Arch // the guest's architecture, which the image is built for
 	Version string
 	Image   string   // what QEMU boots: a vmlinux (PVH entry) or the vmlinuz
 	Vmlinuz string   // the distribution's file
 	Modules []string // host paths of the modules to load, in load order
 	ModDir  string   // /lib/modules/<version>, "" for a kernel with its drivers built in
-	// LateModules are loaded once the program runs: the ACPI power
-	// button's, so a stop request reaches the program.
+	// LateModules are loaded once the program runs: the power button's
+	// (ACPI's on amd64, gpio-keys on arm64), so a stop request reaches
+	// the program.
 	LateModules []string
 	// SnapshotModules are loaded at init's snapshot point when the run
-	// asks for one: the virtio-serial port ops talks to init over.
+	// asks for one: the virtio-serial port ops talks to init over, which
+	// also carries the exit code when the kernel command line says so
+	// (guestinit.ExitChannelArg; init then loads them before it exits).
 	SnapshotModules []string
 }
 
-// GuestModules are the drivers the Linux guest needs on microvm: the
+// GuestModules are the drivers the amd64 Linux guest needs on microvm: the
 // virtio-mmio transport and the network card. Built-in drivers are skipped.
-func GuestModules() []string { return []string{"virtio_mmio", "virtio_net"} }
+func GuestModules() []string { return GuestModulesFor(arch.AMD64) }
 
-// ErrNotFound means no guest kernel was found on the host.
-var ErrNotFound = errors.New("no Linux guest kernel found (install one with 'make deps', or apt-get install linux-image-cloud-amd64, or set LinuxKernel in config.json)")
-
-// Find finds the guest kernel: the configured file, else the
-// newest /boot/vmlinuz-* that has its /lib/modules folder. bootDir and
-// modDir are "/boot" and "/lib/modules" outside tests.
-func Find(configured, bootDir, modDir string) (*Kernel, error) {
-	var cands []string
-	if configured != "" {
-		if _, err := os.Stat(configured); err != nil {
-			return nil, fmt.Errorf("LinuxKernel: %w", err)
-		}
-		cands = []string{configured}
-	} else {
-		m, _ := filepath.Glob(filepath.Join(bootDir, "vmlinuz-*"))
-		for i := len(m) - 1; i >= 0; i-- {
-			cands = append(cands, m[i])
-		}
-		sortVersionsDesc(cands)
+// GuestModulesFor are the drivers the Linux guest of architecture a
+// needs: the virtio transport of its machine (virtio-mmio on amd64's
+// microvm, PCI on arm64's virt) and the network card. Built-in drivers
+// are skipped. Volumes need DiskModule as well.
+func GuestModulesFor(a arch.Arch) []string {
+	if a == arch.ARM64 {
+		return []string{"virtio_pci", "virtio_net"}
 	}
+	return []string{"virtio_mmio", "virtio_net"}
+}
+
+// DiskModule is the driver of the virtio disks volumes are.
+const DiskModule = "virtio_blk"
+
+// powerButtonModules are the drivers of a's power button, in sets each
+// loaded whole or not at all: ACPI's button and the input device init
+// reads it from on amd64; on arm64, QEMU virt's GPIO controller (a PL061)
+// and, where the kernel has them, the gpio-keys driver and the input
+// device. Debian's arm64 cloud kernel has the PL061 built in and no
+// gpio-keys: init then watches the power key's GPIO line itself.
+func powerButtonModules(a arch.Arch) [][]string {
+	if a == arch.ARM64 {
+		return [][]string{{"gpio_pl061"}, {"gpio_keys", "evdev"}}
+	}
+	return [][]string{{"button", "evdev"}}
+}
+
+// channelModule is the driver of the virtio-serial port ops talks to
+// init over.
+const channelModule = "virtio_console"
+
+// NotFoundError says no kernel for the guest's architecture was found;
+// errors.Is takes every one for ErrNotFound.
+type NotFoundError struct {
+	Arch arch.Arch
+	// Root is the unpacked kernel package looked in; "" for the host's
+	// /boot.
+	Root string
+	// Other, when set, is a kernel found there for another architecture.
+	Other *ArchError
+}
+
+func (e *NotFoundError) Error() string {
+	var s string
+	switch {
+	case e.Root != "":
+		s = fmt.Sprintf("no %s Linux guest kernel found in %s (unpack Debian's kernel package there: dpkg-deb -x linux-image-…-cloud-%s_….deb %s; or set LinuxKernel in config.json)", e.Arch, e.Root, e.Arch, e.Root)
+	case e.Arch != arch.Host():
+		s = fmt.Sprintf("no %s Linux guest kernel found (unpack Debian's kernel package into a folder, dpkg-deb -x linux-image-…-cloud-%s_….deb DIR, and set LinuxKernel in config.json to DIR)", e.Arch, e.Arch)
+	default:
+		s = fmt.Sprintf("no Linux guest kernel found (install one with 'make deps', or apt-get install linux-image-cloud-%s, or set LinuxKernel in config.json)", e.Arch)
+	}
+	if e.Other != nil {
+		s += "; " + e.Other.Error()
+	}
+	return s
+}
+
+// Is makes every NotFoundError match ErrNotFound.
+func (e *NotFoundError) Is(target error) bool {
+	_, ok := target.(*NotFoundError)
+	return ok
+}
+
+// ErrNotFound means no guest kernel for the host's architecture was found
+// on the host. errors.Is(err, ErrNotFound) holds for every *NotFoundError.
+var ErrNotFound error = &NotFoundError{Arch: arch.Host()}
+
+// Find finds the guest kernel for guests of the host's architecture:
+// FindFor(arch.Host(), ...).
+func Find(configured, bootDir, modDir string) (*Kernel, error) {
+	return FindFor(arch.Host(), configured, bootDir, modDir)
+}
+
+// FindFor finds the kernel for guests of architecture a: configured,
+// else the newest bootDir/vmlinuz-* built for a that has its
+// modDir/<version> folder (bootDir and modDir are "/boot" and
+// "/lib/modules" for the host's kernel). configured is a kernel file,
+// whose modules are those of its version in an unpacked package's
+// layout beside it (ROOT/boot/vmlinuz-V, ROOT/lib/modules/V), else in
+// modDir, else none (a kernel with its drivers built in); or an unpacked
+// package's folder (FindInRoot). A configured kernel for another
+// architecture is an *ArchError; no kernel at all a *NotFoundError.
+func FindFor(a arch.Arch, configured, bootDir, modDir string) (*Kernel, error) {
+	if configured == "" {
+		return find(a, bootDir, modDir, "")
+	}
+	st, err := os.Stat(configured)
+	if err != nil {
+		return nil, fmt.Errorf("LinuxKernel: %w", err)
+	}
+	if st.IsDir() {
+		return FindInRoot(a, configured)
+	}
+	if err := checkArch(configured, a); err != nil {
+		return nil, err
+	}
+	ver := strings.TrimPrefix(filepath.Base(configured), "vmlinuz-")
+	for _, md := range []string{
+		filepath.Join(filepath.Dir(filepath.Dir(configured)), "lib", "modules", ver),
+		filepath.Join(modDir, ver),
+	} {
+		if _, err := os.Stat(filepath.Join(md, "modules.dep")); err == nil {
+			return withModules(a, configured, ver, md)
+		}
+	}
+	// A custom kernel with its drivers built in needs no modules.
+	return &Kernel{Arch: a, Version: ver, Image: configured, Vmlinuz: configured}, nil
+}
+
+// FindInRoot finds the kernel for guests of architecture a in root, a
+// distribution's kernel package unpacked there (dpkg-deb -x
+// linux-image-…-cloud-arm64_….deb ROOT): the newest root/boot/vmlinuz-*
+// built for a with its root/lib/modules/<version>.
+func FindInRoot(a arch.Arch, root string) (*Kernel, error) {
+	return find(a, filepath.Join(root, "boot"), filepath.Join(root, "lib", "modules"), root)
+}
+
+// find is the newest bootDir/vmlinuz-* built for a with its modules in
+// modDir; root names the unpacked package in the error when there is none.
+func find(a arch.Arch, bootDir, modDir, root string) (*Kernel, error) {
+	cands, _ := filepath.Glob(filepath.Join(bootDir, "vmlinuz-*"))
+	sortVersionsDesc(cands)
+	var other *ArchError
 	for _, c := range cands {
 		ver := strings.TrimPrefix(filepath.Base(c), "vmlinuz-")
 		md := filepath.Join(modDir, ver)
 		if _, err := os.Stat(filepath.Join(md, "modules.dep")); err != nil {
-			if configured != "" {
-				// A custom kernel with its drivers built in needs no modules.
-				return &Kernel{Version: ver, Image: c, Vmlinuz: c}, nil
+			continue
+		}
+		if err := checkArch(c, a); err != nil {
+			if ae, ok := err.(*ArchError); ok && other == nil {
+				other = ae
 			}
 			continue
 		}
-		mods, err := ModuleOrder(md, GuestModules())
-		if err != nil {
-			return nil, err
-		}
-		k := &Kernel{Version: ver, Image: c, Vmlinuz: c, Modules: mods, ModDir: md}
-		// The power button's drivers, for ops instance stop: loaded after
-		// the program has started, so they cost the boot nothing. A kernel
-		// without them still boots; stop then ends the guest after -t.
-		k.LateModules = moreModules(md, mods, "button", "evdev")
-		// The snapshot channel's driver. Without it a run boots cold.
-		k.SnapshotModules = moreModules(md, mods, "virtio_console")
-		return k, nil
+		return withModules(a, c, ver, md)
 	}
-	return nil, ErrNotFound
+	if root == "" && other == nil && a == arch.Host() {
+		return nil, ErrNotFound
+	}
+	return nil, &NotFoundError{Arch: a, Root: root, Other: other}
+}
+
+// withModules is the kernel image p, version ver, with the modules the
+// guest of architecture a loads from modDir.
+func withModules(a arch.Arch, p, ver, modDir string) (*Kernel, error) {
+	mods, err := ModuleOrder(modDir, GuestModulesFor(a))
+	if err != nil {
+		return nil, err
+	}
+	k := &Kernel{Arch: a, Version: ver, Image: p, Vmlinuz: p, Modules: mods, ModDir: modDir}
+	// The power button's drivers, for ops instance stop: loaded after
+	// the program has started, so they cost the boot nothing. A kernel
+	// without them still boots; stop then ends the guest after -t.
+	for _, set := range powerButtonModules(a) {
+		k.LateModules = append(k.LateModules, moreModules(modDir, slices.Concat(mods, k.LateModules), set...)...)
+	}
+	// The channel's driver. Without it a run boots cold (and an arm64
+	// guest cannot report its exit code).
+	k.SnapshotModules = moreModules(modDir, mods, channelModule)
+	return k, nil
 }
 
 // moreModules are the modules names need (in load order) beyond those
@@ -188,8 +313,12 @@ func ModuleOrder(modDir string, want []string) ([]string, error) {
 // PrepareBoot makes the kernel QEMU boots fastest: the vmlinuz's payload
 // decompressed once into an ELF vmlinux (booted through its PVH entry),
 // cached in cacheDir/<version>. Payloads ops cannot decompress keep the
-// vmlinuz.
+// vmlinuz, and so does an arm64 kernel: QEMU boots its Image as it is
+// (and inflates a gzip-compressed one itself).
 func PrepareBoot(k *Kernel, cacheDir string) error {
+	if k.Arch == arch.ARM64 {
+		return nil
+	}
 	st, err := os.Stat(k.Vmlinuz)
 	if err != nil {
 		return err

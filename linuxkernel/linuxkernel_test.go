@@ -68,23 +68,3 @@ func TestExtractHostVmlinux(t *testing.T) {
 		t.Fatalf("extracted %d bytes, not an ELF larger than the %d-byte bzImage", len(out), len(b))
 	}
 }
-
-func TestFind(t *testing.T) {
-	boot, mods := t.TempDir(), t.TempDir()
-	if _, err := Find("", boot, mods); err != ErrNotFound {
-		t.Fatalf("empty: %v", err)
-	}
-	testutil.WriteFile(t, filepath.Join(boot, "vmlinuz-6.1.0-9-cloud-amd64"), "k")
-	testutil.WriteFile(t, filepath.Join(boot, "vmlinuz-6.1.0-10-cloud-amd64"), "k")
-	testutil.WriteFile(t, filepath.Join(boot, "vmlinuz-6.12.0-1-amd64"), "k") // no modules folder
-	for _, v := range []string{"6.1.0-9-cloud-amd64", "6.1.0-10-cloud-amd64"} {
-		testutil.WriteFile(t, filepath.Join(mods, v, "modules.dep"), "kernel/virtio_mmio.ko:\nkernel/virtio_net.ko:\n")
-	}
-	k, err := Find("", boot, mods)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k.Version != "6.1.0-10-cloud-amd64" || len(k.Modules) != 2 {
-		t.Fatalf("%+v", k)
-	}
-}

@@ -1,12 +1,15 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 // Command init is PID 1 of the Linux guest: it prepares a minimal system,
 // runs the one program named in /.ops/manifest.json, and reports the
-// program's exit code to the host through QEMU's isa-debug-exit device.
+// program's exit code to the host: on the channel when the kernel command
+// line says so (guestinit.ExitChannelArg), else through QEMU's
+// isa-debug-exit device (amd64; an arm64 guest then just powers off).
 package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -28,8 +31,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func outb(port uint16, val uint8)
-
 func main() {
 	// With a single P, Go's scheduler monitor takes the P away from any
 	// system call still running at its next check (it checks every 20 µs
@@ -41,8 +42,7 @@ func main() {
 	runtime.GOMAXPROCS(max(2, runtime.NumCPU()))
 	start := time.Now()
 	setupConsole()
-	code, volumes := run(start)
-	exit(code, volumes)
+	exit(run(start))
 }
 
 func logf(format string, a ...any) {
@@ -77,9 +77,25 @@ func setupConsole() {
 	}
 }
 
-// run prepares the guest and runs the program: its exit code, and
-// whether volumes were mounted (which exit must sync and unmount).
-func run(start time.Time) (code int, volumes bool) {
+// ending is what exit needs from run: the program's exit code, whether
+// volumes were mounted (which exit must sync and unmount), and how the
+// host is to be told the code.
+type ending struct {
+	code    int
+	volumes bool
+	// channel: report the code on the channel (guestinit.ExitChannelArg).
+	channel bool
+	// channelModules are the channel's drivers, to load before reporting
+	// on it; nil once the snapshot point loaded them.
+	channelModules []string
+	// debug, with start, times the report (ops.debug=1).
+	debug bool
+	start time.Time
+}
+
+// run prepares the guest and runs the program.
+func run(start time.Time) (end ending) {
+	end.start = start
 	for _, m := range []struct{ src, dst, typ, data string }{
 		{"proc", "/proc", "proc", ""},
 		{"sysfs", "/sys", "sysfs", ""},
@@ -95,20 +111,25 @@ func run(start time.Time) (code int, volumes bool) {
 	_ = os.MkdirAll("/dev/shm", 0o1777)
 	_ = unix.Mount("tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=1777")
 
+	cmdline, _ := os.ReadFile("/proc/cmdline")
+	end.channel = exitChannelOn(cmdline)
 	b, err := os.ReadFile(guestinit.ManifestPathInGuest)
 	if err != nil {
 		logf("reading the manifest: %v", err)
-		return 126, false
+		end.code = 126
+		return end
 	}
 	var m guestinit.Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		logf("bad manifest: %v", err)
-		return 126, false
+		end.code = 126
+		return end
 	}
-	cmdline, _ := os.ReadFile("/proc/cmdline")
+	end.channelModules = m.SnapshotModules
 	if debugOn(cmdline) {
 		m.Debug = true
 	}
+	end.debug = m.Debug
 	if m.Debug {
 		logf("manifest read after %v", time.Since(start))
 	}
@@ -141,12 +162,15 @@ func run(start time.Time) (code int, volumes bool) {
 			}
 		}
 		m.LateModules = nil
-		if ready, err := snapshotPoint(m.SnapshotModules); err != nil {
+		ready, err := snapshotPoint(m.SnapshotModules)
+		end.channelModules = nil // loaded, or loading them failed
+		if err != nil {
 			logf("snapshot point: %v", err)
 			if ready {
 				// This may be one of many copies of a saved guest: without
 				// its own entropy and clock, the program must not run.
-				return 126, false
+				end.code = 126
+				return end
 			}
 		}
 		if m.Debug {
@@ -155,7 +179,8 @@ func run(start time.Time) (code int, volumes bool) {
 	}
 	if err := mountVolumes(m.Mounts); err != nil {
 		logf("volumes: %v", err)
-		return 126, true // some may be mounted
+		end.code, end.volumes = 126, true // some may be mounted
+		return end
 	}
 	if m.Net.DHCP {
 		network(m, start)
@@ -163,7 +188,8 @@ func run(start time.Time) (code int, volumes bool) {
 	if m.Debug {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
-	return runProgram(m), len(m.Mounts) > 0
+	end.code, end.volumes = runProgram(m), len(m.Mounts) > 0
+	return end
 }
 
 // network sets up eth0 and lo, resolv.conf and the host name.
@@ -261,10 +287,11 @@ func exitCode(ws unix.WaitStatus) (code int, ended bool) {
 	return 0, false
 }
 
-// powerButton loads the power button's drivers, then turns a press (ACPI,
-// from ops instance stop) into SIGTERM for the program, as Nanos does: the
-// program ends as it would on a host shutting down, and init reports its
-// exit code.
+// powerButton loads the power button's drivers, then turns a press (from
+// ops instance stop: ACPI's button on amd64; on arm64 virt the gpio-keys
+// input device, or without its driver the key's GPIO line, gpiokey.go)
+// into SIGTERM for the program, as Nanos does: the program ends as it
+// would on a host shutting down, and init reports its exit code.
 func powerButton(modules []string, pid int) {
 	for _, mod := range modules {
 		if err := loadModule(mod); err != nil {
@@ -272,25 +299,35 @@ func powerButton(modules []string, pid int) {
 		}
 	}
 	dev := ""
-	for i := 0; i < 100 && dev == ""; i++ {
+	var line *os.File
+	for i := 0; i < 100 && dev == "" && line == nil; i++ {
 		ents, _ := os.ReadDir("/sys/class/input")
 		for _, e := range ents {
 			name, _ := os.ReadFile("/sys/class/input/" + e.Name() + "/device/name")
-			if strings.HasPrefix(e.Name(), "event") && strings.TrimSpace(string(name)) == "Power Button" {
+			if strings.HasPrefix(e.Name(), "event") && isPowerButton(string(name)) {
 				dev = "/dev/input/" + e.Name()
 			}
 		}
 		if dev == "" {
+			// A kernel without the gpio-keys driver (Debian's arm64
+			// cloud kernel): the key's GPIO line, read directly.
+			line = gpioPowerKey()
+		}
+		if dev == "" && line == nil {
 			time.Sleep(20 * time.Millisecond)
 		}
+	}
+	if line != nil {
+		watchGPIOKey(line, pid)
+		return
 	}
 	f, err := os.Open(dev)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	// struct input_event on x86-64: a 16-byte time, then type, code
-	// (u16 each) and value (s32).
+	// struct input_event on x86-64 and arm64: a 16-byte time, then type,
+	// code (u16 each) and value (s32).
 	ev := make([]byte, 24)
 	for {
 		if _, err := io.ReadFull(f, ev); err != nil {
@@ -302,6 +339,17 @@ func powerButton(modules []string, pid int) {
 	}
 }
 
+// isPowerButton says whether an input device, by its name (sysfs's, a
+// newline after it), is the power button: ACPI's (amd64), or the gpio-keys
+// device QEMU's arm64 virt machine describes, whose one key is KEY_POWER.
+func isPowerButton(name string) bool {
+	switch strings.TrimSpace(name) {
+	case "Power Button", "gpio-keys":
+		return true
+	}
+	return false
+}
+
 // powerPressed says whether an input event is the power button going
 // down.
 func powerPressed(ev []byte) bool {
@@ -309,23 +357,35 @@ func powerPressed(ev []byte) bool {
 	return typ == 1 && code == 116 && value == 1 // EV_KEY, KEY_POWER, pressed
 }
 
-// exit reports code to the host and powers off. Volumes are written out
-// first: QEMU ends the moment the code arrives.
-func exit(code int, volumes bool) {
+// exit reports the code to the host and powers off. Volumes are written
+// out first: QEMU ends the moment the code arrives.
+func exit(end ending) {
 	_ = os.Stdout.Sync()
-	if volumes {
+	if end.volumes {
 		// Everything else lives in memory: ramfs, tmpfs.
 		unix.Sync()
 		unmountVolumes()
 	}
-	// The I/O permission ioperm grants belongs to the calling thread: the
-	// out instruction must run on that same thread, or init faults (and the
-	// kernel panics) instead of reporting the code.
-	runtime.LockOSThread()
-	if err := unix.Ioperm(guestinit.ExitPort, 1, 1); err == nil {
-		outb(guestinit.ExitPort, uint8(code))
+	if !end.channel {
+		debugExit(end.code)
+	} else if err := reportExit(end.code, end.channelModules, func(step string) {
+		if end.debug {
+			logf("exit: %s after %v", step, time.Since(end.start))
+		}
+	}); err != nil {
+		logf("reporting the exit code on the channel: %v", err)
+		debugExit(end.code) // where there is an isa-debug-exit device
+	} else if end.debug {
+		logf("exit code %d acknowledged after %v", end.code, time.Since(end.start))
 	}
-	// No isa-debug-exit device: power off (QEMU then exits with status 0).
+	// No isa-debug-exit device, or the host has the code: power off (QEMU
+	// then exits with status 0). The kernel says "reboot: Power down" on
+	// the console as it does, at a level the console shows whatever its
+	// loglevel unless that is 0: the guest's output ends with the
+	// program's, as it does with isa-debug-exit.
+	if !end.debug {
+		_ = os.WriteFile("/proc/sys/kernel/printk", []byte("0"), 0)
+	}
 	_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
 	for {
 		time.Sleep(time.Hour)
@@ -631,6 +691,126 @@ func snapshotPoint(modules []string) (ready bool, err error) {
 		}
 	}
 	return true, nil
+}
+
+// exitChannelOn says whether the kernel command line asks init to report
+// the exit code on the channel.
+func exitChannelOn(cmdline []byte) bool {
+	return slices.Contains(strings.Fields(string(cmdline)), guestinit.ExitChannelArg)
+}
+
+// exitAckWait is how long init waits for the channel to take the exit
+// line and for the host to acknowledge it.
+const exitAckWait = 2 * time.Second
+
+// reportExit writes the exit line on the channel (loading its drivers
+// first) and waits for the host's acknowledgement: QEMU ends with the
+// power-off, and a line still on its way would be lost.
+func reportExit(code int, modules []string, trace func(string)) error {
+	trace("reporting")
+	for _, mod := range modules {
+		if err := loadModule(mod); err != nil {
+			return fmt.Errorf("loading %s: %w", mod, err)
+		}
+	}
+	trace("channel driver loaded")
+	dev, err := findPort(guestinit.ChannelName, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	trace("port found")
+	// Non-blocking, polled: a port the host is not connected to blocks a
+	// write for ever.
+	fd, err := unix.Open(dev, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %w", dev, err)
+	}
+	defer unix.Close(fd)
+	return exchangeExit(fd, code, time.Now().Add(exitAckWait))
+}
+
+// exchangeExit writes the exit line on fd, non-blocking, and reads until
+// the host's acknowledgement, up to deadline.
+func exchangeExit(fd, code int, deadline time.Time) error {
+	for line := guestinit.ExitLine(code); len(line) > 0; {
+		if err := waitFD(fd, unix.POLLOUT, deadline); err != nil {
+			return fmt.Errorf("writing the exit line: %w", err)
+		}
+		n, err := unix.Write(fd, line)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("writing the exit line: %w", err)
+		}
+		line = line[n:]
+	}
+	var got []byte
+	buf := make([]byte, 64)
+	for {
+		if err := waitFD(fd, unix.POLLIN, deadline); err != nil {
+			return fmt.Errorf("waiting for the host's acknowledgement: %w", err)
+		}
+		n, err := unix.Read(fd, buf)
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("waiting for the host's acknowledgement: %w", err)
+		}
+		if n == 0 {
+			return errors.New("the host closed the channel before acknowledging the exit line")
+		}
+		var acked bool
+		if acked, got = ackIn(append(got, buf[:n]...)); acked {
+			return nil
+		}
+	}
+}
+
+// ackIn says whether what the host sent holds its acknowledgement (a
+// whole line), and returns what to keep reading after: an unfinished
+// line. Other lines are dropped.
+func ackIn(b []byte) (acked bool, rest []byte) {
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return false, b
+		}
+		if string(b[:i+1]) == guestinit.ExitAck {
+			return true, nil
+		}
+		b = b[i+1:]
+	}
+}
+
+// waitFD waits until fd is ready for events (unix.POLLIN or POLLOUT), up
+// to deadline.
+func waitFD(fd int, events int16, deadline time.Time) error {
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return errors.New("timed out")
+		}
+		p := []unix.PollFd{{Fd: int32(fd), Events: events}}
+		n, err := unix.Poll(p, int(left.Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case n == 0:
+			continue // the deadline, checked above
+		case p[0].Revents&events != 0:
+			return nil
+		case p[0].Revents&unix.POLLHUP != 0:
+			return errors.New("the host is not connected")
+		default:
+			return fmt.Errorf("poll: events %#x", p[0].Revents)
+		}
+	}
 }
 
 // findPort is the device of the virtio-serial port named name, once its

@@ -1,15 +1,18 @@
-//go:build linux && amd64
+//go:build linux && (amd64 || arm64)
 
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/netlink"
@@ -231,5 +234,167 @@ func TestRandPoolInfo(t *testing.T) {
 	b := randPoolInfo(seed)
 	if len(b) != 13 || binary.NativeEndian.Uint32(b[0:]) != 40 || binary.NativeEndian.Uint32(b[4:]) != 5 || !bytes.Equal(b[8:], seed) {
 		t.Fatalf("randPoolInfo = %v", b)
+	}
+}
+
+func TestExitChannelOn(t *testing.T) {
+	for cmdline, want := range map[string]bool{
+		"console=ttyAMA0 rdinit=/.ops/init ops.exitchan=1 quiet\n": true,
+		"ops.exitchan=1":           true,
+		"console=ttyS0 quiet":      false,
+		"ops.exitchan=0":           false,
+		"ops.exitchan=10":          false,
+		"xops.exitchan=1":          false,
+		"ops.snapshot=1 ops.debug": false,
+	} {
+		if got := exitChannelOn([]byte(cmdline)); got != want {
+			t.Errorf("exitChannelOn(%q) = %v", cmdline, got)
+		}
+	}
+}
+
+func TestIsPowerButton(t *testing.T) {
+	for name, want := range map[string]bool{
+		"Power Button\n":                 true, // ACPI's, amd64
+		"gpio-keys\n":                    true, // QEMU virt's, arm64
+		"Sleep Button\n":                 false,
+		"AT Translated Set 2 keyboard\n": false,
+		"":                               false,
+	} {
+		if got := isPowerButton(name); got != want {
+			t.Errorf("isPowerButton(%q) = %v", name, got)
+		}
+	}
+}
+
+func TestAckIn(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		in    string
+		acked bool
+		rest  string
+	}{
+		{"the acknowledgement", "ok\n", true, ""},
+		{"nothing yet", "", false, ""},
+		{"half of it", "o", false, "o"},
+		{"without its newline", "ok", false, "ok"},
+		{"after another line", "ops-run 1 00\nok\n", true, ""},
+		{"another line only", "what\n", false, ""},
+		{"another line and half of the acknowledgement", "what\nok", false, "ok"},
+		{"a line that starts like it", "okay\n", false, ""},
+	} {
+		acked, rest := ackIn([]byte(tc.in))
+		if acked != tc.acked || string(rest) != tc.rest {
+			t.Errorf("%s: ackIn(%q) = %v, %q; want %v, %q", tc.name, tc.in, acked, rest, tc.acked, tc.rest)
+		}
+	}
+}
+
+// TestExchangeExit plays the host on the other end of a socket pair: init
+// writes its exit line and returns once the host acknowledges it, however
+// the acknowledgement arrives, and gives up when the host says nothing or
+// goes away.
+func TestExchangeExit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply []string // written one after another, after reading the line; "close" closes
+		err   string   // "" for success
+	}{
+		{"acknowledged", []string{"ok\n"}, ""},
+		{"acknowledged in pieces", []string{"o", "k", "\n"}, ""},
+		{"another line first", []string{"hello\n", "ok\n"}, ""},
+		{"no answer", nil, "timed out"},
+		{"something else", []string{"no\n"}, "timed out"},
+		{"the host goes away", []string{"close"}, "closed the channel"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			guest, host := fds[0], os.NewFile(uintptr(fds[1]), "host")
+			defer unix.Close(guest)
+			defer host.Close()
+			got := make(chan string, 1)
+			go func() {
+				line, _ := bufio.NewReader(host).ReadString('\n')
+				got <- line
+				for _, r := range tc.reply {
+					if r == "close" {
+						host.Close()
+						return
+					}
+					host.WriteString(r)
+					time.Sleep(10 * time.Millisecond)
+				}
+			}()
+			err = exchangeExit(guest, 7, time.Now().Add(300*time.Millisecond))
+			if line := <-got; line != "exit 7\n" {
+				t.Errorf("the host read %q", line)
+			}
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("%v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Errorf("got %v, want an error saying %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestPowerKeyLine(t *testing.T) {
+	be := func(cells ...uint32) []byte {
+		b := make([]byte, 0, 4*len(cells))
+		for _, c := range cells {
+			b = binary.BigEndian.AppendUint32(b, c)
+		}
+		return b
+	}
+	// As QEMU's arm64 virt machine describes it: line 3 of the PL061
+	// (phandle 0x8004), active high.
+	virt := []byte("gpio-keys\x00")
+	for _, tc := range []struct {
+		name                    string
+		compatible, code, gpios []byte
+		phandle, line           uint32
+		activeLow, ok           bool
+	}{
+		{"QEMU virt's power key", virt, be(116), be(0x8004, 3, 0), 0x8004, 3, false, true},
+		{"active low", virt, be(116), be(0x8004, 5, 1), 0x8004, 5, true, true},
+		{"gpio-keys among other compatible strings", []byte("vendor,keys\x00gpio-keys\x00"), be(116), be(7, 0, 0), 7, 0, false, true},
+		{"no flags cell", virt, be(116), be(7, 2), 7, 2, false, true},
+		{"another key", virt, be(115), be(0x8004, 3, 0), 0, 0, false, false},
+		{"not gpio-keys", []byte("gpio-keys-polled\x00"), be(116), be(0x8004, 3, 0), 0, 0, false, false},
+		{"a code cut short", virt, []byte{0, 116}, be(0x8004, 3, 0), 0, 0, false, false},
+		{"no line", virt, be(116), be(0x8004), 0, 0, false, false},
+		{"nothing read", nil, nil, nil, 0, 0, false, false},
+	} {
+		phandle, line, activeLow, ok := powerKeyLine(tc.compatible, tc.code, tc.gpios)
+		if phandle != tc.phandle || line != tc.line || activeLow != tc.activeLow || ok != tc.ok {
+			t.Errorf("%s: %#x %d %v %v; want %#x %d %v %v", tc.name, phandle, line, activeLow, ok, tc.phandle, tc.line, tc.activeLow, tc.ok)
+		}
+	}
+}
+
+func TestGPIOPressed(t *testing.T) {
+	event := func(id uint32) []byte {
+		ev := make([]byte, 48) // struct gpio_v2_line_event
+		binary.NativeEndian.PutUint64(ev, 123456789)
+		binary.NativeEndian.PutUint32(ev[8:], id)
+		binary.NativeEndian.PutUint32(ev[12:], 3) // the line
+		return ev
+	}
+	for _, tc := range []struct {
+		name string
+		ev   []byte
+		want bool
+	}{
+		{"rising edge", event(unix.GPIO_V2_LINE_EVENT_RISING_EDGE), true},
+		{"falling edge", event(unix.GPIO_V2_LINE_EVENT_FALLING_EDGE), false},
+		{"a short read", event(unix.GPIO_V2_LINE_EVENT_RISING_EDGE)[:10], false},
+	} {
+		if got := gpioPressed(tc.ev); got != tc.want {
+			t.Errorf("%s: %v", tc.name, got)
+		}
 	}
 }
