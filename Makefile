@@ -45,8 +45,10 @@ test-deps:
 
 # The Linux guest on arm64 boots Debian's arm64 cloud kernel: its package,
 # unpacked (boot/vmlinuz-*, lib/modules/) where ops looks for a kernel of
-# another architecture, <ops home>/kernels/arm64. Debian's package index
-# for arm64 is added once (dpkg --add-architecture); nothing is installed.
+# another architecture, <ops home>/kernels/arm64, and its modules' order
+# made (depmod; the package leaves that to its install script). Debian's
+# package index for arm64 is added once (dpkg --add-architecture);
+# nothing is installed.
 OPS_DIR        := $(if $(OPS_HOME),$(OPS_HOME),$(HOME))/.ops
 ARM64_KERNEL   := $(OPS_DIR)/kernels/arm64
 arm64-kernel:
@@ -58,6 +60,7 @@ arm64-kernel:
 		echo "unpacking $$pkg:arm64 into $(ARM64_KERNEL)"; \
 		tmp=$$(mktemp -d); chmod 777 $$tmp; (cd $$tmp && apt-get download -qq $$pkg:arm64); \
 		mkdir -p $(ARM64_KERNEL); dpkg-deb -x $$tmp/*.deb $(ARM64_KERNEL); rm -rf $$tmp; \
+		v=$$(ls $(ARM64_KERNEL)/lib/modules); /sbin/depmod -b $(ARM64_KERNEL) $$v; \
 	fi
 
 # An arm64 root folder for the tests' dynamic arm64 programs from Debian
@@ -148,6 +151,9 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime $(FUZZTIME) ./netlink/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./compose/
 	$(GO) test -run '^$$' -fuzz FuzzSpawnRequest -fuzztime $(FUZZTIME) ./netns/
+	$(GO) test -run '^$$' -fuzz FuzzParseExitLine -fuzztime $(FUZZTIME) ./guestinit/
+	$(GO) test -run '^$$' -fuzz FuzzImageArch -fuzztime $(FUZZTIME) ./linuxkernel/
+	$(GO) test -run '^$$' -fuzz FuzzReadOverlay -fuzztime $(FUZZTIME) ./qemu/
 
 # The main job: build ops and boot an example program.
 demo: deps build

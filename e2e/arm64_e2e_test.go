@@ -80,10 +80,30 @@ func nanosHomeARM64(t *testing.T) string {
 	return home
 }
 
+// linuxHomeARM64 links the arm64 kernel package that make test-deps
+// unpacks (into <ops home>/kernels/arm64 of the home the Nanos release
+// comes from) into a fresh ops home, or skips the test saying why.
+func linuxHomeARM64(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(nanosSource(), "kernels", "arm64")
+	if k, _ := filepath.Glob(filepath.Join(src, "boot", "vmlinuz-*")); len(k) == 0 {
+		t.Skipf("SKIP: no arm64 Linux kernel unpacked in %s (make arm64-kernel, which make test-deps runs)", src)
+	}
+	home := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(home, "kernels"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(src, filepath.Join(home, "kernels", "arm64")); err != nil {
+		t.Fatal(err)
+	}
+	return home
+}
+
 // forEachGuestARM64 runs f for each guest on arm64, in the folder of the
 // arm64 programs.
 func forEachGuestARM64(t *testing.T, f func(t *testing.T, guest, home, dir string)) {
 	dir := arm64Progs(t)
+	t.Run("linux", func(t *testing.T) { f(t, "linux", linuxHomeARM64(t), dir) })
 	t.Run("nanos", func(t *testing.T) { f(t, "nanos", nanosHomeARM64(t), dir) })
 }
 

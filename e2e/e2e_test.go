@@ -117,7 +117,7 @@ func newEnv() (*env, error) {
 	}
 	e := &env{dir: dir, ops: filepath.Join(dir, "ops"), home: filepath.Join(dir, "home"), progs: map[string]string{}}
 	root := repoRoot()
-	if _, err := os.Stat(filepath.Join(root, "guestinit", "bin", "init")); err != nil {
+	if _, err := os.Stat(filepath.Join(root, "guestinit", "bin", "init-amd64")); err != nil {
 		return nil, fmt.Errorf("the Linux guest's init is not built; run the tests with 'make test'")
 	}
 	// Built as the Makefile builds it (static, no symbol tables), so that

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/elfdeps"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/volume"
 )
@@ -113,6 +114,9 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("BaseVolumeSz: %w", err)
 	}
+	if err := checkProgramArch(in); err != nil {
+		return nil, err
+	}
 	b, out, err := t.resolve(home, c)
 	if err != nil {
 		return nil, err
@@ -126,6 +130,25 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	}
 	b.Took = time.Since(start)
 	return b, nil
+}
+
+// checkProgramArch refuses, before a guest is chosen or anything built, a
+// program built for another architecture than the image's. What is not a
+// readable ELF is left for the plan to say.
+func checkProgramArch(in PlanInput) error {
+	a, err := in.Config.Target()
+	if err != nil {
+		return err
+	}
+	host, err := programFile(in)
+	if err != nil {
+		return nil
+	}
+	info, err := elfdeps.ReadELF(host)
+	if err != nil {
+		return nil
+	}
+	return info.CheckArch(host, a)
 }
 
 // Existing is the image Build would write, as it is now, without

@@ -43,7 +43,7 @@ type Guest interface {
 	// is not installed; missing says so, with how to install it, and
 	// fallback says why the next guest was chosen instead.
 	absent(err error) bool
-	missing() string
+	missing(home Home, a arch.Arch) string
 	fallback() string
 	// chosen names the loaded guest in the line ops prints when it chose
 	// it because those before it are missing.
@@ -208,6 +208,10 @@ func volumeDrives(b Boot) []qemu.Drive {
 // or Kernel and Boot are configured; else the Linux guest). note is the
 // one line ops prints when it falls back.
 func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
+	a, err := c.Target()
+	if err != nil {
+		return nil, "", err
+	}
 	if c.Guest != "" {
 		g, err := guestNamed(c.Guest)
 		if err != nil {
@@ -228,7 +232,7 @@ func ChooseGuest(home Home, c *Config) (g Guest, note string, err error) {
 		if !g.absent(err) {
 			return nil, "", err
 		}
-		missing = append(missing, g.missing())
+		missing = append(missing, g.missing(home, a))
 		fallbacks = append(fallbacks, g.fallback())
 	}
 	return nil, "", errors.New("no guest kernel: " + strings.Join(missing, " and "))

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"hash/crc32"
 	"io"
 	"os"
@@ -46,17 +45,25 @@ func (g *linuxGuest) imageArch(head []byte) arch.Arch {
 	return arch.AMD64
 }
 
-// Arch implements Guest.
-func (g *linuxGuest) Arch() arch.Arch { return arch.AMD64 }
+// Arch implements Guest: its kernel's.
+func (g *linuxGuest) Arch() arch.Arch {
+	if g.Kernel == nil || g.Kernel.Arch == "" {
+		return arch.AMD64
+	}
+	return g.Kernel.Arch
+}
 
 // prepare implements Guest: nothing to make.
 func (g *linuxGuest) prepare(qemu.VM) error { return nil }
 
-// exitCode implements Guest: QEMU's exit device gives the code.
+// exitCode implements Guest: QEMU's exit device gives the code, or on a
+// machine without one (arm64) init's line on the channel.
 func (g *linuxGuest) exitCode(_ qemu.VM, res *qemu.Result) (int, error) { return res.GuestExitCode() }
 
 // load implements Guest: the Linux guest with the host's kernel
-// (unpacked once into the ops home) and ops's embedded init.
+// (unpacked once into the ops home) and ops's embedded init; for another
+// architecture than the host's, the kernel LinuxKernel names, else the
+// one unpacked into the ops home's kernels/<arch> (linuxKernel).
 func (g *linuxGuest) load(home Home, c *Config, _ bool) (Guest, error) {
 	if c.Uefi {
 		return nil, errLinuxUEFI
@@ -64,18 +71,37 @@ func (g *linuxGuest) load(home Home, c *Config, _ bool) (Guest, error) {
 	if o := c.nanosOnly(); len(o) > 0 {
 		return nil, fmt.Errorf("%s: only the Nanos kernel reads these; the Linux guest has no such options (use --guest nanos)", strings.Join(o, ", "))
 	}
-	k, err := linuxkernel.Find(c.LinuxKernel, "/boot", "/lib/modules")
+	a, err := c.Target()
+	if err != nil {
+		return nil, err
+	}
+	k, err := linuxKernel(home, c.LinuxKernel, a)
 	if err != nil {
 		return nil, err
 	}
 	if err := linuxkernel.PrepareBoot(k, home.linuxKernelCache()); err != nil {
 		return nil, err
 	}
-	init, err := bin.Init(arch.AMD64)
+	init, err := bin.Init(a)
 	if err != nil {
 		return nil, err
 	}
 	return &linuxGuest{Kernel: k, Init: init}, nil
+}
+
+// linuxKernel finds the kernel for a Linux guest of architecture a: the
+// one configured (a file, or an unpacked package's folder), else the
+// host's own for its architecture, else the package unpacked into the ops
+// home's kernels/<arch> (make arm64-kernel puts Debian's arm64 cloud
+// kernel there).
+func linuxKernel(home Home, configured string, a arch.Arch) (*linuxkernel.Kernel, error) {
+	switch {
+	case a == arch.Host():
+		return linuxkernel.FindFor(a, configured, "/boot", "/lib/modules")
+	case configured != "":
+		return linuxkernel.FindFor(a, configured, "", "")
+	}
+	return linuxkernel.FindInRoot(a, home.KernelsDir(a))
 }
 
 // installed implements Guest: the host has a kernel for the guest.
@@ -88,7 +114,10 @@ func (g *linuxGuest) installed(Home) bool {
 func (g *linuxGuest) absent(err error) bool { return errors.Is(err, linuxkernel.ErrNotFound) }
 
 // missing implements Guest.
-func (g *linuxGuest) missing() string {
+func (g *linuxGuest) missing(home Home, a arch.Arch) string {
+	if a != arch.Host() {
+		return fmt.Sprintf("no %s Linux kernel is unpacked in %s (make arm64-kernel puts Debian's there; or set LinuxKernel)", a, home.KernelsDir(a))
+	}
 	return "no Linux kernel was found for the Linux guest (run 'make deps' or apt-get install linux-image-cloud-amd64)"
 }
 
@@ -218,7 +247,7 @@ func (g *linuxGuest) withDiskDriver() (*linuxkernel.Kernel, error) {
 	if k.ModDir == "" {
 		return &k, nil
 	}
-	more, err := linuxkernel.ModuleOrder(k.ModDir, append(linuxkernel.GuestModules(), "virtio_blk"))
+	more, err := linuxkernel.ModuleOrder(k.ModDir, append(linuxkernel.GuestModulesFor(g.Arch()), linuxkernel.DiskModule))
 	if err != nil {
 		return nil, err
 	}
@@ -226,18 +255,22 @@ func (g *linuxGuest) withDiskDriver() (*linuxkernel.Kernel, error) {
 	return &k, nil
 }
 
-// VM implements Guest. The Linux guest boots on microvm only, its memory
-// sized to the initramfs unless set. Under emulation QEMU runs without
-// transparent huge pages (the guest touches ~90 MiB in small pieces while
-// it boots: ~0.08 s sooner to hello), and the kernel is told the TSC's
-// rate, which emulation runs at the host's.
+// VM implements Guest. The Linux guest boots on microvm only (virt on
+// arm64), its memory sized to the initramfs unless set. Under emulation
+// QEMU runs without transparent huge pages (the guest touches ~90 MiB in
+// small pieces while it boots: ~0.08 s sooner to hello), and an x86
+// kernel is told the TSC's rate, which emulation runs at the host's. An
+// arm64 machine has no exit device: init reports the exit code on the
+// channel (guestinit.ExitChannelArg), and it boots cold (its snapshots
+// are not made yet).
 func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
-	vm, err := baseVM(b, g.Arch())
+	a := g.Arch()
+	vm, err := baseVM(b, a)
 	if err != nil {
 		return vm, err
 	}
-	if vm.Machine != qemu.MicroVM {
-		return vm, errors.New("the Linux guest boots on microvm only")
+	if want := qemu.DefaultMachine(a); vm.Machine != want {
+		return vm, fmt.Errorf("the Linux guest boots on %s only", want)
 	}
 	vm.Kernel = g.Kernel.Image
 	vm.Initrd = b.Image.Path
@@ -248,11 +281,16 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	khz := 0
 	if b.Accel == qemu.TCG {
 		vm.Pages = qemu.PagesSmall
-		cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
-		khz = qemu.TSCkHz(string(cpuinfo))
+		if a == arch.AMD64 {
+			cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
+			khz = qemu.TSCkHz(string(cpuinfo))
+		}
 	}
-	vm.Append = linuxCommandLine(b.Run.Debug || b.Run.ShowDebug, khz)
-	if b.Snapshot && len(g.Kernel.SnapshotModules) > 0 {
+	vm.Append = linuxCommandLine(b.Run.Debug || b.Run.ShowDebug, khz, a)
+	if a != arch.AMD64 {
+		vm.Append += " " + guestinit.ExitChannelArg
+		vm.Channel = guestinit.ChannelName
+	} else if b.Snapshot && len(g.Kernel.SnapshotModules) > 0 {
 		vm.Append += " " + guestinit.SnapshotArg
 		vm.Channel = guestinit.ChannelName
 	}
@@ -295,9 +333,16 @@ const skippedInitcalls = "ftrace_check_for_weak_functions,trace_eval_init,tracer
 // (~0.3 s), and noreplace-smp keeps the kernel from rewriting every lock
 // prefix when it finds one CPU (thousands of text pokes, each a page-table
 // switch: ~0.1 s). skippedInitcalls leaves out the kernel's tracing set-up.
-func linuxCommandLine(debug bool, tscKHz int) string {
+//
+// On arm64 the console is the PL011 and none of the x86 options apply;
+// its kernel also skips the kprobe trace events' set-up.
+func linuxCommandLine(debug bool, tscKHz int, a arch.Arch) string {
 	s := "console=ttyS0 rdinit=" + initPath + " rootfstype=ramfs panic=-1 reboot=t 8250.nr_uarts=1 tsc=reliable no_timer_check cryptomgr.notests noreplace-smp" +
 		" initcall_blacklist=" + skippedInitcalls
+	if a == arch.ARM64 {
+		s = "console=ttyAMA0 rdinit=" + initPath + " rootfstype=ramfs panic=-1 cryptomgr.notests" +
+			" initcall_blacklist=" + skippedInitcalls + ",init_kprobe_trace"
+	}
 	if tscKHz > 0 {
 		s += fmt.Sprintf(" tsc_early_khz=%d", tscKHz)
 	}

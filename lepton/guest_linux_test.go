@@ -1,6 +1,7 @@
 package lepton
 
 import (
+	"github.com/opsdev/ops/arch"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,7 @@ func TestLinuxCommandLine(t *testing.T) {
 		{true, 0, []string{"ops.debug=1"}, []string{"quiet"}},
 	}
 	for _, tc := range cases {
-		s := " " + linuxCommandLine(tc.debug, tc.khz) + " "
+		s := " " + linuxCommandLine(tc.debug, tc.khz, arch.AMD64) + " "
 		for _, w := range tc.has {
 			if !strings.Contains(s, " "+w+" ") {
 				t.Errorf("%q lacks %q", s, w)

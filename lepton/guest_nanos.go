@@ -109,7 +109,10 @@ func (g *nanosGuest) installed(home Home) bool {
 func (g *nanosGuest) absent(err error) bool { return errors.Is(err, release.ErrNotInstalled) }
 
 // missing implements Guest.
-func (g *nanosGuest) missing() string {
+func (g *nanosGuest) missing(_ Home, a arch.Arch) string {
+	if a != arch.AMD64 {
+		return fmt.Sprintf("no %s Nanos release is installed (run 'ops update --arch %s', or 'ops update --arch %s --from FILE' offline)", a, a, a)
+	}
 	return "no Nanos release is installed (run 'ops update', or 'ops update --from FILE' offline)"
 }
 

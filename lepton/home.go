@@ -26,6 +26,7 @@ import (
 //	<home>/compose/<project>/  a compose project's state
 //	<home>/compose/.<project>.lock  held by its up or down at work
 //	<home>/linux/<version>/    the Linux guest's unpacked kernel
+//	<home>/kernels/<arch>/     a kernel package for another architecture, unpacked
 //	<home>/profile             what ops profile printed last
 //
 // Its methods are the one place that builds paths into it: the packages
@@ -93,6 +94,11 @@ func (h Home) ComposeDir(project string) string { return filepath.Join(h.Dir, "c
 func (h Home) ComposeLock(project string) string {
 	return filepath.Join(h.Dir, "compose", "."+project+".lock")
 }
+
+// KernelsDir holds the Linux guest's kernel for architecture a when it
+// is not the host's: a distribution's kernel package unpacked there
+// (boot/vmlinuz-*, lib/modules/<version>/, with modules.dep).
+func (h Home) KernelsDir(a arch.Arch) string { return filepath.Join(h.Dir, "kernels", string(a)) }
 
 // linuxKernelCache holds the Linux guest's unpacked kernels, a folder per
 // kernel version.

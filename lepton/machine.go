@@ -1,6 +1,7 @@
 package lepton
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
@@ -274,6 +276,9 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 	if vm.Channel == "" {
 		return m.once(ctx, vm, nil)
 	}
+	if !strings.Contains(vm.Append, guestinit.SnapshotArg) {
+		return m.once(ctx, vm, &channelJob{exitOnly: true})
+	}
 	snap, err := m.snapshotFor(vm)
 	if err != nil {
 		m.say(fmt.Sprintf("ops: no snapshot for this run: %v", err))
@@ -326,18 +331,26 @@ func (m *Machine) start(ctx context.Context, vm qemu.VM) (*qemu.Result, error) {
 // channelJob is what ops does on a VM's channel: restore (check the
 // state's checksum, then send the run's information), save (wait for the
 // snapshot point, save the VM there, then send it), or, with neither,
-// only send it once the guest is ready.
+// only send it once the guest is ready; then, and alone with exitOnly,
+// take the exit code init reports there on a machine without an exit
+// device.
 type channelJob struct {
-	restore *snapshot
-	meta    snapshotMeta
-	state   *os.File // the restored state, as QEMU reads it
-	save    *snapshot
-	failed  error // the restored state was not the one saved; QEMU was stopped
+	restore  *snapshot
+	meta     snapshotMeta
+	state    *os.File // the restored state, as QEMU reads it
+	save     *snapshot
+	exitOnly bool  // no snapshot point: the channel carries the exit code only
+	failed   error // the restored state was not the one saved; QEMU was stopped
+	code     *int  // the exit code init reported
 }
 
 // serve does the job on p's channel; stop stops QEMU.
 func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func()) {
 	ch := p.Channel()
+	if j.exitOnly {
+		j.awaitExit(ch)
+		return
+	}
 	switch {
 	case j.restore != nil:
 		// Init waits at its snapshot point, in the restored memory, until
@@ -371,6 +384,27 @@ func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func())
 	if err != nil {
 		m.say(fmt.Sprintf("ops: the guest's channel: %v", err))
 		stop()
+		return
+	}
+	j.awaitExit(ch)
+}
+
+// awaitExit reads the channel until it closes (QEMU exited), taking the
+// exit code init reports there and acknowledging it: init powers off only
+// once the host has its code.
+func (j *channelJob) awaitExit(ch io.ReadWriter) {
+	r := bufio.NewReader(ch)
+	for {
+		line, err := r.ReadBytes('\n')
+		if code, ok := guestinit.ParseExitLine(line); ok {
+			j.code = &code
+			if _, err := io.WriteString(ch, guestinit.ExitAck); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
@@ -416,8 +450,8 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.
 	// hard stops QEMU: SIGTERM, then SIGKILL (qemu.Process.Wait).
 	hard, stopQEMU := context.WithCancel(context.Background())
 	defer stopQEMU()
+	served := make(chan struct{})
 	if job != nil {
-		served := make(chan struct{})
 		defer func() { <-served }() // the channel closes as QEMU exits
 		go func() { defer close(served); m.serve(job, vm, p, stopQEMU) }()
 	}
@@ -443,6 +477,10 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.
 	}()
 	res := p.Wait(hard)
 	close(exited)
+	if job != nil {
+		<-served // the channel closed as QEMU exited
+		res.Reported = job.code
+	}
 	if ctx.Err() != nil {
 		res.Stopped = true
 	}

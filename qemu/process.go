@@ -27,6 +27,10 @@ type Result struct {
 	// NetFailed is what passt said when it quit before QEMU, which ops
 	// then stopped: the guest had lost its network.
 	NetFailed string
+	// Reported is the exit code the guest reported another way than
+	// through QEMU's status (on a machine without an exit device), if it
+	// did: it stands when QEMU then exited normally.
+	Reported *int
 }
 
 // tail keeps the last bytes written to it.
@@ -323,6 +327,8 @@ func (r *Result) GuestExitCode() (int, error) {
 		return 0, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(r.QEMUError()))
 	case r.Status&1 == 1:
 		return r.Status >> 1, nil
+	case r.Status == 0 && r.Reported != nil:
+		return *r.Reported, nil
 	case r.Status == 0:
 		return 0, ErrNoExitCode
 	}
