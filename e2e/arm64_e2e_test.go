@@ -11,6 +11,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // arm64 end to end, on any host: programs cross-built here (Debian's
@@ -210,6 +216,53 @@ func TestE2EARM64RedisVolume(t *testing.T) {
 		}
 		if got, _ := redisCmd(addr, "GET k\r\n", 120*time.Second); got != "$4\r\nkept\r\n" {
 			t.Fatalf("after restart: %q\n%s", got, e.run(t, home, "instance", "logs", "cache").stdout)
+		}
+	})
+}
+
+// TestE2EARM64MultiPlatformImage: from a container image index holding an
+// amd64 and an arm64 image (each the C hello of its architecture), --arch
+// arm64 makes a package of the arm64 one, which runs.
+func TestE2EARM64MultiPlatformImage(t *testing.T) {
+	e := getEnv(t)
+	dir := arm64Progs(t)
+	image := func(prog, architecture string) v1.Image {
+		b, err := os.ReadFile(prog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := mutate.AppendLayers(empty.Image, layer(t, []tarEnt{{name: "hello", body: b, mode: 0o755}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", architecture
+		cf.Config.Cmd = []string{"/hello", "5"}
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: image(e.progs["hello_static"], "amd64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: image(filepath.Join(dir, "hello_static"), "arm64"), Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})
+	host := localRegistry(t)
+	ref, err := name.ParseReference(host + "/tests/multi:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	forEachGuestARM64(t, func(t *testing.T, guest, home, _ string) {
+		home = writableHome(t, home)
+		if r := e.run(t, home, "pkg", "from-image", ref.String(), "--arch", "arm64", "--name", "multi", "--version", "1"); r.code != 0 {
+			t.Fatalf("from-image: %d %s %s", r.code, r.stdout, r.stderr)
+		}
+		r := e.run(t, home, "pkg", "load", "-l", "multi:1", "--arch", "arm64", "--guest", guest)
+		if r.code != 5 || !strings.Contains(r.stdout, "hello from C, 2 args") {
+			t.Fatalf("load: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
 }
