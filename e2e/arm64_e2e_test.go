@@ -33,7 +33,7 @@ var (
 // dynamic (its libraries from Debian's cross root, /usr/aarch64-linux-gnu),
 // and the Go HTTP server. It skips, saying what to install, where the
 // cross tools or QEMU's arm64 emulator are missing.
-func arm64Progs(t *testing.T) string {
+func arm64Progs(t testing.TB) string {
 	t.Helper()
 	e := getEnv(t)
 	for _, tool := range []string{"aarch64-linux-gnu-gcc", "qemu-system-aarch64"} {
@@ -68,7 +68,7 @@ func arm64Progs(t *testing.T) string {
 // nanosHomeARM64 links the arm64 release of the Nanos version the tests
 // use (<version>-arm, beside it in the same ops home) into a fresh ops
 // home, or skips the test saying why.
-func nanosHomeARM64(t *testing.T) string {
+func nanosHomeARM64(t testing.TB) string {
 	t.Helper()
 	src := nanosSource()
 	v, _ := os.ReadFile(filepath.Join(src, "latest.txt"))
@@ -89,7 +89,7 @@ func nanosHomeARM64(t *testing.T) string {
 // linuxHomeARM64 links the arm64 kernel package that make test-deps
 // unpacks (into <ops home>/kernels/arm64 of the home the Nanos release
 // comes from) into a fresh ops home, or skips the test saying why.
-func linuxHomeARM64(t *testing.T) string {
+func linuxHomeARM64(t testing.TB) string {
 	t.Helper()
 	src := filepath.Join(nanosSource(), "kernels", "arm64")
 	if k, _ := filepath.Glob(filepath.Join(src, "boot", "vmlinuz-*")); len(k) == 0 {
