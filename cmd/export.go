@@ -156,7 +156,7 @@ func newImageCreateCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			steps := imgfmt.NextSteps(t, o.name, o.path(), o.uefi)
+			steps := imgfmt.NextSteps(t, o.name, o.path(), o.uefi, o.built.Guest.Arch())
 			if asJSON {
 				if steps == nil {
 					steps = []string{}

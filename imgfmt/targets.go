@@ -2,6 +2,7 @@ package imgfmt
 
 import (
 	"fmt"
+	"github.com/opsdev/ops/arch"
 	"path/filepath"
 	"strings"
 )
@@ -10,22 +11,35 @@ import (
 // target, for a person or a CI step to run with their own credentials.
 // Placeholders are shell variables ($BUCKET, …) so the lines paste as
 // they are once those are set. uefi adds what marks an image as UEFI.
-func NextSteps(t Target, name, path string, uefi bool) []string {
+//
+// An arm64 image is registered as such (GCP's, AWS's and Azure's arm64
+// machines boot it only so marked), and these clouds boot arm64 machines
+// through UEFI only: a step says so first when the image was built
+// without --uefi.
+func NextSteps(t Target, name, path string, uefi bool, a arch.Arch) []string {
 	file := filepath.Base(path)
 	img := cloudName(name)
+	arm := a == arch.ARM64
+	var steps []string
 	switch t.Name {
 	case "gcp":
 		create := fmt.Sprintf("gcloud compute images create %s --source-uri gs://$BUCKET/%s", img, file)
 		if uefi {
 			create += " --guest-os-features=UEFI_COMPATIBLE"
 		}
-		return []string{"gcloud storage cp " + path + " gs://$BUCKET/" + file, create}
+		if arm {
+			create += " --architecture=ARM64"
+		}
+		steps = []string{"gcloud storage cp " + path + " gs://$BUCKET/" + file, create}
 	case "aws":
 		register := "# then: aws ec2 register-image --name " + img + " with the snapshot's id"
 		if uefi {
 			register += " and --boot-mode uefi"
 		}
-		return []string{
+		if arm {
+			register += " and --architecture arm64"
+		}
+		steps = []string{
 			"aws s3 cp " + path + " s3://$BUCKET/" + file,
 			fmt.Sprintf("aws ec2 import-snapshot --description %s --disk-container 'Format=VMDK,UserBucket={S3Bucket=$BUCKET,S3Key=%s}'", img, file),
 			register,
@@ -35,10 +49,22 @@ func NextSteps(t Target, name, path string, uefi bool) []string {
 		if uefi {
 			gen = "V2"
 		}
-		return []string{
-			"az storage blob upload --type page --account-name $ACCOUNT --container-name $CONTAINER --file " + path + " --name " + file,
-			fmt.Sprintf("az image create --resource-group $GROUP --name %s --os-type Linux --hyper-v-generation %s --source https://$ACCOUNT.blob.core.windows.net/$CONTAINER/%s", img, gen, file),
+		create := fmt.Sprintf("az image create --resource-group $GROUP --name %s --os-type Linux --hyper-v-generation %s --source https://$ACCOUNT.blob.core.windows.net/$CONTAINER/%s", img, gen, file)
+		if arm {
+			create += " --architecture Arm64"
 		}
+		steps = []string{
+			"az storage blob upload --type page --account-name $ACCOUNT --container-name $CONTAINER --file " + path + " --name " + file,
+			create,
+		}
+	}
+	if steps != nil {
+		if arm && !uefi {
+			steps = append([]string{"# arm64 machines on " + t.Name + " boot through UEFI only: build this image with --uefi"}, steps...)
+		}
+		return steps
+	}
+	switch t.Name {
 	case "hyper-v":
 		gen := "1"
 		if uefi {

@@ -1,6 +1,7 @@
 package imgfmt
 
 import (
+	"github.com/opsdev/ops/arch"
 	"strings"
 	"testing"
 )
@@ -11,6 +12,37 @@ func TestCloudName(t *testing.T) {
 	} {
 		if got := cloudName(in); got != want {
 			t.Errorf("cloudName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestNextStepsARM64: an arm64 image is registered as arm64, and one
+// built without UEFI is told it needs it first.
+func TestNextStepsARM64(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		uefi   bool
+		want   []string
+	}{
+		{"gcp", true, []string{"gcloud storage cp", "--guest-os-features=UEFI_COMPATIBLE --architecture=ARM64"}},
+		{"gcp", false, []string{"# arm64 machines on gcp boot through UEFI only: build this image with --uefi", "gcloud storage cp", "--architecture=ARM64"}},
+		{"aws", true, []string{"aws s3 cp", "Format=VMDK", "--boot-mode uefi and --architecture arm64"}},
+		{"azure", true, []string{"--type page", "--hyper-v-generation V2", "--architecture Arm64"}},
+		{"openstack", false, []string{"openstack image create"}},
+	} {
+		tg, err := ParseTarget(tc.target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := NextSteps(tg, "app", "/x/app.tar.gz", tc.uefi, arch.ARM64)
+		joined := strings.Join(got, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(joined, w) {
+				t.Errorf("%s: steps %q lack %q", tc.target, got, w)
+			}
+		}
+		if len(got) > 0 && strings.HasPrefix(got[0], "#") != (!tc.uefi && tc.target != "openstack") {
+			t.Errorf("%s: first step %q", tc.target, got[0])
 		}
 	}
 }
@@ -35,7 +67,7 @@ func TestNextSteps(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := NextSteps(tg, "app", "/x/app.tar.gz", tc.uefi)
+		got := NextSteps(tg, "app", "/x/app.tar.gz", tc.uefi, arch.AMD64)
 		if len(got) != len(tc.want) {
 			t.Errorf("%s: %d steps %q, want %d", tc.target, len(got), got, len(tc.want))
 			continue
