@@ -81,5 +81,14 @@ func (a Arch) Triplet() string { return a.Kernel() + "-linux-gnu" }
 // QEMU is the QEMU system emulator for a.
 func (a Arch) QEMU() string { return "qemu-system-" + a.Kernel() }
 
+// OrAMD64 is a, or AMD64 when a is unset: the zero value of a field
+// that was x86-64 before ops built for arm64.
+func (a Arch) OrAMD64() Arch {
+	if a == "" {
+		return AMD64
+	}
+	return a
+}
+
 // String implements fmt.Stringer.
 func (a Arch) String() string { return string(a) }

@@ -47,10 +47,10 @@ func (g *linuxGuest) imageArch(head []byte) arch.Arch {
 
 // Arch implements Guest: its kernel's.
 func (g *linuxGuest) Arch() arch.Arch {
-	if g.Kernel == nil || g.Kernel.Arch == "" {
+	if g.Kernel == nil {
 		return arch.AMD64
 	}
-	return g.Kernel.Arch
+	return g.Kernel.Arch.OrAMD64()
 }
 
 // prepare implements Guest: nothing to make.

@@ -507,12 +507,7 @@ type nanosKernel struct {
 	Arch    arch.Arch // "" is amd64
 }
 
-func (k nanosKernel) arch() arch.Arch {
-	if k.Arch == "" {
-		return arch.AMD64
-	}
-	return k.Arch
-}
+func (k nanosKernel) arch() arch.Arch { return k.Arch.OrAMD64() }
 
 // bootLoader is the disk's first sectors: the release's boot.img, or for
 // arm64 the stub.

@@ -446,12 +446,7 @@ func (vm VM) gic(cpus int) string {
 }
 
 // arch is the VM's architecture, amd64 unless set.
-func (vm VM) arch() arch.Arch {
-	if vm.Arch == "" {
-		return arch.AMD64
-	}
-	return vm.Arch
-}
+func (vm VM) arch() arch.Arch { return vm.Arch.OrAMD64() }
 
 // netArgs adds the network card and its backend: passt's socket, QEMU's
 // own user-mode network with its forwards, or a tap device.

@@ -136,12 +136,7 @@ func UEFILoader(a arch.Arch) string {
 	return "bootx64.efi"
 }
 
-func (s Store) arch() arch.Arch {
-	if s.Arch == "" {
-		return arch.AMD64
-	}
-	return s.Arch
-}
+func (s Store) arch() arch.Arch { return s.Arch.OrAMD64() }
 
 // dir is the folder of a release version.
 func (s Store) dir(version string) string {
