@@ -4,6 +4,7 @@ package netlink
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -84,16 +85,24 @@ func (c *Conn) Links() ([]Link, error) {
 // it was mounted there). A missing link is an error wrapping
 // unix.ENODEV.
 func (c *Conn) LinkByName(name string) (Link, error) {
-	links, err := c.Links()
-	if err != nil {
+	if err := checkName(name); err != nil {
 		return Link{}, err
 	}
-	for _, l := range links {
-		if l.Name == name {
-			return l, nil
-		}
+	m, err := c.get(unix.RTM_GETLINK, append(ifinfo(0, 0, 0), attr(unix.IFLA_IFNAME, append([]byte(name), 0))...))
+	if errors.Is(err, unix.ENODEV) {
+		return Link{}, fmt.Errorf("no interface %s in this network namespace: %w", name, err)
 	}
-	return Link{}, fmt.Errorf("no interface %s in this network namespace: %w", name, unix.ENODEV)
+	if err != nil {
+		return Link{}, fmt.Errorf("looking up interface %s: %w", name, err)
+	}
+	l, err := parseLink(m.body)
+	if err == nil && (m.typ != unix.RTM_NEWLINK || l.Name != name) {
+		err = fmt.Errorf("netlink: asked for link %s, got message type %d for %q", name, m.typ, l.Name)
+	}
+	if err != nil {
+		return Link{}, goerrors.Errorf("looking up interface %s: %w", name, err)
+	}
+	return l, nil
 }
 
 // Addrs lists the IPv4 addresses of the connection's network namespace.
@@ -141,6 +150,42 @@ func (c *Conn) Routes() ([]Route, error) {
 	return routes, nil
 }
 
+// get sends a request for one object and returns the kernel's answer.
+func (c *Conn) get(typ uint16, body []byte) (nlmsg, error) {
+	c.seq++
+	msg := message(c.seq, typ, 0, body)
+	binary.LittleEndian.PutUint16(msg[6:], unix.NLM_F_REQUEST) // the answer, not an acknowledgement
+	if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return nlmsg{}, goerrors.Wrap(err, 0)
+	}
+	buf := make([]byte, dumpBuf)
+	for {
+		n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_TRUNC)
+		if err != nil {
+			return nlmsg{}, goerrors.Wrap(err, 0)
+		}
+		if n > len(buf) {
+			return nlmsg{}, goerrors.Errorf("a netlink reply of %d bytes does not fit in %d", n, len(buf))
+		}
+		msgs, err := parseMessages(append([]byte(nil), buf[:n]...))
+		if err != nil {
+			return nlmsg{}, goerrors.Wrap(err, 0)
+		}
+		for _, m := range msgs {
+			if m.seq != c.seq {
+				continue
+			}
+			if m.typ == unix.NLMSG_ERROR {
+				if _, _, err := collect(nil, []nlmsg{m}, m.seq); err != nil {
+					return nlmsg{}, err
+				}
+				return nlmsg{}, goerrors.Errorf("netlink: an acknowledgement where an answer was asked for")
+			}
+			return m, nil
+		}
+	}
+}
+
 // dumpBuf is the receive buffer of a dump: the kernel fills each reply up
 // to the largest buffer a reader has offered, at most 32 KiB.
 const dumpBuf = 64 << 10
@@ -149,7 +194,10 @@ const dumpBuf = 64 << 10
 // reply up to its end. A dump the kernel marks interrupted (the table
 // changed while it was read) is asked for again.
 func (c *Conn) dump(typ uint16, body []byte) ([]nlmsg, error) {
-	buf := make([]byte, dumpBuf)
+	recv := func(buf []byte) (int, error) {
+		n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_TRUNC)
+		return n, err
+	}
 	for range 10 {
 		c.seq++
 		msg := message(c.seq, typ, 0, body)
@@ -158,33 +206,43 @@ func (c *Conn) dump(typ uint16, body []byte) ([]nlmsg, error) {
 		if err := unix.Sendto(c.fd, msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 			return nil, goerrors.Wrap(err, 0)
 		}
-		var out []nlmsg
-		interrupted, done := false, false
-		for !done {
-			n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_TRUNC)
-			if err != nil {
-				return nil, goerrors.Wrap(err, 0)
-			}
-			if n > len(buf) {
-				return nil, goerrors.Errorf("a netlink reply of %d bytes does not fit in %d", n, len(buf))
-			}
-			msgs, err := parseMessages(buf[:n])
-			if err != nil {
-				return nil, goerrors.Wrap(err, 0)
-			}
-			var res dumpResult
-			out, res, err = collect(out, msgs, c.seq)
-			if err != nil {
-				return nil, err
-			}
-			interrupted = interrupted || res.interrupted
-			done = res.done
-		}
-		if !interrupted {
-			return out, nil
+		out, interrupted, err := readDump(recv, c.seq)
+		if err != nil || !interrupted {
+			return out, err
 		}
 	}
 	return nil, goerrors.Errorf("the kernel's table kept changing while it was read (10 tries)")
+}
+
+// readDump reads the datagrams of dump seq with recv (which returns a
+// datagram's whole length, as recvfrom with MSG_TRUNC does) up to the
+// dump's end.
+func readDump(recv func([]byte) (int, error), seq uint32) (out []nlmsg, interrupted bool, err error) {
+	buf := make([]byte, dumpBuf)
+	for {
+		n, err := recv(buf)
+		if err != nil {
+			return nil, false, goerrors.Wrap(err, 0)
+		}
+		if n > len(buf) {
+			return nil, false, goerrors.Errorf("a netlink reply of %d bytes does not fit in %d", n, len(buf))
+		}
+		// The messages kept point into what was read: a copy, as the
+		// buffer takes the next datagram.
+		msgs, err := parseMessages(append([]byte(nil), buf[:n]...))
+		if err != nil {
+			return nil, false, goerrors.Wrap(err, 0)
+		}
+		var res dumpResult
+		out, res, err = collect(out, msgs, seq)
+		if err != nil {
+			return nil, false, err
+		}
+		interrupted = interrupted || res.interrupted
+		if res.done {
+			return out, interrupted, nil
+		}
+	}
 }
 
 type dumpResult struct{ done, interrupted bool }

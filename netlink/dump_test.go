@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -492,4 +493,80 @@ func FuzzDump(f *testing.F) {
 			t.Fatalf("Veth chose %+v", v)
 		}
 	})
+}
+
+// TestReadDump: a dump comes in several datagrams, read into one buffer;
+// the messages of each must outlive the next.
+func TestReadDump(t *testing.T) {
+	whole := captured(t, "dump-links.hex")
+	msgs, err := parseMessages(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One datagram per message, as the kernel sends a dump of large
+	// messages.
+	var datagrams [][]byte
+	for range msgs {
+		l := align4(int(binary.LittleEndian.Uint32(whole[0:])))
+		datagrams = append(datagrams, whole[:l])
+		whole = whole[l:]
+	}
+	for _, tc := range []struct {
+		name string
+		recv func(i int, buf []byte) (int, error)
+		err  string
+	}{
+		{"whole", func(i int, buf []byte) (int, error) { return copy(buf, datagrams[i]), nil }, ""},
+		{"a datagram too large", func(i int, buf []byte) (int, error) { return len(buf) + 1, nil }, "does not fit"},
+		{"an error", func(i int, buf []byte) (int, error) { return 0, unix.ENOBUFS }, "no buffer space"},
+		{"an error reply", func(i int, buf []byte) (int, error) {
+			return copy(buf, msg(unix.NLMSG_ERROR, 0, 1, u32(uint32(0xffffffff)))), nil // -1: EPERM
+		}, "not permitted"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			i := 0
+			out, intr, err := readDump(func(buf []byte) (int, error) { n, err := tc.recv(i, buf); i++; return n, err }, 1)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("%v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || intr || i != len(datagrams) || len(out) != 3 {
+				t.Fatalf("%d messages from %d datagrams, %v, %v", len(out), i, intr, err)
+			}
+			for j, want := range []string{"lo", "peer0", "eth0"} {
+				if l, err := parseLink(out[j].body); err != nil || l.Name != want {
+					t.Fatalf("message %d: %+v %v", j, l, err)
+				}
+			}
+		})
+	}
+}
+
+// TestDumpHere reads the test's own network namespace, which needs no
+// privilege: every reply parses, and the loopback is there.
+func TestDumpHere(t *testing.T) {
+	c, err := Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	links, err := c.Links()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Addrs(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Routes(); err != nil {
+		t.Fatal(err)
+	}
+	lo, err := c.LinkByName("lo")
+	if err != nil || !lo.Loopback() || !slices.ContainsFunc(links, func(l Link) bool { return l.Index == lo.Index && l.Name == "lo" }) {
+		t.Fatalf("lo: %+v, %v; links %+v", lo, err, links)
+	}
+	if _, err := c.LinkByName("ops-none0"); !errors.Is(err, unix.ENODEV) {
+		t.Fatalf("a missing link: %v", err)
+	}
 }
