@@ -135,8 +135,9 @@ var (
 
 // TestMirror needs root: it makes two network namespaces, A (the
 // container's) and B (the network beyond its veth), joined by a veth
-// pair with addresses from TEST-NET-1, and mirrors a tap in A to A's veth.
-// Then the test plays the guest on the tap: with the veth's MAC and
+// pair with addresses from TEST-NET-1, checks that A's stack answers B's
+// ping, and mirrors a tap in A to A's veth. Then the test plays the guest
+// on the tap: with the veth's MAC and
 // address it resolves B, pings it and reads the replies, and it answers a
 // ping from B that A's own stack must not see. Once with the address kept
 // on the veth (what Mirror does), once with it removed (what Kata's
@@ -200,13 +201,11 @@ func testMirror(t *testing.T, keep bool) {
 		t.Fatalf("creating the veth pair: %v", err)
 	}
 	for _, s := range []struct {
-		c      *Conn
-		name   string
-		addr   netip.Addr
-		gw     bool
-		mtu    int
-		notLoo bool
-	}{{nlA, "eth0", addrA, true, 1400, true}, {nlB, "peer0", addrB, false, 1400, true}} {
+		c    *Conn
+		name string
+		addr netip.Addr
+		gw   bool
+	}{{nlA, "eth0", addrA, true}, {nlB, "peer0", addrB, false}} {
 		lo, err := s.c.LinkByName("lo")
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +214,7 @@ func testMirror(t *testing.T, keep bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, err := range []error{s.c.LinkUp(lo.Index), s.c.setMTU(l.Index, s.mtu), s.c.AddAddr(l.Index, s.addr.As4(), 24), s.c.LinkUp(l.Index)} {
+		for _, err := range []error{s.c.LinkUp(lo.Index), s.c.setMTU(l.Index, 1400), s.c.AddAddr(l.Index, s.addr.As4(), 24), s.c.LinkUp(l.Index)} {
 			if err != nil {
 				t.Fatalf("setting %s up: %v", s.name, err)
 			}
@@ -229,6 +228,35 @@ func testMirror(t *testing.T, keep bool) {
 	peer, err := nlB.LinkByName("peer0")
 	if err != nil {
 		t.Fatal(err)
+	}
+
+	// Before the mirror, A's stack answers B's ping: what the mirror
+	// must stop.
+	var ping int
+	b.do(t, func() (err error) {
+		ping, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		return err
+	})
+	t.Cleanup(func() { unix.Close(ping) })
+	if err := unix.SetsockoptTimeval(ping, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 300000}); err != nil {
+		t.Fatal(err)
+	}
+	// (A link that is up passes frames once the kernel's link watcher
+	// has seen its carrier, up to a second later.)
+	answered := false
+	for i := 0; i < 10 && !answered; i++ {
+		if err := unix.Sendto(ping, icmpEcho(8, 1, []byte("before")), 0, &unix.SockaddrInet4{Addr: addrA.As4()}); err != nil {
+			t.Fatal(err)
+		}
+		_, answered = readEchoReply(ping, 1)
+	}
+	if !answered {
+		t.Fatal("A's stack did not answer B's ping before the mirror")
+	}
+	for {
+		if _, ok := readEchoReply(ping, 1); !ok { // the late answers to the pings repeated
+			break
+		}
 	}
 
 	// The mirror, and the tap opened as QEMU would open it (without the
@@ -276,7 +304,7 @@ func testMirror(t *testing.T, keep bool) {
 			t.Fatalf("removing eth0's address: %v", err)
 		}
 	}
-	g := &guest{t: t, tap: tap, mac: m.MAC}
+	g := &guest{t: t, tap: tap}
 
 	// The guest resolves B and pings it: its frames leave through A's
 	// veth, B's replies come back to the tap.
@@ -295,15 +323,6 @@ func testMirror(t *testing.T, keep bool) {
 	// B pings A's address: the request reaches the tap, and A's own
 	// stack, which still holds the address when it is kept, does not
 	// answer; the guest's answer reaches B.
-	var ping int
-	b.do(t, func() (err error) {
-		ping, err = unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
-		return err
-	})
-	t.Cleanup(func() { unix.Close(ping) })
-	if err := unix.SetsockoptTimeval(ping, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 300000}); err != nil {
-		t.Fatal(err)
-	}
 	if err := unix.Sendto(ping, icmpEcho(8, 2, []byte("from B")), 0, &unix.SockaddrInet4{Addr: addrA.As4()}); err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +433,6 @@ func openTap(name string) (*os.File, error) {
 type guest struct {
 	t     *testing.T
 	tap   *os.File
-	mac   net.HardwareAddr
 	other []string // frames read that were not those waited for
 }
 
