@@ -21,9 +21,11 @@ import (
 // namespace's own stack, which keeps the veth's address (the engine, and
 // tools like `ip addr` in the container, still see it) but no longer
 // answers for it. The guest must take the veth's address, gateway and
-// routes (Veth) and use the veth's MAC (veth.MAC) on its NIC, so the
-// frames it sends are those the engine's network expects from the veth
-// and replies come back to it.
+// routes (Veth) and use the veth's MAC (veth.MAC) on its NIC, so its
+// frames carry the MAC the engine's network knows for that address (what
+// a bridge has learnt, static neighbour entries, MAC filters). The veth
+// pair itself carries any MAC: a guest with another one is answered too,
+// by whatever beyond the veth learns it afresh.
 //
 // A veth with an ingress qdisc already is an error: that is most likely
 // another VM's mirror.
