@@ -149,6 +149,7 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./elfdeps/
 	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/
 	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime $(FUZZTIME) ./netlink/
+	$(GO) test -run '^$$' -fuzz FuzzDump -fuzztime $(FUZZTIME) ./netlink/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./compose/
 	$(GO) test -run '^$$' -fuzz FuzzSpawnRequest -fuzztime $(FUZZTIME) ./netns/
 	$(GO) test -run '^$$' -fuzz FuzzParseExitLine -fuzztime $(FUZZTIME) ./guestinit/

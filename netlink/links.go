@@ -9,11 +9,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Links creates tap devices and bridges and remembers which ones it made,
-// so Remove deletes exactly those and never a device someone else made.
+// Links creates tap devices and bridges (and mirrors, Mirror) and
+// remembers what it made, so Remove undoes exactly that and never touches
+// what someone else made.
+//
+// A Links works in the network namespace its thread was in when
+// OpenLinks was called (its netlink socket's), and Tap makes a tap device
+// in the calling thread's: to work in another namespace, call both on
+// one thread locked to it (runtime.LockOSThread, then setns), or from a
+// process started there.
 type Links struct {
 	nl   *Conn
-	made []string
+	undo []func() // how to remove what this Links made, oldest first
 }
 
 // OpenLinks opens a netlink connection for making links.
@@ -25,40 +32,70 @@ func OpenLinks() (*Links, error) {
 	return &Links{nl: nl}, nil
 }
 
-// Remove deletes what this Links made, newest first, and closes it.
+// Remove undoes what this Links made, newest first, and closes it.
 func (l *Links) Remove() {
-	for i := len(l.made) - 1; i >= 0; i-- {
-		if idx, err := IfIndex(l.made[i]); err == nil {
-			l.nl.deleteLink(idx)
-		}
+	for i := len(l.undo) - 1; i >= 0; i-- {
+		l.undo[i]()
 	}
+	l.undo = nil
 	l.nl.Close()
+}
+
+// made records a link this Links made, to delete on Remove.
+func (l *Links) made(name string) {
+	l.undo = append(l.undo, func() {
+		if lk, err := l.nl.LinkByName(name); err == nil {
+			l.nl.deleteLink(lk.Index)
+		}
+	})
+}
+
+// index is the index of a link in the namespace; ok is false when there
+// is none of that name.
+func (l *Links) index(name string) (i int, ok bool, err error) {
+	lk, err := l.nl.LinkByName(name)
+	if errors.Is(err, unix.ENODEV) {
+		return 0, false, nil
+	}
+	return lk.Index, err == nil, err
 }
 
 // Tap returns the index of a tap device, creating it when missing.
 func (l *Links) Tap(name string) (int, error) {
-	if i, err := IfIndex(name); err == nil {
-		return i, nil
+	i, err := l.tap(name)
+	return i, privilegeHint(err)
+}
+
+func (l *Links) tap(name string) (int, error) {
+	if i, ok, err := l.index(name); ok || err != nil {
+		return i, err
 	}
 	if err := addTap(name); err != nil {
-		return 0, privilegeHint(err)
+		return 0, err
 	}
-	l.made = append(l.made, name)
-	return IfIndex(name)
+	l.made(name)
+	i, ok, err := l.index(name)
+	if err == nil && !ok {
+		err = fmt.Errorf("tap %s was made in another network namespace than this netlink socket's", name)
+	}
+	return i, err
 }
 
 // Bridge returns the index of a bridge, creating it when missing, and
 // sets it up.
 func (l *Links) Bridge(name string) (int, error) {
-	if _, err := IfIndex(name); err != nil {
+	i, ok, err := l.index(name)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
 		if err := l.nl.AddBridge(name); err != nil {
 			return 0, privilegeHint(fmt.Errorf("creating bridge %s: %w", name, err))
 		}
-		l.made = append(l.made, name)
-	}
-	i, err := IfIndex(name)
-	if err != nil {
-		return 0, err
+		l.made(name)
+		if i, _, err = l.index(name); err != nil {
+			return 0, err
+		}
 	}
 	return i, l.nl.LinkUp(i)
 }

@@ -2,7 +2,9 @@
 
 // Package netlink is the little of rtnetlink ops needs, over
 // golang.org/x/sys: links up, addresses, default routes, bridges, tap
-// devices. The Linux guest's init and ops's tap networking share it.
+// devices; reading a network namespace's links, addresses and routes;
+// and the mirror that gives a VM's tap the network of a container's veth
+// (MirrorVeth). The Linux guest's init and ops's tap networking share it.
 package netlink
 
 import (
