@@ -266,3 +266,18 @@ func TestE2EARM64MultiPlatformImage(t *testing.T) {
 		}
 	})
 }
+
+// TestE2EARM64UEFI: an arm64 Nanos disk with an EFI System Partition
+// (bootaa64.efi) boots through AAVMF and returns the program's exit code.
+func TestE2EARM64UEFI(t *testing.T) {
+	e := getEnv(t)
+	dir := arm64Progs(t)
+	home := nanosHomeARM64(t)
+	if _, err := os.Stat("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd"); err != nil {
+		t.Skip("SKIP: no arm64 UEFI firmware ('make test-deps' installs qemu-efi-aarch64)")
+	}
+	r := e.run(t, home, "run", "--arch", "arm64", "--uefi", filepath.Join(dir, "hello_static"), "-a", "4")
+	if r.code != 4 || !strings.Contains(r.stdout, "hello from C, 2 args") {
+		t.Fatalf("exit %d, want 4\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
