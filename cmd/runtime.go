@@ -24,7 +24,7 @@ import (
 // RuntimeName is the name ops answers to as an OCI runtime: engines take
 // one path and no arguments, so main dispatches on the name it was run
 // by (a link that `ops runtime install` makes).
-const RuntimeName = "ops-runtime"
+const RuntimeName = ociruntime.LinkName
 
 // runtimeGlobals are runc's global flags, as engines pass them.
 type runtimeGlobals struct {
@@ -107,7 +107,9 @@ func RuntimeMain(argv0 string, args []string) int {
 	g := &runtimeGlobals{}
 	lg := &runtimeLog{}
 	defer lg.close()
-	root := newRuntimeRoot(app, g, lg, linkPath(argv0))
+	link := linkPath(argv0)
+	conf, confErr := ociruntime.LoadConfig(ociruntime.ConfigPath(link))
+	root := newRuntimeRoot(app, g, lg, conf, confErr)
 	root.SetArgs(args)
 	_, err := root.ExecuteC()
 	if err == nil {
@@ -127,9 +129,9 @@ func RuntimeMain(argv0 string, args []string) int {
 }
 
 // newRuntimeRoot is the command tree of the ops-runtime link: runc's
-// commands that engines call. link is the link's path (its
-// configuration file is beside it).
-func newRuntimeRoot(app *App, g *runtimeGlobals, lg *runtimeLog, link string) *cobra.Command {
+// commands that engines call; conf is the configuration file beside the
+// link (confErr why it could not be read).
+func newRuntimeRoot(app *App, g *runtimeGlobals, lg *runtimeLog, conf ociruntime.Config, confErr error) *cobra.Command {
 	root := &cobra.Command{
 		Use:   RuntimeName,
 		Short: "ops as an OCI runtime: container images start as unikernel VMs",
@@ -143,7 +145,10 @@ Make the link and see each engine's configuration with: ops runtime install`,
 		SilenceErrors: true,
 		Version:       Version,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return g.openLog(lg)
+			if err := g.openLog(lg); err != nil {
+				return err
+			}
+			return confErr
 		},
 	}
 	root.SetOut(app.Stdout)
@@ -151,7 +156,11 @@ Make the link and see each engine's configuration with: ops runtime install`,
 	root.SetVersionTemplate(fmt.Sprintf("%s version {{.Version}}\nspec: %s\n", RuntimeName, ociruntime.SpecVersion))
 	root.Flags().BoolP("version", "v", false, "print the version")
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.root, "root", defaultRuntimeRoot(os.Getenv), "the folder holding the containers' state")
+	defRoot := conf.Root
+	if defRoot == "" {
+		defRoot = defaultRuntimeRoot(os.Getenv)
+	}
+	pf.StringVar(&g.root, "root", defRoot, "the folder holding the containers' state")
 	pf.StringVar(&g.log, "log", "", "append the runtime's log to this file")
 	pf.StringVar(&g.logFormat, "log-format", "text", "the log's format: text or json")
 	pf.BoolVar(&g.debug, "debug", false, "log at debug level too")
@@ -162,7 +171,7 @@ Make the link and see each engine's configuration with: ops runtime install`,
 		self := "/proc/self/exe"
 		return &ociruntime.Runtime{Store: ociruntime.Store{Root: g.root}, Log: lg.line, Self: self, SuperviseArgs: g.superviseArgs()}
 	}
-	root.AddCommand(runtimeCreateCmd(app, g, rt, link), runtimeStartCmd(rt), runtimeStateCmd(app, rt), runtimeKillCmd(rt),
+	root.AddCommand(runtimeCreateCmd(app, rt, conf), runtimeStartCmd(rt), runtimeStateCmd(app, rt), runtimeKillCmd(rt),
 		runtimeDeleteCmd(rt), runtimePsCmd(app, rt), runtimeFeaturesCmd(app), runtimeSuperviseCmd(app, rt))
 	for _, name := range []string{"exec", "pause", "resume", "update", "checkpoint", "restore", "run", "events"} {
 		root.AddCommand(unsupportedCmd(name))
@@ -211,7 +220,7 @@ func oneID(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func runtimeCreateCmd(app *App, g *runtimeGlobals, rt func() *ociruntime.Runtime, link string) *cobra.Command {
+func runtimeCreateCmd(app *App, rt func() *ociruntime.Runtime, conf ociruntime.Config) *cobra.Command {
 	var bundle, pidFile, consoleSocket string
 	var noPivot, noNewKeyring bool
 	var preserveFDs int
@@ -220,10 +229,6 @@ func runtimeCreateCmd(app *App, g *runtimeGlobals, rt func() *ociruntime.Runtime
 		Short: "Build the container's image and start its supervisor, waiting for start",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conf, err := ociruntime.LoadConfig(ociruntime.ConfigPath(link))
-			if err != nil {
-				return err
-			}
 			home, where, err := ociruntime.FindHome(os.Getenv, conf)
 			if err != nil {
 				return err

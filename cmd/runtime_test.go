@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/opsdev/ops/ociruntime"
 )
 
 // runRuntime runs the ops-runtime command tree with args and returns
@@ -18,7 +20,7 @@ func runRuntime(t *testing.T, args ...string) (string, *runtimeLog, error) {
 	app := &App{Stdout: &out, Stderr: &out}
 	lg := &runtimeLog{}
 	t.Cleanup(lg.close)
-	root := newRuntimeRoot(app, &runtimeGlobals{}, lg, filepath.Join(t.TempDir(), RuntimeName))
+	root := newRuntimeRoot(app, &runtimeGlobals{}, lg, ociruntime.Config{}, nil)
 	root.SetArgs(args)
 	_, err := root.ExecuteC()
 	return out.String(), lg, err
@@ -158,5 +160,39 @@ func TestDefaultRuntimeRoot(t *testing.T) {
 	}
 	if got := defaultRuntimeRoot(env("/run/user/1000")); got != "/run/user/1000/ops-runtime" {
 		t.Errorf("XDG_RUNTIME_DIR: %s", got)
+	}
+}
+
+// TestRuntimeConfigRoot checks that ops-runtime.json beside the link
+// names the state folder when no --root is given, and that a bad one is
+// one error line.
+func TestRuntimeConfigRoot(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "state")
+	os.MkdirAll(filepath.Join(root, "c1"), 0o711)
+	os.WriteFile(filepath.Join(root, "c1", "state.json"), []byte(`{"id":"c1","status":"stopped","bundle":"/b"}`), 0o600)
+	link := filepath.Join(dir, RuntimeName)
+	os.WriteFile(filepath.Join(dir, ociruntime.ConfigName), []byte(`{"root":"`+root+`"}`), 0o644)
+	old := os.Stdout
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	os.Stdout = devnull
+	code := RuntimeMain(link, []string{"state", "c1"})
+	os.Stdout = old
+	devnull.Close()
+	if code != 0 {
+		t.Fatalf("state of a container under the configured root: exit %d", code)
+	}
+	os.WriteFile(filepath.Join(dir, ociruntime.ConfigName), []byte(`{"root":"relative"}`), 0o644)
+	_, _, err := func() (string, *runtimeLog, error) {
+		conf, cerr := ociruntime.LoadConfig(filepath.Join(dir, ociruntime.ConfigName))
+		var out bytes.Buffer
+		lg := &runtimeLog{}
+		r := newRuntimeRoot(&App{Stdout: &out, Stderr: &out}, &runtimeGlobals{}, lg, conf, cerr)
+		r.SetArgs([]string{"state", "c1"})
+		_, err := r.ExecuteC()
+		return out.String(), lg, err
+	}()
+	if err == nil || !strings.Contains(err.Error(), `root "relative" is not an absolute path`) {
+		t.Fatalf("relative root: %v", err)
 	}
 }

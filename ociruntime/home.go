@@ -26,6 +26,9 @@ type Config struct {
 	// Guest, when set, is the guest every container boots ("nanos" or
 	// "linux"); else Nanos when a release is installed, else Linux.
 	Guest string `json:"guest,omitempty"`
+	// Root, when set, is the containers' state folder when the engine
+	// passes no --root (Podman passes none).
+	Root string `json:"root,omitempty"`
 }
 
 // ConfigPath is where the configuration of the runtime invoked as link
@@ -44,6 +47,9 @@ func LoadConfig(p string) (Config, error) {
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, fmt.Errorf("%s: %w", p, jsonError(err))
+	}
+	if c.Root != "" && !filepath.IsAbs(c.Root) {
+		return c, fmt.Errorf("%s: root %q is not an absolute path", p, c.Root)
 	}
 	if c.Guest != "" {
 		if err := lepton.CheckGuestName(c.Guest); err != nil {
