@@ -368,7 +368,8 @@ func (r *Runtime) State(id string) (State, error) {
 
 // Kill sends sig to the container: SIGTERM presses the VM's power button
 // (the program gets SIGTERM; a container not started yet ends), SIGKILL
-// stops QEMU (or the waiting supervisor); other signals are ignored,
+// stops QEMU and the supervisor (the container exits 137); other
+// signals are ignored,
 // said in the log. all is accepted: a unikernel is one process.
 func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	unlock, err := r.Store.lock(id)
@@ -385,12 +386,11 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	}
 	switch sig {
 	case syscall.SIGKILL:
+		// Both at once: QEMU would die with the supervisor (its
+		// parent-death signal), and a supervisor that saw its QEMU killed
+		// must not take it for a failed start and boot again.
 		if rec.qemuAlive() {
-			rec.Killed = int(sig)
-			if err := r.Store.save(rec); err != nil {
-				return err
-			}
-			return sendSignal(rec.QEMU, sig)
+			syscall.Kill(rec.QEMU, syscall.SIGKILL)
 		}
 		return sendSignal(rec.Supervisor, sig)
 	case syscall.SIGTERM:

@@ -58,8 +58,7 @@ type record struct {
 	Poststop  []Hook `json:"poststop,omitempty"`
 
 	ExitCode *int   `json:"exitCode,omitempty"`
-	Error    string `json:"error,omitempty"`  // why the boot failed
-	Killed   int    `json:"killed,omitempty"` // the signal kill sent to QEMU
+	Error    string `json:"error,omitempty"` // why the boot failed
 }
 
 // State is the runtime-spec's state of a container, as `state` prints it.
@@ -118,7 +117,9 @@ func (s Store) make(id string) (unlock func(), err error) {
 	if err := os.MkdirAll(s.Root, 0o711); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	if err := os.Mkdir(s.dir(id), 0o711); err != nil {
+	// The container's own: its image holds the root filesystem's files
+	// (QEMU, unprivileged, is handed descriptors, never paths).
+	if err := os.Mkdir(s.dir(id), 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, fmt.Errorf("container ID %s already exists", id)
 		}

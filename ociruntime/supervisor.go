@@ -131,7 +131,12 @@ func (r *Runtime) boot(ctx context.Context, o SuperviseOptions, rec *record) (in
 	timeout := o.StopTimeout
 	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: true, Accel: o.Accel, Net: n,
 		Stdout: o.Stdout, Stderr: o.Stderr, QMP: qmp,
-		Say:         func(line string) { r.log("info", line) },
+		// The machine's own lines (QEMU retried under emulation, a full
+		// volume) are the container's to show, and the log's.
+		Say: func(line string) {
+			r.log("info", line)
+			fmt.Fprintln(o.Stderr, line)
+		},
 		StopTimeout: func() time.Duration { return timeout },
 	}
 	m.Started = func(vm qemu.VM, pid int) (func(), error) {
@@ -150,9 +155,6 @@ func (r *Runtime) boot(ctx context.Context, o SuperviseOptions, rec *record) (in
 	case out.Stopped:
 		return 128 + int(syscall.SIGTERM), nil
 	case out.NoCode != nil:
-		if now, err := r.Store.load(o.ID); err == nil && now.Killed != 0 {
-			return 128 + now.Killed, nil
-		}
 		r.log("warn", fmt.Sprintf("container %s: %v", o.ID, out.NoCode))
 		fmt.Fprintf(o.Stderr, "ops-runtime: %v\n", out.NoCode)
 		return ExitNoCode, nil
