@@ -168,8 +168,10 @@ Make the link and see each engine's configuration with: ops runtime install`,
 	pf.StringVar(&g.criu, "criu", "", "accepted (runc's); checkpoints are not supported")
 	pf.StringVar(&g.rootless, "rootless", "auto", "accepted (runc's)")
 	rt := func() *ociruntime.Runtime {
-		self := "/proc/self/exe"
-		return &ociruntime.Runtime{Store: ociruntime.Store{Root: g.root}, Log: lg.line, Self: self, SuperviseArgs: g.superviseArgs()}
+		if abs, err := filepath.Abs(g.root); err == nil {
+			g.root = abs // the supervisor and the state's paths do not depend on the folder create ran in
+		}
+		return &ociruntime.Runtime{Store: ociruntime.Store{Root: g.root}, Log: lg.line, Self: "/proc/self/exe", SuperviseArgs: g.superviseArgs()}
 	}
 	root.AddCommand(runtimeCreateCmd(app, rt, conf), runtimeStartCmd(rt), runtimeStateCmd(app, rt), runtimeKillCmd(rt),
 		runtimeDeleteCmd(rt), runtimePsCmd(app, rt), runtimeFeaturesCmd(app), runtimeSuperviseCmd(app, rt))

@@ -13,14 +13,27 @@ import (
 	"github.com/opsdev/ops/lepton"
 )
 
-// engineFiles are the files an engine writes for every container and
-// binds in writable (its view of the network and the host name): their
-// contents at create are copied into the image, which is what the guest
-// reads.
-var engineFiles = []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv"}
+// engineFile reports whether dst is a file an engine writes for every
+// container and binds in writable (its view of the network and the host
+// name): its contents at create are copied into the image, which is
+// what the guest reads.
+func engineFile(dst string) bool {
+	switch dst {
+	case "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv":
+		return true
+	}
+	return false
+}
 
-// kernelTypes are the mounts a guest kernel provides for itself.
-var kernelTypes = []string{"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs"}
+// kernelType reports whether a mount of type t is one a guest kernel
+// provides for itself.
+func kernelType(t string) bool {
+	switch t {
+	case "proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs", "debugfs", "tracefs":
+		return true
+	}
+	return false
+}
 
 // imageMounts is what the spec's mounts put into the image: the engine's
 // files (Extra entries with their contents), read-only bind mounts
@@ -51,7 +64,7 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 	for _, m := range mounts {
 		dst := path.Clean(m.Destination)
 		switch {
-		case slices.Contains(kernelTypes, m.Type):
+		case kernelType(m.Type):
 			continue
 		case under(dst, "/proc") || under(dst, "/sys") || under(dst, "/dev"):
 			if dst != "/dev" && dst != "/dev/shm" && dst != "/dev/pts" && dst != "/dev/mqueue" {
@@ -73,7 +86,7 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 			return im, goerrors.Wrap(err, 0)
 		}
 		switch {
-		case slices.Contains(engineFiles, dst) && st.Mode().IsRegular():
+		case engineFile(dst) && st.Mode().IsRegular():
 			b, err := os.ReadFile(m.Source)
 			if err != nil {
 				return im, goerrors.Wrap(err, 0)
