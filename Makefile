@@ -32,7 +32,7 @@ RUN_PKGS := qemu-system-x86 passt linux-image-cloud-amd64 ca-certificates ovmf e
 # a database CLI, an interpreter). The servers are installed for their
 # programs only: policy-rc.d keeps their packages from starting them.
 TEST_PKGS := $(RUN_PKGS) $(ARM64_PKGS) gcc libc6-dev iproute2 qemu-utils dosfstools mtools \
-	redis-server lighttpd memcached sqlite3 python3 busybox
+	redis-server lighttpd memcached sqlite3 python3 busybox podman
 # arm64 images on any host: QEMU's arm64 emulator and UEFI firmware,
 # Debian's cross compiler, and its cross libc, the root folder dynamic
 # arm64 programs find their libraries in by default.
@@ -155,6 +155,7 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzParseExitLine -fuzztime $(FUZZTIME) ./guestinit/
 	$(GO) test -run '^$$' -fuzz FuzzImageArch -fuzztime $(FUZZTIME) ./linuxkernel/
 	$(GO) test -run '^$$' -fuzz FuzzReadOverlay -fuzztime $(FUZZTIME) ./qemu/
+	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./ociruntime/
 
 # The main job: build ops and boot an example program.
 demo: deps build

@@ -115,7 +115,7 @@ otherwise a minimal Linux microVM guest built from the host's kernel.`,
 	outputFlags(root)
 	root.AddCommand(newBuildCmd(app), newRunCmd(app), newUpdateCmd(app), newVersionCmd(app), newImageCmd(app),
 		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app), newVolumeCmd(app),
-		newInstanceCmd(app), newProfileCmd(app), newEnvCmd())
+		newInstanceCmd(app), newProfileCmd(app), newEnvCmd(), newRuntimeCmd(app))
 	return root
 }
 

@@ -1,0 +1,270 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// podman is Debian's podman with ops as its OCI runtime, its storage in
+// a folder of the test's own and run inside a network namespace the test
+// makes (entered with nsenter: `ip netns exec` remounts /sys, which
+// hides the cgroup hierarchies podman needs), so the addresses its
+// bridge hands out stay there.
+type podman struct {
+	t                 *testing.T
+	ns, dir, link     string
+	state             string // the runtime's state folder (ops-runtime.json's root)
+	image             string
+	rootArgs, runArgs []string
+}
+
+const podmanImage = "localhost/ops-e2e-hello:1"
+
+// newPodman readies podman for a test with the ops home given (guest
+// "nanos" or "linux"), or skips saying why it cannot run.
+func newPodman(t *testing.T, e *env, guest, home string) *podman {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("SKIP: podman runs containers as root here; run the e2e tests as root")
+	}
+	for _, tool := range []string{"podman", "conmon", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIP: no %s (make test-deps installs Debian's podman)", tool)
+		}
+	}
+	ns := netns(t)
+	// Short: conmon's sockets live below podman's run folder.
+	dir, err := os.MkdirTemp("", "opsrt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &podman{t: t, ns: ns, dir: dir, link: filepath.Join(dir, "bin", "ops-runtime"), state: filepath.Join(dir, "state")}
+	p.rootArgs = []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"),
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", p.link}
+	// Within the host's limits (podman's defaults are not, on this machine).
+	p.runArgs = []string{"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"}
+	t.Cleanup(p.cleanup)
+	os.MkdirAll(filepath.Dir(p.link), 0o755)
+	if err := os.Symlink(e.ops, p.link); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`{"home": %q, "guest": %q, "root": %q}`, home, guest, p.state)
+	if err := os.WriteFile(filepath.Join(dir, "bin", "ops-runtime.json"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The image: the static hello at /hello, CMD ["/hello","3"], made here.
+	hello, err := os.ReadFile(e.progs["hello_static"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o755, Size: int64(len(hello)), Typeflag: tar.TypeReg})
+	tw.Write(hello)
+	tw.Close()
+	tarball := filepath.Join(dir, "hello.tar")
+	os.WriteFile(tarball, buf.Bytes(), 0o644)
+	if out, code := p.run("import", "--change", `CMD ["/hello","3"]`, tarball, podmanImage); code != 0 {
+		t.Fatalf("podman import: exit %d\n%s", code, out)
+	}
+	return p
+}
+
+// run runs podman in the namespace (3 minutes at most) and returns its
+// output, standard error included, and exit code.
+func (p *podman) run(args ...string) (string, int) {
+	p.t.Helper()
+	c := exec.Command("nsenter", append([]string{"--net=/run/netns/" + p.ns, "podman"}, append(append([]string(nil), p.rootArgs...), args...)...)...)
+	var out bytes.Buffer
+	c.Stdout, c.Stderr = &out, &out
+	if err := c.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		c.Process.Kill()
+		<-done
+		p.t.Fatalf("podman %s: no end within 3 minutes\n%s", strings.Join(args, " "), out.String())
+	}
+	return out.String(), c.ProcessState.ExitCode()
+}
+
+func (p *podman) cleanup() {
+	p.run("rm", "-a", "-f")
+	p.run("rmi", "-a", "-f")
+	// What podman mounted below its folders (each container's /dev/shm).
+	if b, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], p.dir+"/") {
+				syscall.Unmount(f[1], syscall.MNT_DETACH)
+			}
+		}
+	}
+	os.RemoveAll(p.dir)
+}
+
+// pids is the container's processes as ops-runtime ps reports them: its
+// supervisor and QEMU.
+func (p *podman) pids(name string) []int {
+	p.t.Helper()
+	id, code := p.run("inspect", "--format", "{{.ID}}", name)
+	if code != 0 {
+		p.t.Fatalf("podman inspect %s: %s", name, id)
+	}
+	out, err := exec.Command(p.link, "ps", "--format", "json", strings.TrimSpace(id)).CombinedOutput()
+	if err != nil {
+		p.t.Fatalf("ops-runtime ps: %v %s", err, out)
+	}
+	var pids []int
+	if err := json.Unmarshal(out, &pids); err != nil {
+		p.t.Fatalf("ops-runtime ps: %q", out)
+	}
+	return pids
+}
+
+// checkGone fails the test if any of pids still runs, or the runtime's
+// state folder holds anything.
+func (p *podman) checkGone(pids []int) {
+	p.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left []string
+		for _, pid := range pids {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+				left = append(left, fmt.Sprintf("pid %d", pid))
+			}
+		}
+		ents, _ := os.ReadDir(p.state)
+		for _, e := range ents {
+			left = append(left, filepath.Join(p.state, e.Name()))
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("left behind: %v", left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitLogs waits until the container's output holds want.
+func (p *podman) waitLogs(name, want string) {
+	p.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		out, _ := p.run("logs", name)
+		if strings.Contains(out, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("%s never printed %q; its output:\n%s", name, want, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestE2EOCIRuntimePodman runs a hello image with podman run --rm, ops
+// as the runtime, with no network and with podman's own: its output and
+// exit code come through, and nothing is left.
+func TestE2EOCIRuntimePodman(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		p := newPodman(t, e, guest, home)
+		for _, network := range []string{"none", "podman's bridge"} {
+			args := append([]string{"run", "--rm"}, p.runArgs...)
+			if network == "none" {
+				args = append(args, "--network", "none")
+			}
+			start := time.Now()
+			out, code := p.run(append(args, podmanImage)...)
+			took := time.Since(start)
+			if code != 3 || !strings.Contains(out, "hello from C, 2 args\n") {
+				t.Fatalf("network %s: exit %d, want 3\n%s", network, code, out)
+			}
+			t.Logf("%s guest, network %s: podman run --rm exited 3 after %v", guest, network, took.Round(time.Millisecond))
+			p.checkGone(nil)
+		}
+	})
+}
+
+// TestE2EOCIRuntimePodmanStop runs the hello in the background: podman
+// exec is one error line, podman stop presses the power button (exit
+// 143), and podman rm -f of a running one leaves no supervisor, QEMU or
+// state.
+func TestE2EOCIRuntimePodmanStop(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		p := newPodman(t, e, guest, home)
+		detached := func(name string) []int {
+			args := append(append([]string{"run", "-d", "--name", name}, p.runArgs...), podmanImage, "/hello", "sleep", "600000")
+			if out, code := p.run(args...); code != 0 {
+				t.Fatalf("podman run -d: exit %d\n%s", code, out)
+			}
+			p.waitLogs(name, "hello from C, 3 args")
+			pids := p.pids(name)
+			if len(pids) != 2 {
+				t.Fatalf("ops-runtime ps of a running container: %v, want the supervisor and QEMU", pids)
+			}
+			return pids
+		}
+		pids := detached("stopped")
+		out, code := p.run("exec", "stopped", "/hello")
+		if code == 0 || !strings.Contains(out, "a unikernel runs one program: exec is not supported") {
+			t.Fatalf("podman exec: exit %d\n%s", code, out)
+		}
+		start := time.Now()
+		if out, code := p.run("stop", "stopped"); code != 0 {
+			t.Fatalf("podman stop: exit %d\n%s", code, out)
+		}
+		t.Logf("%s guest: podman stop took %v", guest, time.Since(start).Round(time.Millisecond))
+		if out, _ := p.run("inspect", "--format", "{{.State.ExitCode}}", "stopped"); strings.TrimSpace(out) != "143" {
+			t.Fatalf("exit code after podman stop: %s, want 143 (SIGTERM)", out)
+		}
+		if out, code := p.run("rm", "stopped"); code != 0 {
+			t.Fatalf("podman rm: exit %d\n%s", code, out)
+		}
+		p.checkGone(pids)
+
+		pids = detached("removed")
+		start = time.Now()
+		if out, code := p.run("rm", "-f", "removed"); code != 0 {
+			t.Fatalf("podman rm -f: exit %d\n%s", code, out)
+		}
+		t.Logf("%s guest: podman rm -f of a running container took %v", guest, time.Since(start).Round(time.Millisecond))
+		p.checkGone(pids)
+	})
+}
+
+// TestE2EOCIRuntimePodmanBadInput checks that what a unikernel cannot do
+// is one line in podman's own error output, and leaves nothing.
+func TestE2EOCIRuntimePodmanBadInput(t *testing.T) {
+	e := getEnv(t)
+	p := newPodman(t, e, "linux", e.home)
+	data := filepath.Join(p.dir, "data")
+	os.Mkdir(data, 0o755)
+	args := append(append([]string{"run", "--rm", "--network", "none", "-v", data + ":/data"}, p.runArgs...), podmanImage)
+	out, code := p.run(args...)
+	if code == 0 || !strings.Contains(out, "mount "+data+" on /data is writable") {
+		t.Fatalf("a writable bind mount: exit %d\n%s", code, out)
+	}
+	out, code = p.run(append(append([]string{"run", "--rm", "--network", "none"}, p.runArgs...), podmanImage, "/nothing")...)
+	if code == 0 || !strings.Contains(out, "name no ELF program") {
+		t.Fatalf("a missing program: exit %d\n%s", code, out)
+	}
+	p.checkGone(nil)
+}

@@ -1,0 +1,123 @@
+package ociruntime
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	opsfs "github.com/opsdev/ops/fs"
+)
+
+func TestPlanMounts(t *testing.T) {
+	dir := t.TempDir()
+	hosts := filepath.Join(dir, "hosts")
+	os.WriteFile(hosts, []byte("127.0.0.1 localhost\n10.88.0.5 c1\n"), 0o644)
+	cfgDir := filepath.Join(dir, "config")
+	os.Mkdir(cfgDir, 0o755)
+	secret := filepath.Join(dir, "token")
+	os.WriteFile(secret, []byte("s"), 0o600)
+	// What podman 4.3 gives every container (--network none has no
+	// resolv.conf), and what users add.
+	podman := []Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs"},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"ro"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts"},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue"},
+		{Destination: "/etc/hosts", Type: "bind", Source: hosts, Options: []string{"bind", "rprivate"}},
+		{Destination: "/dev/shm", Type: "bind", Source: dir, Options: []string{"bind", "rprivate"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup"},
+	}
+	tests := []struct {
+		name   string
+		mounts []Mount
+		err    string
+		check  func(t *testing.T, im imageMounts)
+	}{
+		{name: "podman's", mounts: podman, check: func(t *testing.T, im imageMounts) {
+			if len(im.Extra) != 1 || im.Extra[0].Path != "/etc/hosts" || !strings.Contains(string(im.Extra[0].Data), "c1") {
+				t.Fatalf("extra %+v", im.Extra)
+			}
+			if len(im.Layers)+len(im.Files) != 0 {
+				t.Fatalf("copied %v %v", im.Layers, im.Files)
+			}
+		}},
+		{name: "read-only folder and file", mounts: []Mount{
+			{Destination: "/etc/config", Type: "bind", Source: cfgDir, Options: []string{"rbind", "ro"}},
+			{Destination: "/var/run/secrets/token", Source: secret, Options: []string{"bind", "ro"}},
+		}, check: func(t *testing.T, im imageMounts) {
+			if len(im.Layers) != 1 || im.Layers[0].Host != cfgDir || im.Layers[0].Guest != "/etc/config" {
+				t.Fatalf("layers %+v", im.Layers)
+			}
+			if len(im.Files) != 1 || im.Files[0].Guest != "/var/run/secrets/token" {
+				t.Fatalf("files %+v", im.Files)
+			}
+		}},
+		{name: "tmpfs", mounts: []Mount{{Destination: "/tmp/x", Type: "tmpfs", Source: "tmpfs"}}, check: func(t *testing.T, im imageMounts) {
+			if len(im.Extra) != 1 || im.Extra[0].Kind != opsfs.KindDir || len(im.Notes) != 1 {
+				t.Fatalf("extra %+v notes %v", im.Extra, im.Notes)
+			}
+		}},
+		{name: "below /dev: the kernel's", mounts: []Mount{{Destination: "/dev/termination-log", Type: "bind", Source: secret}}, check: func(t *testing.T, im imageMounts) {
+			if len(im.Notes) != 1 || !strings.Contains(im.Notes[0], "/dev/termination-log") {
+				t.Fatalf("notes %v", im.Notes)
+			}
+		}},
+		{name: "writable folder", mounts: []Mount{{Destination: "/data", Type: "bind", Source: cfgDir, Options: []string{"rbind", "rw"}}},
+			err: "mount " + cfgDir + " on /data is writable"},
+		{name: "missing source", mounts: []Mount{{Destination: "/data", Type: "bind", Source: filepath.Join(dir, "nope"), Options: []string{"ro"}}},
+			err: "the source does not exist"},
+		{name: "a volume", mounts: []Mount{{Destination: "/data", Type: "nfs", Source: "server:/x"}}, err: "(type nfs)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			im, err := planMounts(tt.mounts)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("error %v, want one line containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, im)
+		})
+	}
+}
+
+func TestChooseNetwork(t *testing.T) {
+	p := netip.MustParsePrefix
+	lo := Iface{Name: "lo", Up: true, Loopback: true, Addrs: []netip.Prefix{p("127.0.0.1/8")}}
+	tests := []struct {
+		name   string
+		ifaces []Iface
+		want   Network
+	}{
+		{"podman --network none: loopback only", []Iface{lo}, Network{Mode: "none"}},
+		{"a new namespace: loopback down", []Iface{{Name: "lo", Loopback: true}}, Network{Mode: "none"}},
+		{"a veth with an address", []Iface{lo, {Name: "eth0", Up: true, Addrs: []netip.Prefix{p("10.88.0.5/16"), p("fe80::1/64")}}},
+			Network{Mode: "user", Interface: "eth0", Addrs: []string{"10.88.0.5/16"}}},
+		{"a veth down", []Iface{lo, {Name: "eth0", Addrs: []netip.Prefix{p("10.88.0.5/16")}}}, Network{Mode: "none"}},
+		{"link-local only (Docker before its hook)", []Iface{lo, {Name: "eth0", Up: true, Addrs: []netip.Prefix{p("fe80::1/64")}}}, Network{Mode: "none"}},
+	}
+	for _, tt := range tests {
+		got := chooseNetwork(tt.ifaces)
+		if got.Mode != tt.want.Mode || got.Interface != tt.want.Interface || strings.Join(got.Addrs, ",") != strings.Join(tt.want.Addrs, ",") {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, tt.want)
+		}
+		n, release, err := got.prepare()
+		if err != nil {
+			t.Fatalf("%s: prepare: %v", tt.name, err)
+		}
+		release()
+		if (n.Mode == "none") != (got.Mode == "none") {
+			t.Errorf("%s: prepared %+v", tt.name, n)
+		}
+	}
+	if _, _, err := (Network{Mode: "warp"}).prepare(); err == nil {
+		t.Error("an unknown mode prepared")
+	}
+}
