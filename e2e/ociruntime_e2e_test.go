@@ -268,3 +268,63 @@ func TestE2EOCIRuntimePodmanBadInput(t *testing.T) {
 	}
 	p.checkGone(nil)
 }
+
+// importProgram makes an image holding prog at /NAME, with cmd.
+func (p *podman) importProgram(image, prog string, cmd string) {
+	p.t.Helper()
+	b, err := os.ReadFile(prog)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	tw.WriteHeader(&tar.Header{Name: filepath.Base(prog), Mode: 0o755, Size: int64(len(b)), Typeflag: tar.TypeReg})
+	tw.Write(b)
+	tw.Close()
+	tarball := filepath.Join(p.dir, filepath.Base(prog)+".tar")
+	os.WriteFile(tarball, buf.Bytes(), 0o644)
+	if out, code := p.run("import", "--change", "CMD "+cmd, tarball, image); code != 0 {
+		p.t.Fatalf("podman import: exit %d\n%s", code, out)
+	}
+}
+
+// TestE2EOCIRuntimePodmanHTTP: a Go server image run with -d -p answers
+// on the published port and on the container's own address (the guest
+// owns the container's interface through the mirrored tap), its console
+// is podman logs, and podman rm -f leaves nothing.
+func TestE2EOCIRuntimePodmanHTTP(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		p := newPodman(t, e, guest, home)
+		p.importProgram("localhost/ops-e2e-web:1", e.progs["goserver"], `["/goserver","8080"]`)
+		args := append(append([]string{"run", "-d", "--name", "web", "-p", "127.0.0.1:18480:8080"}, p.runArgs...), "localhost/ops-e2e-web:1")
+		start := time.Now()
+		if out, code := p.run(args...); code != 0 {
+			t.Fatalf("podman run -d: exit %d\n%s", code, out)
+		}
+		get := func(addr string) string {
+			deadline := time.Now().Add(90 * time.Second)
+			for {
+				body, err := nsHTTP(e, p.ns, addr, "GET", "", "")
+				if err == nil && strings.Contains(body, "hello over http on 8080") {
+					return body
+				}
+				if time.Now().After(deadline) {
+					logs, _ := p.run("logs", "web")
+					t.Fatalf("no answer on %s: %v %q\nlogs:\n%s", addr, err, body, logs)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		get("127.0.0.1:18480")
+		t.Logf("%s guest: first answer on the published port %v after podman run -d", guest, time.Since(start).Round(time.Millisecond))
+		ip, _ := p.run("inspect", "--format", "{{.NetworkSettings.IPAddress}}", "web")
+		get(strings.TrimSpace(ip) + ":8080")
+		p.waitLogs("web", "listening on 8080")
+		pids := p.pids("web")
+		if out, code := p.run("rm", "-f", "web"); code != 0 {
+			t.Fatalf("podman rm -f: exit %d\n%s", code, out)
+		}
+		p.checkGone(pids)
+	})
+}

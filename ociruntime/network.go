@@ -7,6 +7,7 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/lepton"
+	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -18,19 +19,20 @@ import (
 // The modes:
 //   - "none": the namespace has no interface with an address (podman
 //     --network none): the VM has no network card.
+//   - "tap": the guest owns the namespace's interface (the engine's veth):
+//     a tap beside it with every frame mirrored both ways (tc's mirred
+//     redirect, as Kata and urunc do; netlink.MirrorVeth), and the guest
+//     given the interface's address, gateway and MAC, so the container's
+//     address and the engine's published ports reach the program.
 //   - "user": a user-mode network (passt, else QEMU's slirp) started by
-//     the supervisor inside the namespace: the guest's connections go
-//     out as the namespace's own. The engine's published ports do not
-//     reach the guest yet, nor does the namespace's address.
-//
-// A tap beside the namespace's interface with traffic mirrored both ways
-// (the guest owning the interface's address) is to become a third mode:
-// chooseNetwork picks it, configure gives the guest the address, and
-// prepare makes the tap and the redirect.
+//     the supervisor inside the namespace; kept for containers created by
+//     an ops that chose it.
 type Network struct {
 	Mode      string   `json:"mode"`
 	Interface string   `json:"interface,omitempty"` // the namespace's interface with an address
 	Addrs     []string `json:"addrs,omitempty"`     // its addresses, CIDR
+	Gateway   string   `json:"gateway,omitempty"`   // its default route's next hop
+	MAC       string   `json:"mac,omitempty"`       // its MAC, the guest's
 }
 
 // Iface is what chooseNetwork reads of one interface.
@@ -55,10 +57,39 @@ func chooseNetwork(ifaces []Iface) Network {
 			}
 		}
 		if len(addrs) > 0 {
-			return Network{Mode: "user", Interface: i.Name, Addrs: addrs}
+			return Network{Mode: "tap", Interface: i.Name, Addrs: addrs}
 		}
 	}
 	return Network{Mode: "none"}
+}
+
+// readNetwork reads the calling thread's network namespace and chooses
+// the VM's network there: for the tap mode, the one interface the guest
+// takes over, with its gateway and MAC (netlink.Veth: two interfaces with
+// addresses, or two addresses on one, are one error line).
+func readNetwork() (Network, error) {
+	ifaces, err := interfaces()
+	if err != nil {
+		return Network{}, err
+	}
+	n := chooseNetwork(ifaces)
+	if n.Mode != "tap" {
+		return n, nil
+	}
+	c, err := netlink.Dial()
+	if err != nil {
+		return Network{}, err
+	}
+	defer c.Close()
+	v, err := c.Veth()
+	if err != nil {
+		return Network{}, fmt.Errorf("the container's network: %w", err)
+	}
+	n.Interface, n.Addrs, n.MAC = v.Name, []string{v.Addr.String()}, v.MAC.String()
+	if v.Gateway.IsValid() {
+		n.Gateway = v.Gateway.String()
+	}
+	return n, nil
 }
 
 // interfaces reads the calling thread's network namespace.
@@ -86,10 +117,23 @@ func interfaces() ([]Iface, error) {
 	return out, nil
 }
 
-// configure sets what the image needs to know of the network. The user
-// mode and none need nothing: the guest takes the user-mode network's
-// defaults.
-func (n Network) configure(c *lepton.Config) {}
+// configure sets what the image needs to know of the network: in the tap
+// mode, the interface's address, mask and gateway as the guest's static
+// address. The user mode and none need nothing: the guest takes the
+// user-mode network's defaults.
+func (n Network) configure(c *lepton.Config) {
+	if n.Mode != "tap" || len(n.Addrs) == 0 {
+		return
+	}
+	p, err := netip.ParsePrefix(n.Addrs[0])
+	if err != nil || !p.Addr().Is4() {
+		return
+	}
+	mask := net.CIDRMask(p.Bits(), 32)
+	c.RunConfig.IPAddress = p.Addr().String()
+	c.RunConfig.NetMask = net.IP(mask).String()
+	c.RunConfig.Gateway = n.Gateway
+}
 
 // prepare is the VM's network card, made at boot inside the namespace,
 // and what undoes what it made.
@@ -101,12 +145,29 @@ func (n Network) prepare() (*qemu.Net, func(), error) {
 		net := qemu.Net{Mode: "user", Passt: qemu.PasstBinary()}
 		net.Restrict = net.Passt == ""
 		return &net, func() {}, nil
+	case "tap":
+		m, remove, err := netlink.MirrorVeth(tapName)
+		if err != nil {
+			remove()
+			return nil, nil, fmt.Errorf("the container's network (%s): %w", n.Interface, err)
+		}
+		if m.Name != n.Interface {
+			remove()
+			return nil, nil, fmt.Errorf("the container's network changed since create: %s, not %s", m.Name, n.Interface)
+		}
+		return &qemu.Net{Mode: "tap", Tap: m.Tap, MAC: m.MAC.String()}, remove, nil
 	}
 	return nil, nil, fmt.Errorf("network mode %q is not known to this ops", n.Mode)
 }
 
+// tapName is the VM's tap in the container's namespace, its only one.
+const tapName = "ops0"
+
 // String says the network in a few words, for the log.
 func (n Network) String() string {
+	if n.Mode == "tap" {
+		return fmt.Sprintf("the guest takes over %s (%v, gateway %s) through a tap mirrored onto it", n.Interface, n.Addrs, n.Gateway)
+	}
 	if n.Mode == "user" {
 		return fmt.Sprintf("user-mode network inside the container's namespace (its %s has %v; published ports are not forwarded yet)", n.Interface, n.Addrs)
 	}

@@ -152,11 +152,9 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 	if ns == "" {
 		ns = fmt.Sprintf("/proc/%d/ns/net", rec.Supervisor)
 	}
-	var ifaces []Iface
-	if err := inNetns(ns, func() (err error) { ifaces, err = interfaces(); return err }); err != nil {
+	if err := inNetns(ns, func() (err error) { rec.Network, err = readNetwork(); return err }); err != nil {
 		return err
 	}
-	rec.Network = chooseNetwork(ifaces)
 	r.log("debug", "network: "+rec.Network.String())
 	start := time.Now()
 	b, cfg, err := r.build(o, spec, rec, mounts)
