@@ -37,3 +37,5 @@ require (
 )
 
 replace github.com/distribution/reference => ./third_party/reference
+
+replace github.com/opencontainers/go-digest => ./third_party/go-digest
