@@ -39,3 +39,5 @@ require (
 replace github.com/distribution/reference => ./third_party/reference
 
 replace github.com/opencontainers/go-digest => ./third_party/go-digest
+
+replace github.com/xeipuuv/gojsonschema => ./third_party/gojsonschema
