@@ -35,3 +35,9 @@ require (
 	github.com/xhit/go-str2duration/v2 v2.1.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 )
+
+replace github.com/distribution/reference => ./third_party/reference
+
+replace github.com/opencontainers/go-digest => ./third_party/go-digest
+
+replace github.com/xeipuuv/gojsonschema => ./third_party/gojsonschema

@@ -98,8 +98,59 @@ func (a *App) Packages(c *lepton.Config) (*pkgenv.Env, error) {
 	return newPkgEnv(a, home, c)
 }
 
-// NewRoot builds the command tree.
+// NewRoot builds the command tree, every command.
 func NewRoot(app *App) *cobra.Command {
+	return newRoot(app, nil)
+}
+
+// topCommand is one of ops's top-level commands: its name (as its Use
+// begins) and what makes it.
+type topCommand struct {
+	name string
+	make func(app *App) *cobra.Command
+}
+
+// topCommands lists ops's top-level commands in the order help shows
+// them. Each is made only when used: see newRootFor.
+func topCommands() []topCommand {
+	return []topCommand{
+		{"build", newBuildCmd},
+		{"run", newRunCmd},
+		{"update", newUpdateCmd},
+		{"version", newVersionCmd},
+		{"image", newImageCmd},
+		{"pkg", newPkgCmd},
+		{"list", func(app *App) *cobra.Command { return newPkgListCmd(app, "list") }},
+		{"load", newLoadCmd},
+		{"proxy", func(*App) *cobra.Command { return newProxyCmd() }},
+		{"compose", newComposeCmd},
+		{"volume", newVolumeCmd},
+		{"instance", newInstanceCmd},
+		{"profile", newProfileCmd},
+		{"env", func(*App) *cobra.Command { return newEnvCmd() }},
+		{"runtime", newRuntimeCmd},
+	}
+}
+
+// newRootFor builds the command tree that args need: when args[0] names a
+// top-level command, the root with only that command (cobra dispatches to
+// it and shows nothing of the others); otherwise (help, completion, a flag
+// first, a typo to suggest a name for) every command. Making every
+// command's flags costs more than the rest of a short command's start.
+func newRootFor(app *App, args []string) *cobra.Command {
+	if len(args) > 0 {
+		for _, c := range topCommands() {
+			if c.name == args[0] {
+				return newRoot(app, &c)
+			}
+		}
+	}
+	return newRoot(app, nil)
+}
+
+// newRoot builds the root holding the one command only, or every command
+// when only is nil.
+func newRoot(app *App, only *topCommand) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ops",
 		Short: "Run any Linux program as a unikernel virtual machine",
@@ -113,9 +164,13 @@ otherwise a minimal Linux microVM guest built from the host's kernel.`,
 	root.SetOut(app.Stdout)
 	root.SetErr(app.Stderr)
 	outputFlags(root)
-	root.AddCommand(newBuildCmd(app), newRunCmd(app), newUpdateCmd(app), newVersionCmd(app), newImageCmd(app),
-		newPkgCmd(app), newPkgListCmd(app, "list"), newLoadCmd(app), newProxyCmd(), newComposeCmd(app), newVolumeCmd(app),
-		newInstanceCmd(app), newProfileCmd(app), newEnvCmd(), newRuntimeCmd(app))
+	if only != nil {
+		root.AddCommand(only.make(app))
+		return root
+	}
+	for _, c := range topCommands() {
+		root.AddCommand(c.make(app))
+	}
 	return root
 }
 
@@ -130,8 +185,9 @@ func Main(args []string) int {
 			app.release()
 		}
 	}()
-	root := NewRoot(app)
-	root.SetArgs(composeLogsFollow(args))
+	args = composeLogsFollow(args)
+	root := newRootFor(app, args)
+	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
 	if err == nil {
 		return 0

@@ -54,12 +54,12 @@ func guid(s string) [16]byte {
 	return g
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // vhdxSum puts the CRC-32C of b (taken with its checksum field zero) at 4.
+// The table is asked for here, not made in a package variable: crc32 makes
+// it on first use and keeps it, so commands that write no VHDX never pay.
 func vhdxSum(b []byte) {
 	binary.LittleEndian.PutUint32(b[4:], 0)
-	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b, castagnoli))
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
 }
 
 func writeVHDX(dst *os.File, s *source) error {
