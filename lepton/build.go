@@ -21,6 +21,8 @@ type Built struct {
 	Plan  *Plan // what went into the image (nil for an existing image)
 	// Mounts are the volumes the image mounts, found and checked.
 	Mounts []volume.Mount
+	// Shares are the host folders it mounts (virtio-9p).
+	Shares []Share
 }
 
 // lockVolumes claims the image's volumes for one VM (see Volume.Lock),
@@ -80,28 +82,39 @@ func (t Target) name(c *Config) string {
 }
 
 // resolve chooses the guest and finds where its image goes: a Built
-// without its BuildResult yet.
-func (t Target) resolve(home Home, c *Config) (b *Built, out string, err error) {
+// without its BuildResult yet, and the config with its Mounts as the
+// image holds them (host folders, relative ones from dir, by their tags).
+func (t Target) resolve(home Home, c *Config, dir string) (b *Built, out string, cm *Config, err error) {
 	g, note, err := ChooseGuest(home, c)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	mounts, err := home.Volumes().ResolveMounts(c.Mounts, g.VolumeFormat())
+	if c.LocalFilesParentDirectory != "" {
+		dir = resolveHost(dir, c.LocalFilesParentDirectory)
+	}
+	shares, volumes, manifest, err := splitShares(c.Mounts, dir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if len(shares) > 0 && !g.sharesFolders() {
+		return nil, "", nil, fmt.Errorf("Mounts: %s is a host folder, which the %s guest cannot mount (its kernel has no virtio-9p); share it with --guest nanos, or make a volume (ops volume create)", shares[0].Host, g.Name())
+	}
+	mounts, err := home.Volumes().ResolveMounts(volumes, g.VolumeFormat())
 	var fe *volume.FormatError
 	if errors.As(err, &fe) {
-		return nil, "", fmt.Errorf("volume %s is a %s guest's volume; the %s guest cannot mount it (make one with ops volume create NAME --guest %s)",
+		return nil, "", nil, fmt.Errorf("volume %s is a %s guest's volume; the %s guest cannot mount it (make one with ops volume create NAME --guest %s)",
 			fe.Volume, VolumeGuest(fe.Have), g.Name(), g.Name())
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	out = t.Output
 	if out == "" {
 		if out, err = home.imagePath(t.name(c) + g.imageSuffix()); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
-	return &Built{Guest: g, Note: note, Mounts: mounts}, out, nil
+	return &Built{Guest: g, Note: note, Mounts: mounts, Shares: shares}, out, withShares(c, manifest), nil
 }
 
 // Build is the whole way from a plan input to an image: the guest, the
@@ -117,10 +130,11 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if err := checkProgramArch(in); err != nil {
 		return nil, err
 	}
-	b, out, err := t.resolve(home, c)
+	b, out, cm, err := t.resolve(home, c, in.Dir)
 	if err != nil {
 		return nil, err
 	}
+	in.Config = cm
 	in.ImageName, in.GuestEnv = t.name(c), b.Guest.env()
 	if b.Plan, err = newPlan(in); err != nil {
 		return nil, err
@@ -154,7 +168,7 @@ func checkProgramArch(in PlanInput) error {
 // Existing is the image Build would write, as it is now, without
 // building it (ops run --skipbuild).
 func Existing(home Home, c *Config, t Target) (*Built, error) {
-	b, out, err := t.resolve(home, c)
+	b, out, _, err := t.resolve(home, c, "")
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,8 @@ type Guest interface {
 	Arch() arch.Arch
 	// VolumeFormat is the filesystem of the volumes it mounts.
 	VolumeFormat() volume.Format
+	// sharesFolders reports whether it mounts host folders (virtio-9p).
+	sharesFolders() bool
 	// ImageFormat names its image files in what ops build --json
 	// lists: "raw" for a disk.
 	ImageFormat() string
@@ -87,6 +89,7 @@ type Boot struct {
 	// ops over a channel (qemu.VM.Channel); a guest without one ignores it.
 	Snapshot bool
 	Mounts   []volume.Mount // volumes, attached as disks after the image, in order
+	Shares   []Share        // host folders it mounts
 	// Scratch is a folder of this boot's own, removed after it, for files
 	// QEMU writes that ops reads back (a disk's overlay).
 	Scratch string

@@ -53,6 +53,10 @@ func (g *linuxGuest) Arch() arch.Arch {
 	return g.Kernel.Arch.OrAMD64()
 }
 
+// sharesFolders implements Guest: Debian's cloud kernels have no
+// virtio-9p.
+func (g *linuxGuest) sharesFolders() bool { return false }
+
 // prepare implements Guest: nothing to make.
 func (g *linuxGuest) prepare(qemu.VM) error { return nil }
 

@@ -180,6 +180,9 @@ func (g *nanosGuest) env() map[string]string {
 	return map[string]string{"NANOS_VERSION": g.Kernel.Version}
 }
 
+// sharesFolders implements Guest: the kernel mounts virtio-9p shares.
+func (g *nanosGuest) sharesFolders() bool { return true }
+
 // VolumeFormat implements Guest: TFS volumes, mounted by the kernel
 // through the manifest's mounts.
 func (g *nanosGuest) VolumeFormat() volume.Format { return volume.TFS{} }
@@ -255,6 +258,11 @@ func (g *nanosGuest) recallBootUUID(boot *opsfs.TFS) (save func()) {
 // from the overlay that took the run's writes (Boot.Scratch).
 func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 	a := g.Kernel.arch()
+	if len(b.Shares) > 0 && b.Run.Machine == "" && a == arch.AMD64 {
+		// The kernel's virtio-9p driver is a PCI one: shares want a PCI
+		// machine, and microvm has none.
+		b.Run.Machine = qemu.Q35
+	}
 	if g.UEFI != "" {
 		if err := uefiMachine(&b.Run, a); err != nil {
 			return qemu.VM{}, err
@@ -282,6 +290,7 @@ func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 		disk.Snapshot, disk.Overlay = false, filepath.Join(b.Scratch, "disk.qcow2")
 	}
 	vm.Drives = append([]qemu.Drive{disk}, volumeDrives(b)...)
+	vm.Shares, vm.RunAs = qemuShares(b.Shares, vm.RunAs)
 	if vm.Machine == qemu.MicroVM || (vm.Machine == qemu.Virt && g.UEFI == "") {
 		vm.Kernel = g.Kernel.Kernel
 	}

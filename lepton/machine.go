@@ -142,7 +142,7 @@ func (m *Machine) accel() (qemu.Accel, string) {
 // guest clock hint), so a retry under emulation makes it again.
 func (m *Machine) vm(accel qemu.Accel, qmp, scratch string) (qemu.VM, error) {
 	b := m.Built
-	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Snapshot: m.snapshots(), Scratch: scratch})
+	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Shares: b.Shares, Snapshot: m.snapshots(), Scratch: scratch})
 	if err != nil {
 		return vm, err
 	}

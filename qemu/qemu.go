@@ -128,6 +128,13 @@ type Net struct {
 	Restrict bool
 }
 
+// Share is a host folder the guest mounts through virtio-9p, by Tag.
+type Share struct {
+	Path     string
+	Tag      string
+	ReadOnly bool
+}
+
 // GuestFwd runs Cmd on the host for each guest TCP connection to IP:Port,
 // with the connection on its standard input and output.
 type GuestFwd struct {
@@ -185,6 +192,7 @@ type VM struct {
 	Initrd    string
 	Append    string
 	Drives    []Drive
+	Shares    []Share
 	Net       Net
 	DebugExit bool
 	RNG       bool
@@ -244,6 +252,9 @@ func (vm VM) Args() ([]string, error) {
 	if a, err = vm.driveArgs(a, devs); err != nil {
 		return nil, err
 	}
+	if a, err = vm.shareArgs(a, devs); err != nil {
+		return nil, err
+	}
 	if a, err = vm.netArgs(a, devs); err != nil {
 		return nil, err
 	}
@@ -279,7 +290,7 @@ func (vm VM) Args() ([]string, error) {
 
 // devices are the names of the machine type's block, network and RNG
 // devices (blk is empty where disks hang off a SCSI controller).
-type devices struct{ blk, nic, rng, serial string }
+type devices struct{ blk, nic, rng, serial, ninep string }
 
 // machineArgs adds the accelerator and CPU model, memory and CPUs, the
 // machine type, firmware, kernel, initrd and command line.
@@ -320,7 +331,7 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 	switch machine {
 	case Virt:
 		a = append(a, "-machine", "virt,"+vm.gic(cpus)+",highmem=off"+vm.ramBackend())
-		devs = devices{blk: "virtio-blk-pci", nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci"}
+		devs = devices{blk: "virtio-blk-pci", nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci", ninep: "virtio-9p-pci"}
 		if vm.Kernel == "" && vm.Firmware == "" {
 			return nil, devs, fmt.Errorf("virt boots a kernel directly or through UEFI firmware; neither given")
 		}
@@ -328,13 +339,13 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
 		// Linux guest's kernel is happy with both.
 		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off"+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
-		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device", serial: "virtio-serial-device"}
+		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device", serial: "virtio-serial-device", ninep: "virtio-9p-device"}
 		if vm.Kernel == "" {
 			return nil, devs, fmt.Errorf("microvm boots a kernel directly; no kernel given")
 		}
 	case Q35:
 		a = append(a, "-machine", "q35"+vm.ramBackend())
-		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci"}
+		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci", ninep: "virtio-9p-pci"}
 		if len(vm.Drives) > 0 {
 			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
 		}
@@ -395,6 +406,23 @@ func (vm VM) driveArgs(a []string, devs devices) ([]string, error) {
 		} else {
 			a = append(a, "-device", "scsi-hd,bus=scsi0.0,drive="+id)
 		}
+	}
+	return a, nil
+}
+
+// shareArgs adds each shared folder: a local fsdev QEMU reads and
+// writes as itself (security_model=none: the guest's files are the
+// folder's, owned as QEMU's user makes them), and its 9p device.
+func (vm VM) shareArgs(a []string, devs devices) ([]string, error) {
+	for i, s := range vm.Shares {
+		if strings.ContainsAny(s.Path, ",") || strings.ContainsAny(s.Tag, ", ") {
+			return nil, fmt.Errorf("shared folder %q (tag %q): QEMU cannot take a comma", s.Path, s.Tag)
+		}
+		fs := fmt.Sprintf("local,id=fs%d,path=%s,security_model=none,multidevs=remap", i, s.Path)
+		if s.ReadOnly {
+			fs += ",readonly=on"
+		}
+		a = append(a, "-fsdev", fs, "-device", fmt.Sprintf("%s,fsdev=fs%d,mount_tag=%s", devs.ninep, i, s.Tag))
 	}
 	return a, nil
 }

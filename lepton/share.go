@@ -1,0 +1,120 @@
+package lepton
+
+import (
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/opsdev/ops/qemu"
+	"github.com/opsdev/ops/volume"
+)
+
+// Share is a host folder the guest mounts through virtio-9p: a Mounts
+// entry named by a folder's path ("/srv/data", "./data") rather than by a
+// volume, as nanovms/ops takes it. Its tag is its place among the image's
+// shares in the order of their host paths: the attachment ID by which the
+// Nanos kernel matches the manifest's "%N" mounts entry.
+type Share struct {
+	Host     string // the host folder, absolute
+	Path     string // where the guest mounts it
+	ReadOnly bool
+	Tag      int
+}
+
+// isShare reports whether a Mounts name is a host folder: a path (volume
+// names hold no slash).
+func isShare(name string) bool {
+	return strings.HasPrefix(name, "/") || strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") || name == "." || name == ".."
+}
+
+// shareKey is a share's Mounts entry in the image's manifest.
+func shareKey(tag int) string { return "%" + strconv.Itoa(tag) }
+
+// splitShares takes the host folders out of mounts, relative ones from
+// dir: the shares, the volumes' entries, and the entries the image's
+// manifest holds (the volumes' and each share's "%N").
+func splitShares(mounts map[string]string, dir string) (shares []Share, volumes, manifest map[string]string, err error) {
+	volumes, manifest = map[string]string{}, map[string]string{}
+	var hosts []string
+	byHost := map[string]string{}
+	for name, mp := range mounts {
+		if !isShare(name) {
+			volumes[name], manifest[name] = mp, mp
+			continue
+		}
+		host := name
+		if !filepath.IsAbs(host) {
+			host = filepath.Join(dir, host)
+		}
+		host = filepath.Clean(host)
+		st, err := os.Stat(host)
+		if err != nil || !st.IsDir() {
+			return nil, nil, nil, fmt.Errorf("Mounts: %s names no host folder (a volume's name has no slash; a folder to share must exist)", name)
+		}
+		if strings.Contains(host, ",") {
+			return nil, nil, nil, fmt.Errorf("Mounts: %s: QEMU cannot take a folder whose path holds a comma", host)
+		}
+		if _, dup := byHost[host]; dup {
+			return nil, nil, nil, fmt.Errorf("Mounts: %s is shared twice", host)
+		}
+		byHost[host] = mp
+		hosts = append(hosts, host)
+	}
+	slices.Sort(hosts)
+	for i, host := range hosts {
+		_, p, ro, err := volume.ParseMount("share:" + byHost[host])
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("Mounts: %s: %w", host, err)
+		}
+		shares = append(shares, Share{Host: host, Path: p, ReadOnly: ro, Tag: i})
+		manifest[shareKey(i)] = byHost[host]
+	}
+	return shares, volumes, manifest, nil
+}
+
+// withShares is c with its Mounts as the image's manifest holds them.
+func withShares(c *Config, manifest map[string]string) *Config {
+	if len(manifest) == len(c.Mounts) && maps.Equal(manifest, c.Mounts) {
+		return c
+	}
+	cc := *c
+	cc.Mounts = manifest
+	return &cc
+}
+
+// qemuShares are a boot's shares as QEMU's, and who QEMU runs as to
+// reach them when ops runs as root: the owner of the folders the guest
+// writes to (root itself when root owns one, or they have several
+// owners), else runAs as it was.
+func qemuShares(shares []Share, runAs string) ([]qemu.Share, string) {
+	var out []qemu.Share
+	owner := ""
+	for _, s := range shares {
+		out = append(out, qemu.Share{Path: s.Host, Tag: strconv.Itoa(s.Tag), ReadOnly: s.ReadOnly})
+		if s.ReadOnly || runAs == "" {
+			continue
+		}
+		o := "0:0"
+		if st, err := os.Stat(s.Host); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				o = fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
+			}
+		}
+		if owner != "" && owner != o {
+			o = "0:0"
+		}
+		owner = o
+	}
+	switch owner {
+	case "":
+		return out, runAs
+	case "0:0":
+		return out, ""
+	}
+	return out, owner
+}
