@@ -307,7 +307,7 @@ func TestCreateFails(t *testing.T) {
 		err   string
 	}{
 		{"prestart hook fails", &Hooks{Prestart: []Hook{{Path: fail}}}, nil, "prestart hook " + fail + ": exit status 1: nope"},
-		{"writable mount", nil, []Mount{{Destination: "/data", Type: "bind", Source: "/tmp"}}, "mount /tmp on /data is writable"},
+		{"writable file", nil, []Mount{{Destination: "/etc/x.conf", Type: "bind", Source: "/etc/hostname"}}, "mount /etc/hostname on /etc/x.conf is a writable file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

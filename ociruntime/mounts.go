@@ -45,6 +45,10 @@ type imageMounts struct {
 	Extra  []opsfs.Entry
 	Layers []lepton.Layer // read-only folders
 	Files  []lepton.Layer // read-only files
+	// Shares are writable folders the guest mounts from the host (the
+	// config's Mounts: host folder -> mount path): a Nanos guest through
+	// virtio-9p; the Linux guest's build refuses them in one line.
+	Shares map[string]string
 	Notes  []string
 }
 
@@ -92,8 +96,13 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 				return im, goerrors.Wrap(err, 0)
 			}
 			im.Extra = append(im.Extra, opsfs.Entry{Path: dst, Kind: opsfs.KindFile, Data: b, Mode: 0o644})
+		case !readOnly(m) && st.IsDir():
+			if im.Shares == nil {
+				im.Shares = map[string]string{}
+			}
+			im.Shares[m.Source] = dst
 		case !readOnly(m):
-			return im, fmt.Errorf("mount %s on %s is writable: a unikernel cannot share a writable folder with the host yet (virtio-9p sharing comes later); mount it read-only (:ro) to have it copied in", m.Source, dst)
+			return im, fmt.Errorf("mount %s on %s is a writable file: a unikernel shares folders only; mount it read-only (:ro) to have it copied in", m.Source, dst)
 		case st.IsDir():
 			im.Layers = append(im.Layers, lepton.Layer{Host: m.Source, Guest: dst})
 		case st.Mode().IsRegular():

@@ -66,8 +66,13 @@ func TestPlanMounts(t *testing.T) {
 				t.Fatalf("notes %v", im.Notes)
 			}
 		}},
-		{name: "writable folder", mounts: []Mount{{Destination: "/data", Type: "bind", Source: cfgDir, Options: []string{"rbind", "rw"}}},
-			err: "mount " + cfgDir + " on /data is writable"},
+		{name: "writable folder: shared", mounts: []Mount{{Destination: "/data", Type: "bind", Source: cfgDir, Options: []string{"rbind", "rw"}}}, check: func(t *testing.T, im imageMounts) {
+			if len(im.Shares) != 1 || im.Shares[cfgDir] != "/data" || len(im.Layers) != 0 {
+				t.Fatalf("shares %v layers %v", im.Shares, im.Layers)
+			}
+		}},
+		{name: "writable file", mounts: []Mount{{Destination: "/etc/app.conf", Type: "bind", Source: secret, Options: []string{"rbind", "rw"}}},
+			err: "mount " + secret + " on /etc/app.conf is a writable file"},
 		{name: "missing source", mounts: []Mount{{Destination: "/data", Type: "bind", Source: filepath.Join(dir, "nope"), Options: []string{"ro"}}},
 			err: "the source does not exist"},
 		{name: "a volume", mounts: []Mount{{Destination: "/data", Type: "nfs", Source: "server:/x"}}, err: "(type nfs)"},

@@ -181,7 +181,7 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 // build makes the container's image in its folder: the root filesystem
 // and the process, the engine's files and read-only mounts over them.
 func (r *Runtime) build(o CreateOptions, spec *Spec, rec *record, mounts imageMounts) (Image, lepton.Config, error) {
-	user := &lepton.Config{Guest: o.Guest, Hostname: spec.Hostname}
+	user := &lepton.Config{Guest: o.Guest, Hostname: spec.Hostname, Mounts: mounts.Shares}
 	rec.Network.configure(user)
 	in, note, err := pkgenv.RootfsInput(user, pkgenv.RootfsProcess{Rootfs: rec.Rootfs, Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd})
 	if err != nil {
