@@ -97,7 +97,7 @@ func TestE2EInstanceRedisVolume(t *testing.T) {
 			t.Fatalf("list: %+v", l)
 		}
 		if os.Geteuid() == 0 {
-			mem, cpu := cgroupLimits(l["cache"].QEMU)
+			mem, cpu := cgroupLimits(l["cache"].QEMU, "/ops/")
 			if n, err := strconv.ParseInt(mem, 10, 64); err != nil || n < 256<<20 || n > 8<<30 || (cpu != "100000" && cpu != "100000 100000") {
 				t.Fatalf("QEMU's cgroup limits: memory %q, CPU %q; want guest RAM + 256 MiB and one core", mem, cpu)
 			}
@@ -276,7 +276,7 @@ func TestE2EVolumeFull(t *testing.T) {
 
 // cgroupLimits reads the memory limit and the CPU quota of the cgroups
 // pid is in: cgroup v2 (memory.max, cpu.max) or v1.
-func cgroupLimits(pid int) (mem, cpu string) {
+func cgroupLimits(pid int, within string) (mem, cpu string) {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	read := func(p string) string {
 		v, _ := os.ReadFile(p)
@@ -284,7 +284,7 @@ func cgroupLimits(pid int) (mem, cpu string) {
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.SplitN(l, ":", 3)
-		if len(f) != 3 || !strings.Contains(f[2], "/ops/") {
+		if len(f) != 3 || !strings.Contains(f[2], within) {
 			continue
 		}
 		switch ctl := strings.Split(f[1], ","); {

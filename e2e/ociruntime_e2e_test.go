@@ -349,3 +349,31 @@ func TestE2EOCIRuntimePodmanVolume(t *testing.T) {
 	}
 	p.checkGone(nil)
 }
+
+// TestE2EOCIRuntimePodmanLimits: QEMU runs in the container's cgroup
+// under its memory and CPU limits, and the guest gets the memory the
+// limit leaves beside QEMU's own.
+func TestE2EOCIRuntimePodmanLimits(t *testing.T) {
+	e := getEnv(t)
+	p := newPodman(t, e, "nanos", nanosHome(t))
+	args := append(append([]string{"run", "-d", "--name", "capped", "--network", "none", "--memory", "512m", "--cpus", "1"}, p.runArgs...), podmanImage, "/hello", "sleep", "600000")
+	if out, code := p.run(args...); code != 0 {
+		t.Fatalf("podman run -d: exit %d\n%s", code, out)
+	}
+	p.waitLogs("capped", "hello from C, 3 args")
+	pids := p.pids("capped")
+	qemuPid := pids[len(pids)-1]
+	mem, cpu := cgroupLimits(qemuPid, "libpod")
+	if mem != "536870912" || (cpu != "100000" && cpu != "100000 100000") {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", qemuPid))
+		t.Fatalf("QEMU's cgroup limits: memory %q, CPU %q; want 512 MiB and one core\n%s", mem, cpu, b)
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", qemuPid))
+	if !strings.Contains(string(cmdline), "\x00-m\x00256M\x00") {
+		t.Fatalf("QEMU's memory: %q, want 256M (512 MiB less QEMU's own 256)", strings.ReplaceAll(string(cmdline), "\x00", " "))
+	}
+	if out, code := p.run("rm", "-f", "capped"); code != 0 {
+		t.Fatalf("podman rm -f: exit %d\n%s", code, out)
+	}
+	p.checkGone(pids)
+}

@@ -3,6 +3,7 @@ package instance
 import (
 	"context"
 	"fmt"
+	"github.com/opsdev/ops/cgroup"
 	"io"
 	"os"
 	"os/exec"
@@ -208,7 +209,7 @@ func (s Store) machine(home lepton.Home, name string, b *lepton.Built, rc lepton
 		Net:         spec.Net,
 	}
 	m.Started = func(vm qemu.VM, pid int) (func(), error) {
-		unconfine, lerr := confine(cgroupRoot, name, pid, limitsFor(vm.MemoryMB, vm.CPUs))
+		unconfine, lerr := confine(cgroup.Root, name, pid, limitsFor(vm.MemoryMB, vm.CPUs))
 		if lerr != nil {
 			fmt.Fprintf(log, "ops: this instance runs without memory and CPU limits: %v\n", lerr)
 		}

@@ -145,3 +145,44 @@ func TestChooseNetwork(t *testing.T) {
 		t.Error("an unknown mode prepared")
 	}
 }
+
+func TestLimits(t *testing.T) {
+	mem := func(n int64) *Resources {
+		r := &Resources{}
+		r.Memory = &struct {
+			Limit *int64 `json:"limit,omitempty"`
+		}{Limit: &n}
+		return r
+	}
+	withCPU := func(r *Resources, quota int64, period uint64) *Resources {
+		r.CPU = &struct {
+			Quota  *int64  `json:"quota,omitempty"`
+			Period *uint64 `json:"period,omitempty"`
+		}{Quota: &quota, Period: &period}
+		return r
+	}
+	for _, tc := range []struct {
+		name          string
+		linux         *Linux
+		rel           string
+		memMB, cpus   int
+		limitBytes    int64
+		quota, period int64
+	}{
+		{"no linux", nil, "", 0, 0, 0, 0, 0},
+		{"cgroupfs path, 1 GiB, 2 cores", &Linux{CgroupsPath: "/libpod_parent/libpod-x", Resources: withCPU(mem(1<<30), 200000, 100000)},
+			"libpod_parent/libpod-x", 768, 2, 1 << 30, 200000, 100000},
+		{"systemd, small limit, half a core", &Linux{CgroupsPath: "system.slice:docker:x", Resources: withCPU(mem(200<<20), 50000, 100000)},
+			"system.slice/docker-x.scope", minGuestMB, 1, 200 << 20, 50000, 100000},
+	} {
+		rel, l, memMB, cpus, err := limits(&Spec{Linux: tc.linux})
+		if err != nil || rel != tc.rel || memMB != tc.memMB || cpus != tc.cpus || l.MemoryBytes != tc.limitBytes || l.CPUQuota != tc.quota || l.CPUPeriod != tc.period {
+			t.Errorf("%s: %q %+v %d MiB %d CPUs %v", tc.name, rel, l, memMB, cpus, err)
+		}
+	}
+	var c lepton.Config
+	sizeVM(&c, 768, 2)
+	if c.RunConfig.Memory != "768M" || c.RunConfig.CPUs != 2 {
+		t.Fatalf("sized %+v", c.RunConfig)
+	}
+}

@@ -183,6 +183,12 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 func (r *Runtime) build(o CreateOptions, spec *Spec, rec *record, mounts imageMounts) (Image, lepton.Config, error) {
 	user := &lepton.Config{Guest: o.Guest, Hostname: spec.Hostname, Mounts: mounts.Shares}
 	rec.Network.configure(user)
+	var memoryMB, cpus int
+	var err error
+	if rec.Cgroup, rec.Limits, memoryMB, cpus, err = limits(spec); err != nil {
+		return Image{}, lepton.Config{}, err
+	}
+	sizeVM(user, memoryMB, cpus)
 	in, note, err := pkgenv.RootfsInput(user, pkgenv.RootfsProcess{Rootfs: rec.Rootfs, Args: spec.Process.Args, Env: spec.Process.Env, Cwd: spec.Process.Cwd})
 	if err != nil {
 		return Image{}, lepton.Config{}, err

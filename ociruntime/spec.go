@@ -101,7 +101,19 @@ type Hook struct {
 type Linux struct {
 	Namespaces  []Namespace     `json:"namespaces,omitempty"`
 	CgroupsPath string          `json:"cgroupsPath,omitempty"`
+	Resources   *Resources      `json:"resources,omitempty"`
 	Seccomp     json.RawMessage `json:"seccomp,omitempty"`
+}
+
+// Resources are the container's memory and CPU caps ops reads.
+type Resources struct {
+	Memory *struct {
+		Limit *int64 `json:"limit,omitempty"`
+	} `json:"memory,omitempty"`
+	CPU *struct {
+		Quota  *int64  `json:"quota,omitempty"`
+		Period *uint64 `json:"period,omitempty"`
+	} `json:"cpu,omitempty"`
 }
 
 // Namespace is a namespace the container gets: a new one, or, with a
@@ -254,9 +266,6 @@ func (s *Spec) Ignored() []string {
 	}
 	if s.Linux != nil && len(s.Linux.Seccomp) > 0 && string(s.Linux.Seccomp) != "null" {
 		out = append(out, "seccomp")
-	}
-	if s.Linux != nil && s.Linux.CgroupsPath != "" {
-		out = append(out, "cgroupsPath (QEMU is not yet placed in the container's cgroup)")
 	}
 	if s.Hooks != nil && len(s.Hooks.CreateContainer) > 0 {
 		out = append(out, "createContainer hooks (they run in a container's mount namespace, which a unikernel has none of)")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/opsdev/ops/cgroup"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -53,6 +54,10 @@ type record struct {
 	Guest   string        `json:"guest,omitempty"` // "nanos" or "linux"
 	Network Network       `json:"network"`
 	Config  lepton.Config `json:"config"` // what the image was built with
+	// Cgroup is the container's cgroup (relative to the root), which QEMU
+	// is placed in with Limits; "" for none.
+	Cgroup string        `json:"cgroup,omitempty"`
+	Limits cgroup.Limits `json:"limits"`
 
 	Poststart []Hook `json:"poststart,omitempty"`
 	Poststop  []Hook `json:"poststop,omitempty"`

@@ -3,6 +3,7 @@ package ociruntime
 import (
 	"context"
 	"fmt"
+	"github.com/opsdev/ops/cgroup"
 	"io"
 	"os"
 	"path/filepath"
@@ -144,8 +145,16 @@ func (r *Runtime) boot(ctx context.Context, o SuperviseOptions, rec *record) (in
 		if err != nil {
 			return nil, nil // it has exited already: Boot finds out
 		}
+		// QEMU goes into the container's cgroup, where the engine reads
+		// its use and the container's limits hold it.
+		unplace := func() {}
+		if rec.Cgroup != "" {
+			if unplace, err = cgroup.Place(cgroup.Root, rec.Cgroup, pid, rec.Limits); err != nil {
+				r.log("warn", fmt.Sprintf("container %s: QEMU runs outside the container's cgroup %s: %v", o.ID, rec.Cgroup, err))
+			}
+		}
 		err = r.Store.update(o.ID, func(rec *record) { rec.QEMU, rec.QEMUStart = pid, start })
-		return nil, err
+		return unplace, err
 	}
 	out, err := m.Run(ctx)
 	if err != nil {

@@ -81,6 +81,10 @@ func hasVirtFlag(cpuinfo string) bool {
 	return false
 }
 
+// MemoryOverhead is the memory QEMU needs beyond the guest's RAM: its
+// translated-code buffer under emulation, device state and buffers.
+const MemoryOverhead = 256 << 20
+
 // Machine types ops boots.
 const (
 	MicroVM = "microvm" // x86: direct kernel boot, virtio-mmio devices
