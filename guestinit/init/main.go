@@ -392,6 +392,23 @@ func exit(end ending) {
 	}
 }
 
+// hasVirtioNet reports whether the virtio bus (dir, sysfs) has a network
+// device, its ID 1; its drivers are loaded by now, and the bus lists
+// what they found. A bus that cannot be read is taken to have one.
+func hasVirtioNet(dir string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/device")
+		if err != nil || strings.TrimSpace(string(b)) == "0x0001" {
+			return true
+		}
+	}
+	return false
+}
+
 // setupNetwork brings up lo and, when present, eth0 with a static address
 // and default route, over rtnetlink.
 func setupNetwork(n guestinit.Net, trace func(string)) error {
@@ -407,6 +424,12 @@ func setupNetwork(n guestinit.Net, trace func(string)) error {
 	}
 	trace("lo up")
 	if n.Address == "" && !n.DHCP {
+		return nil
+	}
+	if !hasVirtioNet("/sys/bus/virtio/devices") {
+		// The VM has no network card (ops-runtime under --network none):
+		// nothing to wait for.
+		trace("no network card")
 		return nil
 	}
 	eth := 0

@@ -6,9 +6,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -396,5 +398,30 @@ func TestGPIOPressed(t *testing.T) {
 		if got := gpioPressed(tc.ev); got != tc.want {
 			t.Errorf("%s: %v", tc.name, got)
 		}
+	}
+}
+
+func TestHasVirtioNet(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		devices []string // each device's ID
+		want    bool
+	}{
+		{"a disk and a network card", []string{"0x0002", "0x0001"}, true},
+		{"a disk and the channel only", []string{"0x0002", "0x0003"}, false},
+		{"no devices", nil, false},
+	} {
+		dir := t.TempDir()
+		for i, id := range tc.devices {
+			d := filepath.Join(dir, fmt.Sprintf("virtio%d", i))
+			os.MkdirAll(d, 0o755)
+			os.WriteFile(filepath.Join(d, "device"), []byte(id+"\n"), 0o644)
+		}
+		if got := hasVirtioNet(dir); got != tc.want {
+			t.Errorf("%s: %v", tc.name, got)
+		}
+	}
+	if !hasVirtioNet(filepath.Join(t.TempDir(), "gone")) {
+		t.Error("an unreadable bus is taken to have no network card")
 	}
 }
