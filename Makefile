@@ -127,13 +127,16 @@ test-unit:
 # healthy (median of COMPOSERUNS) and trip -> passenger by name beside the
 # direct request (medians of 100), and a replica's QEMU killed under a
 # stream of requests to its service's published port: requests sent and
-# failed, time to recover (medians of KILLRUNS).
+# failed, time to recover (medians of KILLRUNS), and the hello as a
+# container: docker run --runtime ops beside docker run (runc) and ops run
+# (medians of OCIRUNS).
 BOOTRUNS ?= 30
 SNAPRUNS ?= 15
 BUILDRUNS ?= 21
 LATENCYRUNS ?= 100
 COMPOSERUNS ?= 3
 KILLRUNS ?= 3
+OCIRUNS ?= 15
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m -tags e2e ./e2e/
@@ -143,6 +146,7 @@ bench: test-deps build
 	$(GO) test -run '^$$' -bench ForwardLatency -benchtime $(LATENCYRUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeReplicaKilled -benchtime $(KILLRUNS)x -timeout 30m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench OCIRuntimeDocker -benchtime $(OCIRUNS)x -timeout 30m -tags e2e ./e2e/
 
 FUZZTIME ?= 20s
 fuzz: $(INIT)

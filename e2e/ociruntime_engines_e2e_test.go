@@ -29,14 +29,14 @@ import (
 // ops-runtime.json (ops home, guest). Each daemon it starts is stopped
 // when the test ends, failed or not, and the folder is removed.
 type engineEnv struct {
-	t             *testing.T
+	t             testing.TB
 	e             *env
 	ns, dir, link string
 }
 
 // newEngineEnv readies an engine test for the guest and ops home given,
 // or skips saying why it cannot run (not root, or a program missing).
-func newEngineEnv(t *testing.T, e *env, guest, home string, tools ...string) *engineEnv {
+func newEngineEnv(t testing.TB, e *env, guest, home string, tools ...string) *engineEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: container engines run as root here; run the e2e tests as root")
@@ -288,7 +288,7 @@ type docker struct {
 // runtime's state: --root EXEC_ROOT/runtime-runc/moby.
 func (d *docker) runtimeRoot() string { return filepath.Join(d.dir, "exec", "runtime-runc", "moby") }
 
-func newDocker(t *testing.T, e *env, guest, home string) *docker {
+func newDocker(t testing.TB, e *env, guest, home string) *docker {
 	t.Helper()
 	x := newEngineEnv(t, e, guest, home, "dockerd", "containerd", "runc")
 	// Debian's client, not another one that PATH may find first.
