@@ -492,14 +492,15 @@ func TestE2EOCIRuntimeContainerd(t *testing.T) {
 			t.Fatalf("ctr images import: exit %d\n%s", code, out)
 		}
 		root := filepath.Join(c.dir, "ctr-root")
+		fifos := filepath.Join(c.dir, "fifo") // not /run/containerd/fifo
 		start := time.Now()
-		out, code := c.ctr("run", "--runc-binary", c.link, "--runc-root", root, "--rm", helloImage, "hello1")
+		out, code := c.ctr("run", "--runc-binary", c.link, "--runc-root", root, "--fifo-dir", fifos, "--rm", helloImage, "hello1")
 		took := time.Since(start)
 		if code != 3 || !strings.Contains(out, "hello from C, 2 args\n") {
 			t.Fatalf("ctr run: exit %d, want 3\n%s", code, out)
 		}
 		t.Logf("%s guest: ctr run --rm exited 3 after %v", guest, took.Round(time.Millisecond))
-		out, code = c.ctr("run", "--runc-binary", c.link, "--runc-root", root, "--rm", helloImage, "hello2", "/hello_static", "a", "b")
+		out, code = c.ctr("run", "--runc-binary", c.link, "--runc-root", root, "--fifo-dir", fifos, "--rm", helloImage, "hello2", "/hello_static", "a", "b")
 		if code != 0 || !strings.Contains(out, "hello from C, 3 args\n") {
 			t.Fatalf("ctr run with args: exit %d, want 0\n%s", code, out)
 		}
