@@ -29,10 +29,14 @@ RUN_PKGS := qemu-system-x86 passt linux-image-cloud-amd64 ca-certificates ovmf e
 # And what the tests use: a C compiler, ip (network namespaces), qemu-img,
 # dosfstools and mtools to read the disk formats and the EFI System
 # Partition back, and real programs from Debian to run in guests (servers,
-# a database CLI, an interpreter). The servers are installed for their
-# programs only: policy-rc.d keeps their packages from starting them.
+# a database CLI, an interpreter), and the container engines ops serves as
+# an OCI runtime (Podman; Docker; containerd with runc, which takes the pod
+# sandbox, and the CNI plugins its CRI plugin uses). The servers and engines
+# are installed for their programs only: policy-rc.d keeps their packages
+# from starting them (the tests start each daemon in a namespace of their own).
 TEST_PKGS := $(RUN_PKGS) $(ARM64_PKGS) gcc libc6-dev iproute2 qemu-utils dosfstools mtools \
-	redis-server lighttpd memcached sqlite3 python3 busybox podman
+	redis-server lighttpd memcached sqlite3 python3 busybox podman \
+	docker.io containerd runc containernetworking-plugins
 # arm64 images on any host: QEMU's arm64 emulator and UEFI firmware,
 # Debian's cross compiler, and its cross libc, the root folder dynamic
 # arm64 programs find their libraries in by default.
@@ -123,13 +127,16 @@ test-unit:
 # healthy (median of COMPOSERUNS) and trip -> passenger by name beside the
 # direct request (medians of 100), and a replica's QEMU killed under a
 # stream of requests to its service's published port: requests sent and
-# failed, time to recover (medians of KILLRUNS).
+# failed, time to recover (medians of KILLRUNS), and the hello as a
+# container: docker run --runtime ops beside docker run (runc) and ops run
+# (medians of OCIRUNS).
 BOOTRUNS ?= 30
 SNAPRUNS ?= 15
 BUILDRUNS ?= 21
 LATENCYRUNS ?= 100
 COMPOSERUNS ?= 3
 KILLRUNS ?= 3
+OCIRUNS ?= 15
 bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchtime 5x -timeout 30m ./lepton/
 	$(GO) test -run '^$$' -bench BuildProcess -benchtime $(BUILDRUNS)x -timeout 30m -tags e2e ./e2e/
@@ -139,6 +146,7 @@ bench: test-deps build
 	$(GO) test -run '^$$' -bench ForwardLatency -benchtime $(LATENCYRUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeTaxi -benchtime $(COMPOSERUNS)x -timeout 30m -tags e2e ./e2e/
 	$(GO) test -run '^$$' -bench ComposeReplicaKilled -benchtime $(KILLRUNS)x -timeout 30m -tags e2e ./e2e/
+	$(GO) test -run '^$$' -bench OCIRuntimeDocker -benchtime $(OCIRUNS)x -timeout 30m -tags e2e ./e2e/
 
 FUZZTIME ?= 20s
 fuzz: $(INIT)

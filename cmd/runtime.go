@@ -31,6 +31,14 @@ type runtimeGlobals struct {
 	root, log, logFormat string
 	debug, systemdCgroup bool
 	criu, rootless       string
+	// args is the command line as the engine passed it (after argv[0]),
+	// handed verbatim to runc for a pod's sandbox; link is the runtime's
+	// path as invoked.
+	args []string
+	link string
+	// exec replaces the process with a program (syscall.Exec; tests
+	// record the call instead).
+	exec func(path string, argv, env []string) error
 }
 
 // runtimeLog writes the runtime's lines to --log (when given) in
@@ -104,10 +112,10 @@ func RuntimeMain(argv0 string, args []string) int {
 			app.release()
 		}
 	}()
-	g := &runtimeGlobals{}
+	link := linkPath(argv0)
+	g := &runtimeGlobals{args: args, link: link, exec: syscall.Exec}
 	lg := &runtimeLog{}
 	defer lg.close()
-	link := linkPath(argv0)
 	conf, confErr := ociruntime.LoadConfig(ociruntime.ConfigPath(link))
 	root := newRuntimeRoot(app, g, lg, conf, confErr)
 	root.SetArgs(args)
@@ -148,7 +156,10 @@ Make the link and see each engine's configuration with: ops runtime install`,
 			if err := g.openLog(lg); err != nil {
 				return err
 			}
-			return confErr
+			if confErr != nil {
+				return confErr
+			}
+			return g.handOff(cmd, args, lg)
 		},
 	}
 	root.SetOut(app.Stdout)
@@ -173,7 +184,7 @@ Make the link and see each engine's configuration with: ops runtime install`,
 		}
 		return &ociruntime.Runtime{Store: ociruntime.Store{Root: g.root}, Log: lg.line, Self: "/proc/self/exe", SuperviseArgs: g.superviseArgs()}
 	}
-	root.AddCommand(runtimeCreateCmd(app, rt, conf), runtimeStartCmd(rt), runtimeStateCmd(app, rt), runtimeKillCmd(rt),
+	root.AddCommand(runtimeCreateCmd(app, g, lg, rt, conf), runtimeStartCmd(rt), runtimeStateCmd(app, rt), runtimeKillCmd(rt),
 		runtimeDeleteCmd(rt), runtimePsCmd(app, rt), runtimeFeaturesCmd(app), runtimeSuperviseCmd(app, rt))
 	for _, name := range []string{"exec", "pause", "resume", "update", "checkpoint", "restore", "run", "events"} {
 		root.AddCommand(unsupportedCmd(name))
@@ -222,7 +233,7 @@ func oneID(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func runtimeCreateCmd(app *App, rt func() *ociruntime.Runtime, conf ociruntime.Config) *cobra.Command {
+func runtimeCreateCmd(app *App, g *runtimeGlobals, lg *runtimeLog, rt func() *ociruntime.Runtime, conf ociruntime.Config) *cobra.Command {
 	var bundle, pidFile, consoleSocket string
 	var noPivot, noNewKeyring bool
 	var preserveFDs int
@@ -231,6 +242,9 @@ func runtimeCreateCmd(app *App, rt func() *ociruntime.Runtime, conf ociruntime.C
 		Short: "Build the container's image and start its supervisor, waiting for start",
 		Args:  oneID,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := g.handOffCreate(args[0], bundle, lg); err != nil {
+				return err
+			}
 			home, where, err := ociruntime.FindHome(os.Getenv, conf)
 			if err != nil {
 				return err
@@ -397,9 +411,11 @@ func runtimeFeaturesCmd(app *App) *cobra.Command {
 // whatever flags come with it.
 func unsupportedCmd(name string) *cobra.Command {
 	return &cobra.Command{
-		Use:                name,
-		Short:              "Not supported: a unikernel runs one program",
-		DisableFlagParsing: true,
+		Use:   name,
+		Short: "Not supported: a unikernel runs one program",
+		// runc's flags of the command are not known here, but the global
+		// ones are parsed: --log gets the error line the shim shows.
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return fmt.Errorf("a unikernel runs one program: %s is not supported", name)
 		},
@@ -424,4 +440,91 @@ func runtimeSuperviseCmd(app *App, rt func() *ociruntime.Runtime) *cobra.Command
 			return &ExitError{Code: code}
 		},
 	}
+}
+
+// handOff runs the command with runc when its container (the first
+// argument that is not a flag) was handed to runc at create: a pod's
+// sandbox. delete runs runc as a child and then removes the record; any
+// other command becomes runc (exec), with the engine's command line as
+// it came. create decides for itself (handOffCreate), and ops's own
+// commands are never handed off.
+func (g *runtimeGlobals) handOff(cmd *cobra.Command, args []string, lg *runtimeLog) error {
+	switch cmd.Name() {
+	case "create", "supervise", "features", RuntimeName:
+		return nil
+	}
+	id := ""
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			id = a
+			break
+		}
+	}
+	store := ociruntime.Store{Root: g.absRoot()}
+	runc, ok, err := store.Delegated(id)
+	if err != nil || !ok {
+		return err
+	}
+	lg.line("debug", fmt.Sprintf("%s %s: handed to %s (a pod's sandbox)", cmd.Name(), id, runc))
+	if cmd.Name() == "delete" {
+		code, err := ociruntime.RunDelegated(runc, g.args, [3]*os.File{os.Stdin, os.Stdout, os.Stderr}, os.Environ())
+		if err != nil {
+			return err
+		}
+		if code == 0 {
+			if err := store.Undelegate(id); err != nil {
+				return err
+			}
+		}
+		return &ExitError{Code: code}
+	}
+	return g.execRunc(runc)
+}
+
+// handOffCreate hands create to runc when the bundle is a pod's sandbox
+// (recording it first, so that every later command for the ID goes to
+// runc too); for any other container it clears a record left by an
+// earlier container of the same ID. A bundle it cannot read is left to
+// create to report.
+func (g *runtimeGlobals) handOffCreate(id, bundle string, lg *runtimeLog) error {
+	store := ociruntime.Store{Root: g.absRoot()}
+	spec, err := ociruntime.ReadSpec(bundle)
+	if err != nil || !spec.IsPodSandbox() {
+		return store.Undelegate(id)
+	}
+	self, _ := os.Executable()
+	runc, err := ociruntime.FindRunc(g.link, self, exec.LookPath)
+	if err != nil {
+		return err
+	}
+	if err := store.Delegate(id, runc); err != nil {
+		return err
+	}
+	lg.line("info", fmt.Sprintf("container %s is a pod's sandbox: handed to %s", id, runc))
+	err = g.execRunc(runc)
+	var done *ExitError
+	if !errors.As(err, &done) {
+		store.Undelegate(id)
+	}
+	return err
+}
+
+// execRunc replaces this process with runc, given the engine's command
+// line as it came; it returns only when runc could not be run (or, in
+// tests, an ExitError of 0 once the stand-in for exec ran).
+func (g *runtimeGlobals) execRunc(runc string) error {
+	// --log is close-on-exec: runc appends to it itself.
+	err := g.exec(runc, append([]string{ociruntime.RuncName}, g.args...), os.Environ())
+	if err == nil {
+		return &ExitError{Code: 0} // a test's stand-in ran: the command is done
+	}
+	return goerrors.Errorf("running %s: %w", runc, err)
+}
+
+// absRoot is --root made absolute.
+func (g *runtimeGlobals) absRoot() string {
+	if abs, err := filepath.Abs(g.root); err == nil {
+		return abs
+	}
+	return g.root
 }

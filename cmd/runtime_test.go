@@ -3,8 +3,10 @@ package cmd
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,5 +196,118 @@ func TestRuntimeConfigRoot(t *testing.T) {
 	}()
 	if err == nil || !strings.Contains(err.Error(), `root "relative" is not an absolute path`) {
 		t.Fatalf("relative root: %v", err)
+	}
+}
+
+// TestRuntimeHandsPodSandboxToRunc checks that a pod's sandbox container
+// goes to runc: create records it and becomes runc with the engine's
+// command line as it came, every later command for the ID too, delete
+// runs runc and removes the record, and another container of the same
+// ID is ops's again.
+func TestRuntimeHandsPodSandboxToRunc(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	link := filepath.Join(dir, "bin", RuntimeName)
+	os.MkdirAll(filepath.Dir(link), 0o755)
+	runc := filepath.Join(dir, "bin", "runc")
+	ran := filepath.Join(dir, "ran")
+	os.WriteFile(runc, []byte("#!/bin/sh\necho \"$*\" >> "+ran+"\n"), 0o755)
+	bundle := filepath.Join(dir, "bundle")
+	os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755)
+	writeSpec := func(kind string) {
+		os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion": "1.0.2", "process": {"args": ["/pause"], "cwd": "/"},
+			"root": {"path": "rootfs"}, "annotations": {"io.kubernetes.cri.container-type": "`+kind+`"}}`), 0o644)
+	}
+	type call struct {
+		path string
+		argv []string
+	}
+	var execs []call
+	run := func(args ...string) error {
+		t.Helper()
+		var out bytes.Buffer
+		g := &runtimeGlobals{args: args, link: link, exec: func(path string, argv, env []string) error {
+			execs = append(execs, call{path, argv})
+			return nil
+		}}
+		lg := &runtimeLog{}
+		defer lg.close()
+		r := newRuntimeRoot(&App{Stdout: &out, Stderr: &out}, g, lg, ociruntime.Config{}, nil)
+		r.SetArgs(args)
+		_, err := r.ExecuteC()
+		var ee *ExitError
+		if errors.As(err, &ee) && ee.Code == 0 {
+			return nil
+		}
+		return err
+	}
+	writeSpec("sandbox")
+	create := []string{"--root", root, "--log", filepath.Join(dir, "log.json"), "--log-format", "json", "create", "--bundle", bundle,
+		"--pid-file", filepath.Join(bundle, "init.pid"), "pod1"}
+	for _, args := range [][]string{
+		create,
+		{"--root", root, "start", "pod1"},
+		{"--root", root, "state", "pod1"},
+		{"--root", root, "kill", "pod1", "9"},
+		{"--root", root, "ps", "--format", "json", "pod1"},
+		{"--root", root, "exec", "--process", "/tmp/p.json", "--detach", "--pid-file", "/tmp/p", "pod1"},
+		{"--root", root, "update", "--resources", "-", "pod1"},
+	} {
+		execs = nil
+		if err := run(args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		if len(execs) != 1 || execs[0].path != runc || !slices.Equal(execs[0].argv, append([]string{"runc"}, args...)) {
+			t.Fatalf("%v: exec %v, want runc with the same arguments", args, execs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "pod1")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("ops made a container folder for the sandbox: %v", err)
+	}
+	execs = nil
+	if err := run("--root", root, "delete", "--force", "pod1"); err != nil || len(execs) != 0 {
+		t.Fatalf("delete: %v (exec %v)", err, execs)
+	}
+	if b, _ := os.ReadFile(ran); strings.TrimSpace(string(b)) != "--root "+root+" delete --force pod1" {
+		t.Fatalf("runc ran %q, want the delete", b)
+	}
+	if _, ok, _ := (ociruntime.Store{Root: root}).Delegated("pod1"); ok {
+		t.Fatal("the hand-off record is left after delete")
+	}
+	if err := run("--root", root, "state", "pod1"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("state after delete: %v", err)
+	}
+	// A record left behind (a create whose engine never deleted) does not
+	// take the next container of that ID from ops.
+	ociruntime.Store{Root: root}.Delegate("pod1", runc)
+	execs = nil
+	if err := run("--root", root, "create", "--bundle", filepath.Join(dir, "none"), "pod1"); err == nil || !strings.Contains(err.Error(), "has no config.json") || len(execs) != 0 {
+		t.Fatalf("create of an unreadable bundle: %v (exec %v)", err, execs)
+	}
+	if _, ok, _ := (ociruntime.Store{Root: root}).Delegated("pod1"); ok {
+		t.Fatal("a new container of the ID is still handed to runc")
+	}
+}
+
+// TestRuntimeUnsupportedLogs checks that a command a unikernel cannot do
+// reads the global flags, so the error line reaches --log, where
+// containerd's shim (docker exec) reads it.
+func TestRuntimeUnsupportedLogs(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log.json")
+	old := os.Stderr
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	os.Stderr = devnull
+	code := RuntimeMain(RuntimeName, []string{"--root", dir, "--log", log, "--log-format", "json", "exec", "--process", "/tmp/p.json",
+		"--detach", "--pid-file", "/tmp/p", "id1"})
+	os.Stderr = old
+	devnull.Close()
+	if code != 1 {
+		t.Fatalf("exec: exit %d", code)
+	}
+	b, _ := os.ReadFile(log)
+	var l struct{ Level, Msg string }
+	if err := json.Unmarshal(bytes.TrimSpace(b), &l); err != nil || l.Level != "error" || l.Msg != "a unikernel runs one program: exec is not supported" {
+		t.Fatalf("log %q (%v)", b, err)
 	}
 }

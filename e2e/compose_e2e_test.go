@@ -418,7 +418,7 @@ func projectNet(t *testing.T, state, service string, port int) (string, string) 
 
 // netns is a network namespace the test creates and removes; everything
 // bridged happens inside it, never on the host's own interfaces.
-func netns(t *testing.T) string {
+func netns(t testing.TB) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("SKIP: bridged networking needs root")

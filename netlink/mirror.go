@@ -104,3 +104,44 @@ func (c *Conn) setMTU(index, mtu int) error {
 func mtuMsg(index, mtu int) []byte {
 	return append(ifinfo(index, 0, 0), attr(unix.IFLA_MTU, u32(uint32(mtu)))...)
 }
+
+// TapHeld says whether a tap named name is in the connection's
+// namespace, and whether a process holds it open (a VM: the tap has a
+// carrier only while one does). A mirror's tap that is there and held is
+// another VM's; one that is there and not held is what a VM's killed
+// supervisor left (Unmirror).
+func (c *Conn) TapHeld(name string) (exists, held bool, err error) {
+	l, err := c.LinkByName(name)
+	if errors.Is(err, unix.ENODEV) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	return true, l.Flags&unix.IFF_LOWER_UP != 0, nil
+}
+
+// Unmirror removes what a Mirror of veth to tap left in the connection's
+// namespace when its maker could not undo it (a VM's supervisor killed):
+// the tap, and the veth's ingress qdisc with its filter. What is not
+// there is no error.
+func (c *Conn) Unmirror(tap, veth string) error {
+	if l, err := c.LinkByName(tap); err == nil {
+		if err := c.deleteLink(l.Index); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("removing tap %s: %w", tap, err)
+		}
+	} else if !errors.Is(err, unix.ENODEV) {
+		return err
+	}
+	l, err := c.LinkByName(veth)
+	if errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := c.delIngress(l.Index); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("removing %s's ingress qdisc: %w", veth, err)
+	}
+	return nil
+}

@@ -342,6 +342,29 @@ func testMirror(t *testing.T, keep bool) {
 	}
 	t.Logf("frames not asked for, read from the tap: %s", strings.Join(g.other, "; "))
 
+	// The guest holds the tap: another VM may not take the veth. Once it
+	// lets go (a VM killed with its supervisor), the tap is a leftover,
+	// which Unmirror removes with the veth's qdisc when the veth keeps
+	// its address (what the runtime does); else the mirror's own undo.
+	if exists, held, err := nlA.TapHeld("ops-tap0"); err != nil || !exists || !held {
+		t.Fatalf("the guest's tap: exists %v, held %v, %v", exists, held, err)
+	}
+	tap.Close()
+	if exists, held, err := nlA.TapHeld("ops-tap0"); err != nil || !exists || held {
+		t.Fatalf("the tap let go: exists %v, held %v, %v", exists, held, err)
+	}
+	if exists, _, err := nlA.TapHeld("ops-tap9"); err != nil || exists {
+		t.Fatalf("no tap: exists %v, %v", exists, err)
+	}
+	if keep {
+		if err := nlA.Unmirror("ops-tap0", "eth0"); err != nil {
+			t.Fatalf("Unmirror: %v", err)
+		}
+		if err := nlA.Unmirror("ops-tap0", "eth0"); err != nil {
+			t.Fatalf("Unmirror again: %v", err)
+		}
+	}
+
 	// Undone: no tap, no qdisc, the veth as it was.
 	undo()
 	if _, err := nlA.LinkByName("ops-tap0"); !errors.Is(err, unix.ENODEV) {

@@ -57,35 +57,37 @@ func Install(dir, self string, c Config) (string, error) {
 // EngineConfig is how each engine is told to use the runtime at link.
 func EngineConfig(link string) string {
 	r := strings.NewReplacer("LINK", link)
-	return r.Replace(`Podman (tested; Debian 12's podman 4.3):
+	return r.Replace(`Podman (tested: Debian 12's podman 4.3):
   podman run --runtime LINK --rm IMAGE
   or, in /etc/containers/containers.conf:
     [engine.runtimes]
     ops = ["LINK"]
   then: podman run --runtime ops --rm IMAGE
 
-Docker (/etc/docker/daemon.json, then restart dockerd; not tested yet):
+Docker (tested: Debian 12's docker.io 20.10; /etc/docker/daemon.json, then restart dockerd):
   {"runtimes": {"ops": {"path": "LINK"}}}
   then: docker run --runtime ops --rm IMAGE
 
-containerd 1.6 (/etc/containerd/config.toml, version = 2; not tested yet):
+containerd 1.6 (tested with ctr and, through the CRI plugin, crictl; /etc/containerd/config.toml, version = 2):
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.ops]
     runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.ops.options]
     BinaryName = "LINK"
+  and for ctr: ctr run --runc-binary LINK IMAGE ID
+  A pod's sandbox (pause) container is handed to runc: install runc (beside LINK or on PATH).
 
-containerd 2.x (version = 3; not tested yet):
+containerd 2.x (version = 3; not tested):
   [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.ops]
     runtime_type = "io.containerd.runc.v2"
   [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.ops.options]
     BinaryName = "LINK"
-  and for ctr: ctr run --runc-binary LINK IMAGE ID
 
-Kubernetes, with containerd configured as above (not tested yet):
+Kubernetes, with containerd configured as above (the CRI path tested with crictl, not with a kubelet):
   apiVersion: node.k8s.io/v1
   kind: RuntimeClass
   metadata:
     name: ops
   handler: ops
+  then runtimeClassName: ops in a pod's spec
 `)
 }

@@ -85,11 +85,56 @@ func readNetwork() (Network, error) {
 	if err != nil {
 		return Network{}, fmt.Errorf("the container's network: %w", err)
 	}
+	exists, held, err := c.TapHeld(tapName)
+	if err != nil {
+		return Network{}, goerrors.Wrap(err, 0)
+	}
+	unmirror, err := claimVeth(exists, held, v.Name, v.Addr.String())
+	if err != nil {
+		return Network{}, err
+	}
+	if unmirror {
+		if err := c.Unmirror(tapName, v.Name); err != nil {
+			return Network{}, fmt.Errorf("removing the mirror a stopped VM left on %s: %w", v.Name, err)
+		}
+	}
 	n.Interface, n.Addrs, n.MAC = v.Name, []string{v.Addr.String()}, v.MAC.String()
 	if v.Gateway.IsValid() {
 		n.Gateway = v.Gateway.String()
 	}
 	return n, nil
+}
+
+// claimVeth is the one decision of whether a VM may take the
+// namespace's interface iface (address addr) when a mirror's tap is
+// there (exists): one that a VM holds (held) is another container's
+// unikernel, and one VM takes one address (a second container in a pod,
+// or one joining another's network, is refused); one that nobody holds
+// is what a killed VM's supervisor left, to be removed (unmirror).
+func claimVeth(exists, held bool, iface, addr string) (unmirror bool, err error) {
+	switch {
+	case !exists:
+		return false, nil
+	case held:
+		return false, fmt.Errorf("one unikernel per network namespace: %s (%s) is another container's VM already (a second container in a pod, or one joining another's network)", iface, addr)
+	}
+	return true, nil
+}
+
+// unmirrorLeftover removes, in the calling thread's network namespace,
+// the mirror of iface that a VM killed with its supervisor left: its tap
+// (when no VM holds it) and iface's ingress qdisc.
+func unmirrorLeftover(iface string) error {
+	c, err := netlink.Dial()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	exists, held, err := c.TapHeld(tapName)
+	if err != nil || !exists || held {
+		return err
+	}
+	return c.Unmirror(tapName, iface)
 }
 
 // interfaces reads the calling thread's network namespace.

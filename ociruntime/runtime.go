@@ -149,6 +149,7 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 		}
 	}
 	ns, _ := spec.NetworkNamespace()
+	rec.Netns = ns
 	if ns == "" {
 		ns = fmt.Sprintf("/proc/%d/ns/net", rec.Supervisor)
 	}
@@ -443,6 +444,16 @@ func (r *Runtime) Delete(id string, force bool) error {
 		return fmt.Errorf("cannot delete container %s: it is running (stop it first, or delete --force)", id)
 	}
 	killWait(rec)
+	if rec.Network.Mode == "tap" && rec.Netns != "" {
+		// A VM stopped by SIGKILL leaves its tap and the mirror on the
+		// engine's interface: the namespace (a pod's) may outlive the
+		// container, and the next VM in it must find it free.
+		if _, err := os.Stat(rec.Netns); err == nil {
+			if err := inNetns(rec.Netns, func() error { return unmirrorLeftover(rec.Network.Interface) }); err != nil {
+				r.log("warn", fmt.Sprintf("container %s: removing its mirror on %s: %v", id, rec.Network.Interface, err))
+			}
+		}
+	}
 	if err := r.Store.remove(id); err != nil {
 		return err
 	}

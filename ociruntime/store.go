@@ -49,11 +49,15 @@ type record struct {
 	QEMUStart       uint64 `json:"qemuStart,omitempty"`
 
 	// What the supervisor boots.
-	Home    string        `json:"home,omitempty"`  // the ops home
-	Image   string        `json:"image,omitempty"` // the image, in the container's folder
-	Guest   string        `json:"guest,omitempty"` // "nanos" or "linux"
-	Network Network       `json:"network"`
-	Config  lepton.Config `json:"config"` // what the image was built with
+	Home    string  `json:"home,omitempty"`  // the ops home
+	Image   string  `json:"image,omitempty"` // the image, in the container's folder
+	Guest   string  `json:"guest,omitempty"` // "nanos" or "linux"
+	Network Network `json:"network"`
+	// Netns is the network namespace the container joined (the spec's
+	// path: an engine's or a pod's), where delete removes what a killed
+	// VM left; "" for one of its own, which goes with the supervisor.
+	Netns  string        `json:"netns,omitempty"`
+	Config lepton.Config `json:"config"` // what the image was built with
 	// Cgroup is the container's cgroup (relative to the root), which QEMU
 	// is placed in with Limits; "" for none.
 	Cgroup string        `json:"cgroup,omitempty"`
