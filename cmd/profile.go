@@ -3,13 +3,13 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/spf13/cobra"
 )

@@ -2,9 +2,9 @@ package cmd
 
 import (
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"os"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/release"
 	"github.com/spf13/cobra"
 )

@@ -14,11 +14,11 @@ import (
 // were, so BIOS boots the same disk: stage2, bootx64.efi and the kernel
 // all take entries #1/#2 when entry #0 is an ESP.
 const (
-	ESPSize    = 33 << 20
-	ESPLoader  = "/EFI/BOOT/BOOTX64.EFI"
+	ESPSize   = 33 << 20
+	ESPLoader = "/EFI/BOOT/BOOTX64.EFI"
 	// ESPLoaderARM64 is where arm64 firmware looks for its loader.
 	ESPLoaderARM64 = "/EFI/BOOT/BOOTAA64.EFI"
-	espSectors = ESPSize / SectorSize
+	espSectors     = ESPSize / SectorSize
 )
 
 // NewESP lays out the EFI System Partition holding loader (bootx64.efi)

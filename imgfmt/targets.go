@@ -2,9 +2,10 @@ package imgfmt
 
 import (
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"path/filepath"
 	"strings"
+
+	"github.com/opsdev/ops/arch"
 )
 
 // NextSteps are the commands that take an image written for t into the

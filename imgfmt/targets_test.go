@@ -1,9 +1,10 @@
 package imgfmt
 
 import (
-	"github.com/opsdev/ops/arch"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/arch"
 )
 
 func TestCloudName(t *testing.T) {

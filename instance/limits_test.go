@@ -1,10 +1,11 @@
 package instance
 
 import (
-	"github.com/opsdev/ops/qemu"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/opsdev/ops/qemu"
 )
 
 // TestConfine: an instance's QEMU goes into ops/NAME with its guest's

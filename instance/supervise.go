@@ -3,7 +3,6 @@ package instance
 import (
 	"context"
 	"fmt"
-	"github.com/opsdev/ops/cgroup"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/cgroup"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/internal/proc"
 	"github.com/opsdev/ops/lepton"

@@ -1,13 +1,13 @@
 package lepton
 
 import (
-	"github.com/opsdev/ops/arch"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/internal/testutil"
 )
 

@@ -3,13 +3,13 @@ package lepton
 import (
 	"errors"
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/qemu"
 )
 

@@ -3,13 +3,13 @@ package lepton
 import (
 	"errors"
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/qemu"
 	"github.com/opsdev/ops/volume"
 )

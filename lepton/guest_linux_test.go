@@ -1,9 +1,10 @@
 package lepton
 
 import (
-	"github.com/opsdev/ops/arch"
 	"strings"
 	"testing"
+
+	"github.com/opsdev/ops/arch"
 )
 
 func TestLinuxCommandLine(t *testing.T) {

@@ -2,11 +2,11 @@ package lepton
 
 import (
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/packages"
 	"github.com/opsdev/ops/release"

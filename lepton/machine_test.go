@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/opsdev/ops/arch"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/qemu"
 )
 

@@ -1,11 +1,11 @@
 package lepton
 
 import (
-	"github.com/opsdev/ops/arch"
 	"path"
 	"sort"
 	"strings"
 
+	"github.com/opsdev/ops/arch"
 	"github.com/opsdev/ops/elfdeps"
 	opsfs "github.com/opsdev/ops/fs"
 )

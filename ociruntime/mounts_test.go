@@ -1,7 +1,6 @@
 package ociruntime
 
 import (
-	"github.com/opsdev/ops/lepton"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/lepton"
 )
 
 func TestPlanMounts(t *testing.T) {

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/opsdev/ops/cgroup"
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/cgroup"
 	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/internal/proc"
 	"github.com/opsdev/ops/lepton"
@@ -83,14 +84,14 @@ type State struct {
 }
 
 // idPattern is the IDs runc accepts.
-var idPattern = regexp.MustCompile(`^[\w+\-.]+$`)
+var idPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\w+\-.]+$`) })
 
 // CheckID refuses an ID that cannot name a folder.
 func CheckID(id string) error {
 	if id == "" {
 		return errors.New("no container ID given")
 	}
-	if !idPattern.MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
+	if !idPattern().MatchString(id) || id == "." || id == ".." || len(id) > 1024 {
 		return fmt.Errorf("container ID %q: use letters, digits and + - . _ only", id)
 	}
 	return nil

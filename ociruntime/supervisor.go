@@ -3,7 +3,6 @@ package ociruntime
 import (
 	"context"
 	"fmt"
-	"github.com/opsdev/ops/cgroup"
 	"io"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/cgroup"
 	"github.com/opsdev/ops/internal/proc"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/qemu"

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/opsdev/ops/arch"
 	"io"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsdev/ops/arch"
 	"golang.org/x/sys/unix"
 )
 
