@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -64,20 +63,7 @@ func newPodman(t *testing.T, e *env, guest, home string) *podman {
 		t.Fatal(err)
 	}
 	// The image: the static hello at /hello, CMD ["/hello","3"], made here.
-	hello, err := os.ReadFile(e.progs["hello_static"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o755, Size: int64(len(hello)), Typeflag: tar.TypeReg})
-	tw.Write(hello)
-	tw.Close()
-	tarball := filepath.Join(dir, "hello.tar")
-	os.WriteFile(tarball, buf.Bytes(), 0o644)
-	if out, code := p.run("import", "--change", `CMD ["/hello","3"]`, tarball, podmanImage); code != 0 {
-		t.Fatalf("podman import: exit %d\n%s", code, out)
-	}
+	p.importAs(podmanImage, "hello", e.progs["hello_static"], `["/hello","3"]`)
 	return p
 }
 
@@ -125,22 +111,36 @@ func (p *podman) pids(name string) []int {
 	if code != 0 {
 		p.t.Fatalf("podman inspect %s: %s", name, id)
 	}
-	out, err := exec.Command(p.link, "ps", "--format", "json", strings.TrimSpace(id)).CombinedOutput()
-	if err != nil {
-		p.t.Fatalf("ops-runtime ps: %v %s", err, out)
-	}
-	var pids []int
-	if err := json.Unmarshal(out, &pids); err != nil {
-		p.t.Fatalf("ops-runtime ps: %q", out)
-	}
-	return pids
+	return runtimePids(p.t, p.link, "ps", "--format", "json", strings.TrimSpace(id))
 }
 
 // checkGone fails the test if any of pids still runs, or the runtime's
 // state folder holds anything.
 func (p *podman) checkGone(pids []int) {
 	p.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitGone(p.t, 10*time.Second, pids, p.state)
+}
+
+// runtimePids is a container's processes as ops-runtime ps (args after
+// the link) reports them: its supervisor and QEMU.
+func runtimePids(t testing.TB, link string, args ...string) []int {
+	t.Helper()
+	out, err := exec.Command(link, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ops-runtime ps: %v %s", err, out)
+	}
+	var pids []int
+	if err := json.Unmarshal(out, &pids); err != nil {
+		t.Fatalf("ops-runtime ps: %q", out)
+	}
+	return pids
+}
+
+// waitGone fails the test if, within the time given, any of pids still
+// runs or any of the runtime's state folders (roots) holds anything.
+func waitGone(t testing.TB, within time.Duration, pids []int, roots ...string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		var left []string
 		for _, pid := range pids {
@@ -148,15 +148,63 @@ func (p *podman) checkGone(pids []int) {
 				left = append(left, fmt.Sprintf("pid %d", pid))
 			}
 		}
-		ents, _ := os.ReadDir(p.state)
-		for _, e := range ents {
-			left = append(left, filepath.Join(p.state, e.Name()))
+		for _, root := range roots {
+			ents, _ := os.ReadDir(root)
+			for _, e := range ents {
+				left = append(left, filepath.Join(root, e.Name()))
+			}
 		}
 		if len(left) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			p.t.Fatalf("left behind: %v", left)
+			t.Fatalf("left behind: %v", left)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// tarFile writes a layer tarball holding ents to path, for an engine's
+// import.
+func tarFile(t testing.TB, path string, ents []tarEnt) string {
+	t.Helper()
+	rc, err := layer(t, ents).Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(rc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// programTar writes a tarball holding prog at /name, into dir.
+func programTar(t testing.TB, dir, name, prog string) string {
+	t.Helper()
+	b, err := os.ReadFile(prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tarFile(t, filepath.Join(dir, name+".tar"), []tarEnt{{name: name, body: b, mode: 0o755}})
+}
+
+// nsGetHTTP waits (90 s at most) for the Go server's answer on addr,
+// asked from inside the network namespace ns.
+func nsGetHTTP(t testing.TB, e *env, ns, addr string, logs func() string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		body, err := nsHTTP(e, ns, addr, "GET", "", "")
+		if err == nil && strings.Contains(body, "hello over http on 8080") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on %s: %v %q\nlogs:\n%s", addr, err, body, logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -272,18 +320,13 @@ func TestE2EOCIRuntimePodmanBadInput(t *testing.T) {
 // importProgram makes an image holding prog at /NAME, with cmd.
 func (p *podman) importProgram(image, prog string, cmd string) {
 	p.t.Helper()
-	b, err := os.ReadFile(prog)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	tw.WriteHeader(&tar.Header{Name: filepath.Base(prog), Mode: 0o755, Size: int64(len(b)), Typeflag: tar.TypeReg})
-	tw.Write(b)
-	tw.Close()
-	tarball := filepath.Join(p.dir, filepath.Base(prog)+".tar")
-	os.WriteFile(tarball, buf.Bytes(), 0o644)
-	if out, code := p.run("import", "--change", "CMD "+cmd, tarball, image); code != 0 {
+	p.importAs(image, filepath.Base(prog), prog, cmd)
+}
+
+// importAs makes an image holding prog at /name, with cmd.
+func (p *podman) importAs(image, name, prog, cmd string) {
+	p.t.Helper()
+	if out, code := p.run("import", "--change", "CMD "+cmd, programTar(p.t, p.dir, name, prog), image); code != 0 {
 		p.t.Fatalf("podman import: exit %d\n%s", code, out)
 	}
 }
@@ -302,19 +345,8 @@ func TestE2EOCIRuntimePodmanHTTP(t *testing.T) {
 		if out, code := p.run(args...); code != 0 {
 			t.Fatalf("podman run -d: exit %d\n%s", code, out)
 		}
-		get := func(addr string) string {
-			deadline := time.Now().Add(90 * time.Second)
-			for {
-				body, err := nsHTTP(e, p.ns, addr, "GET", "", "")
-				if err == nil && strings.Contains(body, "hello over http on 8080") {
-					return body
-				}
-				if time.Now().After(deadline) {
-					logs, _ := p.run("logs", "web")
-					t.Fatalf("no answer on %s: %v %q\nlogs:\n%s", addr, err, body, logs)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+		get := func(addr string) {
+			nsGetHTTP(t, e, p.ns, addr, func() string { logs, _ := p.run("logs", "web"); return logs })
 		}
 		get("127.0.0.1:18480")
 		t.Logf("%s guest: first answer on the published port %v after podman run -d", guest, time.Since(start).Round(time.Millisecond))

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -159,15 +158,7 @@ func (x *engineEnv) removeDir() {
 // supervisor and QEMU), with the engine's runtime root.
 func (x *engineEnv) pids(root, id string) []int {
 	x.t.Helper()
-	out, err := exec.Command(x.link, "--root", root, "ps", "--format", "json", id).CombinedOutput()
-	if err != nil {
-		x.t.Fatalf("ops-runtime ps %s: %v %s", id, err, out)
-	}
-	var pids []int
-	if err := json.Unmarshal(out, &pids); err != nil {
-		x.t.Fatalf("ops-runtime ps: %q", out)
-	}
-	return pids
+	return runtimePids(x.t, x.link, "--root", root, "ps", "--format", "json", id)
 }
 
 // checkGone fails the test if any of pids still runs, or any of the
@@ -175,67 +166,20 @@ func (x *engineEnv) pids(root, id string) []int {
 // hand-off record to runc).
 func (x *engineEnv) checkGone(pids []int, roots ...string) {
 	x.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var left []string
-		for _, pid := range pids {
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
-				left = append(left, fmt.Sprintf("pid %d", pid))
-			}
-		}
-		for _, root := range roots {
-			ents, _ := os.ReadDir(root)
-			for _, e := range ents {
-				left = append(left, filepath.Join(root, e.Name()))
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			x.t.Fatalf("left behind: %v", left)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitGone(x.t, 15*time.Second, pids, roots...)
 }
 
 // getHTTP waits (90 s at most) for the Go server's answer on addr, asked
 // from inside the namespace.
 func (x *engineEnv) getHTTP(addr string, logs func() string) {
 	x.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		body, err := nsHTTP(x.e, x.ns, addr, "GET", "", "")
-		if err == nil && strings.Contains(body, "hello over http on 8080") {
-			return
-		}
-		if time.Now().After(deadline) {
-			x.t.Fatalf("no answer on %s: %v %q\nlogs:\n%s", addr, err, body, logs())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	nsGetHTTP(x.t, x.e, x.ns, addr, logs)
 }
 
 // programTar is a layer tarball holding prog at /NAME, for docker import.
 func (x *engineEnv) programTar(prog string) string {
 	x.t.Helper()
-	b, err := os.ReadFile(prog)
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	l := layer(x.t, []tarEnt{{name: filepath.Base(prog), body: b, mode: 0o755}})
-	rc, err := l.Uncompressed()
-	if err != nil {
-		x.t.Fatal(err)
-	}
-	buf.ReadFrom(rc)
-	rc.Close()
-	p := filepath.Join(x.dir, filepath.Base(prog)+".tar")
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		x.t.Fatal(err)
-	}
-	return p
+	return programTar(x.t, x.dir, filepath.Base(prog), prog)
 }
 
 // programImage is an image holding prog at /NAME, started as cmd.
@@ -674,15 +618,7 @@ func TestE2EOCIRuntimeDockerRedisVolume(t *testing.T) {
 		}
 		ents = append(ents, tarEnt{name: strings.TrimPrefix(f.Guest, "/"), body: b, mode: 0o755})
 	}
-	rc, err := layer(t, ents).Uncompressed()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	buf.ReadFrom(rc)
-	rc.Close()
-	tarball := filepath.Join(d.dir, "redis.tar")
-	os.WriteFile(tarball, buf.Bytes(), 0o644)
+	tarball := tarFile(t, filepath.Join(d.dir, "redis.tar"), ents)
 	// No append-only file: what the first container was told reaches the
 	// folder only as the snapshot redis writes when SIGTERM stops it
 	// (Nanos 0.1.55 faults reading an append-only folder back from a 9p
