@@ -1,13 +1,10 @@
 package cmd
 
 import (
-	"bytes"
-	"debug/elf"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opsdev/ops/arch"
-	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/packages"
 	"github.com/opsdev/ops/pkgenv"
 	"github.com/schollz/progressbar/v3"
@@ -204,29 +201,14 @@ func push(app *App, insecure bool, label string, img v1.Image, ref string) error
 	return nil
 }
 
-// diskArch is the architecture of a Nanos disk image: its kernel's, read
-// from the boot filesystem.
+// diskArch is the architecture of a Nanos disk image, as its first
+// sector tells it (lepton's BuiltImage); anything else is one line.
 func diskArch(app *App, image string) (arch.Arch, error) {
-	var a arch.Arch
-	err := withImageFS(app, image, true, func(rd *opsfs.Reader) error {
-		n, err := rd.Lookup("/kernel")
-		if err != nil {
-			return err
-		}
-		b, err := rd.ReadFile(n)
-		if err != nil {
-			return err
-		}
-		f, err := elf.NewFile(bytes.NewReader(b))
-		if err != nil {
-			return fmt.Errorf("its kernel is not an ELF: %w", err)
-		}
-		var ok bool
-		if a, ok = arch.ForELF(f.Machine); !ok {
-			return fmt.Errorf("its kernel is built for %s, not amd64 or arm64", f.Machine)
-		}
-		return nil
-	})
+	home, err := app.Home()
+	if err != nil {
+		return "", err
+	}
+	_, _, a, err := home.BuiltImage(image, "nanos")
 	if err != nil {
 		return "", fmt.Errorf("%s: not a Nanos disk image (the Linux guest's initramfs is not a disk): %w", image, err)
 	}

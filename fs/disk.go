@@ -61,6 +61,16 @@ func BootStub() *BootLoader {
 	return &BootLoader{Data: b}
 }
 
+// Stage2Len is the length of stage2 a disk's first sector's filesystem
+// region record gives (0 for the boot stub, whose machine loads the
+// kernel itself), and false when the sector has no such record.
+func Stage2Len(mbr []byte) (uint64, bool) {
+	if len(mbr) < SectorSize || binary.LittleEndian.Uint32(mbr[regionOffset+16:]) != regionFS {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(mbr[regionOffset+8:]), true
+}
+
 // KlogOffset is where the kernel's exit record lies on a disk booted
 // with boot: the 4 KiB right before the first partition.
 func (b *BootLoader) KlogOffset() int64 { return SectorSize + int64(b.Stage2) }

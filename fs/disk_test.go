@@ -15,6 +15,12 @@ func TestBootStub(t *testing.T) {
 	if !bytes.Equal(b.Data, want) || b.Stage2 != 0 || b.KlogOffset() != 512 {
 		t.Fatalf("stub %x, stage2 %d", b.Data[0x1a0:], b.Stage2)
 	}
+	if n, ok := Stage2Len(b.Data); !ok || n != 0 {
+		t.Fatalf("Stage2Len of the stub: %d %v", n, ok)
+	}
+	if _, ok := Stage2Len(make([]byte, 512)); ok {
+		t.Fatal("a sector without a region record has a stage2 length")
+	}
 	if p, err := ParseBootImg(b.Data); err != nil || p.Stage2 != 0 {
 		t.Fatalf("the stub does not parse as a boot.img: %v", err)
 	}

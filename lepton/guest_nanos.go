@@ -132,9 +132,9 @@ func (g *nanosGuest) isImage(head []byte) bool {
 }
 
 // imageArch implements Guest: an arm64 disk starts with the boot stub,
-// whose boot code is all zeros; an amd64 disk with stage1's.
+// whose region record names no stage2; an amd64 disk with boot.img's.
 func (g *nanosGuest) imageArch(head []byte) arch.Arch {
-	if len(head) >= 0x1aa && bytes.Count(head[:0x1aa], []byte{0}) == 0x1aa {
+	if n, ok := opsfs.Stage2Len(head); ok && n == 0 {
 		return arch.ARM64
 	}
 	return arch.AMD64
