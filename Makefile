@@ -153,6 +153,7 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzOpenTFS -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzShortName -fuzztime $(FUZZTIME) ./fs/
+	$(GO) test -run '^$$' -fuzz FuzzLoadDigestCache -fuzztime $(FUZZTIME) ./fs/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeConfig -fuzztime $(FUZZTIME) ./lepton/
 	$(GO) test -run '^$$' -fuzz FuzzReadELF -fuzztime $(FUZZTIME) ./elfdeps/
 	$(GO) test -run '^$$' -fuzz FuzzExtractTar -fuzztime $(FUZZTIME) ./packages/

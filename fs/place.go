@@ -30,7 +30,8 @@ type source struct {
 	fd    int
 	path  string // host path, for errors
 	size  int64
-	holes bool // the file has holes: copy only its data
+	holes bool    // the file has holes: copy only its data
+	key   fileKey // what identifies its contents (DigestCache)
 	refs  atomic.Int32
 }
 
@@ -56,7 +57,7 @@ func openSource(path string, size int64, refs int32) (*source, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s changed size while the image was written (%d bytes, expected %d)", path, st.Size, size)
 	}
-	s := &source{fd: fd, path: path, size: size, holes: st.Blocks*512 < st.Size}
+	s := &source{fd: fd, path: path, size: size, holes: st.Blocks*512 < st.Size, key: fileKeyOf(&st)}
 	s.refs.Store(refs)
 	return s, nil
 }
@@ -229,7 +230,7 @@ type chunk struct {
 }
 
 // span is one file's bytes in a chunk's buf: they end at end, and their
-// digest is leaf number leaf.
+// digest is leaf number leaf (-1: known already).
 type span struct{ end, leaf int }
 
 // done gives back what the chunk holds.
@@ -279,14 +280,16 @@ var errQuit = errors.New("stopped")
 
 // tfsContents writes the contents of files (placed from byte base of dst)
 // into place and, unless digests is nil, sets the digest of each of their
-// leaves, in order.
-func tfsContents(dst int, base int64, files []placed, digests [][sha256.Size]byte) error {
+// leaves, in order: from cache where it knows a file (which is then
+// copied, not hashed), and it remembers those it learns.
+func tfsContents(dst int, base int64, files []placed, digests [][sha256.Size]byte, cache *DigestCache) error {
 	workers := runtime.GOMAXPROCS(0)
 	chunks := make(chan chunk, 2*workers)
 	quit := make(chan struct{})
 	var once sync.Once
 	stop := func() { once.Do(func() { close(quit) }) }
-	go readChunks(files, base, digests != nil, workers+1, chunks, quit)
+	r := newChunkReader(files, digests, cache, workers+1, chunks, quit)
+	go r.run(files, base)
 	c := newCopier(dst)
 	var wg sync.WaitGroup
 	for range workers {
@@ -307,7 +310,14 @@ func tfsContents(dst int, base int64, files []placed, digests [][sha256.Size]byt
 	}
 	wg.Wait()
 	stop()
-	return c.wait()
+	if err := c.wait(); err != nil {
+		return err
+	}
+	// The reader is done too: it closed chunks before the workers ended.
+	for _, l := range r.learned {
+		cache.add(l.key, digests[l.leaf:l.leaf+leaves(l.key.Size)])
+	}
+	return nil
 }
 
 // placeChunk hashes and writes one chunk.
@@ -334,29 +344,37 @@ func (c *copier) placeChunk(ch chunk, digests [][sha256.Size]byte, buf *[]byte) 
 	if digests != nil {
 		start := 0
 		for _, s := range ch.spans {
-			digests[s.leaf] = sha256.Sum256(ch.buf[start:s.end])
+			if s.leaf >= 0 {
+				digests[s.leaf] = sha256.Sum256(ch.buf[start:s.end])
+			}
 			start = int(roundSector(int64(s.end)))
 		}
 	}
 	return pwriteAll(c.dst, ch.buf, ch.off)
 }
 
-// chunkReader is readChunks's state.
+// chunkReader opens files in order, gathering the small ones into
+// batches and cutting large ones into leaves when they are to be hashed,
+// and sends them on out.
 type chunkReader struct {
-	out   chan<- chunk
-	quit  <-chan struct{}
-	hash  bool // cut large files into leaves to be hashed
-	batch *pool
-	cur   chunk // the batch being filled
-	leaf  int   // the next file's first leaf
+	out     chan<- chunk
+	quit    <-chan struct{}
+	digests [][sha256.Size]byte // nil: nothing is hashed
+	cache   *DigestCache
+	batch   *pool
+	cur     chunk     // the batch being filled
+	leaf    int       // the next file's first leaf
+	learned []learned // files hashed, for the cache
 }
 
-// readChunks opens files in order, gathering the small ones into batches
-// (at most bufs buffers of them at once) and cutting large ones into
-// leaves when hash is set, and sends them on out, which it closes; it
-// stops early when quit closes.
-func readChunks(files []placed, base int64, hash bool, bufs int, out chan<- chunk, quit <-chan struct{}) {
-	defer close(out)
+// learned is a file whose digests the workers compute, from leaf on.
+type learned struct {
+	key  fileKey
+	leaf int
+}
+
+// newChunkReader keeps at most bufs batch buffers at once.
+func newChunkReader(files []placed, digests [][sha256.Size]byte, cache *DigestCache, bufs int, out chan<- chunk, quit <-chan struct{}) *chunkReader {
 	var small int64
 	for _, p := range files {
 		if p.e.Size < batchMax {
@@ -364,7 +382,13 @@ func readChunks(files []placed, base int64, hash bool, bufs int, out chan<- chun
 		}
 	}
 	// Batches of copyBuf, or less when that is all the small files need.
-	r := &chunkReader{out: out, quit: quit, hash: hash, batch: newPool(bufs, int(min(small, copyBuf)))}
+	return &chunkReader{out: out, quit: quit, digests: digests, cache: cache, batch: newPool(bufs, int(min(small, copyBuf)))}
+}
+
+// run reads files (placed from byte base) and sends their chunks on,
+// closing out at the end; it stops early when quit closes.
+func (r *chunkReader) run(files []placed, base int64) {
+	defer close(r.out)
 	for _, p := range files {
 		if err := r.file(p.e, base+int64(p.offset)*SectorSize); err != nil {
 			if !errors.Is(err, errQuit) && r.flush() == nil {
@@ -424,23 +448,33 @@ func (r *chunkReader) file(e *Entry, off int64) error {
 		return fmt.Errorf("%s: %w", e.Path, err)
 	}
 	defer s.release()
+	hash := r.digests != nil
+	if d, ok := r.cache.lookup(s.key); ok && hash {
+		copy(r.digests[r.leaf:], d)
+		hash = false
+	} else if hash {
+		r.learned = append(r.learned, learned{s.key, r.leaf})
+	}
 	if e.Size >= batchMax || s.holes { // the kernel's copy keeps holes holes
 		if err := r.flush(); err != nil {
 			return err
 		}
-		return r.large(s, off)
+		return r.large(s, off, hash)
 	}
 	d, err := r.slot(off, int(e.Size))
 	if err != nil {
 		return err
 	}
+	if !hash {
+		r.cur.spans[len(r.cur.spans)-1].leaf = -1
+	}
 	return readFull(s, d, 0)
 }
 
 // large sends a large file on: whole to be copied by the kernel when it
-// has holes or is not hashed, and in leaves to be hashed (and written
-// from the worker's buffer when it has no holes).
-func (r *chunkReader) large(s *source, off int64) error {
+// has holes or is not to be hashed, and in leaves to be hashed (and
+// written from the worker's buffer when it has no holes).
+func (r *chunkReader) large(s *source, off int64, hash bool) error {
 	send := func(c chunk) error {
 		s.refs.Add(1) // the worker's
 		err := r.send(c)
@@ -449,8 +483,8 @@ func (r *chunkReader) large(s *source, off int64) error {
 		}
 		return err
 	}
-	if s.holes || !r.hash {
-		if err := send(chunk{src: s, whole: true, off: off}); err != nil || !r.hash {
+	if s.holes || !hash {
+		if err := send(chunk{src: s, whole: true, off: off}); err != nil || !hash {
 			return err
 		}
 	}

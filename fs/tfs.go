@@ -37,7 +37,8 @@ type TFS struct {
 	files    []placed
 	used     uint64 // sectors used, from sector 0
 	uuid     [16]byte
-	known    bool   // uuid was set (SetUUID), not to be hashed again
+	known    bool // uuid was set (SetUUID), not to be hashed again
+	digests  *DigestCache
 	SizeSecs uint64 // total size in sectors (used plus free space)
 }
 
@@ -249,6 +250,10 @@ func (t *TFS) UUIDKey(w io.Writer, stamp func(*Entry) ([]byte, error)) (err erro
 // UUID is the filesystem's UUID, once it was written or set.
 func (t *TFS) UUID() (uuid [16]byte, ok bool) { return t.uuid, t.known }
 
+// UseDigests has the write take the digests of the host files cache
+// knows from it, copying them without hashing, and add those it hashes.
+func (t *TFS) UseDigests(cache *DigestCache) { t.digests = cache }
+
 // SetUUID gives the filesystem the UUID an earlier write of the same key
 // (UUIDKey) derived; writing it then places the contents without hashing
 // them.
@@ -269,12 +274,12 @@ func (t *TFS) WriteAt(f *os.File, base int64) (err error) {
 // the UUID and the log.
 func (t *TFS) write(fd int, base int64) error {
 	if t.known {
-		if err := tfsContents(fd, base, t.files, nil); err != nil {
+		if err := tfsContents(fd, base, t.files, nil, nil); err != nil {
 			return err
 		}
 	} else {
 		digests := make([][sha256.Size]byte, leafCount(t.files))
-		if err := tfsContents(fd, base, t.files, digests); err != nil {
+		if err := tfsContents(fd, base, t.files, digests, t.digests); err != nil {
 			return err
 		}
 		t.uuid, t.known = t.rootUUID(digests), true

@@ -104,7 +104,8 @@ func (s Store) LogFile(name string) string { return filepath.Join(s.dir(name), "
 // qmpSocket is where the instance's QEMU takes QMP commands.
 func (s Store) qmpSocket(name string) string { return filepath.Join(s.dir(name), "qmp.sock") }
 
-// Create records a new instance; the name must be free. Its folder is
+// Create records a new instance; the name must be free, and its image is
+// made to reach the disk (lepton.KeepImage). Its folder is
 // written whole under a temporary name and renamed into place only if
 // the name is still free, so of two creates of one name exactly one
 // wins, and a create killed on the way leaves nothing but a temporary
@@ -122,6 +123,11 @@ func (s Store) Create(spec Spec) error {
 	exists := fmt.Errorf("an instance named %s exists already (ops instance delete %s removes it)", spec.Name, spec.Name)
 	if _, err := os.Stat(s.dir(spec.Name)); err == nil {
 		return exists
+	}
+	// A build leaves its image unsynced; an instance boots it again after
+	// the machine restarts, so it must be on the disk.
+	if err := lepton.KeepImage(spec.Image); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("image %s: %w", spec.Image, err)
 	}
 	tmp, err := fileutil.MkdirTemp(s.Dir, spec.Name)
 	if err != nil {

@@ -1,6 +1,7 @@
 package lepton
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,19 +73,18 @@ func TestBuildImageConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	b, err := os.ReadFile(keyPath(out))
-	if err != nil {
-		t.Fatal(err)
+	left, ok := readImageKey(keyPath(out))
+	if !ok {
+		t.Fatal("no key left")
 	}
-	key, stamp, _ := strings.Cut(string(b), "\n")
 	st, _ := os.Stat(out)
-	if stamp != fileutil.Stamp(st) {
+	if left.stamp != fileutil.Stamp(st) {
 		t.Fatal("the key is not the image's")
 	}
 	// The key left is one of the plans', and building that plan again
 	// reuses the image.
 	for _, spec := range specs {
-		if k, _ := spec.key(); k == key {
+		if k, _ := spec.key(); k == left.key {
 			if res, err := buildImage(spec); err != nil || !res.Reused {
 				t.Fatalf("reuse: %+v %v", res, err)
 			}
@@ -120,5 +120,72 @@ func TestDeleteImageInUse(t *testing.T) {
 	os.WriteFile(p, []byte("another build's"), 0o644)
 	if _, err := b.lockVolumes(); err == nil || !strings.Contains(err.Error(), "built again by another ops") {
 		t.Fatalf("boot of a replaced image: %v", err)
+	}
+}
+
+// TestImageKeyTrust: an image built without waiting for the disk is
+// reused in the boot that wrote it, built again in another (a power cut
+// may have torn it) unless KeepImage put it on the disk, and a key that
+// is torn or from an older ops is no key.
+func TestImageKeyTrust(t *testing.T) {
+	home := Home{Dir: t.TempDir()}
+	k := fakeRelease(t, home.Dir)
+	out, _ := home.imagePath("app")
+	p, err := newPlan(PlanInput{Config: &Config{}, Program: "/bin/true", Dir: home.Dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := imageSpec{Plan: p, Guest: &nanosGuest{Kernel: k}, Out: out}
+	build := func() *BuildResult {
+		t.Helper()
+		res, err := buildImage(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	setKey := func(k imageKey) {
+		t.Helper()
+		if err := fileutil.WriteAtomicWith(keyPath(out), 0o644, k.write); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build()
+	key, ok := readImageKey(keyPath(out))
+	if !ok || key.synced || key.boot != bootID() || key.boot == "" {
+		t.Fatalf("key after a build: %+v %v, want this boot's (%s)", key, ok, bootID())
+	}
+	if !build().Reused {
+		t.Fatal("not reused in the boot that built it")
+	}
+	other := key
+	other.boot = "another-boot"
+	setKey(other)
+	if build().Reused {
+		t.Fatal("an unsynced image of another boot was reused")
+	}
+	if err := KeepImage(out); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := readImageKey(keyPath(out))
+	if !kept.synced {
+		t.Fatalf("KeepImage left %+v", kept)
+	}
+	if !kept.trusted("another-boot") || !build().Reused {
+		t.Fatal("a kept image was not reused")
+	}
+	for _, torn := range []string{"", kept.key, kept.key + "\n" + kept.stamp, kept.key + "\n" + kept.stamp + "\nboot \n", kept.key + "\n" + kept.stamp + "\nmaybe\n"} {
+		if err := os.WriteFile(keyPath(out), []byte(torn), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := readImageKey(keyPath(out)); ok {
+			t.Fatalf("key %q was read", torn)
+		}
+		if build().Reused {
+			t.Fatalf("an image with key %q was reused", torn)
+		}
+	}
+	if err := KeepImage(filepath.Join(home.Dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("KeepImage of a missing image: %v", err)
 	}
 }

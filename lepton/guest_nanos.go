@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/arch"
@@ -36,6 +37,9 @@ type nanosGuest struct {
 	// Memo is a folder where the boot filesystem's UUID is kept between
 	// builds: the release's own ("" keeps none).
 	Memo string
+	// Digests is the file keeping host files' digests between builds
+	// (opsfs.DigestCache; "" keeps none).
+	Digests string
 }
 
 // Name implements Guest.
@@ -89,7 +93,7 @@ func nanosFor(home Home, c *Config) (*nanosGuest, error) {
 			}
 		}
 	}
-	g := &nanosGuest{Kernel: k, Memo: memo}
+	g := &nanosGuest{Kernel: k, Memo: memo, Digests: home.digestsFile()}
 	if c.Uefi {
 		var err error
 		if g.UEFI, err = uefiLoader(home, c); err != nil {
@@ -194,6 +198,9 @@ func (g *nanosGuest) write(f *os.File, p *Plan, minRoot int64) error {
 		return err
 	}
 	save := g.recallBootUUID(disk.BootFS)
+	digests := loadDigests(g.Digests)
+	disk.BootFS.UseDigests(digests)
+	disk.RootFS.UseDigests(digests)
 	if g.UEFI != "" {
 		err = writeUEFI(f, disk, g.UEFI, g.Kernel.arch())
 	} else {
@@ -201,8 +208,41 @@ func (g *nanosGuest) write(f *os.File, p *Plan, minRoot int64) error {
 	}
 	if err == nil {
 		save()
+		saveDigests(g.Digests, digests)
 	}
 	return err
+}
+
+// loadDigests is the digest cache kept at path: empty when there is none
+// or it cannot be read (it is only a shortcut), nil when path is "".
+func loadDigests(path string) *opsfs.DigestCache {
+	if path == "" {
+		return nil
+	}
+	now := time.Now()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return opsfs.NewDigestCache(now)
+	}
+	c, _ := opsfs.LoadDigestCache(b, now)
+	return c
+}
+
+// saveDigests keeps the cache at path when the build added to it. It is
+// written without waiting for the disk (the file's checksum tells a torn
+// one) and a failure only costs the next build its hashing.
+func saveDigests(path string, c *opsfs.DigestCache) {
+	if path == "" || c == nil || !c.Changed() {
+		return
+	}
+	dir := filepath.Dir(path)
+	if os.MkdirAll(dir, 0o755) != nil || fileutil.ClearStale(dir) != nil {
+		return
+	}
+	fileutil.WriteUnsynced(path, 0o644, func(f *os.File) error {
+		_, err := f.Write(c.Bytes())
+		return err
+	})
 }
 
 // recallBootUUID gives the boot filesystem the UUID kept from an earlier

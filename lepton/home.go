@@ -104,6 +104,10 @@ func (h Home) KernelsDir(a arch.Arch) string { return filepath.Join(h.Dir, "kern
 // kernel version.
 func (h Home) linuxKernelCache() string { return filepath.Join(h.Dir, "linux") }
 
+// digestsFile keeps host files' digests between builds
+// (opsfs.DigestCache).
+func (h Home) digestsFile() string { return filepath.Join(h.Dir, "cache", "digests") }
+
 // snapshotsDir holds the saved states of images' VMs (snapshot.go).
 func (h Home) snapshotsDir() string { return filepath.Join(h.Dir, "snapshots") }
 

@@ -45,11 +45,15 @@ type BuildResult struct {
 // buildImage writes the image for spec, or reuses the existing one when
 // nothing it is made from has changed (same plan, same source files by
 // path, size, modification time and inode, same kernel). The image is
-// written to a temporary file in the same folder, synced, renamed into
-// place, and only then is its key written: after a crash or a power cut
-// an image with a key is whole, and one without is built again. Builds
-// of one image name take turns (a lock file beside it), so the image and
-// key a build leaves are both its own.
+// written to a temporary file in the same folder and renamed into place,
+// and only then is its key written, naming the boot of the machine it
+// was written in: an image is reused only in that boot, or in a later one
+// when its key says it reached the disk (KeepImage, for instances that
+// boot it after a restart). So a kill -9 leaves a whole image or none,
+// and after a power cut an image that may not have reached the disk is
+// built again, never booted torn, without every build waiting for the
+// disk. Builds of one image name take turns (a lock file beside it), so
+// the image and key a build leaves are both its own.
 func buildImage(spec imageSpec) (*BuildResult, error) {
 	key, err := spec.key()
 	if err != nil {
@@ -68,30 +72,34 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 	if err := fileutil.ClearStale(dir); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
+	boot := bootID()
 	keyFile := keyPath(spec.Out)
-	if st, err := os.Stat(spec.Out); err == nil && !spec.Force {
-		if b, err := os.ReadFile(keyFile); err == nil {
-			oldKey, stamp, _ := strings.Cut(string(b), "\n")
-			if stamp != fileutil.Stamp(st) {
-				// Booted writable (ops run -s): what the guest wrote lives
-				// only in this image, and a rebuild would throw it away.
-				return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or build afresh with -f (--force)", spec.Out)
-			}
-			if oldKey == key {
-				return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size(), stamp: stamp}, nil
-			}
+	old, oldOK := readImageKey(keyFile)
+	if st, err := os.Stat(spec.Out); err == nil && !spec.Force && oldOK {
+		if old.stamp != fileutil.Stamp(st) {
+			// Booted writable (ops run -s): what the guest wrote lives
+			// only in this image, and a rebuild would throw it away.
+			return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or build afresh with -f (--force)", spec.Out)
+		}
+		if old.key == key && old.trusted(boot) {
+			return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size(), stamp: old.stamp}, nil
 		}
 	}
-	err = fileutil.WriteAtomicWith(spec.Out, 0o644, func(tmp *os.File) error {
+	err = fileutil.WriteUnsynced(spec.Out, 0o644, func(tmp *os.File) error {
 		if err := spec.Guest.write(tmp, spec.Plan, spec.MinRoot); err != nil {
 			return err
 		}
-		// The old key is gone, on the disk too, before the new image
-		// takes the name.
-		if err := os.Remove(keyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+		// The old key is gone before the new image takes the name, and
+		// from the disk too when it vouched for an image on the disk.
+		if err := os.Remove(keyFile); errors.Is(err, os.ErrNotExist) {
+			return nil
+		} else if err != nil {
 			return err
 		}
-		return fileutil.SyncDir(dir)
+		if oldOK && old.synced {
+			return fileutil.SyncDir(dir)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, goerrors.Wrap(err, 0)
@@ -102,11 +110,94 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 	}
 	// The key records the image's own stamp, so an image changed since
 	// (booted writable with --skipbuild) is rebuilt.
-	stamp := fileutil.Stamp(st)
-	if err := fileutil.WriteAtomic(keyFile, []byte(key+"\n"+stamp), 0o644); err != nil {
+	k := imageKey{key: key, stamp: fileutil.Stamp(st), boot: boot}
+	if err := fileutil.WriteUnsynced(keyFile, 0o644, k.write); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	return &BuildResult{Path: spec.Out, Size: st.Size(), stamp: stamp}, nil
+	return &BuildResult{Path: spec.Out, Size: st.Size(), stamp: k.stamp}, nil
+}
+
+// imageKey is what an image's key file holds: the key of what it was
+// built from, the image's stamp once written, and either the boot it was
+// written in or that it is on the disk.
+type imageKey struct {
+	key, stamp string
+	boot       string // the machine's boot id at the write
+	synced     bool   // the image reached the disk (KeepImage)
+}
+
+// trusted reports whether the image the key describes is whole in the
+// boot with id boot.
+func (k imageKey) trusted(boot string) bool { return k.synced || (k.boot != "" && k.boot == boot) }
+
+func (k imageKey) write(f *os.File) error {
+	last := "synced"
+	if !k.synced {
+		last = "boot " + k.boot
+	}
+	_, err := f.WriteString(k.key + "\n" + k.stamp + "\n" + last + "\n")
+	return err
+}
+
+// readImageKey reads a key file; ok is false when there is none, or it
+// is torn or from an older ops (whose images are built again).
+func readImageKey(p string) (k imageKey, ok bool) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return k, false
+	}
+	lines := strings.Split(string(b), "\n")
+	if len(lines) != 4 || lines[3] != "" || lines[0] == "" || lines[1] == "" {
+		return k, false
+	}
+	k.key, k.stamp = lines[0], lines[1]
+	switch boot, isBoot := strings.CutPrefix(lines[2], "boot "); {
+	case lines[2] == "synced":
+		k.synced = true
+	case isBoot && boot != "":
+		k.boot = boot
+	default:
+		return k, false
+	}
+	return k, true
+}
+
+// bootID names the machine's current boot ("" when the kernel does not
+// say, so no unsynced image is trusted).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// KeepImage makes sure the image at p and its key are on the disk, for
+// an instance that boots it again after the machine restarts: the image
+// is synced and its key says so. An image without a key (a path outside
+// the ops home's build) is only synced.
+func KeepImage(p string) error {
+	unlock, err := fileutil.Lock(lockPath(p))
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	defer unlock()
+	if err := fileutil.SyncFile(p); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	keyFile := keyPath(p)
+	k, ok := readImageKey(keyFile)
+	if !ok || k.synced {
+		return nil
+	}
+	if st, err := os.Stat(p); err != nil || fileutil.Stamp(st) != k.stamp {
+		return nil // not the image the key describes: the next build replaces it
+	}
+	k.synced, k.boot = true, ""
+	if err := fileutil.WriteAtomicWith(keyFile, 0o644, k.write); err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	return nil
 }
 
 // keyPath is where the key of the image at p is kept: .NAME.key beside it.

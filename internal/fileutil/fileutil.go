@@ -26,6 +26,18 @@ func WriteAtomic(name string, data []byte, mode os.FileMode) error {
 // renamed, then its folder synced), so neither a crash nor a power cut
 // leaves name half-written; on failure the temporary file is removed.
 func WriteAtomicWith(name string, mode os.FileMode, write func(f *os.File) error) error {
+	return writeAtomic(name, mode, write, true)
+}
+
+// WriteUnsynced is WriteAtomic without waiting for the disk: readers
+// never see name half-written and a kill -9 leaves it whole or as it
+// was, but after a power cut it may be empty or damaged. It is for files
+// whose readers can tell (a checksum, the boot they were written in).
+func WriteUnsynced(name string, mode os.FileMode, write func(f *os.File) error) error {
+	return writeAtomic(name, mode, write, false)
+}
+
+func writeAtomic(name string, mode os.FileMode, write func(f *os.File) error, sync bool) error {
 	dir := filepath.Dir(name)
 	f, err := CreateTemp(dir, filepath.Base(name))
 	if err != nil {
@@ -36,7 +48,7 @@ func WriteAtomicWith(name string, mode os.FileMode, write func(f *os.File) error
 	if err == nil {
 		err = f.Chmod(mode)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -47,6 +59,9 @@ func WriteAtomicWith(name string, mode os.FileMode, write func(f *os.File) error
 	}
 	if err := os.Rename(f.Name(), name); err != nil {
 		return err
+	}
+	if !sync {
+		return nil
 	}
 	return SyncDir(dir)
 }
