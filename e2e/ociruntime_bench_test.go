@@ -3,11 +3,20 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkOCIRuntimeDocker measures, side by side in one run, whole
@@ -82,4 +91,156 @@ func BenchmarkOCIRuntimeDocker(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkOCIRuntimeDockerHTTP measures, side by side in one run, start
+// -> first HTTP 200 of the same Go server (built static, so runc can run
+// its image too): docker run -d --runtime ops -p of its image, docker run
+// -d -p of the same image with runc, and ops run -p of the program. The
+// containers' published port is asked from inside the daemon's network
+// namespace (where it is published), ops run's on the host, both polled
+// every millisecond; each run is removed (docker rm -f, or the
+// interrupt) outside the timer. Medians in ms of OCIRUNS rounds.
+func BenchmarkOCIRuntimeDockerHTTP(b *testing.B) {
+	e := getEnv(b)
+	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
+	dir := b.TempDir()
+	server := filepath.Join(dir, "goserver")
+	build := exec.Command("go", "build", "-o", server, ".")
+	build.Dir = filepath.Join(e.dir, "server")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the static server: %v\n%s", err, out)
+	}
+	for _, guest := range []string{"nanos", "linux"} {
+		b.Run(guest+"/http-first-200", func(b *testing.B) {
+			home := homes[guest]
+			if home == "" {
+				b.Skip("SKIP: no Nanos release installed")
+			}
+			d := newDocker(b, e, guest, home)
+			d.importProgram("ops-e2e-web:1", server, `["/goserver","8080"]`)
+			nsenter, err := exec.LookPath("nsenter")
+			if err != nil {
+				b.Skip("SKIP: no nsenter")
+			}
+			docker := func(args ...string) *exec.Cmd {
+				return exec.Command(nsenter, append([]string{"--net=/run/netns/" + d.ns, d.client, "-H", "unix://" + d.sock}, args...)...)
+			}
+			ports := freePorts(b, 2)
+			inNS := nsPoller(b, d.ns)
+			seq := 0
+			dockerRun := func(runtime ...string) func() time.Duration {
+				return func() time.Duration {
+					seq++
+					name := fmt.Sprintf("web%d", seq)
+					args := append(append([]string{"run", "-d", "--name", name}, runtime...), "-p", fmt.Sprintf("127.0.0.1:%d:8080", ports), "ops-e2e-web:1")
+					t0 := time.Now()
+					if out, err := docker(args...).CombinedOutput(); err != nil {
+						b.Fatalf("docker %v: %v\n%s", args, err, out)
+					}
+					inNS(fmt.Sprintf("127.0.0.1:%d", ports))
+					took := time.Since(t0)
+					docker("rm", "-f", name).Run()
+					return took
+				}
+			}
+			opsRun := func() time.Duration {
+				c := e.opsCmd(context.Background(), home, "run", "--guest", guest, server, "-a", "8080", "-p", fmt.Sprintf("%d:8080", ports+1))
+				t0 := time.Now()
+				firstOK(b, c, fmt.Sprintf("http://127.0.0.1:%d/", ports+1))
+				return time.Since(t0)
+			}
+			cases := []struct {
+				name string
+				run  func() time.Duration
+			}{
+				{"docker-ops", dockerRun("--runtime", "ops")},
+				{"docker-runc", dockerRun()},
+				{"ops-run", opsRun},
+			}
+			for _, c := range cases { // images built, caches warm
+				c.run()
+			}
+			times := map[string][]time.Duration{}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j := range cases {
+					c := cases[(i+j)%len(cases)]
+					times[c.name] = append(times[c.name], c.run())
+				}
+			}
+			b.StopTimer()
+			for _, c := range cases {
+				b.ReportMetric(median(times[c.name]), c.name+"-median-ms")
+			}
+		})
+	}
+}
+
+// nsPoller returns a function that waits (60 s at most) for an HTTP 200
+// from addr inside the network namespace ns, asking every millisecond
+// from a thread that entered it.
+func nsPoller(b *testing.B, ns string) func(addr string) {
+	type req struct {
+		addr string
+		done chan error
+	}
+	reqs := make(chan req)
+	b.Cleanup(func() { close(reqs) })
+	ready := make(chan error)
+	go func() {
+		// This thread enters the namespace and is never handed back: it
+		// ends with the goroutine.
+		runtime.LockOSThread()
+		f, err := os.Open("/run/netns/" + ns)
+		if err == nil {
+			err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
+			f.Close()
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		for r := range reqs {
+			deadline := time.Now().Add(60 * time.Second)
+			for {
+				if get200(r.addr) {
+					r.done <- nil
+					break
+				}
+				if time.Now().After(deadline) {
+					r.done <- fmt.Errorf("no HTTP 200 from %s in %s", r.addr, ns)
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		b.Fatalf("entering %s: %v", ns, err)
+	}
+	return func(addr string) {
+		r := req{addr, make(chan error)}
+		reqs <- r
+		if err := <-r.done; err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// get200 reports whether a GET / on addr answers 200, on the calling
+// thread's network (net.Dial makes its socket on the calling goroutine).
+func get200(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET / HTTP/1.0\r\n\r\n"); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "HTTP/1.") && strings.Contains(line, " 200 ")
 }
