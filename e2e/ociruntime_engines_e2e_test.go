@@ -270,15 +270,47 @@ func (d *docker) importProgram(image, prog, cmd string) {
 	}
 }
 
+// lookupGo looks its arguments up with Go's own resolver, which reads
+// /etc/hosts and /etc/resolv.conf as glibc does.
+const lookupGo = `package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+)
+
+func main() {
+	for _, name := range os.Args[1:] {
+		addrs, err := net.LookupHost(name)
+		if err != nil {
+			fmt.Println("lookup:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("%s is %s\n", name, strings.Join(addrs, " "))
+	}
+}
+`
+
 // TestE2EOCIRuntimeDocker runs the hello image with docker run --rm
 // --runtime ops, on Docker's default bridge and on a network of its own
 // (whose DNS is Docker's 127.0.0.11): its output and exit code come
-// through, and nothing is left.
+// through, and nothing is left. On the network of its own, a program
+// in the unikernel resolves the container's name and alias, which only
+// Docker's resolver on the namespace's loopback knows (they are not in
+// /etc/hosts): through the supervisor's relay.
 func TestE2EOCIRuntimeDocker(t *testing.T) {
 	e := getEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"main.go": lookupGo, "go.mod": "module lookup\n\ngo 1.22\n"})
+	if err := run(dir, "go", "build", "-o", "lookup", "."); err != nil {
+		t.Fatal(err)
+	}
 	forEachGuest(t, func(t *testing.T, guest, home string) {
 		d := newDocker(t, e, guest, home)
 		d.importProgram("ops-e2e-hello:1", e.progs["hello_static"], `["/hello_static","3"]`)
+		d.importProgram("ops-e2e-lookup:1", filepath.Join(dir, "lookup"), `["/lookup","dnsprobe","db"]`)
 		if out, code := d.docker("network", "create", "--subnet", "192.0.2.0/24", "opsnet"); code != 0 {
 			t.Fatalf("docker network create: exit %d\n%s", code, out)
 		}
@@ -291,6 +323,12 @@ func TestE2EOCIRuntimeDocker(t *testing.T) {
 			}
 			t.Logf("%s guest, network %s: docker run --rm --runtime ops exited 3 after %v", guest, network, took.Round(time.Millisecond))
 		}
+		out, code := d.docker("run", "--rm", "--runtime", "ops", "--network", "opsnet", "--ip", "192.0.2.50",
+			"--name", "dnsprobe", "--network-alias", "db", "ops-e2e-lookup:1")
+		if code != 0 || !strings.Contains(out, "dnsprobe is 192.0.2.50\n") || !strings.Contains(out, "db is 192.0.2.50\n") {
+			t.Fatalf("names on opsnet: exit %d\n%s", code, out)
+		}
+		t.Logf("%s guest on opsnet, through the DNS relay: %s", guest, strings.Join(strings.Fields(out), " "))
 		d.checkGone(nil, d.runtimeRoot())
 	})
 }

@@ -342,6 +342,68 @@ func testMirror(t *testing.T, keep bool) {
 	}
 	t.Logf("frames not asked for, read from the tap: %s", strings.Join(g.other, "; "))
 
+	// A relay's address, which B has too: Pass keeps the guest's frames
+	// for it (ARP asking for it, IPv4 to it) from the redirect, so B sees
+	// none of them, and ListenPassed's socket in A reads them and nothing
+	// else; the guest's other frames still reach B.
+	relay := netip.MustParseAddr("169.254.53.53")
+	if err := nlB.AddAddr(peer.Index, relay.As4(), 32); err != nil {
+		t.Fatal(err)
+	}
+	var passed *os.File
+	var udpB int
+	a.do(t, func() (err error) {
+		if err := nlA.Pass(m.TapIndex, relay); err != nil {
+			return err
+		}
+		passed, err = ListenPassed(m.TapIndex, relay)
+		return err
+	})
+	t.Cleanup(func() { passed.Close() })
+	b.do(t, func() (err error) {
+		if udpB, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return err
+		}
+		return unix.Bind(udpB, &unix.SockaddrInet4{Addr: relay.As4(), Port: 53})
+	})
+	t.Cleanup(func() { unix.Close(udpB) })
+	readPassed := func(what string) frame {
+		t.Helper()
+		passed.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 65536)
+		n, err := passed.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %s on the packet socket: %v", what, err)
+		}
+		return parseFrame(append([]byte(nil), buf[:n]...))
+	}
+	g.send(arpFrame(1, m.MAC, addrA, nil, relay))
+	if f := readPassed("the guest's ARP request"); f.arpOp != 1 || f.arpTarget != relay {
+		t.Fatalf("read %s", f)
+	}
+	query := udpFrame(peer.MAC, m.MAC, addrA, relay, 40000, 53, []byte("a query"))
+	g.send(query)
+	if f := readPassed("the guest's query"); f.dst4 != relay || f.proto != unix.IPPROTO_UDP {
+		t.Fatalf("read %s", f)
+	}
+	if err := unix.SetsockoptTimeval(udpB, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 300000}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := unix.Recvfrom(udpB, make([]byte, 100), 0); err == nil {
+		t.Fatalf("B got the query (%d bytes)", n)
+	}
+	g.send(icmpFrame(peer.MAC, m.MAC, addrA, addrB, 8, 3, []byte("past the pass")))
+	g.read("B's echo reply past the passes", func(f frame) bool {
+		if f.arpOp == 2 && f.arpSender == relay {
+			t.Fatal("B answered ARP for the relay's address")
+		}
+		return f.icmpType == 0 && f.src4 == addrB && f.icmpSeq == 3
+	})
+	passed.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, err := passed.Read(make([]byte, 65536)); err == nil {
+		t.Fatalf("the packet socket read a frame not for the relay: %s", parseFrame(make([]byte, n)))
+	}
+
 	// The guest holds the tap: another VM may not take the veth. Once it
 	// lets go (a VM killed with its supervisor), the tap is a leftover,
 	// which Unmirror removes with the veth's qdisc when the veth keeps
@@ -586,17 +648,32 @@ func icmpEcho(typ byte, seq uint16, data []byte) []byte {
 }
 
 // icmpFrame is icmpEcho in an IPv4 packet in an Ethernet frame.
+// udpFrame is an Ethernet frame with an IPv4 UDP datagram (checksum 0:
+// none).
+func udpFrame(dst, src net.HardwareAddr, from, to netip.Addr, sport, dport uint16, data []byte) []byte {
+	u := make([]byte, 8, 8+len(data))
+	binary.BigEndian.PutUint16(u[0:], sport)
+	binary.BigEndian.PutUint16(u[2:], dport)
+	binary.BigEndian.PutUint16(u[4:], uint16(8+len(data)))
+	u = append(u, data...)
+	return ethFrame(dst, src, unix.ETH_P_IP, ipv4Packet(from, to, unix.IPPROTO_UDP, u))
+}
+
 func icmpFrame(dst, src net.HardwareAddr, from, to netip.Addr, typ byte, seq uint16, data []byte) []byte {
-	icmp := icmpEcho(typ, seq, data)
-	ip := make([]byte, 20, 20+len(icmp))
+	return ethFrame(dst, src, unix.ETH_P_IP, ipv4Packet(from, to, unix.IPPROTO_ICMP, icmpEcho(typ, seq, data)))
+}
+
+// ipv4Packet is payload in an IPv4 packet of protocol proto.
+func ipv4Packet(from, to netip.Addr, proto byte, payload []byte) []byte {
+	ip := make([]byte, 20, 20+len(payload))
 	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(icmp)))
-	ip[8], ip[9] = 64, unix.IPPROTO_ICMP
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(payload)))
+	ip[8], ip[9] = 64, proto
 	f, t := from.As4(), to.As4()
 	copy(ip[12:], f[:])
 	copy(ip[16:], t[:])
 	binary.BigEndian.PutUint16(ip[10:], checksum(ip))
-	return ethFrame(dst, src, unix.ETH_P_IP, append(ip, icmp...))
+	return append(ip, payload...)
 }
 
 func checksum(b []byte) uint16 {

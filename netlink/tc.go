@@ -4,6 +4,8 @@ package netlink
 
 import (
 	"encoding/binary"
+	"fmt"
+	"net/netip"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,8 +16,14 @@ import (
 // sends (TestTCMessages holds its bytes) for
 //
 //	tc qdisc add dev X ingress
-//	tc filter add dev X parent ffff: protocol all prio 1 u32 match u8 0 0 action mirred egress redirect dev Y
+//	tc filter add dev X parent ffff: protocol all prio 3 u32 match u8 0 0 action mirred egress redirect dev Y
 //	tc qdisc del dev X ingress
+//
+// and, ahead of the redirect, for what a process in the namespace answers
+// itself in the VM's place (Pass):
+//
+//	tc filter add dev X parent ffff: protocol ip prio 1 u32 match ip dst A/32 classid :1
+//	tc filter add dev X parent ffff: protocol arp prio 2 u32 match u32 A 0xffffffff at 24 classid :1
 //
 // Values from the kernel's uapi headers (linux/pkt_sched.h, pkt_cls.h,
 // tc_act/tc_mirred.h), which golang.org/x/sys does not carry.
@@ -23,8 +31,9 @@ const (
 	tcHIngress    = 0xfffffff1 // TC_H_INGRESS: the parent of an ingress qdisc
 	ingressHandle = 0xffff0000 // ffff:, the ingress qdisc's handle and its filters' parent
 
-	tcaU32Sel = 5 // TCA_U32_SEL: struct tc_u32_sel
-	tcaU32Act = 7 // TCA_U32_ACT: the actions, one nested attribute each, numbered from 1
+	tcaU32ClassID = 1 // TCA_U32_CLASSID: makes a match final without an action
+	tcaU32Sel     = 5 // TCA_U32_SEL: struct tc_u32_sel
+	tcaU32Act     = 7 // TCA_U32_ACT: the actions, one nested attribute each, numbered from 1
 
 	tcaActKind    = 1 // TCA_ACT_KIND
 	tcaActOptions = 2 // TCA_ACT_OPTIONS
@@ -35,8 +44,17 @@ const (
 
 	tcU32Terminal = 1 // TC_U32_TERMINAL: a match ends the search
 
-	// The filter's priority: the only filter on a qdisc of its own.
-	redirectPrio = 1
+	// The filters' priorities, the lowest tried first: the passes for a
+	// relay's address (IPv4 to it, ARP asking for it), then the redirect
+	// of everything else.
+	passIPPrio   = 1
+	passARPPrio  = 2
+	redirectPrio = 3
+
+	// Where a pass filter looks, from the network header: an IPv4
+	// header's destination, an ARP packet's target protocol address.
+	ipDstOffset     = 16
+	arpTargetOffset = 24
 
 	sizeofTcMsg = 20
 )
@@ -87,6 +105,27 @@ func redirectMsg(from, to int) []byte {
 	return append(b, attr(unix.TCA_OPTIONS, options)...)
 }
 
+// passMsg is the body of RTM_NEWTFILTER for a filter on a link's
+// ingress qdisc, at priority prio for protocol proto (host byte order),
+// that matches the four bytes at off (from the network header) equal to
+// val and has no action but a class: a frame it matches goes on to the
+// namespace's own stack instead of the filters behind it (a packet socket
+// on the link has seen it before any filter).
+func passMsg(index int, prio, proto uint16, off uint32, val [4]byte) []byte {
+	b := tcmsg(index, 0, ingressHandle, uint32(prio)<<16|uint32(htons(proto)))
+	b = append(b, attr(unix.TCA_KIND, []byte("u32\x00"))...)
+	// struct tc_u32_sel, terminal, and one struct tc_u32_key: mask
+	// 0xffffffff, val, off.
+	sel := make([]byte, 16+16)
+	sel[0] = tcU32Terminal
+	sel[2] = 1
+	binary.BigEndian.PutUint32(sel[16:], 0xffffffff)
+	copy(sel[20:], val[:])
+	binary.LittleEndian.PutUint32(sel[24:], off)
+	options := append(attr(tcaU32ClassID, u32(1)), attr(tcaU32Sel, sel)...)
+	return append(b, attr(unix.TCA_OPTIONS, options)...)
+}
+
 // addIngress adds an ingress qdisc to a link; one there already is
 // unix.EEXIST.
 func (c *Conn) addIngress(index int) error {
@@ -101,4 +140,27 @@ func (c *Conn) delIngress(index int) error {
 // addRedirect adds the filter of redirectMsg to from's ingress qdisc.
 func (c *Conn) addRedirect(from, to int) error {
 	return c.request(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, redirectMsg(from, to))
+}
+
+// Pass keeps from a mirror's redirect, on link index's ingress (a VM's
+// tap), the frames for addr: IPv4 packets to it and ARP asking for it.
+// They go to the namespace's own stack, which drops them (addr is none of
+// its addresses), and not out of the veth: a process in the namespace
+// answers them in the VM's place through a packet socket on the link,
+// which sees every frame before the filters. The filters go with the
+// link's ingress qdisc.
+func (c *Conn) Pass(index int, addr netip.Addr) error {
+	if !addr.Is4() {
+		return fmt.Errorf("passing %s: not an IPv4 address", addr)
+	}
+	for _, f := range []struct {
+		what        string
+		prio, proto uint16
+		off         uint32
+	}{{"IPv4 to", passIPPrio, unix.ETH_P_IP, ipDstOffset}, {"ARP for", passARPPrio, unix.ETH_P_ARP, arpTargetOffset}} {
+		if err := c.request(unix.RTM_NEWTFILTER, unix.NLM_F_CREATE|unix.NLM_F_EXCL, passMsg(index, f.prio, f.proto, f.off, addr.As4())); err != nil {
+			return fmt.Errorf("a filter keeping %s %s from the redirect: %w", f.what, addr, err)
+		}
+	}
+	return nil
 }

@@ -26,17 +26,33 @@ var tcSent = []struct {
 		30 00 00 00 24 00 05 06  35 0d 15 6b 00 00 00 00
 		00 00 00 00 03 00 00 00  00 00 ff ff f1 ff ff ff
 		00 00 00 00 0c 00 01 00  69 6e 67 72 65 73 73 00`},
-	{"tc filter add dev v0 parent ffff: protocol all prio 1 u32 match u8 0 0 action mirred egress redirect dev tap0",
+	{"tc filter add dev v0 parent ffff: protocol all prio 3 u32 match u8 0 0 action mirred egress redirect dev tap0",
 		unix.RTM_NEWTFILTER, unix.NLM_F_CREATE | unix.NLM_F_EXCL, redirectMsg(3, 4), `
 		8c 00 00 00 2c 00 05 06  35 0d 15 6b 00 00 00 00
 		00 00 00 00 03 00 00 00  00 00 00 00 00 00 ff ff
-		00 03 01 00 08 00 01 00  75 33 32 00 60 00 02 00
+		00 03 03 00 08 00 01 00  75 33 32 00 60 00 02 00
 		38 00 07 00 34 00 01 00  0b 00 01 00 6d 69 72 72
 		65 64 00 00 24 00 02 80  20 00 02 00 00 00 00 00
 		00 00 00 00 04 00 00 00  00 00 00 00 00 00 00 00
 		01 00 00 00 04 00 00 00  24 00 05 00 01 00 01 00
 		00 00 00 00 00 00 00 00  00 00 00 00 00 00 00 00
 		00 00 00 00 00 00 00 00  00 00 00 00`},
+	{"tc filter add dev v0 parent ffff: protocol ip prio 1 u32 match ip dst 169.254.53.53/32 classid :1",
+		unix.RTM_NEWTFILTER, unix.NLM_F_CREATE | unix.NLM_F_EXCL, passMsg(3, passIPPrio, unix.ETH_P_IP, ipDstOffset, [4]byte{169, 254, 53, 53}), `
+		5c 00 00 00 2c 00 05 06  35 0d 15 6b 00 00 00 00
+		00 00 00 00 03 00 00 00  00 00 00 00 00 00 ff ff
+		08 00 01 00 08 00 01 00  75 33 32 00 30 00 02 00
+		08 00 01 00 01 00 00 00  24 00 05 00 01 00 01 00
+		00 00 00 00 00 00 00 00  00 00 00 00 ff ff ff ff
+		a9 fe 35 35 10 00 00 00  00 00 00 00`},
+	{"tc filter add dev v0 parent ffff: protocol arp prio 2 u32 match u32 0xa9fe3535 0xffffffff at 24 classid :1",
+		unix.RTM_NEWTFILTER, unix.NLM_F_CREATE | unix.NLM_F_EXCL, passMsg(3, passARPPrio, unix.ETH_P_ARP, arpTargetOffset, [4]byte{169, 254, 53, 53}), `
+		5c 00 00 00 2c 00 05 06  35 0d 15 6b 00 00 00 00
+		00 00 00 00 03 00 00 00  00 00 00 00 00 00 ff ff
+		08 06 02 00 08 00 01 00  75 33 32 00 30 00 02 00
+		08 00 01 00 01 00 00 00  24 00 05 00 01 00 01 00
+		00 00 00 00 00 00 00 00  00 00 00 00 ff ff ff ff
+		a9 fe 35 35 18 00 00 00  00 00 00 00`},
 	{"tc qdisc del dev v0 ingress", unix.RTM_DELQDISC, 0, ingressMsg(3), `
 		30 00 00 00 25 00 05 00  35 0d 15 6b 00 00 00 00
 		00 00 00 00 03 00 00 00  00 00 ff ff f1 ff ff ff
@@ -62,7 +78,7 @@ func TestTCMessages(t *testing.T) {
 func TestRedirectMsg(t *testing.T) {
 	for _, to := range []int{4, 70000} {
 		b := redirectMsg(9, to)
-		if got := tcmsg(9, 0, ingressHandle, 0x00010300); !bytes.Equal(b[:sizeofTcMsg], got) {
+		if got := tcmsg(9, 0, ingressHandle, redirectPrio<<16|0x0300); !bytes.Equal(b[:sizeofTcMsg], got) {
 			t.Fatalf("tcmsg %x", b[:sizeofTcMsg])
 		}
 		attrs, err := parseAttrs(b[sizeofTcMsg:])

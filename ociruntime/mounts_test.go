@@ -132,7 +132,7 @@ func TestChooseNetwork(t *testing.T) {
 		if got.Mode != "none" {
 			continue // a tap needs the namespace's interface (the e2e tests make one)
 		}
-		n, release, err := got.prepare()
+		n, release, err := got.prepare(func(error) {})
 		if err != nil {
 			t.Fatalf("%s: prepare: %v", tt.name, err)
 		}
@@ -141,7 +141,7 @@ func TestChooseNetwork(t *testing.T) {
 			t.Errorf("%s: prepared %+v", tt.name, n)
 		}
 	}
-	if _, _, err := (Network{Mode: "warp"}).prepare(); err == nil {
+	if _, _, err := (Network{Mode: "warp"}).prepare(func(error) {}); err == nil {
 		t.Error("an unknown mode prepared")
 	}
 }

@@ -1,11 +1,14 @@
 package ociruntime
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 
 	goerrors "github.com/go-errors/errors"
+	"github.com/opsdev/ops/dnsrelay"
+	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/lepton"
 	"github.com/opsdev/ops/netlink"
 	"github.com/opsdev/ops/qemu"
@@ -33,6 +36,45 @@ type Network struct {
 	Addrs     []string `json:"addrs,omitempty"`     // its addresses, CIDR
 	Gateway   string   `json:"gateway,omitempty"`   // its default route's next hop
 	MAC       string   `json:"mac,omitempty"`       // its MAC, the guest's
+	// DNSRelay, in the tap mode, is the address the guest's resolv.conf
+	// names in place of the engine's resolvers on the namespace's
+	// loopback (DNSUpstreams, Docker's 127.0.0.11), which the guest
+	// cannot reach: the supervisor answers there and relays to them
+	// (relayDNS, startRelay).
+	DNSRelay     string   `json:"dnsRelay,omitempty"`
+	DNSUpstreams []string `json:"dnsUpstreams,omitempty"`
+}
+
+// dnsRelayAddr is the relay's address: link-local (no router forwards
+// it), and none of the well-known ones (169.254.169.254, a cloud's
+// metadata; 169.254.1.1, Calico's gateway; 169.254.20.10, Kubernetes'
+// node-local DNS cache). It is on no interface: the supervisor answers
+// for it on the guest's tap, and the tap's filters keep it from the
+// redirect (netlink.Pass).
+const dnsRelayAddr = "169.254.53.53"
+
+// relayDNS, in the tap mode, points the guest's resolv.conf (among
+// extra, the engine's files copied into the image) at the relay when it
+// names resolvers on the namespace's loopback, and records them.
+func (n *Network) relayDNS(extra []opsfs.Entry) {
+	if n.Mode != "tap" {
+		return
+	}
+	relay := netip.MustParseAddr(dnsRelayAddr)
+	for i, e := range extra {
+		if e.Path != "/etc/resolv.conf" || e.Kind != opsfs.KindFile {
+			continue
+		}
+		out, upstreams := relayResolvConf(e.Data, relay)
+		if len(upstreams) == 0 {
+			return
+		}
+		extra[i].Data = out
+		n.DNSRelay = dnsRelayAddr
+		for _, u := range upstreams {
+			n.DNSUpstreams = append(n.DNSUpstreams, u.String())
+		}
+	}
 }
 
 // Iface is what chooseNetwork reads of one interface.
@@ -181,8 +223,9 @@ func (n Network) configure(c *lepton.Config) {
 }
 
 // prepare is the VM's network card, made at boot inside the namespace,
-// and what undoes what it made.
-func (n Network) prepare() (*qemu.Net, func(), error) {
+// and what undoes what it made. failed hears of the DNS relay's queries
+// that got no answer.
+func (n Network) prepare(failed func(error)) (*qemu.Net, func(), error) {
 	switch n.Mode {
 	case "none", "":
 		return &qemu.Net{Mode: "none"}, func() {}, nil
@@ -200,9 +243,61 @@ func (n Network) prepare() (*qemu.Net, func(), error) {
 			remove()
 			return nil, nil, fmt.Errorf("the container's network changed since create: %s, not %s", m.Name, n.Interface)
 		}
-		return &qemu.Net{Mode: "tap", Tap: m.Tap, MAC: m.MAC.String()}, remove, nil
+		stop, err := n.startRelay(m, failed)
+		if err != nil {
+			remove()
+			return nil, nil, fmt.Errorf("the guest's DNS relay on %s: %w", m.Tap, err)
+		}
+		return &qemu.Net{Mode: "tap", Tap: m.Tap, MAC: m.MAC.String()}, func() { stop(); remove() }, nil
 	}
 	return nil, nil, fmt.Errorf("network mode %q is not known to this ops", n.Mode)
+}
+
+// startRelay starts, when the network has one, the guest's DNS relay on
+// the mirror's tap (dnsrelay), in the calling process's namespace, where
+// the upstreams are reachable; stop ends it and waits for it.
+func (n Network) startRelay(m netlink.Mirrored, failed func(error)) (stop func(), err error) {
+	if n.DNSRelay == "" {
+		return func() {}, nil
+	}
+	addr, err := netip.ParseAddr(n.DNSRelay)
+	if err != nil {
+		return nil, goerrors.Wrap(err, 0)
+	}
+	var upstreams []netip.AddrPort
+	for _, u := range n.DNSUpstreams {
+		a, err := netip.ParseAddrPort(u)
+		if err != nil {
+			return nil, goerrors.Wrap(err, 0)
+		}
+		upstreams = append(upstreams, a)
+	}
+	c, err := netlink.Dial()
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	tap, err := c.LinkByName(m.Tap)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Pass(m.TapIndex, addr); err != nil {
+		return nil, err
+	}
+	link, err := netlink.ListenPassed(m.TapIndex, addr)
+	if err != nil {
+		return nil, err
+	}
+	r := &dnsrelay.Relay{Addr: addr, MAC: tap.MAC, Upstreams: upstreams, MTU: m.MTU, Failed: failed}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Serve(ctx, link); err != nil {
+			failed(err)
+		}
+	}()
+	return func() { cancel(); link.Close(); <-done }, nil
 }
 
 // tapName is the VM's tap in the container's namespace, its only one.
@@ -211,7 +306,11 @@ const tapName = "ops0"
 // String says the network in a few words, for the log.
 func (n Network) String() string {
 	if n.Mode == "tap" {
-		return fmt.Sprintf("the guest takes over %s (%v, gateway %s) through a tap mirrored onto it", n.Interface, n.Addrs, n.Gateway)
+		s := fmt.Sprintf("the guest takes over %s (%v, gateway %s) through a tap mirrored onto it", n.Interface, n.Addrs, n.Gateway)
+		if n.DNSRelay != "" {
+			s += fmt.Sprintf("; its DNS resolver is %s, relayed to %v", n.DNSRelay, n.DNSUpstreams)
+		}
+		return s
 	}
 	if n.Mode == "user" {
 		return fmt.Sprintf("user-mode network inside the container's namespace (its %s has %v; published ports are not forwarded yet)", n.Interface, n.Addrs)

@@ -156,6 +156,13 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 	if err := inNetns(ns, func() (err error) { rec.Network, err = readNetwork(); return err }); err != nil {
 		return err
 	}
+	// The engine's files as the hooks left them: Docker's prestart hook
+	// writes its resolver (127.0.0.11 on a user-defined network) into
+	// resolv.conf.
+	if mounts, err = planMounts(spec.Mounts); err != nil {
+		return err
+	}
+	rec.Network.relayDNS(mounts.Extra)
 	r.log("debug", "network: "+rec.Network.String())
 	start := time.Now()
 	b, cfg, err := r.build(o, spec, rec, mounts)

@@ -119,7 +119,9 @@ func (r *Runtime) boot(ctx context.Context, o SuperviseOptions, rec *record) (in
 	if err != nil {
 		return 0, err
 	}
-	n, release, err := rec.Network.prepare()
+	n, release, err := rec.Network.prepare(func(err error) {
+		r.log("debug", fmt.Sprintf("container %s: %v", o.ID, err))
+	})
 	if err != nil {
 		return 0, err
 	}
