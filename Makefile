@@ -165,6 +165,8 @@ fuzz: $(INIT)
 	$(GO) test -run '^$$' -fuzz FuzzImageArch -fuzztime $(FUZZTIME) ./linuxkernel/
 	$(GO) test -run '^$$' -fuzz FuzzReadOverlay -fuzztime $(FUZZTIME) ./qemu/
 	$(GO) test -run '^$$' -fuzz FuzzParseSpec -fuzztime $(FUZZTIME) ./ociruntime/
+	$(GO) test -run '^$$' -fuzz FuzzRelayResolvConf -fuzztime $(FUZZTIME) ./ociruntime/
+	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./dnsrelay/
 
 # The main job: build ops and boot an example program.
 demo: deps build
