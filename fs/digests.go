@@ -174,7 +174,21 @@ func compareFileKeys(a, b fileKey) int {
 		cmp.Compare(a.Mtime, b.Mtime), cmp.Compare(a.Ctime, b.Ctime))
 }
 
-// fileID is the fileKey of an open file's status.
+// overlayKey is the key of a file on an overlay filesystem (a
+// container's root: Docker, Podman and containerd mount one for each
+// container). The device is the mount's own, another for every
+// container, while the inode number and times are those of the file in
+// its layer, the same in every container of the image; so the key leaves
+// the device out (0, which no mounted filesystem has), and the second
+// container of an image finds what the first one hashed. Another file
+// would need the same inode number, size and both times to the
+// nanosecond on another overlay, and a status-change time cannot be set.
+func overlayKey(k fileKey) fileKey {
+	k.Dev = 0
+	return k
+}
+
+// fileKeyOf is the fileKey of an open file's status.
 func fileKeyOf(st *unix.Stat_t) fileKey {
 	return fileKey{Dev: st.Dev, Ino: st.Ino, Size: st.Size, Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano(), valid: true}
 }

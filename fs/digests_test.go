@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // writeTFSCached writes tree's filesystem with cache (nil: none) and
@@ -158,4 +160,54 @@ func FuzzLoadDigestCache(f *testing.F) {
 			t.Fatalf("a cache read back differs: %v", err)
 		}
 	})
+}
+
+// TestDigestCacheOverlay: two overlay mounts of one layer (two containers
+// of one image) give their files other devices; the second finds the
+// digests the first hashed. Needs the right to mount (root).
+func TestDigestCacheOverlay(t *testing.T) {
+	dir := t.TempDir()
+	lower := filepath.Join(dir, "layer")
+	if err := os.Mkdir(lower, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hostFile(t, lower, "prog", pattern(3*leafSize+7, 9))
+	hostFile(t, lower, "conf", pattern(100, 8))
+	mount := func(name string) string {
+		t.Helper()
+		up, work, merged := filepath.Join(dir, name+"-up"), filepath.Join(dir, name+"-work"), filepath.Join(dir, name)
+		for _, d := range []string{up, work, merged} {
+			os.Mkdir(d, 0o755)
+		}
+		if err := unix.Mount("overlay", merged, "overlay", 0, "lowerdir="+lower+",upperdir="+up+",workdir="+work); err != nil {
+			t.Skipf("SKIP: cannot mount an overlay here: %v", err)
+		}
+		t.Cleanup(func() { unix.Unmount(merged, unix.MNT_DETACH) })
+		return merged
+	}
+	a, b := mount("a"), mount("b")
+	var sa, sb unix.Stat_t
+	unix.Stat(filepath.Join(a, "prog"), &sa)
+	unix.Stat(filepath.Join(b, "prog"), &sb)
+	if sa.Dev == sb.Dev {
+		t.Skip("SKIP: the two overlays share a device here")
+	}
+	tree := func(root string) *Tree {
+		return treeOf(t, []Entry{
+			{Path: "/prog", Kind: KindFile, Source: filepath.Join(root, "prog"), Size: 3*leafSize + 7},
+			{Path: "/conf", Kind: KindFile, Source: filepath.Join(root, "conf"), Size: 100},
+		})
+	}
+	want := writeTFSCached(t, tree(a), nil)
+	c := NewDigestCache(later())
+	if got := writeTFSCached(t, tree(a), c); !bytes.Equal(got, want) || len(c.known) != 2 {
+		t.Fatalf("first container: same bytes %v, %d files remembered", bytes.Equal(got, want), len(c.known))
+	}
+	c2, _ := LoadDigestCache(c.Bytes(), later())
+	if got := writeTFSCached(t, tree(b), c2); !bytes.Equal(got, want) {
+		t.Fatal("the second container's image differs")
+	}
+	if c2.Changed() {
+		t.Fatal("the second container's files were hashed again")
+	}
 }

@@ -357,14 +357,33 @@ func (c *copier) placeChunk(ch chunk, digests [][sha256.Size]byte, buf *[]byte) 
 // batches and cutting large ones into leaves when they are to be hashed,
 // and sends them on out.
 type chunkReader struct {
-	out     chan<- chunk
-	quit    <-chan struct{}
-	digests [][sha256.Size]byte // nil: nothing is hashed
-	cache   *DigestCache
-	batch   *pool
-	cur     chunk     // the batch being filled
-	leaf    int       // the next file's first leaf
-	learned []learned // files hashed, for the cache
+	out      chan<- chunk
+	quit     <-chan struct{}
+	digests  [][sha256.Size]byte // nil: nothing is hashed
+	cache    *DigestCache
+	batch    *pool
+	cur      chunk           // the batch being filled
+	leaf     int             // the next file's first leaf
+	learned  []learned       // files hashed, for the cache
+	overlays map[uint64]bool // devices seen: overlay or not (onOverlay)
+}
+
+// onOverlay reports whether s is on an overlay filesystem, asking the
+// kernel once per device (an overlay's is an anonymous one, major 0).
+func (r *chunkReader) onOverlay(s *source) bool {
+	if unix.Major(s.key.Dev) != 0 {
+		return false
+	}
+	overlay, ok := r.overlays[s.key.Dev]
+	if !ok {
+		var fs unix.Statfs_t
+		overlay = unix.Fstatfs(s.fd, &fs) == nil && fs.Type == unix.OVERLAYFS_SUPER_MAGIC
+		if r.overlays == nil {
+			r.overlays = map[uint64]bool{}
+		}
+		r.overlays[s.key.Dev] = overlay
+	}
+	return overlay
 }
 
 // learned is a file whose digests the workers compute, from leaf on.
@@ -449,6 +468,9 @@ func (r *chunkReader) file(e *Entry, off int64) error {
 	}
 	defer s.release()
 	hash := r.digests != nil
+	if hash && r.cache != nil && r.onOverlay(s) {
+		s.key = overlayKey(s.key)
+	}
 	if d, ok := r.cache.lookup(s.key); ok && hash {
 		copy(r.digests[r.leaf:], d)
 		hash = false
