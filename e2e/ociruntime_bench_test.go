@@ -32,65 +32,49 @@ import (
 // Medians in ms, of OCIRUNS rounds in make bench (15 by default).
 func BenchmarkOCIRuntimeDocker(b *testing.B) {
 	e := getEnv(b)
-	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
-	for _, guest := range []string{"nanos", "linux"} {
-		b.Run(guest+"/hello-exit", func(b *testing.B) {
-			home := homes[guest]
-			if home == "" {
-				b.Skip("SKIP: no Nanos release installed")
-			}
-			d := newDocker(b, e, guest, home)
-			d.importProgram("ops-e2e-hello:1", e.progs["hello_static"], `["/hello_static","3"]`)
-			nsenter, err := exec.LookPath("nsenter")
-			if err != nil {
-				b.Skip("SKIP: no nsenter")
-			}
-			docker := func(args ...string) *exec.Cmd {
-				return exec.Command(nsenter, append([]string{"--net=/run/netns/" + d.ns, d.client, "-H", "unix://" + d.sock}, args...)...)
-			}
-			opsRun := func(args ...string) *exec.Cmd {
-				return e.opsCmd(context.Background(), home, append([]string{"run", "--guest", guest}, args...)...)
-			}
-			cases := []struct {
+	dockerBench(b, e, "hello-exit", "ops-e2e-hello:1", e.progs["hello_static"], `["/hello_static","3"]`, func(b *testing.B, guest, home string, docker func(...string) *exec.Cmd, _ *docker) {
+		opsRun := func(args ...string) *exec.Cmd {
+			return e.opsCmd(context.Background(), home, append([]string{"run", "--guest", guest}, args...)...)
+		}
+		cases := []struct {
+			name string
+			cmd  func() *exec.Cmd
+		}{
+			{"docker-ops", func() *exec.Cmd { return docker("run", "--rm", "--runtime", "ops", "ops-e2e-hello:1") }},
+			{"docker-runc", func() *exec.Cmd { return docker("run", "--rm", "ops-e2e-hello:1") }},
+			{"ops-run", func() *exec.Cmd { return opsRun("./hello_static", "-a", "3") }},
+		}
+		if guest == "linux" {
+			cases = append(cases, struct {
 				name string
 				cmd  func() *exec.Cmd
-			}{
-				{"docker-ops", func() *exec.Cmd { return docker("run", "--rm", "--runtime", "ops", "ops-e2e-hello:1") }},
-				{"docker-runc", func() *exec.Cmd { return docker("run", "--rm", "ops-e2e-hello:1") }},
-				{"ops-run", func() *exec.Cmd { return opsRun("./hello_static", "-a", "3") }},
+			}{"ops-run-cold", func() *exec.Cmd { return opsRun("--no-snapshot", "./hello_static", "-a", "3") }})
+		}
+		once := func(c *exec.Cmd) time.Duration {
+			t0 := time.Now()
+			out, err := c.CombinedOutput()
+			took := time.Since(t0)
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "hello from C, 2 args") {
+				b.Fatalf("%v: %v, want exit 3\n%s", c.Args, err, out)
 			}
-			if guest == "linux" {
-				cases = append(cases, struct {
-					name string
-					cmd  func() *exec.Cmd
-				}{"ops-run-cold", func() *exec.Cmd { return opsRun("--no-snapshot", "./hello_static", "-a", "3") }})
+			return took
+		}
+		for _, c := range cases { // ops run's image built, Docker's caches warm
+			once(c.cmd())
+		}
+		times := map[string][]time.Duration{}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			for j := range cases {
+				c := cases[(i+j)%len(cases)]
+				times[c.name] = append(times[c.name], once(c.cmd()))
 			}
-			once := func(c *exec.Cmd) time.Duration {
-				t0 := time.Now()
-				out, err := c.CombinedOutput()
-				took := time.Since(t0)
-				if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 || !strings.Contains(string(out), "hello from C, 2 args") {
-					b.Fatalf("%v: %v, want exit 3\n%s", c.Args, err, out)
-				}
-				return took
-			}
-			for _, c := range cases { // ops run's image built, Docker's caches warm
-				once(c.cmd())
-			}
-			times := map[string][]time.Duration{}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				for j := range cases {
-					c := cases[(i+j)%len(cases)]
-					times[c.name] = append(times[c.name], once(c.cmd()))
-				}
-			}
-			b.StopTimer()
-			for _, c := range cases {
-				b.ReportMetric(median(times[c.name]), c.name+"-median-ms")
-			}
-		})
-	}
+		}
+		b.StopTimer()
+		for _, c := range cases {
+			b.ReportMetric(median(times[c.name]), c.name+"-median-ms")
+		}
+	})
 }
 
 // BenchmarkOCIRuntimeDockerHTTP measures, side by side in one run, start
@@ -103,7 +87,6 @@ func BenchmarkOCIRuntimeDocker(b *testing.B) {
 // interrupt) outside the timer. Medians in ms of OCIRUNS rounds.
 func BenchmarkOCIRuntimeDockerHTTP(b *testing.B) {
 	e := getEnv(b)
-	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
 	dir := b.TempDir()
 	server := filepath.Join(dir, "goserver")
 	build := exec.Command("go", "build", "-o", server, ".")
@@ -112,69 +95,85 @@ func BenchmarkOCIRuntimeDockerHTTP(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("building the static server: %v\n%s", err, out)
 	}
+	dockerBench(b, e, "http-first-200", "ops-e2e-web:1", server, `["/goserver","8080"]`, func(b *testing.B, guest, home string, docker func(...string) *exec.Cmd, d *docker) {
+		ports := freePorts(b, 2)
+		inNS := nsPoller(b, d.ns)
+		seq := 0
+		dockerRun := func(runtime ...string) func() time.Duration {
+			return func() time.Duration {
+				seq++
+				name := fmt.Sprintf("web%d", seq)
+				args := append(append([]string{"run", "-d", "--name", name}, runtime...), "-p", fmt.Sprintf("127.0.0.1:%d:8080", ports), "ops-e2e-web:1")
+				t0 := time.Now()
+				if out, err := docker(args...).CombinedOutput(); err != nil {
+					b.Fatalf("docker %v: %v\n%s", args, err, out)
+				}
+				inNS(fmt.Sprintf("127.0.0.1:%d", ports))
+				took := time.Since(t0)
+				docker("rm", "-f", name).Run()
+				return took
+			}
+		}
+		opsRun := func() time.Duration {
+			c := e.opsCmd(context.Background(), home, "run", "--guest", guest, server, "-a", "8080", "-p", fmt.Sprintf("%d:8080", ports+1))
+			t0 := time.Now()
+			firstOK(b, c, fmt.Sprintf("http://127.0.0.1:%d/", ports+1))
+			return time.Since(t0)
+		}
+		cases := []struct {
+			name string
+			run  func() time.Duration
+		}{
+			{"docker-ops", dockerRun("--runtime", "ops")},
+			{"docker-runc", dockerRun()},
+			{"ops-run", opsRun},
+		}
+		for _, c := range cases { // images built, caches warm
+			c.run()
+		}
+		times := map[string][]time.Duration{}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			for j := range cases {
+				c := cases[(i+j)%len(cases)]
+				times[c.name] = append(times[c.name], c.run())
+			}
+		}
+		b.StopTimer()
+		for _, c := range cases {
+			b.ReportMetric(median(times[c.name]), c.name+"-median-ms")
+		}
+	})
+}
+
+// dockerBench runs bench on each guest (GUEST/name) with a Docker daemon
+// whose image holds prog, started as cmd, and docker's commands run in
+// its namespace (nsCommand).
+func dockerBench(b *testing.B, e *env, name, image, prog, cmd string, bench func(b *testing.B, guest, home string, docker func(...string) *exec.Cmd, d *docker)) {
+	homes := map[string]string{"linux": e.home, "nanos": nanosHomeB(b)}
 	for _, guest := range []string{"nanos", "linux"} {
-		b.Run(guest+"/http-first-200", func(b *testing.B) {
+		b.Run(guest+"/"+name, func(b *testing.B) {
 			home := homes[guest]
 			if home == "" {
 				b.Skip("SKIP: no Nanos release installed")
 			}
 			d := newDocker(b, e, guest, home)
-			d.importProgram("ops-e2e-web:1", server, `["/goserver","8080"]`)
-			nsenter, err := exec.LookPath("nsenter")
-			if err != nil {
-				b.Skip("SKIP: no nsenter")
-			}
-			docker := func(args ...string) *exec.Cmd {
-				return exec.Command(nsenter, append([]string{"--net=/run/netns/" + d.ns, d.client, "-H", "unix://" + d.sock}, args...)...)
-			}
-			ports := freePorts(b, 2)
-			inNS := nsPoller(b, d.ns)
-			seq := 0
-			dockerRun := func(runtime ...string) func() time.Duration {
-				return func() time.Duration {
-					seq++
-					name := fmt.Sprintf("web%d", seq)
-					args := append(append([]string{"run", "-d", "--name", name}, runtime...), "-p", fmt.Sprintf("127.0.0.1:%d:8080", ports), "ops-e2e-web:1")
-					t0 := time.Now()
-					if out, err := docker(args...).CombinedOutput(); err != nil {
-						b.Fatalf("docker %v: %v\n%s", args, err, out)
-					}
-					inNS(fmt.Sprintf("127.0.0.1:%d", ports))
-					took := time.Since(t0)
-					docker("rm", "-f", name).Run()
-					return took
-				}
-			}
-			opsRun := func() time.Duration {
-				c := e.opsCmd(context.Background(), home, "run", "--guest", guest, server, "-a", "8080", "-p", fmt.Sprintf("%d:8080", ports+1))
-				t0 := time.Now()
-				firstOK(b, c, fmt.Sprintf("http://127.0.0.1:%d/", ports+1))
-				return time.Since(t0)
-			}
-			cases := []struct {
-				name string
-				run  func() time.Duration
-			}{
-				{"docker-ops", dockerRun("--runtime", "ops")},
-				{"docker-runc", dockerRun()},
-				{"ops-run", opsRun},
-			}
-			for _, c := range cases { // images built, caches warm
-				c.run()
-			}
-			times := map[string][]time.Duration{}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				for j := range cases {
-					c := cases[(i+j)%len(cases)]
-					times[c.name] = append(times[c.name], c.run())
-				}
-			}
-			b.StopTimer()
-			for _, c := range cases {
-				b.ReportMetric(median(times[c.name]), c.name+"-median-ms")
-			}
+			d.importProgram(image, prog, cmd)
+			bench(b, guest, home, d.nsCommand(b), d)
 		})
+	}
+}
+
+// nsCommand returns what makes a docker command run inside the daemon's
+// network namespace, entered with nsenter (a few ms), as a whole process
+// to time.
+func (d *docker) nsCommand(b *testing.B) func(args ...string) *exec.Cmd {
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		b.Skip("SKIP: no nsenter")
+	}
+	return func(args ...string) *exec.Cmd {
+		return exec.Command(nsenter, append([]string{"--net=/run/netns/" + d.ns, d.client, "-H", "unix://" + d.sock}, args...)...)
 	}
 }
 

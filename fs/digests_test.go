@@ -22,22 +22,7 @@ func writeTFSCached(t *testing.T, tree *Tree, cache *DigestCache) []byte {
 		t.Fatal(err)
 	}
 	l.UseDigests(cache)
-	f, err := os.Create(filepath.Join(t.TempDir(), "fs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(int64(l.SizeSecs) * SectorSize); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.WriteAt(f, 0); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(f.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return writeLaidOut(t, l)
 }
 
 // later is a build's start far enough after the test's files were

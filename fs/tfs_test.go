@@ -22,6 +22,13 @@ func writeTFSWith(t testing.TB, tree *Tree, root *Tuple, opt TFSOptions) (*TFS, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return l, writeLaidOut(t, l)
+}
+
+// writeLaidOut writes a laid-out filesystem into a new file and returns
+// its bytes.
+func writeLaidOut(t testing.TB, l *TFS) []byte {
+	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "fs"))
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +44,7 @@ func writeTFSWith(t testing.TB, tree *Tree, root *Tuple, opt TFSOptions) (*TFS, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return l, b
+	return b
 }
 
 func TestTFSRoundTrip(t *testing.T) {
