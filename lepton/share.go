@@ -14,11 +14,13 @@ import (
 	"github.com/opsdev/ops/volume"
 )
 
-// Share is a host folder the guest mounts through virtio-9p: a Mounts
-// entry named by a folder's path ("/srv/data", "./data") rather than by a
-// volume, as nanovms/ops takes it. Its tag is its place among the image's
-// shares in the order of their host paths: the attachment ID by which the
-// Nanos kernel matches the manifest's "%N" mounts entry.
+// Share is a host folder the guest mounts, through virtio-9p (Nanos) or
+// virtio-fs (the Linux guest): a Mounts entry named by a folder's path
+// ("/srv/data", "./data") rather than by a volume, as nanovms/ops takes
+// it. Its tag is its place among the image's shares in the order of their
+// host paths: the attachment ID by which the Nanos kernel matches the
+// manifest's "%N" mounts entry, and the virtio-fs tag the Linux guest's
+// init mounts.
 type Share struct {
 	Host     string // the host folder, absolute
 	Path     string // where the guest mounts it
@@ -34,6 +36,13 @@ func isShare(name string) bool {
 
 // shareKey is a share's Mounts entry in the image's manifest.
 func shareKey(tag int) string { return "%" + strconv.Itoa(tag) }
+
+// shareTag is the tag of the share whose Mounts entry is key, if it is
+// one's.
+func shareTag(key string) (string, bool) {
+	tag, ok := strings.CutPrefix(key, "%")
+	return tag, ok
+}
 
 // splitShares takes the host folders out of mounts, relative ones from
 // dir: the shares, the volumes' entries, and the entries the image's
@@ -99,12 +108,7 @@ func qemuShares(shares []Share, runAs string) ([]qemu.Share, string) {
 		if s.ReadOnly || runAs == "" {
 			continue
 		}
-		o := "0:0"
-		if st, err := os.Stat(s.Host); err == nil {
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				o = fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
-			}
-		}
+		o := folderOwner(s.Host)
 		if owner != "" && owner != o {
 			o = "0:0"
 		}
@@ -117,4 +121,32 @@ func qemuShares(shares []Share, runAs string) ([]qemu.Share, string) {
 		return out, ""
 	}
 	return out, owner
+}
+
+// folderOwner is "UID:GID" of a folder's owner; root's when it cannot be
+// read.
+func folderOwner(dir string) string {
+	if st, err := os.Stat(dir); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			return fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
+		}
+	}
+	return "0:0"
+}
+
+// virtioFS are a Linux-guest boot's shares as virtio-fs ones, each
+// virtiofsd's socket in the boot's folder (scratch), each virtiofsd acting
+// as the folder's owner when ops runs as root (root itself for a folder
+// root owns), else as ops's own user (qemu.startVirtiofsd says why).
+func virtioFS(shares []Share, scratch string, euid, egid int) []qemu.FS {
+	var out []qemu.FS
+	for _, s := range shares {
+		owner := fmt.Sprintf("%d:%d", euid, egid)
+		if euid == 0 {
+			owner = folderOwner(s.Host)
+		}
+		out = append(out, qemu.FS{Source: s.Host, Tag: strconv.Itoa(s.Tag), Owner: owner,
+			Socket: filepath.Join(scratch, fmt.Sprintf("fs%d.sock", s.Tag))})
+	}
+	return out
 }
