@@ -168,6 +168,11 @@ func TestLinuxImageShares(t *testing.T) {
 func TestVirtioFS(t *testing.T) {
 	rootOwned, userOwned := t.TempDir(), t.TempDir()
 	if os.Geteuid() == 0 {
+		for _, d := range []string{filepath.Dir(userOwned), userOwned} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := os.Chown(userOwned, 1000, 1001); err != nil {
 			t.Fatal(err)
 		}
@@ -236,5 +241,60 @@ func TestLinuxVMShares(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReachable: a folder's owner reaches it through folders whose
+// permission bits let them (as the owner, the group or anyone); root
+// through any that anyone may search.
+func TestReachable(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give folders to another user")
+	}
+	base := t.TempDir()
+	for _, d := range []string{filepath.Dir(base), base} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk := func(name string, mode os.FileMode, uid, gid int) string {
+		d := filepath.Join(base, name, "share")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Dir(d), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Dir(d), uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	for _, tc := range []struct {
+		name  string
+		dir   string
+		owner string
+		want  bool
+	}{
+		{"open to all", mk("open", 0o755, 0, 0), "1000:1000", true},
+		{"closed: root's only", mk("closed", 0o700, 0, 0), "1000:1000", false},
+		{"closed but theirs", mk("theirs", 0o700, 1000, 1000), "1000:1000", true},
+		{"their group's", mk("group", 0o750, 0, 1000), "1000:1000", true},
+		{"another group's", mk("other", 0o750, 0, 1001), "1000:1000", false},
+		{"root", mk("rootonly", 0o700, 0, 0), "0:0", true},
+		{"bad owner", mk("bad", 0o755, 0, 0), "x", false},
+		{"a folder that is gone", filepath.Join(base, "gone", "share"), "1000:1000", false},
+	} {
+		if got := reachable(tc.dir, tc.owner); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Shared as root, then: the guest's files are root's.
+	closed := filepath.Join(base, "closed", "share")
+	if err := os.Chown(closed, 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if fs := virtioFS([]Share{{Host: closed}}, "/run", 0, 0); fs[0].Owner != "0:0" {
+		t.Errorf("owner %s of a folder its owner cannot reach", fs[0].Owner)
 	}
 }

@@ -136,17 +136,56 @@ func folderOwner(dir string) string {
 
 // virtioFS are a Linux-guest boot's shares as virtio-fs ones, each
 // virtiofsd's socket in the boot's folder (scratch), each virtiofsd acting
-// as the folder's owner when ops runs as root (root itself for a folder
-// root owns), else as ops's own user (qemu.startVirtiofsd says why).
+// as the folder's owner when ops runs as root (qemu.startVirtiofsd says
+// why), else as ops's own user. Root acts itself for a folder root owns,
+// and for one whose owner cannot reach it (a folder above it is closed to
+// them, as /root and a test's temporary folders are): the guest's files
+// are root's then.
 func virtioFS(shares []Share, scratch string, euid, egid int) []qemu.FS {
 	var out []qemu.FS
 	for _, s := range shares {
 		owner := fmt.Sprintf("%d:%d", euid, egid)
 		if euid == 0 {
-			owner = folderOwner(s.Host)
+			if owner = folderOwner(s.Host); !reachable(s.Host, owner) {
+				owner = "0:0"
+			}
 		}
 		out = append(out, qemu.FS{Source: s.Host, Tag: strconv.Itoa(s.Tag), Owner: owner,
 			Socket: filepath.Join(scratch, fmt.Sprintf("fs%d.sock", s.Tag))})
 	}
 	return out
+}
+
+// reachable reports whether owner ("UID:GID", without other groups) may
+// go through every folder above dir, by their permission bits.
+func reachable(dir, owner string) bool {
+	var uid, gid uint32
+	if _, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil {
+		return false
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return false
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return false
+		}
+		bit := os.FileMode(0o001)
+		switch {
+		case uid == 0:
+			bit = 0o111
+		case sys.Uid == uid:
+			bit = 0o100
+		case sys.Gid == gid:
+			bit = 0o010
+		}
+		if st.Mode().Perm()&bit == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }

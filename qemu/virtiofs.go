@@ -15,6 +15,7 @@ import (
 	"time"
 
 	goerrors "github.com/go-errors/errors"
+	"golang.org/x/sys/unix"
 )
 
 // Host folders through virtio-fs. The Linux guest's kernel (Debian's
@@ -152,9 +153,6 @@ func hangup(l []byte) bool { return bytes.Contains(l, []byte("Unexpected poll re
 // owns is served by root itself. The namespace also lets an ops that is
 // not root run it.
 func startVirtiofsd(s FS, stderr io.Writer) (virtiofsd, *os.File, error) {
-	if len(s.Socket) > maxSocketPath {
-		return virtiofsd{}, nil, fmt.Errorf("virtiofsd's socket path %s is longer than a socket address holds (%d bytes); use a shorter ops home", s.Socket, maxSocketPath)
-	}
 	if _, err := os.Stat(s.binary()); err != nil {
 		return virtiofsd{}, nil, fmt.Errorf("sharing %s with the guest needs virtiofsd (%s not found; on Debian: apt-get install qemu-system-common)", s.Source, s.binary())
 	}
@@ -165,13 +163,22 @@ func startVirtiofsd(s FS, stderr io.Writer) (virtiofsd, *os.File, error) {
 			return virtiofsd{}, nil, err
 		}
 		// Root in the namespace: without a Credential the child would be
-		// ops's own (unmapped) user there, without privileges.
-		attr.Cloneflags, attr.Credential = syscall.CLONE_NEWUSER, &syscall.Credential{NoSetGroups: true}
+		// ops's own (unmapped) user there, without privileges; and none of
+		// ops's other groups.
+		attr.Cloneflags, attr.Credential = syscall.CLONE_NEWUSER, &syscall.Credential{Groups: []uint32{}}
+		attr.GidMappingsEnableSetgroups = true
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}}
 	}
+	addr, dir, err := socketAddr(s.Socket)
+	if err != nil {
+		return virtiofsd{}, nil, err
+	}
+	if dir != nil {
+		defer dir.Close()
+	}
 	os.Remove(s.Socket)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: s.Socket, Net: "unix"})
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: addr, Net: "unix"})
 	if err != nil {
 		return virtiofsd{}, nil, goerrors.Errorf("virtiofsd's socket for %s: %w", s.Source, err)
 	}
@@ -184,7 +191,7 @@ func startVirtiofsd(s FS, stderr io.Writer) (virtiofsd, *os.File, error) {
 	defer lf.Close()
 	// Connected before virtiofsd starts: the connection waits in the
 	// listening socket's queue for virtiofsd's accept.
-	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: s.Socket, Net: "unix"})
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: addr, Net: "unix"})
 	if err != nil {
 		return virtiofsd{}, nil, goerrors.Errorf("connecting to virtiofsd's socket %s: %w", s.Socket, err)
 	}
@@ -209,6 +216,26 @@ func startVirtiofsd(s FS, stderr io.Writer) (virtiofsd, *os.File, error) {
 		close(v.done)
 	}()
 	return v, cf, nil
+}
+
+// socketAddr is the address of the socket at path: the path itself, or,
+// when it is longer than an address holds (a boot's folder beside an
+// image deep in a test's ops home), the path through dir, its folder
+// opened for the while.
+func socketAddr(path string) (addr string, dir *os.File, err error) {
+	if len(path) <= maxSocketPath {
+		return path, nil, nil
+	}
+	dir, err = os.OpenFile(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return "", nil, goerrors.Errorf("virtiofsd's socket folder: %w", err)
+	}
+	addr = fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(path))
+	if len(addr) > maxSocketPath {
+		dir.Close()
+		return "", nil, fmt.Errorf("virtiofsd's socket name %s is longer than a socket address holds (%d bytes)", filepath.Base(path), maxSocketPath)
+	}
+	return addr, dir, nil
 }
 
 // ids parses "UID:GID".

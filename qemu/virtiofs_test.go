@@ -29,7 +29,7 @@ func TestVirtiofsdArgs(t *testing.T) {
 
 // TestStartVirtiofsd starts a stand-in for virtiofsd that says who it
 // runs as and what it was given: root itself, or root of a user
-// namespace mapped to the folder's owner alone; its listening socket on
+// namespace mapped to the folder's owner alone, in no other group; its listening socket on
 // descriptor 3, whose path is gone once ops has connected; ops's end of
 // the connection handed back; stopped and reaped at once on failure, and
 // let quit by itself after a VM.
@@ -43,7 +43,7 @@ func TestStartVirtiofsd(t *testing.T) {
 	}
 	out := filepath.Join(dir, "out")
 	fake := filepath.Join(dir, "virtiofsd")
-	script := fmt.Sprintf("#!/bin/sh\n{ id -u; cat /proc/self/uid_map; readlink /proc/self/fd/3; echo \"$@\"; } > %s.tmp; mv %s.tmp %s\n[ \"$1\" = --fd=3 ] && sleep \"${SLEEP:-60}\"\n", out, out, out)
+	script := fmt.Sprintf("#!/bin/sh\n{ id -u; cat /proc/self/uid_map; id -G; readlink /proc/self/fd/3; echo \"$@\"; } > %s.tmp; mv %s.tmp %s\n[ \"$1\" = --fd=3 ] && sleep \"${SLEEP:-60}\"\n", out, out, out)
 	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -51,18 +51,23 @@ func TestStartVirtiofsd(t *testing.T) {
 	if os.Geteuid() == 0 {
 		user = "1000:1000"
 	}
+	deep := filepath.Join(dir, strings.Repeat("d", 60), strings.Repeat("e", 60))
+	if err := os.MkdirAll(deep, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		name, owner, uidMap string
+		name, owner, uidMap, socket string
 	}{
-		{"as ops's user", "", "0 0 4294967295"},
-		{"as the folder's owner", user, fmt.Sprintf("0 %s 1", strings.Split(user, ":")[0])},
+		{"as ops's user", "", "0 0 4294967295", dir},
+		{"as the folder's owner", user, fmt.Sprintf("0 %s 1", strings.Split(user, ":")[0]), dir},
+		{"a socket path longer than an address", user, fmt.Sprintf("0 %s 1", strings.Split(user, ":")[0]), deep},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.owner == "" && os.Geteuid() != 0 {
 				t.Skip("ops's own user is root's here only when ops runs as root")
 			}
 			os.Remove(out)
-			s := FS{Source: dir, Tag: "0", Socket: filepath.Join(dir, "fs0.sock"), Owner: tc.owner, Binary: fake}
+			s := FS{Source: dir, Tag: "0", Socket: filepath.Join(tc.socket, "fs0.sock"), Owner: tc.owner, Binary: fake}
 			v, conn, err := startVirtiofsd(s, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -78,8 +83,8 @@ func TestStartVirtiofsd(t *testing.T) {
 				}
 			}
 			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			if len(lines) != 4 || lines[0] != "0" || strings.Join(strings.Fields(lines[1]), " ") != tc.uidMap ||
-				!strings.HasPrefix(lines[2], "socket:") || lines[3] != strings.Join(virtiofsdArgs(s), " ") {
+			if len(lines) != 5 || lines[0] != "0" || strings.Join(strings.Fields(lines[1]), " ") != tc.uidMap ||
+				(tc.owner != "" && lines[2] != "0") || !strings.HasPrefix(lines[3], "socket:") || lines[4] != strings.Join(virtiofsdArgs(s), " ") {
 				t.Errorf("virtiofsd saw\n%s", b)
 			}
 			start := time.Now()
@@ -103,7 +108,7 @@ func TestStartVirtiofsd(t *testing.T) {
 	})
 	for _, tc := range []struct{ name, err string }{
 		{"no binary", "needs virtiofsd"},
-		{"long socket path", "longer than a socket address holds"},
+		{"long socket name", "longer than a socket address holds"},
 		{"relative socket path", "no socket path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,8 +116,8 @@ func TestStartVirtiofsd(t *testing.T) {
 			switch tc.name {
 			case "no binary":
 				s.Binary = filepath.Join(dir, "none")
-			case "long socket path":
-				s.Socket = "/" + strings.Repeat("x", maxSocketPath)
+			case "long socket name":
+				s.Socket = filepath.Join(dir, strings.Repeat("x", maxSocketPath))
 			case "relative socket path":
 				s.Socket = "fs.sock"
 			}
