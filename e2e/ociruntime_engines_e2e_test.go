@@ -636,14 +636,18 @@ func TestE2EOCIRuntimeCRI(t *testing.T) {
 
 // TestE2EOCIRuntimeDockerRedisVolume: Debian's redis-server as a Docker
 // image (the program and the libraries it needs, found by reading its
-// ELF) with a bind-mounted data folder, on Nanos (the Linux guest's
-// kernel cannot share folders): docker stop presses the power button,
-// redis saves what it was told into the folder, and a new container
-// sees it.
+// ELF) with a bind-mounted data folder, shared through virtio-9p with
+// Nanos and virtio-fs with the Linux guest: docker stop presses the power
+// button, redis saves what it was told into the folder, and a new
+// container sees it.
 func TestE2EOCIRuntimeDockerRedisVolume(t *testing.T) {
 	e := getEnv(t)
 	prog := debianProgram(t, "/usr/bin/redis-server", "redis-server")
-	d := newDocker(t, e, "nanos", nanosHome(t))
+	forEachGuest(t, func(t *testing.T, guest, home string) { dockerRedisVolume(t, e, prog, guest, home) })
+}
+
+func dockerRedisVolume(t *testing.T, e *env, prog, guest, home string) {
+	d := newDocker(t, e, guest, home)
 	deps, err := elfdeps.NewResolver("/").Resolve(prog, prog)
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ type Manifest struct {
 	SnapshotModules []string `json:"snapshot_modules,omitempty"`
 	Net             Net      `json:"net"`
 	Mounts          []Mount  `json:"mounts,omitempty"`
+	Shares          []Share  `json:"shares,omitempty"`
 	Debug           bool     `json:"debug,omitempty"`
 }
 
@@ -35,6 +36,15 @@ type Manifest struct {
 // disk whose filesystem carries Label.
 type Mount struct {
 	Label    string `json:"label"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"readonly,omitempty"`
+}
+
+// Share is a host folder init mounts through virtio-fs before it starts
+// the program: the device whose tag is Tag. Read-only is the guest's
+// mount's: the host's virtiofsd (QEMU 7.2's) has no read-only mode.
+type Share struct {
+	Tag      string `json:"tag"`
 	Path     string `json:"path"`
 	ReadOnly bool   `json:"readonly,omitempty"`
 }

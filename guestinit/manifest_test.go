@@ -12,7 +12,7 @@ import (
 
 // TestManifestJSON: the manifest ops writes is the one init reads back,
 // under the keys below; what is left out of a manifest without volumes,
-// late modules, DHCP or debugging is left out of its JSON.
+// shares, late modules, DHCP or debugging is left out of its JSON.
 func TestManifestJSON(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -34,6 +34,13 @@ func TestManifestJSON(t *testing.T) {
 		}, `{"program":"/redis-server","args":["redis-server"],"env":null,"cwd":"/data","modules":null,"late_modules":["/.ops/modules/late-00-button.ko"],` +
 			`"net":{"dhcp":true,"address":"","gateway":"","dns":null},` +
 			`"mounts":[{"label":"data","path":"/data"},{"label":"conf","path":"/etc/redis","readonly":true}],"debug":true}`},
+		{"shares beside a volume", Manifest{
+			Program: "/app", Modules: []string{"/.ops/modules/00-fuse.ko", "/.ops/modules/01-virtiofs.ko"},
+			Mounts: []Mount{{Label: "data", Path: "/data"}},
+			Shares: []Share{{Tag: "0", Path: "/srv"}, {Tag: "1", Path: "/etc/app", ReadOnly: true}},
+		}, `{"program":"/app","args":null,"env":null,"cwd":"","modules":["/.ops/modules/00-fuse.ko","/.ops/modules/01-virtiofs.ko"],` +
+			`"net":{"address":"","gateway":"","dns":null},"mounts":[{"label":"data","path":"/data"}],` +
+			`"shares":[{"tag":"0","path":"/srv"},{"tag":"1","path":"/etc/app","readonly":true}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := json.Marshal(tc.m)

@@ -21,7 +21,8 @@ type Built struct {
 	Plan  *Plan // what went into the image (nil for an existing image)
 	// Mounts are the volumes the image mounts, found and checked.
 	Mounts []volume.Mount
-	// Shares are the host folders it mounts (virtio-9p).
+	// Shares are the host folders it mounts (virtio-9p on Nanos, virtio-fs
+	// on the Linux guest).
 	Shares []Share
 }
 
@@ -95,9 +96,6 @@ func (t Target) resolve(home Home, c *Config, dir string) (b *Built, out string,
 	shares, volumes, manifest, err := splitShares(c.Mounts, dir)
 	if err != nil {
 		return nil, "", nil, err
-	}
-	if len(shares) > 0 && !g.sharesFolders() {
-		return nil, "", nil, fmt.Errorf("Mounts: %s is a host folder, which the %s guest cannot mount (its kernel has no virtio-9p); share it with --guest nanos, or make a volume (ops volume create)", shares[0].Host, g.Name())
 	}
 	mounts, err := home.Volumes().ResolveMounts(volumes, g.VolumeFormat())
 	var fe *volume.FormatError

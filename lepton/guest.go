@@ -29,8 +29,6 @@ type Guest interface {
 	Arch() arch.Arch
 	// VolumeFormat is the filesystem of the volumes it mounts.
 	VolumeFormat() volume.Format
-	// sharesFolders reports whether it mounts host folders (virtio-9p).
-	sharesFolders() bool
 	// ImageFormat names its image files in what ops build --json
 	// lists: "raw" for a disk.
 	ImageFormat() string

@@ -53,10 +53,6 @@ func (g *linuxGuest) Arch() arch.Arch {
 	return g.Kernel.Arch.OrAMD64()
 }
 
-// sharesFolders implements Guest: Debian's cloud kernels have no
-// virtio-9p.
-func (g *linuxGuest) sharesFolders() bool { return false }
-
 // prepare implements Guest: nothing to make.
 func (g *linuxGuest) prepare(qemu.VM) error { return nil }
 
@@ -207,8 +203,9 @@ func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
 		}
 	}
 	k := g.Kernel
-	if len(p.Mounts) > 0 {
-		if k, err = g.withDiskDriver(); err != nil {
+	volumes, shares := planMounts(p)
+	if volumes > 0 || shares > 0 {
+		if k, err = g.withDrivers(volumes > 0, shares > 0); err != nil {
 			return err
 		}
 	}
@@ -243,15 +240,36 @@ func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
 	return opsfs.WriteCPIO(f, tree.Entries())
 }
 
-// withDiskDriver is the kernel with the virtio block driver (and what it
-// needs) added to the modules init loads: volumes are disks, and a guest
-// without volumes is spared loading it.
-func (g *linuxGuest) withDiskDriver() (*linuxkernel.Kernel, error) {
+// planMounts counts the plan's volumes and its shares (their "%N"
+// entries).
+func planMounts(p *Plan) (volumes, shares int) {
+	for name := range p.Mounts {
+		if _, ok := shareTag(name); ok {
+			shares++
+		} else {
+			volumes++
+		}
+	}
+	return volumes, shares
+}
+
+// withDrivers is the kernel with the virtio block driver (disk) and the
+// virtio-fs one (fs), and what they need, added to the modules init
+// loads: volumes are disks, shares virtio-fs; a guest without them is
+// spared loading their drivers.
+func (g *linuxGuest) withDrivers(disk, fs bool) (*linuxkernel.Kernel, error) {
 	k := *g.Kernel
 	if k.ModDir == "" {
 		return &k, nil
 	}
-	more, err := linuxkernel.ModuleOrder(k.ModDir, append(linuxkernel.GuestModulesFor(g.Arch()), linuxkernel.DiskModule))
+	want := linuxkernel.GuestModulesFor(g.Arch())
+	if disk {
+		want = append(want, linuxkernel.DiskModule)
+	}
+	if fs {
+		want = append(want, linuxkernel.FSModule)
+	}
+	more, err := linuxkernel.ModuleOrder(k.ModDir, want)
 	if err != nil {
 		return nil, err
 	}
@@ -266,7 +284,8 @@ func (g *linuxGuest) withDiskDriver() (*linuxkernel.Kernel, error) {
 // kernel is told the TSC's rate, which emulation runs at the host's. An
 // arm64 machine has no exit device: init reports the exit code on the
 // channel (guestinit.ExitChannelArg), and it boots cold (its snapshots
-// are not made yet).
+// are not made yet). Shared folders are virtio-fs devices, each served by
+// a virtiofsd (qemu.FS) whose socket is in the boot's folder.
 func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	a := g.Arch()
 	vm, err := baseVM(b, a)
@@ -279,6 +298,7 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	vm.Kernel = g.Kernel.Image
 	vm.Initrd = b.Image.Path
 	vm.Drives = volumeDrives(b)
+	vm.FS = virtioFS(b.Shares, b.Scratch, os.Geteuid(), os.Getegid())
 	if vm.MemoryMB == 0 {
 		vm.MemoryMB = linuxMemoryMB(b.Image.Size)
 	}
@@ -392,6 +412,10 @@ func initManifest(p *Plan, k *linuxkernel.Kernel, debug bool) guestinit.Manifest
 	}
 	for _, name := range sortedKeys(p.Mounts) {
 		mp, ro := strings.CutSuffix(p.Mounts[name], ":ro")
+		if tag, ok := shareTag(name); ok {
+			m.Shares = append(m.Shares, guestinit.Share{Tag: tag, Path: mp, ReadOnly: ro})
+			continue
+		}
 		m.Mounts = append(m.Mounts, guestinit.Mount{Label: name, Path: mp, ReadOnly: ro})
 	}
 	return m

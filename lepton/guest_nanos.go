@@ -184,9 +184,6 @@ func (g *nanosGuest) env() map[string]string {
 	return map[string]string{"NANOS_VERSION": g.Kernel.Version}
 }
 
-// sharesFolders implements Guest: the kernel mounts virtio-9p shares.
-func (g *nanosGuest) sharesFolders() bool { return true }
-
 // VolumeFormat implements Guest: TFS volumes, mounted by the kernel
 // through the manifest's mounts.
 func (g *nanosGuest) VolumeFormat() volume.Format { return volume.TFS{} }

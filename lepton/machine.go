@@ -422,6 +422,9 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.
 		if vm.Net.Passt != "" {
 			m.say(qemu.PasstLine(vm.Net))
 		}
+		for _, s := range vm.FS {
+			m.say(qemu.VirtiofsdLine(s))
+		}
 		m.say(qemu.ShellLine(argv))
 		if vm.Unprivileged() {
 			m.say("QEMU runs as " + vm.RunAs + ", given descriptors for its disks, kernel, tap device and QMP socket in place of the paths above")

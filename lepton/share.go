@@ -14,11 +14,13 @@ import (
 	"github.com/opsdev/ops/volume"
 )
 
-// Share is a host folder the guest mounts through virtio-9p: a Mounts
-// entry named by a folder's path ("/srv/data", "./data") rather than by a
-// volume, as nanovms/ops takes it. Its tag is its place among the image's
-// shares in the order of their host paths: the attachment ID by which the
-// Nanos kernel matches the manifest's "%N" mounts entry.
+// Share is a host folder the guest mounts, through virtio-9p (Nanos) or
+// virtio-fs (the Linux guest): a Mounts entry named by a folder's path
+// ("/srv/data", "./data") rather than by a volume, as nanovms/ops takes
+// it. Its tag is its place among the image's shares in the order of their
+// host paths: the attachment ID by which the Nanos kernel matches the
+// manifest's "%N" mounts entry, and the virtio-fs tag the Linux guest's
+// init mounts.
 type Share struct {
 	Host     string // the host folder, absolute
 	Path     string // where the guest mounts it
@@ -34,6 +36,13 @@ func isShare(name string) bool {
 
 // shareKey is a share's Mounts entry in the image's manifest.
 func shareKey(tag int) string { return "%" + strconv.Itoa(tag) }
+
+// shareTag is the tag of the share whose Mounts entry is key, if it is
+// one's.
+func shareTag(key string) (string, bool) {
+	tag, ok := strings.CutPrefix(key, "%")
+	return tag, ok
+}
 
 // splitShares takes the host folders out of mounts, relative ones from
 // dir: the shares, the volumes' entries, and the entries the image's
@@ -99,12 +108,7 @@ func qemuShares(shares []Share, runAs string) ([]qemu.Share, string) {
 		if s.ReadOnly || runAs == "" {
 			continue
 		}
-		o := "0:0"
-		if st, err := os.Stat(s.Host); err == nil {
-			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-				o = fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
-			}
-		}
+		o := folderOwner(s.Host)
 		if owner != "" && owner != o {
 			o = "0:0"
 		}
@@ -117,4 +121,71 @@ func qemuShares(shares []Share, runAs string) ([]qemu.Share, string) {
 		return out, ""
 	}
 	return out, owner
+}
+
+// folderOwner is "UID:GID" of a folder's owner; root's when it cannot be
+// read.
+func folderOwner(dir string) string {
+	if st, err := os.Stat(dir); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			return fmt.Sprintf("%d:%d", sys.Uid, sys.Gid)
+		}
+	}
+	return "0:0"
+}
+
+// virtioFS are a Linux-guest boot's shares as virtio-fs ones, each
+// virtiofsd's socket in the boot's folder (scratch), each virtiofsd acting
+// as the folder's owner when ops runs as root (qemu.startVirtiofsd says
+// why), else as ops's own user. Root acts itself for a folder root owns,
+// and for one whose owner cannot reach it (a folder above it is closed to
+// them, as /root and a test's temporary folders are): the guest's files
+// are root's then.
+func virtioFS(shares []Share, scratch string, euid, egid int) []qemu.FS {
+	var out []qemu.FS
+	for _, s := range shares {
+		owner := fmt.Sprintf("%d:%d", euid, egid)
+		if euid == 0 {
+			if owner = folderOwner(s.Host); !reachable(s.Host, owner) {
+				owner = "0:0"
+			}
+		}
+		out = append(out, qemu.FS{Source: s.Host, Tag: strconv.Itoa(s.Tag), Owner: owner,
+			Socket: filepath.Join(scratch, fmt.Sprintf("fs%d.sock", s.Tag))})
+	}
+	return out
+}
+
+// reachable reports whether owner ("UID:GID", without other groups) may
+// go through every folder above dir, by their permission bits.
+func reachable(dir, owner string) bool {
+	var uid, gid uint32
+	if _, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil {
+		return false
+	}
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return false
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return false
+		}
+		bit := os.FileMode(0o001)
+		switch {
+		case uid == 0:
+			bit = 0o111
+		case sys.Uid == uid:
+			bit = 0o100
+		case sys.Gid == gid:
+			bit = 0o010
+		}
+		if st.Mode().Perm()&bit == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }

@@ -61,10 +61,11 @@ func withoutTSC(cmdline string) string {
 // snapshots reports whether this machine's runs stop at the snapshot
 // point: asked for (the default), an image in the ops home, no volumes
 // (their contents change between runs while the guest's caches of them
-// would not), no debugger.
+// would not), no shared folders (a vhost-user device, virtio-fs's, cannot
+// be saved), no debugger.
 func (m *Machine) snapshots() bool {
 	rc := m.RunConfig
-	return m.Home.Dir != "" && (rc.Snapshot == nil || *rc.Snapshot) && len(m.Built.Mounts) == 0 &&
+	return m.Home.Dir != "" && (rc.Snapshot == nil || *rc.Snapshot) && len(m.Built.Mounts) == 0 && len(m.Built.Shares) == 0 &&
 		rc.GdbPort == 0 && !rc.Debug && filepath.Dir(m.Built.Path) == m.Home.imagesDir()
 }
 

@@ -50,7 +50,7 @@ func GuestModules() []string { return GuestModulesFor(arch.AMD64) }
 // GuestModulesFor are the drivers the Linux guest of architecture a
 // needs: the virtio transport of its machine (virtio-mmio on amd64's
 // microvm, PCI on arm64's virt) and the network card. Built-in drivers
-// are skipped. Volumes need DiskModule as well.
+// are skipped. Volumes need DiskModule as well, shares FSModule.
 func GuestModulesFor(a arch.Arch) []string {
 	if a == arch.ARM64 {
 		return []string{"virtio_pci", "virtio_net"}
@@ -60,6 +60,10 @@ func GuestModulesFor(a arch.Arch) []string {
 
 // DiskModule is the driver of the virtio disks volumes are.
 const DiskModule = "virtio_blk"
+
+// FSModule is the virtio-fs driver host folders are shared through
+// (it needs fuse).
+const FSModule = "virtiofs"
 
 // powerButtonModules are the drivers of a's power button, in sets each
 // loaded whole or not at all: ACPI's button and the input device init

@@ -47,7 +47,7 @@ type imageMounts struct {
 	Files  []lepton.Layer // read-only files
 	// Shares are writable folders the guest mounts from the host (the
 	// config's Mounts: host folder -> mount path): a Nanos guest through
-	// virtio-9p; the Linux guest's build refuses them in one line.
+	// virtio-9p, the Linux guest through virtio-fs.
 	Shares map[string]string
 	Notes  []string
 }
@@ -80,7 +80,7 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 			im.Notes = append(im.Notes, fmt.Sprintf("tmpfs on %s is an empty folder of the guest's root filesystem", dst))
 			continue
 		case !isBind(m):
-			return im, fmt.Errorf("mount %s on %s (type %s): a unikernel cannot mount it (sharing with the guest through virtio-9p is not there yet)", m.Source, dst, m.Type)
+			return im, fmt.Errorf("mount %s on %s (type %s): a unikernel cannot mount it (bind-mount a host folder instead: those are shared with the guest)", m.Source, dst, m.Type)
 		}
 		st, err := os.Stat(m.Source)
 		if errors.Is(err, os.ErrNotExist) {

@@ -56,16 +56,23 @@ func (t *tail) String() string {
 	return string(t.buf)
 }
 
-// dropStopNotice passes QEMU's stderr through line by line, except the
-// "terminating on signal" notice QEMU prints when a signal stops it: ops
-// sends that signal on Ctrl-C and reports the stop itself. The unfiltered
-// stderr still goes to Result.Stderr.
-type dropStopNotice struct {
+// dropLines passes a process's stderr through line by line, except the
+// lines drop picks. The unfiltered stderr may still be kept (QEMU's goes
+// to Result.Stderr).
+type dropLines struct {
 	w    io.Writer
+	drop func(line []byte) bool
 	line []byte
 }
 
-func (d *dropStopNotice) Write(p []byte) (int, error) {
+// stopNotice is the "terminating on signal" notice QEMU prints when a
+// signal stops it: ops sends that signal on Ctrl-C and reports the stop
+// itself.
+func stopNotice(l []byte) bool {
+	return bytes.HasPrefix(l, []byte("qemu-system-")) && bytes.Contains(l, []byte(": terminating on signal "))
+}
+
+func (d *dropLines) Write(p []byte) (int, error) {
 	d.line = append(d.line, p...)
 	for {
 		i := bytes.IndexByte(d.line, '\n')
@@ -73,7 +80,7 @@ func (d *dropStopNotice) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		l := d.line[:i+1]
-		if !bytes.HasPrefix(l, []byte("qemu-system-")) || !bytes.Contains(l, []byte(": terminating on signal ")) {
+		if !d.drop(l) {
 			if _, err := d.w.Write(l); err != nil {
 				return len(p), err
 			}
@@ -83,7 +90,7 @@ func (d *dropStopNotice) Write(p []byte) (int, error) {
 }
 
 // flush writes what is left of an unfinished last line.
-func (d *dropStopNotice) flush() {
+func (d *dropLines) flush() {
 	if len(d.line) > 0 {
 		_, _ = d.w.Write(d.line)
 		d.line = nil
@@ -102,6 +109,8 @@ type Process struct {
 
 	channel *os.File // ops's end of the VM's Channel
 
+	fs []virtiofsd // stopped once QEMU has exited
+
 	passt       passtProc
 	passtErr    *tail
 	passtDone   chan struct{}
@@ -112,11 +121,13 @@ type Process struct {
 // StartVM starts vm: QEMU with argv from vm.Args, and first, when the
 // network is passt's, passt with its end of their socket pair. Should
 // passt quit while QEMU runs, StartVM's process stops QEMU and its Result
-// says why (Result.NetFailed). With vm.RunAs, QEMU runs as that user with
-// descriptors for what it could not open (unpriv.go).
+// says why (Result.NetFailed). With vm.FS, a virtiofsd for each share
+// (virtiofs.go), its lines on stderr. With vm.RunAs, QEMU runs as that
+// user with descriptors for what it could not open (unpriv.go).
 func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 	var extra []*os.File
 	var pc passtProc
+	var fs []virtiofsd
 	ptail := &tail{max: 4096}
 	stopPasst := func() {
 		if pc != nil {
@@ -132,6 +143,7 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 	}()
 	fail := func(err error) (*Process, error) {
 		stopPasst()
+		stopFS(fs, nil, true)
 		if channel != nil {
 			channel.Close()
 		}
@@ -160,6 +172,13 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 		}
 		extra = append(extra, f)
 	}
+	if len(vm.FS) > 0 {
+		procs, conns, err := startFS(vm, stderr)
+		if err != nil {
+			return fail(err)
+		}
+		fs, extra = procs, append(extra, conns...)
+	}
 	var cred *syscall.Credential
 	if vm.Unprivileged() {
 		err := openForQEMU(&vm, extra)
@@ -181,7 +200,7 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 	if err != nil {
 		return fail(err)
 	}
-	p.channel = channel
+	p.channel, p.fs = channel, fs
 	if pc == nil {
 		return p, nil
 	}
@@ -222,7 +241,7 @@ func start(argv []string, pages Pages, stdout, stderr io.Writer, extra []*os.Fil
 	cmd.ExtraFiles = extra
 	cmd.Stdout = stdout
 	errBuf := &tail{max: 8192}
-	notices := &dropStopNotice{w: stderr}
+	notices := &dropLines{w: stderr, drop: stopNotice}
 	cmd.Stderr = io.MultiWriter(notices, errBuf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	if err := cmd.Start(); err != nil {
@@ -276,6 +295,8 @@ func (p *Process) Wait(ctx context.Context) *Result {
 		p.channel.Close()
 	}
 	r := &Result{Status: p.cmd.ProcessState.ExitCode(), Stopped: stopped, Stderr: p.errBuf.String(), Pid: p.cmd.Process.Pid}
+	stopFS(p.fs, nil, false)
+	p.fs = nil
 	if p.passt != nil {
 		p.passtKilled.Store(true)
 		p.passt.kill()

@@ -197,6 +197,7 @@ type VM struct {
 	Append    string
 	Drives    []Drive
 	Shares    []Share
+	FS        []FS // virtio-fs shares (virtiofs.go)
 	Net       Net
 	DebugExit bool
 	RNG       bool
@@ -259,6 +260,9 @@ func (vm VM) Args() ([]string, error) {
 	if a, err = vm.shareArgs(a, devs); err != nil {
 		return nil, err
 	}
+	if a, err = vm.fsArgs(a, devs); err != nil {
+		return nil, err
+	}
 	if a, err = vm.netArgs(a, devs); err != nil {
 		return nil, err
 	}
@@ -294,7 +298,7 @@ func (vm VM) Args() ([]string, error) {
 
 // devices are the names of the machine type's block, network and RNG
 // devices (blk is empty where disks hang off a SCSI controller).
-type devices struct{ blk, nic, rng, serial, ninep string }
+type devices struct{ blk, nic, rng, serial, ninep, vhostFS string }
 
 // machineArgs adds the accelerator and CPU model, memory and CPUs, the
 // machine type, firmware, kernel, initrd and command line.
@@ -322,7 +326,11 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 		return nil, devs, fmt.Errorf("unknown accelerator %q", vm.Accel)
 	}
 	a = append(a, "-m", strconv.Itoa(mem)+"M", "-smp", strconv.Itoa(cpus))
-	if vm.Pages == PagesMemfdRAM {
+	switch {
+	case len(vm.FS) > 0:
+		// virtiofsd maps the guest's RAM (vhost-user).
+		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=ram0,size=%dM,share=on", mem))
+	case vm.Pages == PagesMemfdRAM:
 		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=ram0,size=%dM", mem))
 	}
 	machine := vm.Machine
@@ -335,7 +343,7 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 	switch machine {
 	case Virt:
 		a = append(a, "-machine", "virt,"+vm.gic(cpus)+",highmem=off"+vm.ramBackend())
-		devs = devices{blk: "virtio-blk-pci", nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci", ninep: "virtio-9p-pci"}
+		devs = devices{blk: "virtio-blk-pci", nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci", ninep: "virtio-9p-pci", vhostFS: "vhost-user-fs-pci"}
 		if vm.Kernel == "" && vm.Firmware == "" {
 			return nil, devs, fmt.Errorf("virt boots a kernel directly or through UEFI firmware; neither given")
 		}
@@ -343,13 +351,13 @@ func (vm VM) machineArgs(a []string) ([]string, devices, error) {
 		// ioapic2=off and modern virtio-mmio are what Nanos needs; the
 		// Linux guest's kernel is happy with both.
 		a = append(a, "-machine", "microvm,rtc=on,ioapic2=off"+vm.ramBackend(), "-global", "virtio-mmio.force-legacy=false")
-		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device", serial: "virtio-serial-device", ninep: "virtio-9p-device"}
+		devs = devices{blk: "virtio-blk-device", nic: "virtio-net-device", rng: "virtio-rng-device", serial: "virtio-serial-device", ninep: "virtio-9p-device", vhostFS: "vhost-user-fs-device"}
 		if vm.Kernel == "" {
 			return nil, devs, fmt.Errorf("microvm boots a kernel directly; no kernel given")
 		}
 	case Q35:
 		a = append(a, "-machine", "q35"+vm.ramBackend())
-		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci", ninep: "virtio-9p-pci"}
+		devs = devices{nic: "virtio-net-pci", rng: "virtio-rng-pci", serial: "virtio-serial-pci", ninep: "virtio-9p-pci", vhostFS: "vhost-user-fs-pci"}
 		if len(vm.Drives) > 0 {
 			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
 		}
@@ -553,8 +561,8 @@ func (vm VM) sandboxArgs(a []string) []string {
 }
 
 // QEMU's descriptors from 3 on are, in order: passt's end of its socket
-// pair, the Channel's end, the Incoming file, then what an unprivileged
-// QEMU gets (unpriv.go).
+// pair, the Channel's end, the Incoming file, the virtio-fs shares'
+// connections (fsFD), then what an unprivileged QEMU gets (unpriv.go).
 func (vm VM) usesPasst() bool { return vm.Net.Mode == "user" && vm.Net.Passt != "" }
 
 func (vm VM) channelFD() int {
@@ -573,7 +581,7 @@ func (vm VM) incomingFD() int {
 
 // ramBackend is the machine option naming the RAM backend, if any.
 func (vm VM) ramBackend() string {
-	if vm.Pages == PagesMemfdRAM {
+	if vm.Pages == PagesMemfdRAM || len(vm.FS) > 0 {
 		return ",memory-backend=ram0"
 	}
 	return ""

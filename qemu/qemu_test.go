@@ -147,6 +147,17 @@ func TestVMArgs(t *testing.T) {
 			[]string{"-m 512M", "-object memory-backend-memfd,id=ram0,size=512M", "-machine microvm,rtc=on,ioapic2=off,memory-backend=ram0"}, nil, ""},
 		{"memfd RAM q35", VM{Machine: Q35, Pages: PagesMemfdRAM},
 			[]string{"-m 256M", "-object memory-backend-memfd,id=ram0,size=256M", "-machine q35,memory-backend=ram0"}, nil, ""},
+		{"virtio-fs: shared RAM, the connection's descriptor", VM{Kernel: "k", MemoryMB: 512, Pages: PagesSmall, FS: []FS{{Source: "/srv", Tag: "0"}, {Source: "/etc/app", Tag: "1"}}},
+			[]string{"-m 512M", "-object memory-backend-memfd,id=ram0,size=512M,share=on", "-machine microvm,rtc=on,ioapic2=off,memory-backend=ram0",
+				"-chardev socket,id=vfs0,fd=3", "-device vhost-user-fs-device,chardev=vfs0,tag=0",
+				"-chardev socket,id=vfs1,fd=4", "-device vhost-user-fs-device,chardev=vfs1,tag=1"}, []string{"/srv"}, ""},
+		{"virtio-fs after passt's and the channel's descriptors", VM{Kernel: "k", Channel: "c", Net: Net{Mode: "user", Passt: "passt"}, FS: []FS{{Source: "/srv", Tag: "0"}}},
+			[]string{"-chardev socket,id=vfs0,fd=5", "-netdev stream,id=n0,addr.type=fd,addr.str=3", "-chardev socket,id=ops0,fd=4"}, nil, ""},
+		{"virtio-fs on arm64 virt is PCI", VM{Arch: arch.ARM64, Kernel: "k", FS: []FS{{Source: "/srv", Tag: "data"}}},
+			[]string{"-object memory-backend-memfd,id=ram0,size=256M,share=on", "-machine virt,gic-version=2,highmem=off,memory-backend=ram0",
+				"-chardev socket,id=vfs0,fd=3", "-device vhost-user-fs-pci,chardev=vfs0,tag=data"}, nil, ""},
+		{"virtio-fs tag with a comma", VM{Kernel: "k", FS: []FS{{Source: "/srv", Tag: "a,b"}}}, nil, nil, "no commas"},
+		{"virtio-fs tag too long", VM{Kernel: "k", FS: []FS{{Source: "/srv", Tag: strings.Repeat("t", 37)}}}, nil, nil, "1 to 36 characters"},
 		{"tap", VM{Kernel: "k", Net: Net{Mode: "tap", Tap: "tap0", MAC: "52:54:00:12:34:56"}},
 			[]string{"-netdev tap,id=n0,ifname=tap0,script=no,downscript=no", "-device virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"}, nil, ""},
 		{"guestfwd", VM{Kernel: "k", Net: Net{Mode: "user", GuestFwd: []GuestFwd{{IP: "10.0.2.100", Port: 80, Cmd: "/bin/ops proxy 127.0.0.1:9000"}}}},
@@ -312,21 +323,27 @@ func TestShellLine(t *testing.T) {
 	}
 }
 
-func TestDropStopNotice(t *testing.T) {
+// TestDropLines: QEMU's stop notice and virtiofsd's hangup line are
+// left out of what the user sees, line by line across writes.
+func TestDropLines(t *testing.T) {
 	cases := []struct {
+		drop   func([]byte) bool
 		writes []string
 		flush  bool
 		want   string
 	}{
-		{[]string{"qemu-system-x86_64: terminating on signal 15 from pid 7 (ops)\n"}, false, ""},
-		{[]string{"qemu-system-x86_64: -netdev user: Could not set up host forwarding rule\n"}, false, "qemu-system-x86_64: -netdev user: Could not set up host forwarding rule\n"},
-		{[]string{"warn", "ing: a\nqemu-system-x86_64: termin", "ating on signal 2\nend\n"}, false, "warning: a\nend\n"},
-		{[]string{"no newline yet"}, false, ""},
-		{[]string{"no newline yet"}, true, "no newline yet"},
+		{stopNotice, []string{"qemu-system-x86_64: terminating on signal 15 from pid 7 (ops)\n"}, false, ""},
+		{stopNotice, []string{"qemu-system-x86_64: -netdev user: Could not set up host forwarding rule\n"}, false, "qemu-system-x86_64: -netdev user: Could not set up host forwarding rule\n"},
+		{stopNotice, []string{"warn", "ing: a\nqemu-system-x86_64: termin", "ating on signal 2\nend\n"}, false, "warning: a\nend\n"},
+		{stopNotice, []string{"no newline yet"}, false, ""},
+		{stopNotice, []string{"no newline yet"}, true, "no newline yet"},
+		{stopNotice, []string{"virtio_loop: Unexpected poll revents 11\n"}, false, "virtio_loop: Unexpected poll revents 11\n"},
+		{hangup, []string{"[2026-12-06] [ID: 00000794] virtio_loop: Unexpected poll revents 11\n"}, false, ""},
+		{hangup, []string{"unshare(CLONE_NEWPID | CLONE_NEWNS): Operation not permitted\n"}, false, "unshare(CLONE_NEWPID | CLONE_NEWNS): Operation not permitted\n"},
 	}
 	for _, tc := range cases {
 		var out bytes.Buffer
-		d := &dropStopNotice{w: &out}
+		d := &dropLines{w: &out, drop: tc.drop}
 		for _, w := range tc.writes {
 			if n, err := d.Write([]byte(w)); n != len(w) || err != nil {
 				t.Fatalf("Write(%q) = %d, %v", w, n, err)

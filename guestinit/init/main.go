@@ -78,8 +78,8 @@ func setupConsole() {
 }
 
 // ending is what exit needs from run: the program's exit code, whether
-// volumes were mounted (which exit must sync and unmount), and how the
-// host is to be told the code.
+// volumes or shares were mounted (which exit must sync, and unmount the
+// volumes), and how the host is to be told the code.
 type ending struct {
 	code    int
 	volumes bool
@@ -182,13 +182,18 @@ func run(start time.Time) (end ending) {
 		end.code, end.volumes = 126, true // some may be mounted
 		return end
 	}
+	if err := mountShares(m.Shares); err != nil {
+		logf("shared folders: %v", err)
+		end.code, end.volumes = 126, true
+		return end
+	}
 	if m.Net.DHCP {
 		network(m, start)
 	}
 	if m.Debug {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
-	end.code, end.volumes = runProgram(m), len(m.Mounts) > 0
+	end.code, end.volumes = runProgram(m), len(m.Mounts) > 0 || len(m.Shares) > 0
 	return end
 }
 
@@ -541,6 +546,30 @@ func mountVolumes(mounts []guestinit.Mount) error {
 		}
 		if err := unix.Mount(dev, mt.Path, "ext4", mountFlags(mt), ""); err != nil {
 			return fmt.Errorf("mounting %s (%s) on %s: %w", mt.Label, dev, mt.Path, err)
+		}
+	}
+	return nil
+}
+
+// mountShares mounts each host folder on its path, by its virtio-fs tag.
+// A device may register its tag a little after its driver loads.
+func mountShares(shares []guestinit.Share) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, sh := range shares {
+		if err := os.MkdirAll(sh.Path, 0o755); err != nil {
+			return err
+		}
+		flags := mountFlags(guestinit.Mount{ReadOnly: sh.ReadOnly})
+		for {
+			err := unix.Mount(sh.Tag, sh.Path, "virtiofs", flags, "")
+			if err == nil {
+				break
+			}
+			// EINVAL: no device has the tag yet; ENODEV: no driver yet.
+			if (err != unix.EINVAL && err != unix.ENODEV) || time.Now().After(deadline) {
+				return fmt.Errorf("mounting the host folder tagged %q on %s (virtio-fs): %w", sh.Tag, sh.Path, err)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
 	}
 	return nil
