@@ -27,6 +27,9 @@ type Result struct {
 	// NetFailed is what passt said when it quit before QEMU, which ops
 	// then stopped: the guest had lost its network.
 	NetFailed string
+	// ShareFailed is the host folder whose virtiofsd quit before QEMU,
+	// which ops then stopped: the guest had lost the folder.
+	ShareFailed string
 	// Reported is the exit code the guest reported another way than
 	// through QEMU's status (on a machine without an exit device), if it
 	// did: it stands when QEMU then exited normally.
@@ -109,7 +112,8 @@ type Process struct {
 
 	channel *os.File // ops's end of the VM's Channel
 
-	fs []virtiofsd // stopped once QEMU has exited
+	fs          []virtiofsd  // stopped once QEMU has exited
+	shareFailed atomic.Value // string: the folder whose virtiofsd quit while QEMU ran
 
 	passt       passtProc
 	passtErr    *tail
@@ -201,6 +205,9 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 		return fail(err)
 	}
 	p.channel, p.fs = channel, fs
+	for _, v := range fs {
+		go p.watchShare(v)
+	}
 	if pc == nil {
 		return p, nil
 	}
@@ -215,6 +222,27 @@ func StartVM(vm VM, stdout, stderr io.Writer) (*Process, error) {
 		close(p.passtDone)
 	}()
 	return p, nil
+}
+
+// shareQuitGrace is how long after a virtiofsd quits QEMU may take to
+// exit for its quitting to count as the VM's end (virtiofsd quits once
+// QEMU has closed its connection) rather than its failure.
+const shareQuitGrace = 200 * time.Millisecond
+
+// watchShare stops QEMU should v quit while QEMU runs, as passt's
+// quitting does: the guest's file operations on the folder would hang.
+func (p *Process) watchShare(v virtiofsd) {
+	select {
+	case <-p.done:
+		return
+	case <-v.done:
+	}
+	select {
+	case <-p.done:
+	case <-time.After(shareQuitGrace):
+		p.shareFailed.CompareAndSwap(nil, v.source)
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
 }
 
 // Start runs argv with the guest console on stdout. QEMU runs in its own
@@ -295,6 +323,9 @@ func (p *Process) Wait(ctx context.Context) *Result {
 		p.channel.Close()
 	}
 	r := &Result{Status: p.cmd.ProcessState.ExitCode(), Stopped: stopped, Stderr: p.errBuf.String(), Pid: p.cmd.Process.Pid}
+	if src, ok := p.shareFailed.Load().(string); ok && !stopped {
+		r.ShareFailed = src
+	}
 	stopFS(p.fs, nil, false)
 	p.fs = nil
 	if p.passt != nil {
@@ -342,6 +373,8 @@ func (r *Result) GuestExitCode() (int, error) {
 	switch {
 	case r.NetFailed != "":
 		return 0, fmt.Errorf("the guest's network (passt) stopped, so ops stopped the VM: %s", r.NetFailed)
+	case r.ShareFailed != "":
+		return 0, fmt.Errorf("virtiofsd, which shares %s with the guest, stopped, so ops stopped the VM (its lines above say why)", r.ShareFailed)
 	case r.Status < 0:
 		return 0, errors.New("QEMU was killed by a signal")
 	case r.StartFailed():

@@ -106,6 +106,7 @@ func userns(owner string) bool { return owner != "" && owner != "0:0" }
 
 // virtiofsd is one running virtiofsd.
 type virtiofsd struct {
+	source string // the host folder
 	cmd    *exec.Cmd
 	done   chan struct{} // closed once it has exited and been reaped
 	stderr *dropLines
@@ -203,12 +204,15 @@ func startVirtiofsd(s FS, stderr io.Writer) (virtiofsd, *os.File, error) {
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	v := virtiofsd{cmd: exec.Command(s.binary(), virtiofsdArgs(s)...), done: make(chan struct{}), stderr: &dropLines{w: stderr, drop: hangup}}
+	v := virtiofsd{source: s.Source, cmd: exec.Command(s.binary(), virtiofsdArgs(s)...), done: make(chan struct{}), stderr: &dropLines{w: stderr, drop: hangup}}
 	v.cmd.ExtraFiles = []*os.File{lf}
 	v.cmd.Stderr = v.stderr
 	v.cmd.SysProcAttr = attr
 	if err := v.cmd.Start(); err != nil {
 		cf.Close()
+		if userns(s.Owner) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSPC)) {
+			return virtiofsd{}, nil, fmt.Errorf("sharing %s: virtiofsd acts as its owner (%s) in a user namespace, which this host refuses (%v): allow user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone), or give the folder to root", s.Source, s.Owner, err)
+		}
 		return virtiofsd{}, nil, goerrors.Errorf("starting virtiofsd for %s: %w", s.Source, err)
 	}
 	go func() {

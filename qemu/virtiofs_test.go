@@ -1,7 +1,9 @@
 package qemu
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,6 +126,45 @@ func TestStartVirtiofsd(t *testing.T) {
 			_, _, err := startFS(VM{FS: []FS{s}}, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.err) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %v, want one line with %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestWatchShare: a virtiofsd that quits while QEMU runs stops QEMU, and
+// the result says which folder; one that quits after QEMU (as every VM
+// ends) is no failure.
+func TestWatchShare(t *testing.T) {
+	dir := t.TempDir()
+	fake := filepath.Join(dir, "virtiofsd")
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\nsleep \"$SLEEP\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name            string
+		qemu, virtiofsd string // how long each runs
+		failed          bool
+	}{
+		{"virtiofsd quits first", "30", "0.1", true},
+		{"QEMU exits first", "0.1", "0.3", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SLEEP", tc.virtiofsd)
+			v, conn, err := startVirtiofsd(FS{Source: dir, Socket: filepath.Join(dir, "fs.sock"), Binary: fake}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			p, err := start([]string{"sleep", tc.qemu}, PagesDefault, io.Discard, io.Discard, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.fs = []virtiofsd{v}
+			go p.watchShare(v)
+			r := p.Wait(context.Background())
+			_, exitErr := r.GuestExitCode()
+			if got := r.ShareFailed != ""; got != tc.failed || (tc.failed && (r.ShareFailed != dir || !strings.Contains(exitErr.Error(), "virtiofsd, which shares "+dir))) {
+				t.Fatalf("ShareFailed %q, exit error %v; want failed %v", r.ShareFailed, exitErr, tc.failed)
 			}
 		})
 	}
