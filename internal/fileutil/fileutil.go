@@ -1,5 +1,6 @@
 // Package fileutil writes files so that readers never see them
-// half-written, and so that what a rename shows has reached the disk.
+// half-written, and, but for WriteUnsynced, so that what a rename shows
+// has reached the disk.
 package fileutil
 
 import (
