@@ -377,6 +377,43 @@ func TestE2EOCIRuntimePodmanVolume(t *testing.T) {
 	})
 }
 
+// TestE2EOCIRuntimePodmanFileMount: a writable file bind mount (podman
+// -v FILE:PATH, as Kubernetes mounts its termination-log) is copied in,
+// and on Nanos what the program wrote is given back to the host file
+// when it exits; the Linux guest, whose root is in its memory, refuses
+// one in one line, and runs one below /dev (where its kernel's devtmpfs
+// hides it) without giving it back.
+func TestE2EOCIRuntimePodmanFileMount(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		p := newPodman(t, e, guest, home)
+		for _, path := range []string{"/etc/app.log", "/dev/termination-log"} {
+			host := filepath.Join(p.dir, filepath.Base(path))
+			if err := os.WriteFile(host, []byte("before\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := append(append([]string{"run", "--rm", "--network", "none", "-v", host + ":" + path}, p.runArgs...), podmanImage, "/hello", "append", path, "after")
+			out, code := p.run(args...)
+			b, _ := os.ReadFile(host)
+			switch {
+			case guest == "linux" && path == "/etc/app.log":
+				if code == 0 || !strings.Contains(out, "is a writable file: the linux guest cannot give back what it writes there") {
+					t.Fatalf("%s: exit %d\n%s", path, code, out)
+				}
+			case code != 0 || !strings.Contains(out, "read: after"):
+				t.Fatalf("%s: exit %d\n%s", path, code, out)
+			case guest == "nanos" && !strings.Contains(out, "read: before"):
+				t.Fatalf("%s: the file was not copied in\n%s", path, out)
+			case guest == "nanos" && string(b) != "before\nafter\n":
+				t.Fatalf("%s: the host file holds %q, want what the program appended", path, b)
+			case guest == "linux" && string(b) != "before\n":
+				t.Fatalf("%s: the host file holds %q", path, b)
+			}
+		}
+		p.checkGone(nil)
+	})
+}
+
 // TestE2EOCIRuntimePodmanLimits: QEMU runs in the container's cgroup
 // under its memory and CPU limits, and the guest gets the memory the
 // limit leaves beside QEMU's own.

@@ -49,7 +49,12 @@ type imageMounts struct {
 	// config's Mounts: host folder -> mount path): a Nanos guest through
 	// virtio-9p, the Linux guest through virtio-fs.
 	Shares map[string]string
-	Notes  []string
+	// GiveBack are writable files (docker -v FILE:PATH, Kubernetes's
+	// /dev/termination-log): copied in like Files, and on Nanos, whose
+	// container image the guest writes, copied back to the host when the
+	// program exits (copyBack).
+	GiveBack []lepton.Layer
+	Notes    []string
 }
 
 func isBind(m Mount) bool {
@@ -69,6 +74,11 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 		dst := path.Clean(m.Destination)
 		switch {
 		case kernelType(m.Type):
+			continue
+		case under(dst, "/dev") && isBind(m) && !readOnly(m) && regularFile(m.Source):
+			// Kubernetes's termination-log: a file the program writes.
+			im.Files = append(im.Files, lepton.Layer{Host: m.Source, Guest: dst})
+			im.GiveBack = append(im.GiveBack, lepton.Layer{Host: m.Source, Guest: dst})
 			continue
 		case under(dst, "/proc") || under(dst, "/sys") || under(dst, "/dev"):
 			if dst != "/dev" && dst != "/dev/shm" && dst != "/dev/pts" && dst != "/dev/mqueue" {
@@ -101,8 +111,11 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 				im.Shares = map[string]string{}
 			}
 			im.Shares[m.Source] = dst
+		case !readOnly(m) && st.Mode().IsRegular():
+			im.Files = append(im.Files, lepton.Layer{Host: m.Source, Guest: dst})
+			im.GiveBack = append(im.GiveBack, lepton.Layer{Host: m.Source, Guest: dst})
 		case !readOnly(m):
-			return im, fmt.Errorf("mount %s on %s is a writable file: a unikernel shares folders only; mount it read-only (:ro) to have it copied in", m.Source, dst)
+			return im, fmt.Errorf("mount %s on %s: a unikernel shares folders and copies files; this is neither", m.Source, dst)
 		case st.IsDir():
 			im.Layers = append(im.Layers, lepton.Layer{Host: m.Source, Guest: dst})
 		case st.Mode().IsRegular():
@@ -112,6 +125,30 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 		}
 	}
 	return im, nil
+}
+
+// regularFile reports whether p is a regular file.
+func regularFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// checkGiveBack refuses writable files on a guest that cannot give back
+// what it writes to them: the Linux guest's root filesystem is in its
+// memory. Below /dev (Kubernetes's termination-log) the file is only
+// not given back, with a note.
+func (im *imageMounts) checkGiveBack(guest string) error {
+	if guest == "nanos" {
+		return nil
+	}
+	for _, f := range im.GiveBack {
+		if !under(f.Guest, "/dev") {
+			return fmt.Errorf("mount %s on %s is a writable file: the %s guest cannot give back what it writes there; mount it read-only (:ro) to have it copied in, mount its folder, or use the nanos guest", f.Host, f.Guest, guest)
+		}
+		im.Notes = append(im.Notes, fmt.Sprintf("%s: what the %s guest writes there is not given back to %s", f.Guest, guest, f.Host))
+	}
+	im.GiveBack = nil
+	return nil
 }
 
 func topDir(p string) string {

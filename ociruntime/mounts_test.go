@@ -4,11 +4,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/lepton"
+	"golang.org/x/sys/unix"
 )
 
 func TestPlanMounts(t *testing.T) {
@@ -61,9 +63,15 @@ func TestPlanMounts(t *testing.T) {
 				t.Fatalf("extra %+v notes %v", im.Extra, im.Notes)
 			}
 		}},
-		{name: "below /dev: the kernel's", mounts: []Mount{{Destination: "/dev/termination-log", Type: "bind", Source: secret}}, check: func(t *testing.T, im imageMounts) {
-			if len(im.Notes) != 1 || !strings.Contains(im.Notes[0], "/dev/termination-log") {
-				t.Fatalf("notes %v", im.Notes)
+		{name: "below /dev: the kernel's", mounts: []Mount{{Destination: "/dev/null", Type: "bind", Source: "/dev/null"}}, check: func(t *testing.T, im imageMounts) {
+			if len(im.Notes) != 1 || !strings.Contains(im.Notes[0], "/dev/null") || len(im.Files) != 0 {
+				t.Fatalf("notes %v files %v", im.Notes, im.Files)
+			}
+		}},
+		{name: "Kubernetes's termination-log: given back", mounts: []Mount{{Destination: "/dev/termination-log", Type: "bind", Source: secret}}, check: func(t *testing.T, im imageMounts) {
+			want := []lepton.Layer{{Host: secret, Guest: "/dev/termination-log"}}
+			if !slices.Equal(im.Files, want) || !slices.Equal(im.GiveBack, want) || len(im.Notes) != 0 {
+				t.Fatalf("files %v give back %v notes %v", im.Files, im.GiveBack, im.Notes)
 			}
 		}},
 		{name: "writable folder: shared", mounts: []Mount{{Destination: "/data", Type: "bind", Source: cfgDir, Options: []string{"rbind", "rw"}}}, check: func(t *testing.T, im imageMounts) {
@@ -71,8 +79,14 @@ func TestPlanMounts(t *testing.T) {
 				t.Fatalf("shares %v layers %v", im.Shares, im.Layers)
 			}
 		}},
-		{name: "writable file", mounts: []Mount{{Destination: "/etc/app.conf", Type: "bind", Source: secret, Options: []string{"rbind", "rw"}}},
-			err: "mount " + secret + " on /etc/app.conf is a writable file"},
+		{name: "writable file: given back", mounts: []Mount{{Destination: "/etc/app.conf", Type: "bind", Source: secret, Options: []string{"rbind", "rw"}}}, check: func(t *testing.T, im imageMounts) {
+			want := []lepton.Layer{{Host: secret, Guest: "/etc/app.conf"}}
+			if !slices.Equal(im.Files, want) || !slices.Equal(im.GiveBack, want) {
+				t.Fatalf("files %v give back %v", im.Files, im.GiveBack)
+			}
+		}},
+		{name: "writable device", mounts: []Mount{{Destination: "/etc/null", Type: "bind", Source: "/dev/null", Options: []string{"rbind", "rw"}}},
+			err: "shares folders and copies files; this is neither"},
 		{name: "missing source", mounts: []Mount{{Destination: "/data", Type: "bind", Source: filepath.Join(dir, "nope"), Options: []string{"ro"}}},
 			err: "the source does not exist"},
 		{name: "a volume", mounts: []Mount{{Destination: "/data", Type: "nfs", Source: "server:/x"}}, err: "(type nfs)"},
@@ -184,5 +198,83 @@ func TestLimits(t *testing.T) {
 	sizeVM(&c, 768, 2)
 	if c.RunConfig.Memory != "768M" || c.RunConfig.CPUs != 2 {
 		t.Fatalf("sized %+v", c.RunConfig)
+	}
+}
+
+// TestCheckGiveBack: Nanos gives writable files back; the Linux guest
+// refuses one, but for one below /dev (the termination-log), which it
+// only does not give back, with a note.
+func TestCheckGiveBack(t *testing.T) {
+	for _, tc := range []struct {
+		guest, path, err string
+		notes            int
+	}{
+		{"nanos", "/etc/app.conf", "", 0},
+		{"nanos", "/dev/termination-log", "", 0},
+		{"linux", "/etc/app.conf", "the linux guest cannot give back what it writes there", 0},
+		{"linux", "/dev/termination-log", "", 1},
+	} {
+		t.Run(tc.guest+tc.path, func(t *testing.T) {
+			im := imageMounts{GiveBack: []lepton.Layer{{Host: "/h/f", Guest: tc.path}}}
+			err := im.checkGiveBack(tc.guest)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || len(im.Notes) != tc.notes || (tc.guest == "linux") != (len(im.GiveBack) == 0) {
+				t.Fatalf("err %v notes %v give back %v", err, im.Notes, im.GiveBack)
+			}
+		})
+	}
+}
+
+// TestGiveBackFile: the guest's file is written over the host's in place
+// (the same inode, which a bind mount of it holds); a file missing on
+// either side is an error, and no host file is made.
+func TestGiveBackFile(t *testing.T) {
+	dir := t.TempDir()
+	tree := opsfs.NewTree()
+	if err := tree.Add(opsfs.Entry{Path: "/dev/termination-log", Kind: opsfs.KindFile, Data: []byte("bye\n")}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := opsfs.LayoutTFS(tree, nil, opsfs.TFSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.Create(filepath.Join(dir, "fs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	img.Truncate(int64(l.SizeSecs) * opsfs.SectorSize)
+	if err := l.WriteAt(img, 0); err != nil {
+		t.Fatal(err)
+	}
+	root, err := opsfs.OpenTFS(img, int64(l.SizeSecs)*opsfs.SectorSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(dir, "termination-log")
+	os.WriteFile(host, []byte("a longer message from before\n"), 0o644)
+	var before, after unix.Stat_t
+	unix.Stat(host, &before)
+	if err := giveBackFile(root, "/dev/termination-log", host); err != nil {
+		t.Fatal(err)
+	}
+	unix.Stat(host, &after)
+	if b, _ := os.ReadFile(host); string(b) != "bye\n" || before.Ino != after.Ino {
+		t.Fatalf("host file %q, inode %d -> %d", b, before.Ino, after.Ino)
+	}
+	if err := giveBackFile(root, "/nope", host); err == nil {
+		t.Fatal("a file missing in the guest was given back")
+	}
+	gone := filepath.Join(dir, "gone")
+	if err := giveBackFile(root, "/dev/termination-log", gone); err == nil {
+		t.Fatal("a host file that is gone was made")
+	}
+	if _, err := os.Stat(gone); err == nil {
+		t.Fatal("a host file that is gone was made")
 	}
 }

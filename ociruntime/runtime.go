@@ -173,7 +173,15 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 	if b.Note != "" {
 		r.log("info", b.Note)
 	}
-	rec.Image, rec.Guest, rec.Config = b.Path, b.Guest, cfg
+	if err := mounts.checkGiveBack(b.Guest); err != nil {
+		return err
+	}
+	for _, n := range mounts.Notes {
+		if strings.Contains(n, "is not given back") {
+			r.log("info", n)
+		}
+	}
+	rec.Image, rec.Guest, rec.Config, rec.GiveBack = b.Path, b.Guest, cfg, mounts.GiveBack
 	rec.Status = Created
 	if err := r.Store.save(rec); err != nil {
 		return err

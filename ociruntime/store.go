@@ -64,6 +64,10 @@ type record struct {
 	Cgroup string        `json:"cgroup,omitempty"`
 	Limits cgroup.Limits `json:"limits"`
 
+	// GiveBack are writable files the guest's writes are copied back to
+	// when the program exits (imageMounts.GiveBack).
+	GiveBack []lepton.Layer `json:"giveBack,omitempty"`
+
 	Poststart []Hook `json:"poststart,omitempty"`
 	Poststop  []Hook `json:"poststop,omitempty"`
 

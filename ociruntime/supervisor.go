@@ -96,6 +96,8 @@ func (r *Runtime) supervise(ctx context.Context, o SuperviseOptions) (int, error
 	}
 	if err != nil {
 		code = ExitBootFailed
+	} else if gerr := giveBack(rec); gerr != nil {
+		r.log("info", fmt.Sprintf("container %s: %v", o.ID, gerr))
 	}
 	uerr := r.Store.update(o.ID, func(rec *record) {
 		rec.Status, rec.QEMU, rec.QEMUStart = Stopped, 0, 0

@@ -1,0 +1,63 @@
+package ociruntime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	goerrors "github.com/go-errors/errors"
+	opsfs "github.com/opsdev/ops/fs"
+)
+
+// giveBack copies what the guest wrote to the container's writable files
+// (rec.GiveBack) back to the host, from the container's Nanos image,
+// which the guest writes to (it boots writable). Each host file is
+// rewritten in place, so the engine's bind mount of it, or the kubelet's
+// reading of the termination-log, sees the new contents.
+func giveBack(rec *record) error {
+	if len(rec.GiveBack) == 0 {
+		return nil
+	}
+	f, err := os.Open(rec.Image)
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return goerrors.Wrap(err, 0)
+	}
+	_, root, err := opsfs.OpenNanosDisk(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("reading back the writable files from %s: %w", rec.Image, err)
+	}
+	var errs []error
+	for _, l := range rec.GiveBack {
+		if err := giveBackFile(root, l.Guest, l.Host); err != nil {
+			errs = append(errs, fmt.Errorf("giving %s back to %s: %w", l.Guest, l.Host, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// giveBackFile writes the guest's file at guest over the host file in
+// place (never making one that is gone).
+func giveBackFile(root *opsfs.Reader, guest, host string) error {
+	n, err := root.Lookup(guest)
+	if err != nil {
+		return err
+	}
+	b, err := root.ReadFile(n)
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(host, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := out.Write(b); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
