@@ -10,21 +10,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
 // podman is Debian's podman with ops as its OCI runtime, its storage in
-// a folder of the test's own and run inside a network namespace the test
-// makes (entered with nsenter: `ip netns exec` remounts /sys, which
-// hides the cgroup hierarchies podman needs), so the addresses its
-// bridge hands out stay there.
+// the engine test's folder and run inside its network namespace (entered
+// with nsenter: `ip netns exec` remounts /sys, which hides the cgroup
+// hierarchies podman needs), so the addresses its bridge hands out stay
+// there.
 type podman struct {
-	t                 *testing.T
-	ns, dir, link     string
+	*engineEnv
 	state             string // the runtime's state folder (ops-runtime.json's root)
-	image             string
 	rootArgs, runArgs []string
 }
 
@@ -34,34 +31,17 @@ const podmanImage = "localhost/ops-e2e-hello:1"
 // "nanos" or "linux"), or skips saying why it cannot run.
 func newPodman(t *testing.T, e *env, guest, home string) *podman {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("SKIP: podman runs containers as root here; run the e2e tests as root")
-	}
-	for _, tool := range []string{"podman", "conmon", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: no %s (make test-deps installs Debian's podman)", tool)
-		}
-	}
-	ns := netns(t)
-	// Short: conmon's sockets live below podman's run folder.
-	dir, err := os.MkdirTemp("", "opsrt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &podman{t: t, ns: ns, dir: dir, link: filepath.Join(dir, "bin", "ops-runtime"), state: filepath.Join(dir, "state")}
-	p.rootArgs = []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"), "--tmpdir", filepath.Join(dir, "tmp"),
-		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", p.link}
+	x := newEngineEnv(t, e, guest, home, "podman", "conmon")
+	p := &podman{engineEnv: x, state: filepath.Join(x.dir, "state")}
+	p.rootArgs = []string{"--root", filepath.Join(x.dir, "storage"), "--runroot", filepath.Join(x.dir, "run"), "--tmpdir", filepath.Join(x.dir, "tmp"),
+		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file", "--runtime", x.link}
 	// Within the host's limits (podman's defaults are not, on this machine).
 	p.runArgs = []string{"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=1000:1000"}
-	t.Cleanup(p.cleanup)
-	os.MkdirAll(filepath.Dir(p.link), 0o755)
-	if err := os.Symlink(e.ops, p.link); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`{"home": %q, "guest": %q, "root": %q}`, home, guest, p.state)
-	if err := os.WriteFile(filepath.Join(dir, "bin", "ops-runtime.json"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// Registered after the folder's removal, so it runs before it.
+	t.Cleanup(func() {
+		p.run("rm", "-a", "-f")
+		p.run("rmi", "-a", "-f")
+	})
 	// The image: the static hello at /hello, CMD ["/hello","3"], made here.
 	p.importAs(podmanImage, "hello", e.progs["hello_static"], `["/hello","3"]`)
 	return p
@@ -71,36 +51,7 @@ func newPodman(t *testing.T, e *env, guest, home string) *podman {
 // output, standard error included, and exit code.
 func (p *podman) run(args ...string) (string, int) {
 	p.t.Helper()
-	c := exec.Command("nsenter", append([]string{"--net=/run/netns/" + p.ns, "podman"}, append(append([]string(nil), p.rootArgs...), args...)...)...)
-	var out bytes.Buffer
-	c.Stdout, c.Stderr = &out, &out
-	if err := c.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- c.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Minute):
-		c.Process.Kill()
-		<-done
-		p.t.Fatalf("podman %s: no end within 3 minutes\n%s", strings.Join(args, " "), out.String())
-	}
-	return out.String(), c.ProcessState.ExitCode()
-}
-
-func (p *podman) cleanup() {
-	p.run("rm", "-a", "-f")
-	p.run("rmi", "-a", "-f")
-	// What podman mounted below its folders (each container's /dev/shm).
-	if b, err := os.ReadFile("/proc/self/mounts"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[1], p.dir+"/") {
-				syscall.Unmount(f[1], syscall.MNT_DETACH)
-			}
-		}
-	}
-	os.RemoveAll(p.dir)
+	return p.engineEnv.run("podman", append(append([]string(nil), p.rootArgs...), args...)...)
 }
 
 // pids is the container's processes as ops-runtime ps reports them: its

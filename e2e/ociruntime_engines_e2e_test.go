@@ -43,7 +43,7 @@ func newEngineEnv(t testing.TB, e *env, guest, home string, tools ...string) *en
 	}
 	for _, tool := range append(tools, "nsenter") {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIP: no %s (make test-deps installs Debian's docker.io, containerd, runc and containernetworking-plugins)", tool)
+			t.Skipf("SKIP: no %s (make test-deps installs Debian's podman, docker.io, containerd, runc and containernetworking-plugins)", tool)
 		}
 	}
 	ns := netns(t)

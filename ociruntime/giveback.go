@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 
-	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/lepton"
 )
 
 // giveBack copies what the guest wrote to the container's writable files
@@ -18,26 +18,15 @@ func giveBack(rec *record) error {
 	if len(rec.GiveBack) == 0 {
 		return nil
 	}
-	f, err := os.Open(rec.Image)
-	if err != nil {
-		return goerrors.Wrap(err, 0)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return goerrors.Wrap(err, 0)
-	}
-	_, root, err := opsfs.OpenNanosDisk(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("reading back the writable files from %s: %w", rec.Image, err)
-	}
-	var errs []error
-	for _, l := range rec.GiveBack {
-		if err := giveBackFile(root, l.Guest, l.Host); err != nil {
-			errs = append(errs, fmt.Errorf("giving %s back to %s: %w", l.Guest, l.Host, err))
+	return lepton.Home{Dir: rec.Home}.ReadImage(rec.Image, false, func(root *opsfs.Reader) error {
+		var errs []error
+		for _, l := range rec.GiveBack {
+			if err := giveBackFile(root, l.Guest, l.Host); err != nil {
+				errs = append(errs, fmt.Errorf("giving %s back to %s: %w", l.Guest, l.Host, err))
+			}
 		}
-	}
-	return errors.Join(errs...)
+		return errors.Join(errs...)
+	})
 }
 
 // giveBackFile writes the guest's file at guest over the host file in
