@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/opsdev/ops/elfdeps"
+	"github.com/opsdev/ops/internal/fileutil"
 )
 
 // engineEnv is what a test of Docker, containerd or Kubernetes' CRI with
@@ -329,6 +330,74 @@ func TestE2EOCIRuntimeDocker(t *testing.T) {
 			t.Fatalf("names on opsnet: exit %d\n%s", code, out)
 		}
 		t.Logf("%s guest on opsnet, through the DNS relay: %s", guest, strings.Join(strings.Fields(out), " "))
+		d.checkGone(nil, d.runtimeRoot())
+	})
+}
+
+// TestE2EOCIRuntimeDockerSharedBase: on Nanos, the containers of one
+// image share a base (their root filesystem's files and the kernel,
+// kept in the runtime root's @bases), so the second container of an
+// image writes only its own part: after two containers of the hello
+// image, with other host names and variables, the runtime root holds one
+// base, the same file the first one wrote; a container of another image
+// adds its own. Docker's layers are extracted just before: the first
+// container waits until their times are old enough to be trusted.
+func TestE2EOCIRuntimeDockerSharedBase(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		if guest != "nanos" {
+			t.Skip("SKIP: the Linux guest writes a container's initramfs whole")
+		}
+		d := newDocker(t, e, guest, home)
+		d.importProgram("ops-e2e-hello:1", e.progs["hello_static"], `["/hello_static","3"]`)
+		again := filepath.Join(t.TempDir(), "hello_again")
+		if err := fileutil.CopyFile(e.progs["hello_static"], again, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		d.importProgram("ops-e2e-hello2:1", again, `["/hello_again","3"]`)
+		time.Sleep(2100 * time.Millisecond) // lepton's racy window
+		bases := filepath.Join(d.runtimeRoot(), "@bases")
+		run := func(image string, args ...string) {
+			t.Helper()
+			out, code := d.docker(append(append([]string{"run", "--rm", "--runtime", "ops"}, args...), image)...)
+			if code != 3 || !strings.Contains(out, "hello from C") {
+				t.Fatalf("%s: exit %d, want 3\n%s", image, code, out)
+			}
+		}
+		list := func() []os.FileInfo {
+			t.Helper()
+			ents, err := os.ReadDir(bases)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []os.FileInfo
+			for _, e := range ents {
+				if !strings.Contains(e.Name(), ".") {
+					st, err := os.Stat(filepath.Join(bases, e.Name()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, st)
+				}
+			}
+			return out
+		}
+		run("ops-e2e-hello:1", "--hostname", "first", "-e", "WHO=first")
+		first := list()
+		if len(first) != 1 {
+			t.Fatalf("bases after the first container: %d, want 1", len(first))
+		}
+		start := time.Now()
+		run("ops-e2e-hello:1", "--hostname", "the-second-one", "-e", "WHO=second", "--network", "none")
+		t.Logf("the second container of the image ran in %v", time.Since(start).Round(time.Millisecond))
+		second := list()
+		if len(second) != 1 || !os.SameFile(first[0], second[0]) {
+			t.Fatalf("bases after the second container: %d, the first one's kept: %v", len(second), len(second) == 1 && os.SameFile(first[0], second[0]))
+		}
+		run("ops-e2e-hello2:1")
+		if n := len(list()); n != 2 {
+			t.Fatalf("bases after a container of another image: %d, want 2", n)
+		}
 		d.checkGone(nil, d.runtimeRoot())
 	})
 }

@@ -1,12 +1,14 @@
 package fs
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 // Disk layout constants (see the Nanos image format notes, section 1).
@@ -175,9 +177,9 @@ func (d *NanosDisk) Size() int64 {
 // extended to its full size first, so free space stays sparse.
 func (d *NanosDisk) WriteTo(f *os.File) (err error) {
 	defer wrapIO(&err)
-	boot, root := d.offsets()
-	if boot%SectorSize != 0 {
-		return errors.New("boot.img length is not a whole number of sectors")
+	boot, root, err := d.checkedOffsets()
+	if err != nil {
+		return err
 	}
 	if err := f.Truncate(d.Size()); err != nil {
 		return err
@@ -185,14 +187,105 @@ func (d *NanosDisk) WriteTo(f *os.File) (err error) {
 	if err := writeFilesystems(f, d.BootFS, d.RootFS, boot, root); err != nil {
 		return err
 	}
-	mbr := append([]byte(nil), d.Boot.Data...)
-	if err := PutPartitions(mbr, []Partition{
-		{Type: partTypeLinux, LBA: uint32(boot / SectorSize), Sectors: uint32(d.BootFS.SizeSecs), Bootable: true},
-		{Type: partTypeLinux, LBA: uint32(root / SectorSize), Sectors: uint32(d.RootFS.SizeSecs), Bootable: true},
-	}); err != nil {
+	mbr, err := d.mbr()
+	if err != nil {
 		return err
 	}
 	_, err = f.WriteAt(mbr, 0)
+	return err
+}
+
+func (d *NanosDisk) checkedOffsets() (boot, root int64, err error) {
+	boot, root = d.offsets()
+	if boot%SectorSize != 0 {
+		return 0, 0, errors.New("boot.img length is not a whole number of sectors")
+	}
+	return boot, root, nil
+}
+
+// mbr is the boot loader with the partition table filled in.
+func (d *NanosDisk) mbr() ([]byte, error) {
+	boot, root := d.offsets()
+	mbr := append([]byte(nil), d.Boot.Data...)
+	err := PutPartitions(mbr, []Partition{
+		{Type: partTypeLinux, LBA: uint32(boot / SectorSize), Sectors: uint32(d.BootFS.SizeSecs), Bootable: true},
+		{Type: partTypeLinux, LBA: uint32(root / SectorSize), Sectors: uint32(d.RootFS.SizeSecs), Bootable: true},
+	})
+	return mbr, err
+}
+
+// A disk whose root filesystem was laid out with TFSOptions.Last is
+// written in two parts that never share a sector (see the TFS's): the
+// shared part (the boot loader past the MBR, the boot filesystem and the
+// root filesystem's shared files), the same in every disk of the same
+// kernel and shared files, and the disk's own part (the MBR with the
+// partitions, which hold the root filesystem's size, and the root
+// filesystem's log and own files). Read over each other, they are the
+// disk WriteTo writes.
+
+// SharedKey writes to w what the disk's shared part is made of beyond
+// the files of the boot filesystem, which the caller names (their
+// stamps): where the filesystems lie, the boot loader, and the root
+// filesystem's shared part (TFS.SharedKey, whose settled it returns).
+func (d *NanosDisk) SharedKey(w io.Writer, now time.Time) (settled bool, err error) {
+	boot, root := d.offsets()
+	fmt.Fprintf(w, "disk %d %d %d %x\n", boot, root, d.BootFS.SizeSecs, sha256.Sum256(d.Boot.Data))
+	return d.RootFS.SharedKey(w, now)
+}
+
+// WriteShared writes the shared part into f, which must be empty, and
+// returns the root filesystem's shared digests, which WriteOwn needs. f
+// ends where the part does.
+func (d *NanosDisk) WriteShared(f *os.File) (digests [][32]byte, err error) {
+	defer wrapIO(&err)
+	boot, root, err := d.checkedOffsets()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(root + d.RootFS.sharedEnd()); err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteAt(d.Boot.Data[min(SectorSize, len(d.Boot.Data)):], SectorSize); err != nil {
+		return nil, err
+	}
+	err = withFD(f, func(fd int) error {
+		if err := d.BootFS.write(fd, boot); err != nil {
+			return fmt.Errorf("boot filesystem: %w", err)
+		}
+		if digests, err = d.RootFS.writeShared(fd, root); err != nil {
+			return fmt.Errorf("root filesystem: %w", err)
+		}
+		return nil
+	})
+	return digests, err
+}
+
+// WriteOwn writes the disk's own part into f, which must be empty,
+// extending it to the disk's size; shared are WriteShared's digests for
+// a disk of the same shared part.
+func (d *NanosDisk) WriteOwn(f *os.File, shared [][32]byte) (err error) {
+	defer wrapIO(&err)
+	_, root, err := d.checkedOffsets()
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(d.Size()); err != nil {
+		return err
+	}
+	err = withFD(f, func(fd int) error {
+		if err := d.RootFS.writeOwn(fd, root, shared); err != nil {
+			return fmt.Errorf("root filesystem: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	mbr, err := d.mbr()
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(mbr[:min(SectorSize, len(mbr))], 0)
 	return err
 }
 

@@ -2,6 +2,10 @@ package fs
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -44,6 +48,80 @@ func TestParseKlog(t *testing.T) {
 	} {
 		if code, ok := ParseKlog(tc.b); code != tc.code || ok != tc.ok {
 			t.Errorf("%s: %d %v", tc.name, code, ok)
+		}
+	}
+}
+
+// TestNanosDiskSplit: a disk laid out with its own files last, written
+// as its shared and own parts, reads as the disk WriteTo writes, the two
+// parts never writing one sector; a second disk with other own files
+// (other sizes too) but the same shared files has a shared part equal
+// byte for byte, and its own part over it reads as that disk whole.
+func TestNanosDiskSplit(t *testing.T) {
+	dir := t.TempDir()
+	own := func(e *Entry) bool { return strings.HasPrefix(e.Path, "/etc/") || strings.HasPrefix(e.Path, "/own/") }
+	bootTree := treeOf(t, []Entry{{Path: "/kernel", Kind: KindFile, Source: hostFile(t, dir, "kernel", pattern(70000, 7))}})
+	disk := func(hosts string, ownSize int) *NanosDisk {
+		tree := uuidTree(t, dir, func(ents map[string]*Entry) {
+			ents["/etc/hosts"] = &Entry{Kind: KindFile, Data: []byte(hosts)}
+			ents["/own/file"] = &Entry{Kind: KindFile, Source: hostFile(t, dir, fmt.Sprintf("own%d", ownSize), pattern(ownSize, 8))}
+		})
+		bootFS, err := LayoutTFS(bootTree, nil, TFSOptions{MinSize: BootFSSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rootFS, err := LayoutTFS(tree, NewTuple().Set("arguments", NewTuple().Set("0", String("prog"))), TFSOptions{Slack: RootSlack, Last: own})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mbr := pattern(SectorSize+1024, 9)
+		mbr[510], mbr[511] = 0x55, 0xaa
+		return &NanosDisk{Boot: &BootLoader{Data: mbr, Stage2: 1024}, BootFS: bootFS, RootFS: rootFS}
+	}
+	write := func(name string, fn func(*os.File) error) []byte {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := fn(f); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	var firstShared []byte
+	for i, c := range []struct {
+		hosts   string
+		ownSize int
+	}{{"127.0.0.1 one\n", 1000}, {"127.0.0.1 the-second-one\n10.0.0.2 other\n", 3*leafSize + 9}} {
+		whole := write(fmt.Sprintf("whole%d", i), disk(c.hosts, c.ownSize).WriteTo)
+		d := disk(c.hosts, c.ownSize)
+		var digests [][32]byte
+		shared := write(fmt.Sprintf("shared%d", i), func(f *os.File) (err error) { digests, err = d.WriteShared(f); return err })
+		ownPart := write(fmt.Sprintf("own%d", i), func(f *os.File) error { return d.WriteOwn(f, digests) })
+		if len(ownPart) != len(whole) || len(shared) > len(whole) {
+			t.Fatalf("disk %d: own part %d bytes, shared %d, whole %d", i, len(ownPart), len(shared), len(whole))
+		}
+		for s := 0; s < len(shared); s += SectorSize {
+			if !bytes.Equal(shared[s:s+SectorSize], make([]byte, SectorSize)) && !bytes.Equal(ownPart[s:s+SectorSize], make([]byte, SectorSize)) {
+				t.Fatalf("disk %d: both parts write sector %d", i, s/SectorSize)
+			}
+		}
+		merged := bytes.Clone(ownPart)
+		for j, b := range shared {
+			merged[j] |= b
+		}
+		if !bytes.Equal(merged, whole) {
+			t.Fatalf("disk %d: its parts over each other are not the whole disk", i)
+		}
+		if i == 0 {
+			firstShared = shared
+		} else if !bytes.Equal(shared, firstShared) {
+			t.Fatal("two disks with the same shared files have different shared parts")
 		}
 	}
 }

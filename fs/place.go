@@ -362,26 +362,35 @@ type chunkReader struct {
 	digests  [][sha256.Size]byte // nil: nothing is hashed
 	cache    *DigestCache
 	batch    *pool
-	cur      chunk           // the batch being filled
-	leaf     int             // the next file's first leaf
-	learned  []learned       // files hashed, for the cache
-	overlays map[uint64]bool // devices seen: overlay or not (onOverlay)
+	cur      chunk       // the batch being filled
+	leaf     int         // the next file's first leaf
+	learned  []learned   // files hashed, for the cache
+	overlays overlayDevs // devices seen: overlay or not
 }
 
-// onOverlay reports whether s is on an overlay filesystem, asking the
-// kernel once per device (an overlay's is an anonymous one, major 0).
+// onOverlay reports whether s is on an overlay filesystem.
 func (r *chunkReader) onOverlay(s *source) bool {
-	if unix.Major(s.key.Dev) != 0 {
+	return r.overlays.on(s.key.Dev, func(fs *unix.Statfs_t) error { return unix.Fstatfs(s.fd, fs) })
+}
+
+// overlayDevs remembers which devices are overlay filesystems.
+type overlayDevs map[uint64]bool
+
+// on reports whether device dev is an overlay filesystem, asking statfs
+// (about a file on it) once per device: an overlay's is an anonymous
+// one, major 0.
+func (o *overlayDevs) on(dev uint64, statfs func(*unix.Statfs_t) error) bool {
+	if unix.Major(dev) != 0 {
 		return false
 	}
-	overlay, ok := r.overlays[s.key.Dev]
+	overlay, ok := (*o)[dev]
 	if !ok {
 		var fs unix.Statfs_t
-		overlay = unix.Fstatfs(s.fd, &fs) == nil && fs.Type == unix.OVERLAYFS_SUPER_MAGIC
-		if r.overlays == nil {
-			r.overlays = map[uint64]bool{}
+		overlay = statfs(&fs) == nil && fs.Type == unix.OVERLAYFS_SUPER_MAGIC
+		if *o == nil {
+			*o = overlayDevs{}
 		}
-		r.overlays[s.key.Dev] = overlay
+		(*o)[dev] = overlay
 	}
 	return overlay
 }

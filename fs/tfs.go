@@ -9,6 +9,9 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TFS format constants.
@@ -34,8 +37,9 @@ type TFS struct {
 	log      [][]byte // the log extensions from sector 1 on, each without its zero padding
 	logSecs  uint64
 	label    string
-	files    []placed
-	used     uint64 // sectors used, from sector 0
+	files    []placed // in the order they lie
+	shared   int      // files[:shared] are not Last (TFSOptions.Last)
+	used     uint64   // sectors used, from sector 0
 	uuid     [16]byte
 	known    bool // uuid was set (SetUUID), not to be hashed again
 	digests  *DigestCache
@@ -58,6 +62,10 @@ type TFSOptions struct {
 	// Slack is free space kept after the data, rounded up together with it
 	// to a multiple of Slack (mkfs's rule with 512 KiB). Zero means no slack.
 	Slack int64
+	// Last, when set, names the files placed after all the others: an
+	// image's own files, where the others are shared with other images
+	// of the same contents (WriteShared, WriteOwn).
+	Last func(*Entry) bool
 }
 
 // LayoutTFS places tree entries into a new filesystem whose root tuple also
@@ -74,6 +82,23 @@ func LayoutTFS(tree *Tree, root *Tuple, opt TFSOptions) (*TFS, error) {
 	for exts := uint64(1); ; exts++ {
 		t := &TFS{label: opt.Label, logSecs: exts * ExtensionSecs}
 		data := 1 + t.logSecs
+		offsets := map[*Entry]uint64{}
+		place := func(last bool) {
+			for _, e := range tree.Entries() {
+				if e.Kind != KindFile || (opt.Last != nil && opt.Last(e)) != last {
+					continue
+				}
+				offsets[e] = data
+				secs := uint64(e.Size+SectorSize-1) / SectorSize
+				if secs > 0 {
+					t.files = append(t.files, placed{e: e, offset: data})
+				}
+				data += secs
+			}
+		}
+		place(false)
+		t.shared = len(t.files)
+		place(true)
 		nodes, err := buildNodes(tree, func(e *Entry) (*Tuple, error) {
 			file := newTupleSize(2)
 			secs := uint64(e.Size+SectorSize-1) / SectorSize
@@ -81,16 +106,12 @@ func LayoutTFS(tree *Tree, root *Tuple, opt TFSOptions) (*TFS, error) {
 			for off := uint64(0); off < secs; off += MaxExtentSecs {
 				n := min(secs-off, MaxExtentSecs)
 				extents.Set(strconv.FormatUint(off, 10), newTupleSize(3).
-					Set("offset", Int(data+off)).
+					Set("offset", Int(offsets[e]+off)).
 					Set("length", Int(n)).
 					Set("allocated", Int(n)))
 			}
 			file.Set("extents", extents)
 			file.Set("filelength", Int(e.Size))
-			if secs > 0 {
-				t.files = append(t.files, placed{e: e, offset: data})
-			}
-			data += secs
 			return file, nil
 		})
 		if err != nil {
@@ -284,6 +305,11 @@ func (t *TFS) write(fd int, base int64) error {
 		}
 		t.uuid, t.known = t.rootUUID(digests), true
 	}
+	return t.writeLog(fd, base)
+}
+
+// writeLog writes the header (sector 0) and the log extensions.
+func (t *TFS) writeLog(fd int, base int64) error {
 	// The header (sector 0) and the first extension (from sector 1) are
 	// adjacent.
 	if err := pwritevAll(fd, [][]byte{t.header(), t.log[0]}, base); err != nil {
@@ -295,6 +321,90 @@ func (t *TFS) write(fd int, base int64) error {
 		}
 	}
 	return nil
+}
+
+// A filesystem laid out with TFSOptions.Last is written in two parts that
+// never share a sector: the shared part (the contents of the files that
+// are not Last, which lie first) and its own (the header, the log and the
+// Last files). The shared part is the same in every filesystem whose
+// shared files are the same and lie in the same places, so it can be
+// written once and kept (a disk image other images are overlays of).
+// Together they are the filesystem write writes, byte for byte.
+
+// sharedEnd is the byte offset, from the filesystem's start, where the
+// shared part ends.
+func (t *TFS) sharedEnd() int64 {
+	if t.shared == 0 {
+		return int64(1+t.logSecs) * SectorSize
+	}
+	last := t.files[t.shared-1]
+	return roundSector(int64(last.offset)*SectorSize + last.e.Size)
+}
+
+// SharedKey writes to w what the shared part is made of: where it lies
+// and each shared file's place, length and identity: a host file's
+// device, inode, size and modification and status-change times (a
+// DigestCache's key, without the device on an overlay), an in-memory
+// one's SHA-256. Equal keys give equal shared parts on this machine.
+// settled is false when a host file changed less than racyWindow before
+// now, when its times may not tell a later change from it: such a key is
+// not to be kept.
+func (t *TFS) SharedKey(w io.Writer, now time.Time) (settled bool, err error) {
+	defer wrapIO(&err)
+	fmt.Fprintf(w, "%s shared %q %d %d %d\n", UUIDScheme, t.label, t.logSecs, t.sharedEnd(), t.shared)
+	settled = true
+	since := now.Add(-racyWindow).UnixNano()
+	var overlays overlayDevs
+	for _, p := range t.files[:t.shared] {
+		fmt.Fprintf(w, "file %d %d %q ", p.offset, p.e.Size, p.e.Path)
+		if p.e.Data != nil {
+			fmt.Fprintf(w, "data %x\n", sha256.Sum256(p.e.Data))
+			continue
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p.e.Source, &st); err != nil {
+			return false, &os.PathError{Op: "stat", Path: p.e.Source, Err: err}
+		}
+		k := fileKeyOf(&st)
+		if k.Size != p.e.Size {
+			return false, fmt.Errorf("%s changed size while the image was planned (%d bytes, expected %d)", p.e.Source, k.Size, p.e.Size)
+		}
+		if overlays.on(k.Dev, func(fs *unix.Statfs_t) error { return unix.Statfs(p.e.Source, fs) }) {
+			k = overlayKey(k)
+		}
+		if k.Mtime >= since || k.Ctime >= since {
+			settled = false
+		}
+		fmt.Fprintf(w, "%d %d %d %d %d\n", k.Dev, k.Ino, k.Size, k.Mtime, k.Ctime)
+	}
+	return settled, nil
+}
+
+// writeShared writes the shared part at base and returns its leaf
+// digests, which writeOwn needs for the UUID.
+func (t *TFS) writeShared(fd int, base int64) ([][sha256.Size]byte, error) {
+	shared := t.files[:t.shared]
+	digests := make([][sha256.Size]byte, leafCount(shared))
+	if err := tfsContents(fd, base, shared, digests, t.digests); err != nil {
+		return nil, err
+	}
+	return digests, nil
+}
+
+// writeOwn writes the filesystem's own part at base; shared are the
+// shared part's digests (writeShared, for the same shared files).
+func (t *TFS) writeOwn(fd int, base int64, shared [][sha256.Size]byte) error {
+	if len(shared) != leafCount(t.files[:t.shared]) {
+		return fmt.Errorf("tfs: %d digests for a shared part of %d leaves", len(shared), leafCount(t.files[:t.shared]))
+	}
+	own := t.files[t.shared:]
+	digests := make([][sha256.Size]byte, len(shared)+leafCount(own))
+	copy(digests, shared)
+	if err := tfsContents(fd, base, own, digests[len(shared):], t.digests); err != nil {
+		return err
+	}
+	t.uuid, t.known = t.rootUUID(digests), true
+	return t.writeLog(fd, base)
 }
 
 // Reader reads a TFS filesystem: its root tuple and file contents.

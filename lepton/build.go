@@ -72,6 +72,9 @@ func (b *Built) lockVolumes() (release func(), err error) {
 type Target struct {
 	Output      string
 	DefaultName string
+	// Shared, when set, has a Nanos image written as an overlay over a
+	// base it shares with images of the same contents (SharedParts).
+	Shared *SharedParts
 }
 
 // name is the image's name: RunConfig.ImageName, else DefaultName.
@@ -137,7 +140,7 @@ func Build(home Home, in PlanInput, t Target) (*Built, error) {
 	if b.Plan, err = newPlan(in); err != nil {
 		return nil, err
 	}
-	if b.BuildResult, err = buildImage(imageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot, Force: c.Force}); err != nil {
+	if b.BuildResult, err = buildImage(imageSpec{Plan: b.Plan, Guest: b.Guest, Out: out, MinRoot: minRoot, Force: c.Force, Shared: t.Shared}); err != nil {
 		return nil, err
 	}
 	b.Took = time.Since(start)
@@ -174,6 +177,6 @@ func Existing(home Home, c *Config, t Target) (*Built, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--skipbuild: no image at %s; build it first", out)
 	}
-	b.BuildResult = &BuildResult{Path: out, Reused: true, Size: st.Size()}
+	b.BuildResult = &BuildResult{Path: out, Reused: true, Size: st.Size(), Base: BaseOf(out)}
 	return b, nil
 }

@@ -190,24 +190,32 @@ func (g *nanosGuest) VolumeFormat() volume.Format { return volume.TFS{} }
 
 // write implements Guest.
 func (g *nanosGuest) write(f *os.File, p *Plan, minRoot int64) error {
-	disk, err := layoutNanos(p, g.Kernel, minRoot)
+	disk, err := layoutNanos(p, g.Kernel, minRoot, nil)
 	if err != nil {
 		return err
 	}
+	return g.withCaches(disk, func() error {
+		if g.UEFI != "" {
+			return writeUEFI(f, disk, g.UEFI, g.Kernel.arch())
+		}
+		return disk.WriteTo(f)
+	})
+}
+
+// withCaches runs write, which writes disk, with the boot filesystem's
+// UUID recalled (recallBootUUID) and the digest cache in use, and keeps
+// what it learned of both once it succeeded.
+func (g *nanosGuest) withCaches(disk *opsfs.NanosDisk, write func() error) error {
 	save := g.recallBootUUID(disk.BootFS)
 	digests := loadDigests(g.Digests)
 	disk.BootFS.UseDigests(digests)
 	disk.RootFS.UseDigests(digests)
-	if g.UEFI != "" {
-		err = writeUEFI(f, disk, g.UEFI, g.Kernel.arch())
-	} else {
-		err = disk.WriteTo(f)
+	if err := write(); err != nil {
+		return err
 	}
-	if err == nil {
-		save()
-		saveDigests(g.Digests, digests)
-	}
-	return err
+	save()
+	saveDigests(g.Digests, digests)
+	return nil
 }
 
 // loadDigests is the digest cache kept at path: empty when there is none
@@ -323,7 +331,15 @@ func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 		vm.Pages = qemu.PagesMemfdRAM
 	}
 	disk := qemu.Drive{File: b.Image.Path, Snapshot: !b.Writable}
-	if !vm.DebugExit && !b.Writable {
+	switch {
+	case b.Image.Base != "":
+		// An overlay over a shared base (SharedParts): it takes the
+		// guest's writes, as a container's image does.
+		if !b.Writable {
+			return vm, fmt.Errorf("%s is an overlay over %s: it boots only writable", b.Image.Path, b.Image.Base)
+		}
+		disk = qemu.Drive{File: b.Image.Base, Overlay: b.Image.Path, Image: true}
+	case !vm.DebugExit && !b.Writable:
 		disk.Snapshot, disk.Overlay = false, filepath.Join(b.Scratch, "disk.qcow2")
 	}
 	vm.Drives = append([]qemu.Drive{disk}, volumeDrives(b)...)
@@ -335,7 +351,8 @@ func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 }
 
 // prepare implements Guest: a disk the guest writes to carries no exit
-// record from an earlier run; an overlay is made fresh.
+// record from an earlier run; an overlay is made fresh, but for one that
+// is the image (SharedParts), new from its build.
 func (g *nanosGuest) prepare(vm qemu.VM) error {
 	if vm.DebugExit || len(vm.Drives) == 0 {
 		return nil
@@ -345,7 +362,11 @@ func (g *nanosGuest) prepare(vm qemu.VM) error {
 	if err != nil {
 		return goerrors.Wrap(err, 0)
 	}
-	if d.Overlay != "" {
+	switch {
+	case d.Image:
+		// The image is its overlay, made once for one boot.
+		return nil
+	case d.Overlay != "":
 		return qemu.CreateOverlay(d.Overlay, st.Size())
 	}
 	f, err := os.OpenFile(d.File, os.O_RDWR, 0)
@@ -573,8 +594,9 @@ func (k nanosKernel) bootLoader() (*opsfs.BootLoader, error) {
 }
 
 // layoutNanos plans the whole disk: boot filesystem with /kernel (and
-// /klib/*), root filesystem with the plan's tree and manifest.
-func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error) {
+// /klib/*), root filesystem with the plan's tree and manifest, the files
+// last names (when set) placed after the others.
+func layoutNanos(p *Plan, k nanosKernel, minRoot int64, last func(*opsfs.Entry) bool) (*opsfs.NanosDisk, error) {
 	bl, err := k.bootLoader()
 	if err != nil {
 		return nil, err
@@ -618,7 +640,7 @@ func layoutNanos(p *Plan, k nanosKernel, minRoot int64) (*opsfs.NanosDisk, error
 	if err != nil {
 		return nil, err
 	}
-	rootFS, err := opsfs.LayoutTFS(p.Tree, root, opsfs.TFSOptions{Slack: opsfs.RootSlack, MinSize: minRoot})
+	rootFS, err := opsfs.LayoutTFS(p.Tree, root, opsfs.TFSOptions{Slack: opsfs.RootSlack, MinSize: minRoot, Last: last})
 	if err != nil {
 		return nil, fmt.Errorf("root filesystem: %w", err)
 	}

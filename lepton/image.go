@@ -30,6 +30,7 @@ type imageSpec struct {
 	Out     string // image path
 	MinRoot int64  // BaseVolumeSz
 	Force   bool   // write it even when nothing changed (-f)
+	Shared  *SharedParts
 }
 
 // BuildResult says what buildImage did.
@@ -37,6 +38,9 @@ type BuildResult struct {
 	Path   string
 	Reused bool
 	Size   int64
+	// Base is the raw disk the image, a qcow2 overlay, runs over
+	// (SharedParts), or "" for a whole disk.
+	Base string
 	// stamp is the image's stamp as built or reused (fileutil.Stamp), so
 	// a boot finds out when another ops has since replaced it.
 	stamp string
@@ -82,11 +86,18 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 			return nil, fmt.Errorf("%s was changed after it was built (a guest wrote to it with ops run -s); building again would discard that: boot it as it is with -s, or build afresh with -f (--force)", spec.Out)
 		}
 		if old.key == key && old.trusted(boot) {
-			return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size(), stamp: old.stamp}, nil
+			return &BuildResult{Path: spec.Out, Reused: true, Size: st.Size(), Base: BaseOf(spec.Out), stamp: old.stamp}, nil
 		}
 	}
+	ow, split := splits(spec.Guest, spec.Shared)
 	err = fileutil.WriteUnsynced(spec.Out, 0o644, func(tmp *os.File) error {
-		if err := spec.Guest.write(tmp, spec.Plan, spec.MinRoot); err != nil {
+		if split {
+			if err := ow.writeOverlay(tmp, spec.Plan, spec.MinRoot, spec.Shared, spec.Out); err != nil {
+				return err
+			}
+		} else if err := spec.Guest.write(tmp, spec.Plan, spec.MinRoot); err != nil {
+			return err
+		} else if err := os.Remove(spec.Out + baseSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 		// The old key is gone before the new image takes the name, and
@@ -114,7 +125,7 @@ func buildImage(spec imageSpec) (*BuildResult, error) {
 	if err := fileutil.WriteUnsynced(keyFile, 0o644, k.write); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	return &BuildResult{Path: spec.Out, Size: st.Size(), stamp: k.stamp}, nil
+	return &BuildResult{Path: spec.Out, Size: st.Size(), Base: BaseOf(spec.Out), stamp: k.stamp}, nil
 }
 
 // imageKey is what an image's key file holds: the key of what it was
@@ -298,6 +309,9 @@ func (spec imageSpec) key() (string, error) {
 	h := sha256.New()
 	p := spec.Plan
 	fmt.Fprintf(h, "%s\nguest %s\nminroot %d\n", formatVersion, spec.Guest.Name(), spec.MinRoot)
+	if _, split := splits(spec.Guest, spec.Shared); split {
+		fmt.Fprintf(h, "shared %q\n", spec.Shared.Own)
+	}
 	plan, err := json.Marshal(struct {
 		Program     string
 		Args        []string

@@ -3,6 +3,7 @@ package lepton
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	goerrors "github.com/go-errors/errors"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/internal/fileutil"
+	"github.com/opsdev/ops/qemu"
 )
 
 // DeleteImage removes a built image named name from the ops home, with
@@ -223,7 +225,21 @@ func (h Home) ReadImage(nameOrPath string, bootfs bool, fn func(rd *opsfs.Reader
 	if err != nil {
 		return err
 	}
-	boot, root, err := opsfs.OpenNanosDisk(f, st.Size())
+	var disk io.ReaderAt = f
+	size := st.Size()
+	if b := BaseOf(p); b != "" {
+		// An overlay over its base (SharedParts).
+		base, err := os.Open(b)
+		if err != nil {
+			return err
+		}
+		defer base.Close()
+		if size, err = qemu.OverlaySize(f); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		disk = qemu.OverlayDisk{Overlay: f, Base: base}
+	}
+	boot, root, err := opsfs.OpenNanosDisk(disk, size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}

@@ -216,17 +216,17 @@ func TestLayoutNanosErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := layoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), `klib "nope" not found`) {
+	if _, err := layoutNanos(p, k, 0, nil); err == nil || !strings.Contains(err.Error(), `klib "nope" not found`) {
 		t.Fatalf("error %v", err)
 	}
 	p.Klibs = []string{"../x"}
-	if _, err := layoutNanos(p, k, 0); err == nil || !strings.Contains(err.Error(), "not a klib name") {
+	if _, err := layoutNanos(p, k, 0, nil); err == nil || !strings.Contains(err.Error(), "not a klib name") {
 		t.Fatalf("error %v", err)
 	}
 	bad := k
 	bad.Boot = k.Kernel
 	p.Klibs = nil
-	if _, err := layoutNanos(p, bad, 0); err == nil || !strings.Contains(err.Error(), "boot.img") && !strings.Contains(err.Error(), "55AA") {
+	if _, err := layoutNanos(p, bad, 0, nil); err == nil || !strings.Contains(err.Error(), "boot.img") && !strings.Contains(err.Error(), "55AA") {
 		t.Fatalf("error %v", err)
 	}
 }
@@ -252,7 +252,7 @@ func TestKlibPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := layoutNanos(p, k, 0)
+		d, err := layoutNanos(p, k, 0, nil)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%q: error %v, want %q", tc.klib, err, tc.err)

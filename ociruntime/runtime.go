@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -224,7 +225,14 @@ func (r *Runtime) build(o CreateOptions, spec *Spec, rec *record, mounts imageMo
 	if len(name) > 12 {
 		name = name[:12]
 	}
-	b, err := build(o.Home, in, lepton.Target{Output: filepath.Join(r.Store.dir(o.ID), imageName), DefaultName: name})
+	// On Nanos the image is an overlay over a base that the containers
+	// of one image share (their root filesystem's files, the kernel): a
+	// second container of it writes only its own part.
+	shared := &lepton.SharedParts{Dir: r.Store.basesDir()}
+	for _, l := range slices.Concat(mounts.Layers, mounts.Files, mounts.GiveBack) {
+		shared.Own = append(shared.Own, l.Host)
+	}
+	b, err := build(o.Home, in, lepton.Target{Output: filepath.Join(r.Store.dir(o.ID), imageName), DefaultName: name, Shared: shared})
 	if err != nil {
 		return Image{}, lepton.Config{}, err
 	}

@@ -101,7 +101,13 @@ func CheckID(id string) error {
 	return nil
 }
 
+// basesFolder, beside the containers' folders, holds the bases their Nanos
+// images are overlays over (lepton.SharedParts): on their filesystem, so
+// each image links its own. Like delegatedDir, it is no container ID.
+const basesFolder = "@bases"
+
 func (s Store) dir(id string) string       { return filepath.Join(s.Root, id) }
+func (s Store) basesDir() string           { return filepath.Join(s.Root, basesFolder) }
 func (s Store) stateFile(id string) string { return filepath.Join(s.dir(id), "state.json") }
 func (s Store) lockFile(id string) string  { return filepath.Join(s.dir(id), "lock") }
 func (s Store) fifo(id string) string      { return filepath.Join(s.dir(id), "start.fifo") }

@@ -121,11 +121,38 @@ func ReadOverlay(overlay, base io.ReaderAt, off int64, buf []byte) error {
 			}
 		}
 		if src != nil {
-			if _, err := src.ReadAt(buf[:n], at); err != nil {
+			// The base may end before the disk does: zeros past its end.
+			if m, err := src.ReadAt(buf[:n], at); err != nil && !(src == base && errors.Is(err, io.EOF)) {
 				return fmt.Errorf("reading the disk at %d: %w", off, err)
+			} else if err != nil {
+				clear(buf[m:n])
 			}
 		}
 		buf, off = buf[n:], off+n
 	}
 	return nil
+}
+
+// OverlaySize is the size of the disk an overlay holds the writes to.
+func OverlaySize(overlay io.ReaderAt) (int64, error) {
+	var h [32]byte
+	if _, err := overlay.ReadAt(h[:], 0); err != nil {
+		return 0, fmt.Errorf("overlay header: %w", err)
+	}
+	if binary.BigEndian.Uint32(h[:]) != qcowMagic {
+		return 0, errors.New("overlay: not a qcow2 image")
+	}
+	return int64(binary.BigEndian.Uint64(h[24:])), nil
+}
+
+// OverlayDisk is the disk an overlay and its base make, read as the
+// guest sees it (ReadOverlay).
+type OverlayDisk struct{ Overlay, Base io.ReaderAt }
+
+// ReadAt implements io.ReaderAt.
+func (d OverlayDisk) ReadAt(p []byte, off int64) (int, error) {
+	if err := ReadOverlay(d.Overlay, d.Base, off, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

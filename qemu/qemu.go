@@ -110,6 +110,9 @@ type Drive struct {
 	// that takes the guest's writes in place of QEMU's temporary one, so
 	// they can be read back once QEMU has exited.
 	Overlay string
+	// Image says the overlay is the disk image itself, File its base,
+	// made with it (not a fresh CreateOverlay before each boot).
+	Image bool
 }
 
 // Net is the VM's network card.
