@@ -334,20 +334,18 @@ func TestE2EOCIRuntimeDocker(t *testing.T) {
 	})
 }
 
-// TestE2EOCIRuntimeDockerSharedBase: on Nanos, the containers of one
-// image share a base (their root filesystem's files and the kernel,
-// kept in the runtime root's @bases), so the second container of an
-// image writes only its own part: after two containers of the hello
-// image, with other host names and variables, the runtime root holds one
-// base, the same file the first one wrote; a container of another image
-// adds its own. Docker's layers are extracted just before: the first
-// container waits until their times are old enough to be trusted.
+// TestE2EOCIRuntimeDockerSharedBase: the containers of one image share a
+// base (their root filesystem's files, the kernel's on Nanos, init and
+// the modules on the Linux guest), kept in the runtime root's @bases, so
+// the second container of an image writes only its own part: after two
+// containers of the hello image, with other host names and variables,
+// the runtime root holds one base, the same file the first one wrote; a
+// container of another image adds its own. Docker's layers are extracted
+// just before: the first container waits until their times are old
+// enough to be trusted.
 func TestE2EOCIRuntimeDockerSharedBase(t *testing.T) {
 	e := getEnv(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
-		if guest != "nanos" {
-			t.Skip("SKIP: the Linux guest writes a container's initramfs whole")
-		}
 		d := newDocker(t, e, guest, home)
 		d.importProgram("ops-e2e-hello:1", e.progs["hello_static"], `["/hello_static","3"]`)
 		again := filepath.Join(t.TempDir(), "hello_again")

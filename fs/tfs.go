@@ -342,42 +342,86 @@ func (t *TFS) sharedEnd() int64 {
 }
 
 // SharedKey writes to w what the shared part is made of: where it lies
-// and each shared file's place, length and identity: a host file's
-// device, inode, size and modification and status-change times (a
-// DigestCache's key, without the device on an overlay), an in-memory
-// one's SHA-256. Equal keys give equal shared parts on this machine.
-// settled is false when a host file changed less than racyWindow before
-// now, when its times may not tell a later change from it: such a key is
-// not to be kept.
+// and each shared file's place and identity (EntriesKey). Equal keys
+// give equal shared parts on this machine; settled is EntriesKey's.
 func (t *TFS) SharedKey(w io.Writer, now time.Time) (settled bool, err error) {
 	defer wrapIO(&err)
 	fmt.Fprintf(w, "%s shared %q %d %d %d\n", UUIDScheme, t.label, t.logSecs, t.sharedEnd(), t.shared)
-	settled = true
-	since := now.Add(-racyWindow).UnixNano()
-	var overlays overlayDevs
+	k := newIdentities(now)
 	for _, p := range t.files[:t.shared] {
-		fmt.Fprintf(w, "file %d %d %q ", p.offset, p.e.Size, p.e.Path)
-		if p.e.Data != nil {
-			fmt.Fprintf(w, "data %x\n", sha256.Sum256(p.e.Data))
-			continue
+		fmt.Fprintf(w, "at %d ", p.offset)
+		if err := k.write(w, p.e); err != nil {
+			return false, err
 		}
-		var st unix.Stat_t
-		if err := unix.Stat(p.e.Source, &st); err != nil {
-			return false, &os.PathError{Op: "stat", Path: p.e.Source, Err: err}
-		}
-		k := fileKeyOf(&st)
-		if k.Size != p.e.Size {
-			return false, fmt.Errorf("%s changed size while the image was planned (%d bytes, expected %d)", p.e.Source, k.Size, p.e.Size)
-		}
-		if overlays.on(k.Dev, func(fs *unix.Statfs_t) error { return unix.Statfs(p.e.Source, fs) }) {
-			k = overlayKey(k)
-		}
-		if k.Mtime >= since || k.Ctime >= since {
-			settled = false
-		}
-		fmt.Fprintf(w, "%d %d %d %d %d\n", k.Dev, k.Ino, k.Size, k.Mtime, k.Ctime)
 	}
-	return settled, nil
+	return k.settled, nil
+}
+
+// EntriesKey writes to w each entry's path, kind and identity: a host
+// file's device, inode, size and modification and status-change times (a
+// DigestCache's key, without the device on an overlay, where every
+// container of an image sees the same inode and times on a device of its
+// own), an in-memory one's SHA-256, a link's target; an empty file is
+// only empty. Equal keys give
+// equal contents on this machine. settled is false when a host file
+// changed less than racyWindow before now, when its times may not tell a
+// later change from it: such a key is not to be kept.
+func EntriesKey(w io.Writer, ents []*Entry, now time.Time) (settled bool, err error) {
+	defer wrapIO(&err)
+	k := newIdentities(now)
+	for _, e := range ents {
+		if err := k.write(w, e); err != nil {
+			return false, err
+		}
+	}
+	return k.settled, nil
+}
+
+// identities writes entries' identities (EntriesKey).
+type identities struct {
+	since    int64 // files changed at or after it are not settled
+	settled  bool
+	overlays overlayDevs
+}
+
+func newIdentities(now time.Time) *identities {
+	return &identities{since: now.Add(-racyWindow).UnixNano(), settled: true}
+}
+
+func (k *identities) write(w io.Writer, e *Entry) error {
+	fmt.Fprintf(w, "%q %d %o %d ", e.Path, e.Kind, e.Mode, e.Size)
+	switch {
+	case e.Kind == KindSymlink:
+		fmt.Fprintf(w, "link %q\n", e.Target)
+		return nil
+	case e.Kind != KindFile:
+		fmt.Fprintln(w)
+		return nil
+	case e.Data != nil:
+		fmt.Fprintf(w, "data %x\n", sha256.Sum256(e.Data))
+		return nil
+	case e.Size == 0:
+		// Nothing to tell apart: an engine's empty files (Docker's
+		// /.dockerenv), new in each container, do not make its key new.
+		fmt.Fprintln(w, "empty")
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(e.Source, &st); err != nil {
+		return &os.PathError{Op: "stat", Path: e.Source, Err: err}
+	}
+	id := fileKeyOf(&st)
+	if id.Size != e.Size {
+		return fmt.Errorf("%s changed size while the image was planned (%d bytes, expected %d)", e.Source, id.Size, e.Size)
+	}
+	if k.overlays.on(id.Dev, func(fs *unix.Statfs_t) error { return unix.Statfs(e.Source, fs) }) {
+		id = overlayKey(id)
+	}
+	if id.Mtime >= k.since || id.Ctime >= k.since {
+		k.settled = false
+	}
+	fmt.Fprintf(w, "%d %d %d %d\n", id.Dev, id.Ino, id.Mtime, id.Ctime)
+	return nil
 }
 
 // writeShared writes the shared part at base and returns its leaf

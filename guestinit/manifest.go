@@ -30,6 +30,12 @@ type Manifest struct {
 	Mounts          []Mount  `json:"mounts,omitempty"`
 	Shares          []Share  `json:"shares,omitempty"`
 	Debug           bool     `json:"debug,omitempty"`
+	// OwnSerial, in an initramfs other images share (an OCI container's
+	// base, lepton.SharedParts), names the disk whose contents are a cpio
+	// archive (UnpackCPIO) of the image's own part: init loads Modules
+	// (the disk's driver among them), unpacks it over the initramfs, and
+	// reads the manifest it holds in place of this one.
+	OwnSerial string `json:"own_serial,omitempty"`
 }
 
 // Mount is an ext4 volume init mounts before it starts the program: the

@@ -2,8 +2,10 @@ package lepton
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +15,9 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 
+	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
 	"github.com/opsdev/ops/guestinit"
@@ -183,35 +187,54 @@ func (g *linuxGuest) initReader() (*io.SectionReader, error) {
 // write implements Guest: the initramfs holds the plan's tree, then ops's
 // init, the modules in load order and the manifest under /.ops.
 func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
-	r, err := g.initReader()
+	k, err := g.kernelFor(p, false)
 	if err != nil {
 		return err
+	}
+	man, err := json.Marshal(initManifest(p, k, false))
+	if err != nil {
+		return err
+	}
+	ents, err := g.initramfs(p.Tree.Entries(), man, k)
+	if err != nil {
+		return err
+	}
+	return opsfs.WriteCPIO(f, ents)
+}
+
+// kernelFor is the kernel with the drivers p's volumes and shares need,
+// and with the disk's driver when own (the image's own part is on a
+// disk, writeOverlay).
+func (g *linuxGuest) kernelFor(p *Plan, own bool) (*linuxkernel.Kernel, error) {
+	volumes, shares := planMounts(p)
+	if volumes > 0 || shares > 0 || own {
+		return g.withDrivers(volumes > 0 || own, shares > 0)
+	}
+	return g.Kernel, nil
+}
+
+// initramfs is the entries of an initramfs: tree, then ops's init, the
+// modules of k in load order, the manifest man and the folders init
+// mounts on.
+func (g *linuxGuest) initramfs(tree []*opsfs.Entry, man []byte, k *linuxkernel.Kernel) ([]*opsfs.Entry, error) {
+	r, err := g.initReader()
+	if err != nil {
+		return nil, err
 	}
 	// One buffer of the init's size: growing one to 2.5 MB step by step
 	// made the whole build take ~1.6 times as long.
 	initProg := make([]byte, r.Size())
 	if _, err := io.ReadFull(r, initProg); err != nil {
-		return fmt.Errorf("reading the embedded init: %w", err)
+		return nil, fmt.Errorf("reading the embedded init: %w", err)
 	}
-	tree := opsfs.NewTree()
-	for _, e := range p.Tree.Entries() {
-		if e.Path == "/.ops" || strings.HasPrefix(e.Path, "/.ops/") {
-			return fmt.Errorf("%s: /.ops is reserved for ops in the Linux guest", e.Path)
+	t := opsfs.NewTree()
+	for _, e := range tree {
+		if err := reservedOps(e); err != nil {
+			return nil, err
 		}
-		if err := tree.Add(*e); err != nil {
-			return err
+		if err := t.Add(*e); err != nil {
+			return nil, err
 		}
-	}
-	k := g.Kernel
-	volumes, shares := planMounts(p)
-	if volumes > 0 || shares > 0 {
-		if k, err = g.withDrivers(volumes > 0, shares > 0); err != nil {
-			return err
-		}
-	}
-	man, err := json.Marshal(initManifest(p, k, false))
-	if err != nil {
-		return err
 	}
 	extra := []opsfs.Entry{
 		{Path: initPath, Kind: opsfs.KindFile, Data: initProg, Mode: 0o755},
@@ -224,7 +247,7 @@ func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
 		for i, mod := range mods.files {
 			st, err := os.Stat(mod)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			extra = append(extra, opsfs.Entry{Path: moduleFile(mods.prefix, i, mod), Kind: opsfs.KindFile, Source: mod, Size: st.Size()})
 		}
@@ -233,11 +256,94 @@ func (g *linuxGuest) write(f *os.File, p *Plan, _ int64) error {
 		extra = append(extra, opsfs.Entry{Path: d, Kind: opsfs.KindDir})
 	}
 	for _, e := range extra {
-		if err := tree.Add(e); err != nil {
-			return err
+		if err := t.Add(e); err != nil {
+			return nil, err
 		}
 	}
-	return opsfs.WriteCPIO(f, tree.Entries())
+	return t.Entries(), nil
+}
+
+// reservedOps refuses a program's entry under /.ops, init's own.
+func reservedOps(e *opsfs.Entry) error {
+	if e.Path == "/.ops" || strings.HasPrefix(e.Path, "/.ops/") {
+		return fmt.Errorf("%s: /.ops is reserved for ops in the Linux guest", e.Path)
+	}
+	return nil
+}
+
+// ownSerial is the serial of the disk that holds an image's own part.
+const ownSerial = "ops-own"
+
+// writeOverlay implements overlayWriter: the image's own part, a cpio
+// archive of the manifest and the image's own files, into f; its shared
+// part, the initramfs of init, the modules (the disk's driver among
+// them), the shared files and a manifest naming the own part's disk
+// (guestinit.Manifest.OwnSerial), kept in sh.Dir by its key and linked
+// beside the image at out. The kernel unpacks the shared part; init
+// unpacks the own part over it from its disk and reads the manifest it
+// holds.
+func (g *linuxGuest) writeOverlay(f *os.File, p *Plan, _ int64, sh *SharedParts, out string) error {
+	k, err := g.kernelFor(p, true)
+	if err != nil {
+		return err
+	}
+	var shared []*opsfs.Entry
+	own := opsfs.NewTree()
+	for _, e := range p.Tree.Entries() {
+		if err := reservedOps(e); err != nil {
+			return err
+		}
+		if e.Kind == opsfs.KindFile && sh.own(e) {
+			if err := own.Add(*e); err != nil {
+				return err
+			}
+		} else {
+			shared = append(shared, e)
+		}
+	}
+	baseMan, err := json.Marshal(guestinit.Manifest{Modules: initManifest(p, k, false).Modules, OwnSerial: ownSerial})
+	if err != nil {
+		return err
+	}
+	man, err := json.Marshal(initManifest(p, k, false))
+	if err != nil {
+		return err
+	}
+	if err := own.Add(opsfs.Entry{Path: manifestPath, Kind: opsfs.KindFile, Data: man}); err != nil {
+		return err
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "ops-base-1 %s\nmanifest %s\n", formatVersion, baseMan)
+	if err := g.key(h, p); err != nil {
+		return err
+	}
+	now := time.Now
+	if sh.now != nil {
+		now = sh.now
+	}
+	settled, err := opsfs.EntriesKey(h, shared, now())
+	if err != nil {
+		return err
+	}
+	_, err = sh.place(hex.EncodeToString(h.Sum(nil)[:16]), settled, out+baseSuffix, func(tmp *os.File) ([][32]byte, error) {
+		ents, err := g.initramfs(shared, baseMan, k)
+		if err != nil {
+			return nil, err
+		}
+		return nil, opsfs.WriteCPIO(tmp, ents)
+	})
+	if err != nil {
+		return err
+	}
+	if err := opsfs.WriteCPIO(f, own.Entries()); err != nil {
+		return err
+	}
+	// A disk is whole sectors: zeros after the trailer fill the last.
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return f.Truncate((st.Size() + 511) &^ 511)
 }
 
 // planMounts counts the plan's volumes and its shares (their "%N"
@@ -298,9 +404,20 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	vm.Kernel = g.Kernel.Image
 	vm.Initrd = b.Image.Path
 	vm.Drives = volumeDrives(b)
+	size := b.Image.Size
+	if b.Image.Base != "" {
+		// A shared initramfs, and the image's own part on a disk
+		// (writeOverlay).
+		st, err := os.Stat(b.Image.Base)
+		if err != nil {
+			return vm, goerrors.Wrap(err, 0)
+		}
+		vm.Initrd, size = b.Image.Base, size+st.Size()
+		vm.Drives = append(vm.Drives, qemu.Drive{File: b.Image.Path, ReadOnly: true, Serial: ownSerial})
+	}
 	vm.FS = virtioFS(b.Shares, b.Scratch, os.Geteuid(), os.Getegid())
 	if vm.MemoryMB == 0 {
-		vm.MemoryMB = linuxMemoryMB(b.Image.Size)
+		vm.MemoryMB = linuxMemoryMB(size)
 	}
 	khz := 0
 	if b.Accel == qemu.TCG {

@@ -19,17 +19,20 @@ import (
 	"github.com/opsdev/ops/internal/fileutil"
 )
 
-// SharedParts has a Nanos image written as two files, so that images of
-// the same contents share most of their bytes: a base, the raw disk of
-// what every image of the same kernel and shared files holds (the boot
-// loader, the boot filesystem and the root filesystem's shared files,
-// placed first), kept in Dir and linked beside the image (the image's
-// path with ".base"); and the image itself, a qcow2 overlay of its own
-// part over the base (the partition table, the root filesystem's log and
-// its own files, placed last), which takes the guest's writes. The
-// second container of an image writes only its own part. Read over each
-// other they are the disk an image of the same layout written whole is,
-// byte for byte. The Linux guest writes its image whole.
+// SharedParts has an image written as two files, so that images of the
+// same contents share most of their bytes: a base, what every image of
+// the same kernel and shared files holds, kept in Dir and linked beside
+// the image (the image's path with ".base"), and the image itself, its
+// own part: the manifest and its own files. The second container of an
+// image writes only its own part. On Nanos the base is the raw disk of
+// the boot loader, the boot filesystem and the root filesystem's shared
+// files (placed first), and the image a qcow2 overlay over it of the
+// partition table, the root filesystem's log and its own files (placed
+// last), which takes the guest's writes; read over each other they are
+// the disk an image of the same layout written whole is, byte for byte.
+// On the Linux guest the base is an initramfs (init, the modules, the
+// shared files, and a manifest that names the own part's disk) and the
+// image a cpio archive of the own part, a disk init unpacks.
 type SharedParts struct {
 	// Dir holds the bases, on the image's own filesystem (an image links
 	// its base, so it stays while the image does, whatever Dir keeps).
@@ -76,11 +79,9 @@ func (sh *SharedParts) own(e *opsfs.Entry) bool {
 	return false
 }
 
-// writeOverlay writes the image of p as a qcow2 overlay into f over its
-// base: found in sh.Dir by the shared part's key, or written there, and
-// linked beside the image at out. A base whose files changed too
-// recently to be told apart by their times is written beside the image
-// alone, not kept.
+// writeOverlay implements overlayWriter: the image of p as a qcow2
+// overlay into f over its base (SharedParts.place), linked beside the
+// image at out.
 func (g *nanosGuest) writeOverlay(f *os.File, p *Plan, minRoot int64, sh *SharedParts, out string) error {
 	disk, err := layoutNanos(p, g.Kernel, minRoot, sh.own)
 	if err != nil {
@@ -99,29 +100,10 @@ func (g *nanosGuest) writeOverlay(f *os.File, p *Plan, minRoot int64, sh *Shared
 	if err != nil {
 		return err
 	}
-	link := out + baseSuffix
 	return g.withCaches(disk, func() error {
-		var digests [][32]byte
-		if settled {
-			key := hex.EncodeToString(h.Sum(nil)[:16])
-			for try := 0; ; try++ {
-				base, d, err := sh.base(key, disk.WriteShared)
-				if err != nil {
-					return err
-				}
-				digests = d
-				// Another build may prune the base between the two (when
-				// more than Keep others are in use at once): write it again.
-				if err = linkBase(base, link); err == nil {
-					break
-				} else if !errors.Is(err, os.ErrNotExist) || try > 0 {
-					return err
-				}
-			}
-		} else if err := fileutil.WriteUnsynced(link, 0o644, func(tmp *os.File) (err error) {
-			digests, err = disk.WriteShared(tmp)
-			return err
-		}); err != nil {
+		link := out + baseSuffix
+		digests, err := sh.place(hex.EncodeToString(h.Sum(nil)[:16]), settled, link, disk.WriteShared)
+		if err != nil {
 			return err
 		}
 		own, err := fileutil.CreateTemp(filepath.Dir(out), filepath.Base(out)+".own")
@@ -142,6 +124,34 @@ func (g *nanosGuest) writeOverlay(f *os.File, p *Plan, minRoot int64, sh *Shared
 		defer base.Close()
 		return imgfmt.Overlay(f, own, base)
 	})
+}
+
+// place puts the base of key at link: linked from sh.Dir, where it is
+// found or written by write and kept, or, when its files are not settled
+// (EntriesKey), written there alone. It returns the digests write
+// returned with the base.
+func (sh *SharedParts) place(key string, settled bool, link string, write func(*os.File) ([][32]byte, error)) ([][32]byte, error) {
+	if !settled {
+		var digests [][32]byte
+		err := fileutil.WriteUnsynced(link, 0o644, func(tmp *os.File) (err error) {
+			digests, err = write(tmp)
+			return err
+		})
+		return digests, err
+	}
+	for try := 0; ; try++ {
+		base, digests, err := sh.base(key, write)
+		if err != nil {
+			return nil, err
+		}
+		// Another build may prune the base between the two (when more
+		// than Keep others are in use at once): write it again.
+		if err = linkBase(base, link); err == nil {
+			return digests, nil
+		} else if !errors.Is(err, os.ErrNotExist) || try > 0 {
+			return nil, err
+		}
+	}
 }
 
 // linkBase links base at link, in place of what was there.
@@ -301,7 +311,7 @@ type overlayWriter interface {
 }
 
 // splits reports whether g writes the image of a build with sh as an
-// overlay: Nanos, but for a UEFI disk.
+// overlay over a base: both guests, but for a Nanos UEFI disk.
 func splits(g Guest, sh *SharedParts) (overlayWriter, bool) {
 	w, ok := g.(overlayWriter)
 	if n, isNanos := g.(*nanosGuest); isNanos && n.UEFI != "" {

@@ -2,14 +2,19 @@ package lepton
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsdev/ops/arch"
 	opsfs "github.com/opsdev/ops/fs"
+	"github.com/opsdev/ops/guestinit"
 	"github.com/opsdev/ops/internal/testutil"
+	"github.com/opsdev/ops/linuxkernel"
 	"github.com/opsdev/ops/qemu"
 )
 
@@ -24,30 +29,13 @@ func TestSharedParts(t *testing.T) {
 	home := Home{Dir: t.TempDir()}
 	k := fakeRelease(t, home.Dir)
 	g := &nanosGuest{Kernel: k}
-	rootfs := filepath.Join(t.TempDir(), "rootfs")
-	prog, err := os.ReadFile("/bin/true")
-	if err != nil {
-		t.Fatal(err)
-	}
-	testutil.WriteFile(t, filepath.Join(rootfs, "app"), string(prog))
-	testutil.WriteFile(t, filepath.Join(rootfs, "data/big"), string(bytes.Repeat([]byte("shared "), 100000)))
-	testutil.WriteFile(t, filepath.Join(rootfs, "etc/app.conf"), "x = 1\n")
 	later := func() time.Time { return time.Now().Add(time.Hour) }
 	bases := filepath.Join(t.TempDir(), "bases")
-	secrets := t.TempDir() // each image's own host file (a container's bind mount)
+	rootfs, secrets, plan := sharedPlans(t)
 	build := func(name, hostname string, sh *SharedParts) (*BuildResult, *Plan) {
 		t.Helper()
-		c := &Config{RunConfig: RunConfig{}, Env: map[string]string{"HOSTNAME": hostname}, Hostname: hostname}
-		secret := filepath.Join(secrets, name)
-		testutil.WriteFile(t, secret, string(bytes.Repeat([]byte(hostname), 3000)))
-		p, err := newPlan(PlanInput{Config: c, Program: filepath.Join(rootfs, "app"), ProgramGuest: "/app", Layers: []Layer{{Host: rootfs, Guest: "/", Root: true}}, NoDeps: true,
-			Files: []Layer{{Host: secret, Guest: "/run/secret"}},
-			Extra: []opsfs.Entry{{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: []byte("127.0.0.1 " + hostname + "\n")}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(t.TempDir(), name)
-		res, err := buildImage(imageSpec{Plan: p, Guest: g, Out: out, Shared: sh})
+		p := plan(name, hostname)
+		res, err := buildImage(imageSpec{Plan: p, Guest: g, Out: filepath.Join(t.TempDir(), name), Shared: sh})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -174,6 +162,123 @@ func TestSharedParts(t *testing.T) {
 	ents, _ = os.ReadDir(bases)
 	if len(ents) != 4 { // the last image's base, b's (the most recent unlinked), and their digests
 		t.Fatalf("bases after pruning with Keep 1: %v", ents)
+	}
+}
+
+// sharedPlans makes a root filesystem (a program, a large file and a
+// small one) and a folder for each image's own host file (a container's
+// bind mount), and returns what makes the plan of an image of them with
+// its own host name, variable, hosts file and host file.
+func sharedPlans(t *testing.T) (rootfs, secrets string, plan func(name, hostname string) *Plan) {
+	rootfs = filepath.Join(t.TempDir(), "rootfs")
+	prog, err := os.ReadFile("/bin/true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.WriteFile(t, filepath.Join(rootfs, "app"), string(prog))
+	testutil.WriteFile(t, filepath.Join(rootfs, "data/big"), string(bytes.Repeat([]byte("shared "), 100000)))
+	testutil.WriteFile(t, filepath.Join(rootfs, "etc/app.conf"), "x = 1\n")
+	secrets = t.TempDir()
+	return rootfs, secrets, func(name, hostname string) *Plan {
+		t.Helper()
+		c := &Config{RunConfig: RunConfig{}, Env: map[string]string{"HOSTNAME": hostname}, Hostname: hostname}
+		secret := filepath.Join(secrets, name)
+		testutil.WriteFile(t, secret, string(bytes.Repeat([]byte(hostname), 3000)))
+		p, err := newPlan(PlanInput{Config: c, Program: filepath.Join(rootfs, "app"), ProgramGuest: "/app", Layers: []Layer{{Host: rootfs, Guest: "/", Root: true}}, NoDeps: true,
+			Files: []Layer{{Host: secret, Guest: "/run/secret"}},
+			Extra: []opsfs.Entry{{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: []byte("127.0.0.1 " + hostname + "\n")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+}
+
+// TestLinuxSharedParts: Linux guest images of one root filesystem built
+// with SharedParts share one initramfs, which the second build does not
+// write again; each image is its own part, a cpio archive of its
+// manifest and own files, which the VM hands the guest as a read-only
+// disk with init's serial while the base is the initramfs. The base
+// unpacked, then the own part over it (as the kernel and init do), holds
+// the plan's tree and the image's manifest, with the disk's driver.
+func TestLinuxSharedParts(t *testing.T) {
+	mods := fakeModDir(t)
+	kern := &linuxkernel.Kernel{Version: "6.1", ModDir: mods, Image: "vmlinuz"}
+	var err error
+	if kern.Modules, err = linuxkernel.ModuleOrder(mods, linuxkernel.GuestModulesFor(arch.AMD64)); err != nil {
+		t.Fatal(err)
+	}
+	g := &linuxGuest{Kernel: kern, Init: io.NewSectionReader(strings.NewReader("init"), 0, 4)}
+	_, _, plan := sharedPlans(t)
+	sh := &SharedParts{Dir: filepath.Join(t.TempDir(), "bases"), now: func() time.Time { return time.Now().Add(time.Hour) }}
+	var firstBase os.FileInfo
+	for i, hostname := range []string{"one", "the-second-one"} {
+		p := plan(hostname, hostname)
+		for _, e := range p.Tree.Entries() {
+			if e.Path == "/run/secret" {
+				sh.Own = []string{e.Source}
+			}
+		}
+		res, err := buildImage(imageSpec{Plan: p, Guest: g, Out: filepath.Join(t.TempDir(), "image.initramfs"), Shared: sh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(res.Base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			firstBase = st
+		} else if !os.SameFile(st, firstBase) {
+			t.Fatal("the second image's base is not the first's")
+		}
+		root := t.TempDir()
+		for _, part := range []string{res.Base, res.Path} {
+			f, err := os.Open(part)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = guestinit.UnpackCPIO(f, root)
+			f.Close()
+			if err != nil {
+				t.Fatalf("%s: %v", part, err)
+			}
+		}
+		for _, e := range p.Tree.Entries() {
+			if e.Kind != opsfs.KindFile {
+				continue
+			}
+			want := e.Data
+			if want == nil {
+				if want, err = os.ReadFile(e.Source); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got, err := os.ReadFile(filepath.Join(root, e.Path)); err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: %d bytes (%v), want %d", e.Path, len(got), err, len(want))
+			}
+		}
+		k, err := g.kernelFor(p, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(initManifest(p, k, false))
+		if got, err := os.ReadFile(filepath.Join(root, manifestPath)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("manifest %s (%v), want %s", got, err, want)
+		}
+		if !strings.Contains(string(want), "virtio_blk") {
+			t.Errorf("no disk driver in the manifest %s", want)
+		}
+		vm, err := g.VM(Boot{Image: res, Accel: qemu.TCG})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vm.Initrd != res.Base || len(vm.Drives) != 1 || vm.Drives[0] != (qemu.Drive{File: res.Path, ReadOnly: true, Serial: ownSerial}) {
+			t.Errorf("VM: initrd %s, drives %+v", vm.Initrd, vm.Drives)
+		}
+	}
+	if ents, _ := os.ReadDir(sh.Dir); len(ents) != 2 {
+		t.Errorf("bases: %v, want one and its digests", ents)
 	}
 }
 

@@ -113,6 +113,8 @@ type Drive struct {
 	// Image says the overlay is the disk image itself, File its base,
 	// made with it (not a fresh CreateOverlay before each boot).
 	Image bool
+	// Serial is the disk's serial number, by which the guest finds it.
+	Serial string
 }
 
 // Net is the VM's network card.
@@ -416,11 +418,17 @@ func (vm VM) driveArgs(a []string, devs devices) ([]string, error) {
 			}
 			a = append(a, "-drive", opt)
 		}
+		dev := "scsi-hd,bus=scsi0.0,drive=" + id
 		if devs.blk != "" {
-			a = append(a, "-device", devs.blk+",drive="+id)
-		} else {
-			a = append(a, "-device", "scsi-hd,bus=scsi0.0,drive="+id)
+			dev = devs.blk + ",drive=" + id
 		}
+		if d.Serial != "" {
+			if strings.ContainsAny(d.Serial, ", ") {
+				return nil, fmt.Errorf("disk serial %q: QEMU cannot take a comma", d.Serial)
+			}
+			dev += ",serial=" + d.Serial
+		}
+		a = append(a, "-device", dev)
 	}
 	return a, nil
 }

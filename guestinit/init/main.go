@@ -113,15 +113,24 @@ func run(start time.Time) (end ending) {
 
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	end.channel = exitChannelOn(cmdline)
-	b, err := os.ReadFile(guestinit.ManifestPathInGuest)
-	if err != nil {
-		logf("reading the manifest: %v", err)
-		end.code = 126
-		return end
+	m, err := readManifest()
+	if err == nil && m.OwnSerial != "" {
+		// A shared initramfs: this image's own part, its manifest
+		// included, is on a disk of its own.
+		for _, mod := range m.Modules {
+			if err := loadModule(mod); err != nil {
+				logf("loading module %s: %v", mod, err)
+			}
+		}
+		if err = unpackOwn(m.OwnSerial); err == nil {
+			m, err = readManifest()
+		}
+		if err == nil && debugOn(cmdline) {
+			logf("own part unpacked after %v", time.Since(start))
+		}
 	}
-	var m guestinit.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		logf("bad manifest: %v", err)
+	if err != nil {
+		logf("%v", err)
 		end.code = 126
 		return end
 	}
@@ -195,6 +204,47 @@ func run(start time.Time) (end ending) {
 	}
 	end.code, end.volumes = runProgram(m), len(m.Mounts) > 0 || len(m.Shares) > 0
 	return end
+}
+
+// readManifest reads the manifest ops wrote into the initramfs.
+func readManifest() (guestinit.Manifest, error) {
+	var m guestinit.Manifest
+	b, err := os.ReadFile(guestinit.ManifestPathInGuest)
+	if err != nil {
+		return m, fmt.Errorf("reading the manifest: %w", err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("bad manifest: %w", err)
+	}
+	return m, nil
+}
+
+// unpackOwn unpacks the image's own part over the initramfs: the cpio
+// archive that is the contents of the disk whose serial is serial (its
+// device may appear a little after its driver loads).
+func unpackOwn(serial string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ents, _ := os.ReadDir("/sys/block")
+		for _, e := range ents {
+			if b, err := os.ReadFile("/sys/block/" + e.Name() + "/serial"); err == nil && strings.TrimSpace(string(b)) == serial {
+				dev := "/dev/" + e.Name()
+				f, err := os.Open(dev)
+				if err != nil {
+					break // devtmpfs has no node for it yet
+				}
+				defer f.Close()
+				if err := guestinit.UnpackCPIO(f, "/"); err != nil {
+					return fmt.Errorf("the image's own part (%s): %w", dev, err)
+				}
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no disk with serial %s holds the image's own part", serial)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // network sets up eth0 and lo, resolv.conf and the host name.
