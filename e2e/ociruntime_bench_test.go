@@ -27,7 +27,7 @@ import (
 // with runc (Docker's default runtime), and ops run of the same program
 // (the Linux guest both restored from its snapshot, as ops run does by
 // default, and booted cold, as the runtime boots it: a container's image
-// is its own), and on Nanos docker run --runtime ops of the image's first
+// is its own), and docker run --runtime ops of the image's first
 // container, which writes the base its containers share (the others find
 // it kept). Docker's daemon runs in a network namespace of the test's
 // own, and docker's commands are started inside it with nsenter (a few
@@ -47,16 +47,15 @@ func BenchmarkOCIRuntimeDocker(b *testing.B) {
 		}
 		if guest == "linux" {
 			cases = append(cases, benchCase{"ops-run-cold", func() *exec.Cmd { return opsRun("--no-snapshot", "./hello_static", "-a", "3") }})
-		} else {
-			// The first container of the image: its base written first
-			// (the others find the one kept in the runtime's root).
-			cases = append(cases, benchCase{"docker-ops-new-base", func() *exec.Cmd {
-				if err := os.RemoveAll(filepath.Join(d.runtimeRoot(), "@bases")); err != nil {
-					b.Fatal(err)
-				}
-				return docker("run", "--rm", "--runtime", "ops", "ops-e2e-hello:1")
-			}})
 		}
+		// The first container of the image: its base written first (the
+		// others find the one kept in the runtime's root).
+		cases = append(cases, benchCase{"docker-ops-new-base", func() *exec.Cmd {
+			if err := os.RemoveAll(filepath.Join(d.runtimeRoot(), "@bases")); err != nil {
+				b.Fatal(err)
+			}
+			return docker("run", "--rm", "--runtime", "ops", "ops-e2e-hello:1")
+		}})
 		benchExit3(b, cases, "hello from C, 2 args")
 	})
 }
