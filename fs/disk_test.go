@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBootStub: the stub is Nanos's virt mbr.hex: zeros but for the
@@ -123,5 +124,49 @@ func TestNanosDiskSplit(t *testing.T) {
 		} else if !bytes.Equal(shared, firstShared) {
 			t.Fatal("two disks with the same shared files have different shared parts")
 		}
+	}
+}
+
+// TestEntriesKey: a key changes with a file's identity (a copy of it is
+// another file), not with an empty file made anew; a file changed just
+// now is not settled, one changed long before is.
+func TestEntriesKey(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	mk := func(name, body string) *Entry {
+		p := hostFile(t, dir, name, []byte(body))
+		return &Entry{Path: "/" + name, Kind: KindFile, Source: p, Size: int64(len(body))}
+	}
+	key := func(now time.Time, ents ...*Entry) (string, bool) {
+		var b bytes.Buffer
+		settled, err := EntriesKey(&b, ents, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.String(), settled
+	}
+	a, empty := mk("a", "contents"), mk("empty", "")
+	later := time.Now().Add(time.Hour)
+	k1, settled := key(later, a, empty)
+	if !settled {
+		t.Fatal("files an hour old are not settled")
+	}
+	if _, settled := key(time.Now(), a); settled {
+		t.Fatal("a file written just now is settled")
+	}
+	os.Remove(empty.Source)
+	empty = mk("empty", "") // a new inode, as each container's /.dockerenv
+	if k2, _ := key(later, a, empty); k2 != k1 {
+		t.Fatal("an empty file made anew changed the key")
+	}
+	os.Remove(a.Source)
+	a = mk("a", "contents") // the same bytes in another file
+	os.Chtimes(a.Source, old, old)
+	if k3, _ := key(later, a, empty); k3 == k1 {
+		t.Fatal("another file with the same bytes kept the key")
+	}
+	link := &Entry{Path: "/l", Kind: KindSymlink, Target: "a"}
+	if k4, _ := key(later, a, empty, link); k4 == k1 {
+		t.Fatal("a link added kept the key")
 	}
 }

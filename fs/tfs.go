@@ -362,10 +362,10 @@ func (t *TFS) SharedKey(w io.Writer, now time.Time) (settled bool, err error) {
 // DigestCache's key, without the device on an overlay, where every
 // container of an image sees the same inode and times on a device of its
 // own), an in-memory one's SHA-256, a link's target; an empty file is
-// only empty. Equal keys give
-// equal contents on this machine. settled is false when a host file
-// changed less than racyWindow before now, when its times may not tell a
-// later change from it: such a key is not to be kept.
+// only empty. Equal keys give equal contents on this machine. settled is
+// false when a host file changed less than racyWindow before now, when
+// its times may not tell a later change from it: such a key is not to be
+// kept.
 func EntriesKey(w io.Writer, ents []*Entry, now time.Time) (settled bool, err error) {
 	defer wrapIO(&err)
 	k := newIdentities(now)

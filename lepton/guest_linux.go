@@ -15,7 +15,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-	"time"
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/arch"
@@ -317,11 +316,7 @@ func (g *linuxGuest) writeOverlay(f *os.File, p *Plan, _ int64, sh *SharedParts,
 	if err := g.key(h, p); err != nil {
 		return err
 	}
-	now := time.Now
-	if sh.now != nil {
-		now = sh.now
-	}
-	settled, err := opsfs.EntriesKey(h, shared, now())
+	settled, err := opsfs.EntriesKey(h, shared, sh.clock())
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,14 @@ func BaseOf(p string) string {
 	return ""
 }
 
+// clock is the time now, by which a base's files are settled or not.
+func (sh *SharedParts) clock() time.Time {
+	if sh.now != nil {
+		return sh.now()
+	}
+	return time.Now()
+}
+
 // own reports whether e is the image's own file rather than a shared one.
 func (sh *SharedParts) own(e *opsfs.Entry) bool {
 	if e.Data != nil {
@@ -92,11 +100,7 @@ func (g *nanosGuest) writeOverlay(f *os.File, p *Plan, minRoot int64, sh *Shared
 	if err := g.key(h, p); err != nil {
 		return err
 	}
-	now := time.Now
-	if sh.now != nil {
-		now = sh.now
-	}
-	settled, err := disk.SharedKey(h, now())
+	settled, err := disk.SharedKey(h, sh.clock())
 	if err != nil {
 		return err
 	}
