@@ -436,7 +436,7 @@ func runtimeSuperviseCmd(app *App, rt func() *ociruntime.Runtime) *cobra.Command
 				return err
 			}
 			code := rt().Supervise(app.Context(), ociruntime.SuperviseOptions{ID: args[0], Sync: os.NewFile(3, "sync"),
-				Stdout: os.Stdout, Stderr: os.Stderr, Accel: accel, StopTimeout: 60 * time.Second})
+				Stdout: os.Stdout, Stderr: os.Stderr, Accel: accel, StopTimeout: 60 * time.Second, NoSnapshot: noSnapshotEnv()})
 			return &ExitError{Code: code}
 		},
 	}

@@ -353,6 +353,7 @@ func TestE2EOCIRuntimeDockerSharedBase(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.importProgram("ops-e2e-hello2:1", again, `["/hello_again","3"]`)
+		d.importProgram("ops-e2e-web:1", e.progs["goserver"], `["/goserver","8080"]`)
 		time.Sleep(2100 * time.Millisecond) // lepton's racy window
 		bases := filepath.Join(d.runtimeRoot(), "@bases")
 		run := func(image string, args ...string) {
@@ -386,7 +387,7 @@ func TestE2EOCIRuntimeDockerSharedBase(t *testing.T) {
 			t.Fatalf("bases after the first container: %d, want 1", len(first))
 		}
 		start := time.Now()
-		run("ops-e2e-hello:1", "--hostname", "the-second-one", "-e", "WHO=second", "--network", "none")
+		run("ops-e2e-hello:1", "--hostname", "the-second-one", "-e", "WHO=second")
 		t.Logf("the second container of the image ran in %v", time.Since(start).Round(time.Millisecond))
 		second := list()
 		if len(second) != 1 || !os.SameFile(first[0], second[0]) {
@@ -395,6 +396,35 @@ func TestE2EOCIRuntimeDockerSharedBase(t *testing.T) {
 		run("ops-e2e-hello2:1")
 		if n := len(list()); n != 2 {
 			t.Fatalf("bases after a container of another image: %d, want 2", n)
+		}
+		d.checkGone(nil, d.runtimeRoot())
+
+		// Two servers of one image at once, each answering on its own
+		// address with its own MAC (the namespace's neighbour entry is
+		// Docker's MAC for it): on the Linux guest the second starts from
+		// the snapshot the first saved, and init gives the card its MAC.
+		var addrs []string
+		for _, name := range []string{"web1", "web2"} {
+			logs := func() string { out, _ := d.docker("logs", name); return out }
+			start := time.Now()
+			if out, code := d.docker("run", "-d", "--runtime", "ops", "--name", name, "--hostname", name, "ops-e2e-web:1"); code != 0 {
+				t.Fatalf("docker run -d %s: exit %d\n%s", name, code, out)
+			}
+			ip, _ := d.docker("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name)
+			ip = strings.TrimSpace(ip)
+			d.getHTTP(ip+":8080", logs)
+			t.Logf("%s guest: %s answered on %s after %v", guest, name, ip, time.Since(start).Round(time.Millisecond))
+			mac, _ := d.docker("inspect", "--format", "{{.NetworkSettings.MacAddress}}", name)
+			if neigh, _ := d.run("ip", "neigh", "show", ip); !strings.Contains(neigh, strings.TrimSpace(mac)) {
+				t.Fatalf("%s: the namespace has %q for %s, Docker gave it %s", name, neigh, ip, mac)
+			}
+			addrs = append(addrs, ip)
+		}
+		for _, ip := range addrs {
+			d.getHTTP(ip+":8080", func() string { return "" })
+		}
+		if out, code := d.docker("rm", "-f", "web1", "web2"); code != 0 {
+			t.Fatalf("docker rm -f: exit %d\n%s", code, out)
 		}
 		d.checkGone(nil, d.runtimeRoot())
 	})

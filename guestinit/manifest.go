@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -34,7 +35,10 @@ type Manifest struct {
 	// base, lepton.SharedParts), names the disk whose contents are a cpio
 	// archive (UnpackCPIO) of the image's own part: init loads Modules
 	// (the disk's driver among them), unpacks it over the initramfs, and
-	// reads the manifest it holds in place of this one.
+	// reads the manifest it holds in place of this one. When the kernel
+	// command line asks for the snapshot point, the own part comes on the
+	// channel after the run's line instead (RunInfo.Own), so one snapshot
+	// serves every image of the initramfs.
 	OwnSerial string `json:"own_serial,omitempty"`
 }
 
@@ -125,27 +129,40 @@ func ParseExitLine(line []byte) (int, bool) {
 // init adds to the kernel's pool before reseeding it (a restored guest
 // would otherwise repeat the random state of every other copy), and the
 // host's wall clock (a restored guest's clock stands where the snapshot
-// was taken).
+// was taken). A guest booted from a shared initramfs (Manifest.OwnSerial)
+// also gets the image's own part, a cpio archive of Own bytes that follow
+// the line, and its network card's MAC, which a restored card does not
+// have (it is the saved guest's).
 type RunInfo struct {
 	Seed []byte
 	Time int64 // ns since the Unix epoch
+	Own  int64 // bytes of the own part after the line
+	MAC  string
 }
 
 // runInfoSeed is the seed's size in bytes.
 const runInfoSeed = 64
 
-// Line is the RunInfo as the host sends it: "ops-run TIME SEED\n", the
-// time in decimal and the seed in hex. A restored guest runs every line
+// Line is the RunInfo as the host sends it: "ops-run TIME SEED[ OWN
+// MAC]\n", the time in decimal, the seed in hex, the own part's length in
+// decimal and the MAC ("-" for none). A restored guest runs every line
 // of code it executes through the emulator's translator anew, so init
 // parses it with a few lines of its own rather than encoding/json.
 func (r RunInfo) Line() []byte {
-	return fmt.Appendf(nil, "ops-run %d %s\n", r.Time, hex.EncodeToString(r.Seed))
+	if r.Own == 0 && r.MAC == "" {
+		return fmt.Appendf(nil, "ops-run %d %s\n", r.Time, hex.EncodeToString(r.Seed))
+	}
+	mac := r.MAC
+	if mac == "" {
+		mac = "-"
+	}
+	return fmt.Appendf(nil, "ops-run %d %s %d %s\n", r.Time, hex.EncodeToString(r.Seed), r.Own, mac)
 }
 
 // ParseRunInfo reads a Line.
 func ParseRunInfo(line []byte) (RunInfo, error) {
 	f := strings.Fields(string(line))
-	if len(f) != 3 || f[0] != "ops-run" {
+	if (len(f) != 3 && len(f) != 5) || f[0] != "ops-run" {
 		return RunInfo{}, fmt.Errorf("not a run line: %.40q", line)
 	}
 	t, err := strconv.ParseInt(f[1], 10, 64)
@@ -156,7 +173,19 @@ func ParseRunInfo(line []byte) (RunInfo, error) {
 	if err != nil || len(seed) != runInfoSeed {
 		return RunInfo{}, fmt.Errorf("bad seed (%d bytes)", len(seed))
 	}
-	return RunInfo{Seed: seed, Time: t}, nil
+	info := RunInfo{Seed: seed, Time: t}
+	if len(f) == 5 {
+		if info.Own, err = strconv.ParseInt(f[3], 10, 64); err != nil || info.Own < 0 || info.Own > 1<<30 {
+			return RunInfo{}, fmt.Errorf("bad own part length %.30q", f[3])
+		}
+		if f[4] != "-" {
+			if _, err := net.ParseMAC(f[4]); err != nil {
+				return RunInfo{}, fmt.Errorf("bad MAC %.30q", f[4])
+			}
+			info.MAC = f[4]
+		}
+	}
+	return info, nil
 }
 
 // NewRunInfo is a RunInfo with the seed read from random and the time t.

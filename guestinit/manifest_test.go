@@ -77,7 +77,17 @@ func TestRunInfoLine(t *testing.T) {
 	if err != nil || got.Time != info.Time || !bytes.Equal(got.Seed, seed) {
 		t.Fatalf("ParseRunInfo = %+v, %v", got, err)
 	}
-	for _, bad := range []string{"", "ready\n", "ops-run 12\n", "ops-run -1 " + strings.Repeat("00", runInfoSeed) + "\n",
+	withOwn := RunInfo{Seed: seed, Time: 5, Own: 1536, MAC: "52:54:00:12:34:56"}
+	if got, err := ParseRunInfo(withOwn.Line()); err != nil || got.Own != 1536 || got.MAC != withOwn.MAC {
+		t.Fatalf("ParseRunInfo(%q) = %+v, %v", withOwn.Line(), got, err)
+	}
+	noMAC := RunInfo{Seed: seed, Time: 5, Own: 7}
+	if got, err := ParseRunInfo(noMAC.Line()); err != nil || got.Own != 7 || got.MAC != "" {
+		t.Fatalf("ParseRunInfo(%q) = %+v, %v", noMAC.Line(), got, err)
+	}
+	for _, bad := range []string{"", "ready\n", "ops-run 12\n",
+		"ops-run 1 " + strings.Repeat("00", runInfoSeed) + " -3 -\n", "ops-run 1 " + strings.Repeat("00", runInfoSeed) + " 3 zz\n",
+		"ops-run 1 " + strings.Repeat("00", runInfoSeed) + " 3\n", "ops-run -1 " + strings.Repeat("00", runInfoSeed) + "\n",
 		"ops-run 1 " + strings.Repeat("00", runInfoSeed-1) + "\n", "ops-run 1 zz\n", "ops-run x " + strings.Repeat("00", runInfoSeed) + "\n"} {
 		if _, err := ParseRunInfo([]byte(bad)); err == nil {
 			t.Errorf("ParseRunInfo(%q) took it", bad)

@@ -300,11 +300,12 @@ func (g *linuxGuest) writeOverlay(f *os.File, p *Plan, _ int64, sh *SharedParts,
 			shared = append(shared, e)
 		}
 	}
-	baseMan, err := json.Marshal(guestinit.Manifest{Modules: initManifest(p, k, false).Modules, OwnSerial: ownSerial})
+	full := initManifest(p, k, false)
+	baseMan, err := json.Marshal(guestinit.Manifest{Modules: full.Modules, LateModules: full.LateModules, SnapshotModules: full.SnapshotModules, OwnSerial: ownSerial})
 	if err != nil {
 		return err
 	}
-	man, err := json.Marshal(initManifest(p, k, false))
+	man, err := json.Marshal(full)
 	if err != nil {
 		return err
 	}
@@ -400,15 +401,20 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	vm.Initrd = b.Image.Path
 	vm.Drives = volumeDrives(b)
 	size := b.Image.Size
+	snapshot := a == arch.AMD64 && b.Snapshot && len(g.Kernel.SnapshotModules) > 0
 	if b.Image.Base != "" {
 		// A shared initramfs, and the image's own part on a disk
-		// (writeOverlay).
+		// (writeOverlay), or on the channel past the snapshot point
+		// (Machine sends it), so that one snapshot serves every image of
+		// the base.
 		st, err := os.Stat(b.Image.Base)
 		if err != nil {
 			return vm, goerrors.Wrap(err, 0)
 		}
 		vm.Initrd, size = b.Image.Base, size+st.Size()
-		vm.Drives = append(vm.Drives, qemu.Drive{File: b.Image.Path, ReadOnly: true, Serial: ownSerial})
+		if !snapshot {
+			vm.Drives = append(vm.Drives, qemu.Drive{File: b.Image.Path, ReadOnly: true, Serial: ownSerial})
+		}
 	}
 	vm.FS = virtioFS(b.Shares, b.Scratch, os.Geteuid(), os.Getegid())
 	if vm.MemoryMB == 0 {
@@ -426,7 +432,7 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	if a != arch.AMD64 {
 		vm.Append += " " + guestinit.ExitChannelArg
 		vm.Channel = guestinit.ChannelName
-	} else if b.Snapshot && len(g.Kernel.SnapshotModules) > 0 {
+	} else if snapshot {
 		vm.Append += " " + guestinit.SnapshotArg
 		vm.Channel = guestinit.ChannelName
 	}

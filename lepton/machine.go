@@ -374,19 +374,48 @@ func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func())
 		if j.save != nil {
 			if err := j.save.save(vm.QMP); err != nil {
 				m.say(fmt.Sprintf("ops: saving the snapshot of %s: %v (the next run boots again)", filepath.Base(m.Built.Path), err))
+			} else if m.ownOnChannel(vm) != "" {
+				m.Home.pruneSharedSnapshots()
 			}
 		}
 	}
-	line, err := runInfo()
-	if err == nil {
-		_, err = ch.Write(line)
-	}
-	if err != nil {
+	if err := m.sendRunInfo(ch, vm); err != nil {
 		m.say(fmt.Sprintf("ops: the guest's channel: %v", err))
 		stop()
 		return
 	}
 	j.awaitExit(ch)
+}
+
+// sendRunInfo sends init this run's line and, for an image over a shared
+// base, the image's own part after it (ownOnChannel).
+func (m *Machine) sendRunInfo(ch io.Writer, vm qemu.VM) error {
+	own := m.ownOnChannel(vm)
+	if own == "" {
+		line, err := runInfo(0, "")
+		if err == nil {
+			_, err = ch.Write(line)
+		}
+		return err
+	}
+	f, err := os.Open(own)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	line, err := runInfo(st.Size(), vm.Net.MAC)
+	if err != nil {
+		return err
+	}
+	if _, err := ch.Write(line); err != nil {
+		return err
+	}
+	_, err = io.Copy(ch, f)
+	return err
 }
 
 // awaitExit reads the channel until it closes (QEMU exited), taking the

@@ -189,8 +189,9 @@ func (sh *SharedParts) base(key string, write func(*os.File) ([][32]byte, error)
 	p := filepath.Join(sh.Dir, key)
 	boot := bootID()
 	if d, ok := readBaseDigests(p, boot); ok {
-		now := time.Now()
-		if os.Chtimes(p, now, now) == nil { // most recently used
+		// Most recently used: its access time; its modification time
+		// stays when it was written, which names it in snapshot keys.
+		if st, err := os.Stat(p); err == nil && os.Chtimes(p, time.Now(), st.ModTime()) == nil {
 			return p, d, nil
 		}
 	}
@@ -289,7 +290,11 @@ func (sh *SharedParts) prune(keep string) {
 		if err != nil || linkCount(st) > 1 {
 			continue
 		}
-		unlinked = append(unlinked, base{e.Name(), st.ModTime()})
+		used := st.ModTime()
+		if s, ok := st.Sys().(*syscall.Stat_t); ok {
+			used = time.Unix(s.Atim.Unix())
+		}
+		unlinked = append(unlinked, base{e.Name(), used})
 	}
 	slices.SortFunc(unlinked, func(a, b base) int { return b.used.Compare(a.used) })
 	for _, b := range unlinked[min(n, len(unlinked)):] {

@@ -276,6 +276,18 @@ func TestLinuxSharedParts(t *testing.T) {
 		if vm.Initrd != res.Base || len(vm.Drives) != 1 || vm.Drives[0] != (qemu.Drive{File: res.Path, ReadOnly: true, Serial: ownSerial}) {
 			t.Errorf("VM: initrd %s, drives %+v", vm.Initrd, vm.Drives)
 		}
+		// With a snapshot point the own part comes on the channel, and
+		// the machine sends it.
+		g.Kernel.SnapshotModules = []string{filepath.Join(mods, "kernel/drivers/virtio/virtio.ko")}
+		vm, err = g.VM(Boot{Image: res, Accel: qemu.TCG, Snapshot: true})
+		g.Kernel.SnapshotModules = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &Machine{Built: &Built{BuildResult: res, Guest: g}}
+		if vm.Initrd != res.Base || len(vm.Drives) != 0 || vm.Channel == "" || m.ownOnChannel(vm) != res.Path {
+			t.Errorf("VM with a snapshot point: initrd %s, drives %+v, channel %q, own on the channel %q", vm.Initrd, vm.Drives, vm.Channel, m.ownOnChannel(vm))
+		}
 	}
 	if ents, _ := os.ReadDir(sh.Dir); len(ents) != 2 {
 		t.Errorf("bases: %v, want one and its digests", ents)

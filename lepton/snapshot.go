@@ -66,18 +66,85 @@ func withoutTSC(cmdline string) string {
 func (m *Machine) snapshots() bool {
 	rc := m.RunConfig
 	return m.Home.Dir != "" && (rc.Snapshot == nil || *rc.Snapshot) && len(m.Built.Mounts) == 0 && len(m.Built.Shares) == 0 &&
-		rc.GdbPort == 0 && !rc.Debug && filepath.Dir(m.Built.Path) == m.Home.imagesDir()
+		rc.GdbPort == 0 && !rc.Debug && (filepath.Dir(m.Built.Path) == m.Home.imagesDir() || keptBase(m.Built.Base))
 }
 
-// snapshotFor is the snapshot a VM described with a channel would use.
+// keptBase reports whether base is a shared base kept for other images
+// (linked from a bases folder): one written for its image alone serves
+// no other, and a snapshot of it would only cost its run the saving.
+func keptBase(base string) bool {
+	if base == "" {
+		return false
+	}
+	st, err := os.Stat(base)
+	return err == nil && linkCount(st) > 1
+}
+
+// snapshotFor is the snapshot a VM described with a channel would use:
+// its image's, or for an image over a shared base (SharedParts) the
+// base's, which serves every image of it whose VM is the same but for its
+// network card's MAC (init is given its own after the restore, with the
+// image's own part).
 func (m *Machine) snapshotFor(vm qemu.VM) (*snapshot, error) {
-	key, err := snapshotKey(vm)
+	base := ""
+	if m.ownOnChannel(vm) != "" {
+		base = m.Built.Base
+	}
+	key, err := snapshotKey(vm, base)
 	if err != nil {
 		return nil, err
 	}
 	s := m.Home.snapshotOf(m.Built.Path)
+	if base != "" {
+		s = m.Home.snapshotOf(sharedSnapshotPrefix + key[:32])
+	}
 	s.key = key
 	return s, nil
+}
+
+// ownOnChannel is the image whose own part init takes on the channel
+// past the snapshot point: an image over a shared base that the VM boots
+// with a snapshot point (linuxGuest.VM), else "".
+func (m *Machine) ownOnChannel(vm qemu.VM) string {
+	if m.Built == nil || m.Built.BuildResult == nil || m.Built.Base == "" || vm.Initrd != m.Built.Base || !strings.Contains(vm.Append, guestinit.SnapshotArg) {
+		return ""
+	}
+	return m.Built.Path
+}
+
+// sharedSnapshotPrefix starts the names of the snapshots of shared bases
+// in the snapshots folder; keepSharedSnapshots of them are kept, the most
+// recently saved.
+const (
+	sharedSnapshotPrefix = "shared-"
+	keepSharedSnapshots  = 2
+)
+
+// pruneSharedSnapshots removes the snapshots of shared bases beyond the
+// keepSharedSnapshots most recently saved; a failure only leaves one.
+func (h Home) pruneSharedSnapshots() {
+	ents, err := os.ReadDir(h.snapshotsDir())
+	if err != nil {
+		return
+	}
+	type saved struct {
+		s  *snapshot
+		at time.Time
+	}
+	var all []saved
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || !strings.HasPrefix(name, sharedSnapshotPrefix) {
+			continue
+		}
+		if info, err := e.Info(); err == nil {
+			all = append(all, saved{h.snapshotOf(name), info.ModTime()})
+		}
+	}
+	slices.SortFunc(all, func(a, b saved) int { return b.at.Compare(a.at) })
+	for _, old := range all[min(keepSharedSnapshots, len(all)):] {
+		old.s.remove()
+	}
 }
 
 // snapshotOf is where the snapshot of the image at path is kept.
@@ -91,13 +158,26 @@ func (h Home) snapshotOf(image string) *snapshot {
 // accelerator, kernel and its command line, the image), and the size,
 // time and inode of QEMU's binary and of each file the command line
 // names.
-func snapshotKey(vm qemu.VM) (string, error) {
+func snapshotKey(vm qemu.VM, base string) (string, error) {
 	// Where the state comes from and where QEMU's monitor listens are no
 	// part of the VM, and neither is the TSC rate a booting guest is told
 	// (it spares the boot a calibration; a restored guest is past it), which
 	// on a host that scales its clock reads differently from run to run.
 	vm.Incoming, vm.QMP = "", ""
 	vm.Append = withoutTSC(vm.Append)
+	if base != "" {
+		// The initramfs every image of a shared base boots, whatever the
+		// name of the image's link to it, and the card's MAC, which init
+		// is told past the restore.
+		vm.Net.MAC = ""
+		if vm.Initrd == base {
+			st, err := os.Stat(base)
+			if err != nil {
+				return "", err
+			}
+			vm.Initrd = "shared-base-" + fileutil.Stamp(st)
+		}
+	}
 	argv, err := vm.Args()
 	if err != nil {
 		return "", err
@@ -108,7 +188,10 @@ func snapshotKey(vm qemu.VM) (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", snapshotVersion, strings.Join(argv, "\x00"))
-	files := []string{bin, vm.Kernel, vm.Initrd, vm.Firmware}
+	files := []string{bin, vm.Kernel, vm.Firmware}
+	if base == "" {
+		files = append(files, vm.Initrd)
+	}
 	for _, d := range vm.Drives {
 		files = append(files, d.File)
 	}
@@ -251,11 +334,15 @@ func (s *snapshot) save(qmpSocket string) error {
 }
 
 // runInfo is this run's line for init: fresh entropy from the host, and
-// the host's clock as it is sent.
-func runInfo() ([]byte, error) {
+// the host's clock as it is sent; with an image's own part of own bytes
+// to follow, its length and the network card's MAC.
+func runInfo(own int64, mac string) ([]byte, error) {
 	info, err := guestinit.NewRunInfo(rand.Reader, time.Now())
 	if err != nil {
 		return nil, err
+	}
+	if own > 0 {
+		info.Own, info.MAC = own, mac
 	}
 	return info.Line(), nil
 }

@@ -76,12 +76,12 @@ func TestSnapshotKey(t *testing.T) {
 	testutil.WriteFile(t, initrd, "initrd")
 	qemuBin := fakeQEMU(t, false, false)
 	vm := qemu.VM{Binary: qemuBin, Machine: qemu.MicroVM, Kernel: kernel, Initrd: initrd, MemoryMB: 256, Channel: "org.opsdev.ops.0"}
-	base, err := snapshotKey(vm)
+	base, err := snapshotKey(vm, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	vm.Append = "console=ttyS0 tsc_early_khz=2100000 ops.snapshot=1"
-	base, _ = snapshotKey(vm)
+	base, _ = snapshotKey(vm, "")
 	for name, change := range map[string]func(*qemu.VM){
 		"incoming state": func(v *qemu.VM) { v.Incoming = "/somewhere/else.state" },
 		"QMP socket":     func(v *qemu.VM) { v.QMP = "/home/u/.ops/instances/web1/qmp.sock" },
@@ -89,7 +89,7 @@ func TestSnapshotKey(t *testing.T) {
 	} {
 		same := vm
 		change(&same)
-		if k, _ := snapshotKey(same); k != base {
+		if k, _ := snapshotKey(same, ""); k != base {
 			t.Errorf("%s changed the key", name)
 		}
 	}
@@ -106,7 +106,7 @@ func TestSnapshotKey(t *testing.T) {
 	} {
 		saved := vm
 		change()
-		k, err := snapshotKey(vm)
+		k, err := snapshotKey(vm, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +114,50 @@ func TestSnapshotKey(t *testing.T) {
 			t.Errorf("%s: the key did not change", name)
 		}
 		vm = saved
-		base, _ = snapshotKey(vm)
+		base, _ = snapshotKey(vm, "")
+	}
+}
+
+// TestSharedSnapshotKey: the key of a VM booting a shared base names the
+// base, not the image's link to it, and leaves the network card's MAC
+// out (init is told its own past the restore); another base, or the
+// base written again, is another key.
+func TestSharedSnapshotKey(t *testing.T) {
+	dir := t.TempDir()
+	kernel, base := filepath.Join(dir, "vmlinux"), filepath.Join(dir, "bases", "k1")
+	testutil.WriteFile(t, kernel, "kernel")
+	testutil.WriteFile(t, base, "shared initramfs")
+	link := func(name string) string {
+		p := filepath.Join(dir, name, "image.base")
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.Link(base, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	qemuBin := fakeQEMU(t, false, false)
+	vm := func(initrd, mac string) qemu.VM {
+		return qemu.VM{Binary: qemuBin, Machine: qemu.MicroVM, Kernel: kernel, Initrd: initrd, MemoryMB: 256,
+			Channel: "org.opsdev.ops.0", Append: "ops.snapshot=1", Net: qemu.Net{Mode: "tap", Tap: "ops-tap", MAC: mac}}
+	}
+	one, two := link("c1"), link("c2")
+	k1, err := snapshotKey(vm(one, "02:42:c0:a8:00:02"), one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k2, err := snapshotKey(vm(two, "02:42:c0:a8:00:03"), two); err != nil || k2 != k1 {
+		t.Fatalf("two containers of one base: %s and %s (%v)", k1, k2, err)
+	}
+	other := filepath.Join(dir, "bases", "k2")
+	testutil.WriteFile(t, other, "another initramfs")
+	if k, _ := snapshotKey(vm(other, "02:42:c0:a8:00:02"), other); k == k1 {
+		t.Fatal("another base kept the key")
+	}
+	os.Remove(base)
+	testutil.WriteFile(t, base, "shared initramfs, written again")
+	three := link("c3")
+	if k, _ := snapshotKey(vm(three, "02:42:c0:a8:00:02"), three); k == k1 {
+		t.Fatal("a base written again kept the key")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -191,6 +192,11 @@ func (c *Conn) setMaster(index, master int) error {
 	b := ifinfo(index, 0, 0)
 	b = append(b, attr(unix.IFLA_MASTER, u32(uint32(master)))...)
 	return c.request(unix.RTM_NEWLINK, 0, b)
+}
+
+// SetMAC sets a link's hardware address (the link down).
+func (c *Conn) SetMAC(index int, mac net.HardwareAddr) error {
+	return c.request(unix.RTM_NEWLINK, 0, append(ifinfo(index, 0, 0), attr(unix.IFLA_ADDRESS, mac)...))
 }
 
 // deleteLink removes a link.

@@ -33,6 +33,9 @@ type SuperviseOptions struct {
 	// Boot, when set, replaces booting the image (tests): it returns the
 	// exit code.
 	Boot func(ctx context.Context) (int, error)
+	// NoSnapshot boots the Linux guest cold, not from the snapshot of its
+	// image's shared base (OPS_NO_SNAPSHOT=1).
+	NoSnapshot bool
 }
 
 // Exit codes of a supervisor whose VM gave none.
@@ -134,7 +137,14 @@ func (r *Runtime) boot(ctx context.Context, o SuperviseOptions, rec *record) (in
 	}
 	defer cleanup()
 	timeout := o.StopTimeout
-	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: true, Accel: o.Accel, Net: n,
+	if o.NoSnapshot {
+		off := false
+		c.RunConfig.Snapshot = &off
+	}
+	// The ops home keeps the snapshots of the Linux guest's shared bases:
+	// a container of an image whose base another container booted starts
+	// from where that one's init waited, and gets its own part after.
+	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: true, Accel: o.Accel, Net: n, Home: home,
 		Stdout: o.Stdout, Stderr: o.Stderr, QMP: qmp,
 		// The machine's own lines (QEMU retried under emulation, a full
 		// volume) are the container's to show, and the log's.

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -114,9 +115,11 @@ func run(start time.Time) (end ending) {
 	cmdline, _ := os.ReadFile("/proc/cmdline")
 	end.channel = exitChannelOn(cmdline)
 	m, err := readManifest()
-	if err == nil && m.OwnSerial != "" {
-		// A shared initramfs: this image's own part, its manifest
-		// included, is on a disk of its own.
+	// A shared initramfs (an OCI container's base): this image's own
+	// part, its manifest included, comes on the channel past the snapshot
+	// point when there is one (ownLater), else from a disk of its own.
+	ownLater := err == nil && m.OwnSerial != "" && snapshotOn(cmdline)
+	if err == nil && m.OwnSerial != "" && !ownLater {
 		for _, mod := range m.Modules {
 			if err := loadModule(mod); err != nil {
 				logf("loading module %s: %v", mod, err)
@@ -156,7 +159,7 @@ func run(start time.Time) (end ending) {
 	// A static network is the image's own, the same in every run: it is
 	// set up before the snapshot point, which spares each restored guest
 	// that work. A leased address is this run's own: after.
-	if !m.Net.DHCP {
+	if !m.Net.DHCP && !ownLater {
 		network(m, start)
 	}
 	if snapshotOn(cmdline) {
@@ -171,19 +174,32 @@ func run(start time.Time) (end ending) {
 			}
 		}
 		m.LateModules = nil
-		ready, err := snapshotPoint(m.SnapshotModules)
+		ready, err := snapshotPoint(m.SnapshotModules, ownLater)
 		end.channelModules = nil // loaded, or loading them failed
 		if err != nil {
 			logf("snapshot point: %v", err)
-			if ready {
+			if ready || ownLater {
 				// This may be one of many copies of a saved guest: without
-				// its own entropy and clock, the program must not run.
+				// its own entropy and clock (and its own part), the
+				// program must not run.
 				end.code = 126
 				return end
 			}
 		}
 		if m.Debug {
 			logf("past the snapshot point after %v (a restored guest counts from the first boot)", time.Since(start))
+		}
+		if ownLater {
+			debug := m.Debug
+			if m, err = readManifest(); err != nil {
+				logf("%v", err)
+				end.code = 126
+				return end
+			}
+			m.Debug, m.LateModules = debug, nil
+			if !m.Net.DHCP {
+				network(m, start)
+			}
 		}
 	}
 	if err := mountVolumes(m.Mounts); err != nil {
@@ -245,6 +261,28 @@ func unpackOwn(serial string) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// setMAC gives the link named name the hardware address mac, when it is
+// there (a VM without a network card has none) and has another.
+func setMAC(name, mac string) error {
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return err
+	}
+	if cur, err := readMAC(name); err != nil || bytes.Equal(cur, hw) {
+		return nil
+	}
+	index, err := netlink.IfIndex(name)
+	if err != nil {
+		return nil
+	}
+	nl, err := netlink.Dial()
+	if err != nil {
+		return err
+	}
+	defer nl.Close()
+	return nl.SetMAC(index, hw)
 }
 
 // network sets up eth0 and lo, resolv.conf and the host name.
@@ -757,7 +795,7 @@ func snapshotOn(cmdline []byte) bool {
 // and waits for this run's RunInfo, which it applies: the entropy first
 // (before anything else reads randomness), then the clock. ready says
 // whether the host was told: past that, the guest may be a restored copy.
-func snapshotPoint(modules []string) (ready bool, err error) {
+func snapshotPoint(modules []string, own bool) (ready bool, err error) {
 	for _, mod := range modules {
 		if err := loadModule(mod); err != nil {
 			return false, fmt.Errorf("loading %s: %w", mod, err)
@@ -775,13 +813,34 @@ func snapshotPoint(modules []string) (ready bool, err error) {
 	if _, err := f.WriteString(guestinit.SnapshotReady); err != nil {
 		return false, err
 	}
-	line, err := bufio.NewReader(f).ReadBytes('\n')
+	r := bufio.NewReader(f)
+	line, err := r.ReadBytes('\n')
 	if err != nil {
 		return true, fmt.Errorf("reading the run's information: %w", err)
 	}
 	info, err := guestinit.ParseRunInfo(line)
 	if err != nil {
 		return true, fmt.Errorf("the run's information: %w", err)
+	}
+	if own {
+		// The image's own part follows the line; the network card of a
+		// restored guest has the saved guest's MAC until it is told its
+		// own.
+		if info.Own == 0 {
+			return true, errors.New("the host sent no own part for this image")
+		}
+		lr := io.LimitReader(r, info.Own)
+		if err := guestinit.UnpackCPIO(lr, "/"); err != nil {
+			return true, fmt.Errorf("the image's own part: %w", err)
+		}
+		if _, err := io.Copy(io.Discard, lr); err != nil {
+			return true, fmt.Errorf("the image's own part: %w", err)
+		}
+		if info.MAC != "" {
+			if err := setMAC("eth0", info.MAC); err != nil {
+				return true, fmt.Errorf("eth0's MAC: %w", err)
+			}
+		}
 	}
 	if err := addEntropy(info.Seed); err != nil {
 		return true, fmt.Errorf("entropy: %w", err)
