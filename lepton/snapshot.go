@@ -188,10 +188,11 @@ func snapshotKey(vm qemu.VM, base string) (string, error) {
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n%s\n", snapshotVersion, strings.Join(argv, "\x00"))
-	files := []string{bin, vm.Kernel, vm.Firmware}
-	if base == "" {
-		files = append(files, vm.Initrd)
+	initrd := vm.Initrd
+	if base != "" {
+		initrd = "" // named by its stamp above
 	}
+	files := []string{bin, vm.Kernel, initrd, vm.Firmware}
 	for _, d := range vm.Drives {
 		files = append(files, d.File)
 	}
