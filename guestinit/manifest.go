@@ -40,6 +40,11 @@ type Manifest struct {
 	// channel after the run's line instead (RunInfo.Own), so one snapshot
 	// serves every image of the initramfs.
 	OwnSerial string `json:"own_serial,omitempty"`
+	// GiveBack are files init sends the host on the channel when the
+	// program has exited (FileLine), before the exit line: an OCI
+	// container's writable single-file mounts, which the host writes back
+	// to the files they came from.
+	GiveBack []string `json:"give_back,omitempty"`
 }
 
 // Mount is an ext4 volume init mounts before it starts the program: the
@@ -93,6 +98,30 @@ const (
 	ExitChannelArg = "ops.exitchan=1"
 	ExitAck        = "ok\n"
 )
+
+// MaxGiveBack is the most bytes of a file init gives back (Kubernetes
+// reads at most 4 KiB of a termination-log).
+const MaxGiveBack = 16 << 20
+
+// FileLine heads a file init gives back on the channel at exit: "file N
+// PATH\n", then N bytes of it.
+func FileLine(path string, n int) []byte {
+	return fmt.Appendf(nil, "file %d %s\n", n, path)
+}
+
+// ParseFileLine reads a FileLine; false for anything else.
+func ParseFileLine(line []byte) (path string, n int, ok bool) {
+	s, ok := strings.CutPrefix(strings.TrimSuffix(string(line), "\n"), "file ")
+	if !ok {
+		return "", 0, false
+	}
+	num, path, ok := strings.Cut(s, " ")
+	n, err := strconv.Atoi(num)
+	if !ok || err != nil || n < 0 || n > MaxGiveBack || !strings.HasPrefix(path, "/") {
+		return "", 0, false
+	}
+	return path, n, true
+}
 
 // ExitLine is the line that carries the program's exit code to the host:
 // "exit N\n", N in decimal.

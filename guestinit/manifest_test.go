@@ -172,3 +172,18 @@ func FuzzParseExitLine(f *testing.F) {
 		}
 	})
 }
+
+// TestFileLine: a file's line reads back; others do not.
+func TestFileLine(t *testing.T) {
+	if p, n, ok := ParseFileLine(FileLine("/dev/termination-log", 12)); !ok || p != "/dev/termination-log" || n != 12 {
+		t.Fatalf("ParseFileLine = %q %d %v", p, n, ok)
+	}
+	if p, n, ok := ParseFileLine(FileLine("/etc/a b", 0)); !ok || p != "/etc/a b" || n != 0 {
+		t.Fatalf("a name with a space: %q %d %v", p, n, ok)
+	}
+	for _, bad := range []string{"exit 3\n", "file -1 /a\n", "file 1 a\n", "file x /a\n", "file 99999999999 /a\n", "file 3\n"} {
+		if _, _, ok := ParseFileLine([]byte(bad)); ok {
+			t.Errorf("%q read as a file line", bad)
+		}
+	}
+}

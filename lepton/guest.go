@@ -91,6 +91,10 @@ type Boot struct {
 	// Scratch is a folder of this boot's own, removed after it, for files
 	// QEMU writes that ops reads back (a disk's overlay).
 	Scratch string
+	// GiveBack: the host takes the image's GiveBack files when the
+	// program exits (Machine.GiveBack): the Linux guest sends them on
+	// its channel.
+	GiveBack bool
 }
 
 // guestNamed is the guest named name.

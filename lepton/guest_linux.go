@@ -432,9 +432,16 @@ func (g *linuxGuest) VM(b Boot) (qemu.VM, error) {
 	if a != arch.AMD64 {
 		vm.Append += " " + guestinit.ExitChannelArg
 		vm.Channel = guestinit.ChannelName
-	} else if snapshot {
-		vm.Append += " " + guestinit.SnapshotArg
-		vm.Channel = guestinit.ChannelName
+	} else {
+		if snapshot {
+			vm.Append += " " + guestinit.SnapshotArg
+			vm.Channel = guestinit.ChannelName
+		}
+		if b.GiveBack {
+			// The files given back come on the channel, with the code.
+			vm.Append += " " + guestinit.ExitChannelArg
+			vm.Channel = guestinit.ChannelName
+		}
 	}
 	return vm, nil
 }
@@ -510,6 +517,7 @@ func initManifest(p *Plan, k *linuxkernel.Kernel, debug bool) guestinit.Manifest
 	for _, e := range p.Env {
 		m.Env = append(m.Env, e.Name+"="+e.Value)
 	}
+	m.GiveBack = p.GiveBack
 	if p.Network.IP != "" {
 		m.Net.Address = p.Network.IP + "/" + maskBits(p.Network.Netmask)
 		m.Net.Gateway = p.Network.Gateway

@@ -321,7 +321,8 @@ func (spec imageSpec) key() (string, error) {
 		Mounts      map[string]string
 		Passthrough map[string]any
 		Klibs       []string
-	}{p.Program, p.Args, p.Env, p.Cwd, p.Network, p.Mounts, p.Passthrough, p.Klibs})
+		GiveBack    []string `json:",omitempty"`
+	}{p.Program, p.Args, p.Env, p.Cwd, p.Network, p.Mounts, p.Passthrough, p.Klibs, p.GiveBack})
 	if err != nil {
 		return "", err
 	}

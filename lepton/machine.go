@@ -74,6 +74,10 @@ type Machine struct {
 	// retry under emulation starts a second); the function it returns runs
 	// once that QEMU has exited. An error stops the VM and ends Boot with it.
 	Started func(vm qemu.VM, pid int) (exited func(), err error)
+	// GiveBack, when set, takes what the program left in each of the
+	// image's GiveBack files (PlanInput.GiveBack), as the Linux guest
+	// sends them when it has exited; Nanos leaves them in its image.
+	GiveBack func(guestPath string, data []byte) error
 }
 
 // Outcome is how a boot ended.
@@ -142,7 +146,7 @@ func (m *Machine) accel() (qemu.Accel, string) {
 // guest clock hint), so a retry under emulation makes it again.
 func (m *Machine) vm(accel qemu.Accel, qmp, scratch string) (qemu.VM, error) {
 	b := m.Built
-	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Shares: b.Shares, Snapshot: m.snapshots(), Scratch: scratch})
+	vm, err := b.Guest.VM(Boot{Image: b.BuildResult, Run: m.RunConfig, Accel: accel, Writable: m.Writable, Mounts: b.Mounts, Shares: b.Shares, Snapshot: m.snapshots(), Scratch: scratch, GiveBack: m.GiveBack != nil})
 	if err != nil {
 		return vm, err
 	}
@@ -342,6 +346,10 @@ type channelJob struct {
 	exitOnly bool  // no snapshot point: the channel carries the exit code only
 	failed   error // the restored state was not the one saved; QEMU was stopped
 	code     *int  // the exit code init reported
+	// giveBack takes the files init gives back before the code
+	// (Machine.GiveBack); say says what could not be.
+	giveBack func(guestPath string, data []byte) error
+	say      func(string)
 }
 
 // serve does the job on p's channel; stop stops QEMU.
@@ -425,6 +433,19 @@ func (j *channelJob) awaitExit(ch io.ReadWriter) {
 	r := bufio.NewReader(ch)
 	for {
 		line, err := r.ReadBytes('\n')
+		if path, n, ok := guestinit.ParseFileLine(line); ok && err == nil {
+			data := make([]byte, n)
+			if _, err := io.ReadFull(r, data); err != nil {
+				return
+			}
+			if j.giveBack == nil {
+				continue
+			}
+			if err := j.giveBack(path, data); err != nil && j.say != nil {
+				j.say(fmt.Sprintf("ops: giving back %s: %v", path, err))
+			}
+			continue
+		}
 		if code, ok := guestinit.ParseExitLine(line); ok {
 			j.code = &code
 			if _, err := io.WriteString(ch, guestinit.ExitAck); err != nil {
@@ -442,6 +463,9 @@ func (j *channelJob) awaitExit(ch io.ReadWriter) {
 func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.Result, error) {
 	if ctx.Err() != nil {
 		return &qemu.Result{Stopped: true}, nil
+	}
+	if job != nil {
+		job.giveBack, job.say = m.GiveBack, m.say
 	}
 	if m.Verbose {
 		argv, err := vm.Args()

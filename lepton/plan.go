@@ -28,6 +28,9 @@ type Plan struct {
 	Passthrough map[string]any
 	Klibs       []string
 	Hostname    string
+	// GiveBack are files the Linux guest's init sends the host when the
+	// program has exited (PlanInput.GiveBack).
+	GiveBack []string
 
 	// What ops added on its own, for `ops build -v`: default files, and
 	// libraries that ELF files other than the program need.
@@ -65,6 +68,11 @@ type PlanInput struct {
 
 	// Extra entries added last (compose writes /etc/hosts this way).
 	Extra []opsfs.Entry
+	// GiveBack are guest files whose contents the host takes back when
+	// the program has exited (an OCI container's writable single-file
+	// mounts; Machine.GiveBack): the Linux guest's init sends them, Nanos
+	// leaves them in its writable image.
+	GiveBack []string
 
 	// Set by Build, for the default host name and environment.
 	ImageName  string            // IMAGE_NAME, and the host name unless Hostname is set
@@ -95,6 +103,7 @@ func newPlan(in PlanInput) (*Plan, error) {
 		Mounts:      c.Mounts,
 		Passthrough: c.ManifestOptions(),
 		Klibs:       c.NanosKlibs(),
+		GiveBack:    in.GiveBack,
 	}
 	if c.CwdPath != "" {
 		if p.Cwd, err = opsfs.CleanPath(c.CwdPath); err != nil {

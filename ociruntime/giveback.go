@@ -15,8 +15,8 @@ import (
 // rewritten in place, so the engine's bind mount of it, or the kubelet's
 // reading of the termination-log, sees the new contents.
 func giveBack(rec *record) error {
-	if len(rec.GiveBack) == 0 {
-		return nil
+	if len(rec.GiveBack) == 0 || rec.Guest != "nanos" {
+		return nil // the Linux guest's init sent them (giveBackSent)
 	}
 	return lepton.Home{Dir: rec.Home}.ReadImage(rec.Image, false, func(root *opsfs.Reader) error {
 		var errs []error
@@ -27,6 +27,22 @@ func giveBack(rec *record) error {
 		}
 		return errors.Join(errs...)
 	})
+}
+
+// giveBackSent is the Linux guest's Machine.GiveBack: what init sent of
+// the guest file at guest is written over the host file it came from.
+func giveBackSent(rec *record) func(guest string, data []byte) error {
+	if len(rec.GiveBack) == 0 || rec.Guest == "nanos" {
+		return nil
+	}
+	return func(guest string, data []byte) error {
+		for _, l := range rec.GiveBack {
+			if l.Guest == guest {
+				return writeInPlace(l.Host, data)
+			}
+		}
+		return fmt.Errorf("%s is not a file of the container's to give back", guest)
+	}
 }
 
 // giveBackFile writes the guest's file at guest over the host file in
@@ -40,6 +56,13 @@ func giveBackFile(root *opsfs.Reader, guest, host string) error {
 	if err != nil {
 		return err
 	}
+	return writeInPlace(host, b)
+}
+
+// writeInPlace writes b over the host file at host, the same inode (which
+// the engine's bind mount of it, or the kubelet, holds); a file that is
+// gone is not made.
+func writeInPlace(host string, b []byte) error {
 	out, err := os.OpenFile(host, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
 		return err

@@ -50,9 +50,10 @@ type imageMounts struct {
 	// virtio-9p, the Linux guest through virtio-fs.
 	Shares map[string]string
 	// GiveBack are writable files (docker -v FILE:PATH, Kubernetes's
-	// /dev/termination-log): copied in like Files, and on Nanos, whose
-	// container image the guest writes, copied back to the host when the
-	// program exits (copyBack).
+	// /dev/termination-log): copied in like Files, and given back to the
+	// host when the program exits: on Nanos read from the container's
+	// image, which the guest writes (giveBack), on the Linux guest sent by
+	// init on its channel (giveBackSent).
 	GiveBack []lepton.Layer
 	Notes    []string
 }
@@ -131,24 +132,6 @@ func planMounts(mounts []Mount) (imageMounts, error) {
 func regularFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
-}
-
-// checkGiveBack refuses writable files on a guest that cannot give back
-// what it writes to them: the Linux guest's root filesystem is in its
-// memory. Below /dev (Kubernetes's termination-log) the file is only
-// not given back, with a note.
-func (im *imageMounts) checkGiveBack(guest string) error {
-	if guest == "nanos" {
-		return nil
-	}
-	for _, f := range im.GiveBack {
-		if !under(f.Guest, "/dev") {
-			return fmt.Errorf("mount %s on %s is a writable file: the %s guest cannot give back what it writes there; mount it read-only (:ro) to have it copied in, mount its folder, or use the nanos guest", f.Host, f.Guest, guest)
-		}
-		im.Notes = append(im.Notes, fmt.Sprintf("%s: what the %s guest writes there is not given back to %s", f.Guest, guest, f.Host))
-	}
-	im.GiveBack = nil
-	return nil
 }
 
 func topDir(p string) string {

@@ -174,14 +174,6 @@ func (r *Runtime) Create(o CreateOptions) (err error) {
 	if b.Note != "" {
 		r.log("info", b.Note)
 	}
-	if err := mounts.checkGiveBack(b.Guest); err != nil {
-		return err
-	}
-	for _, n := range mounts.Notes {
-		if strings.Contains(n, "is not given back") {
-			r.log("info", n)
-		}
-	}
 	rec.Image, rec.Guest, rec.Config, rec.GiveBack = b.Path, b.Guest, cfg, mounts.GiveBack
 	rec.Status = Created
 	if err := r.Store.save(rec); err != nil {
@@ -215,6 +207,9 @@ func (r *Runtime) build(o CreateOptions, spec *Spec, rec *record, mounts imageMo
 	}
 	in.Layers = append(in.Layers, mounts.Layers...)
 	in.Files = append(in.Files, mounts.Files...)
+	for _, f := range mounts.GiveBack {
+		in.GiveBack = append(in.GiveBack, f.Guest)
+	}
 	in.Extra = append(in.Extra, mounts.Extra...)
 	in.OpsVersion = o.OpsVersion
 	build := o.Build

@@ -144,7 +144,7 @@ func (r *Runtime) boot(ctx context.Context, o SuperviseOptions, rec *record) (in
 	// The ops home keeps the snapshots of the Linux guest's shared bases:
 	// a container of an image whose base another container booted starts
 	// from where that one's init waited, and gets its own part after.
-	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: true, Accel: o.Accel, Net: n, Home: home,
+	m := &lepton.Machine{Built: b, RunConfig: c.RunConfig, Writable: true, Accel: o.Accel, Net: n, Home: home, GiveBack: giveBackSent(rec),
 		Stdout: o.Stdout, Stderr: o.Stderr, QMP: qmp,
 		// The machine's own lines (QEMU retried under emulation, a full
 		// volume) are the container's to show, and the log's.

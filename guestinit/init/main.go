@@ -92,6 +92,9 @@ type ending struct {
 	// debug, with start, times the report (ops.debug=1).
 	debug bool
 	start time.Time
+	// giveBack are the files sent on the channel before the code
+	// (guestinit.Manifest.GiveBack).
+	giveBack []string
 }
 
 // run prepares the guest and runs the program.
@@ -218,6 +221,7 @@ func run(start time.Time) (end ending) {
 	if m.Debug {
 		logf("starting %s after %v", m.Program, time.Since(start))
 	}
+	end.giveBack = m.GiveBack
 	end.code, end.volumes = runProgram(m), len(m.Mounts) > 0 || len(m.Shares) > 0
 	return end
 }
@@ -461,7 +465,7 @@ func exit(end ending) {
 	}
 	if !end.channel {
 		debugExit(end.code)
-	} else if err := reportExit(end.code, end.channelModules, func(step string) {
+	} else if err := reportExit(end.code, end.giveBack, end.channelModules, func(step string) {
 		if end.debug {
 			logf("exit: %s after %v", step, time.Since(end.start))
 		}
@@ -867,7 +871,7 @@ const exitAckWait = 2 * time.Second
 // reportExit writes the exit line on the channel (loading its drivers
 // first) and waits for the host's acknowledgement: QEMU ends with the
 // power-off, and a line still on its way would be lost.
-func reportExit(code int, modules []string, trace func(string)) error {
+func reportExit(code int, giveBack, modules []string, trace func(string)) error {
 	trace("reporting")
 	for _, mod := range modules {
 		if err := loadModule(mod); err != nil {
@@ -887,13 +891,33 @@ func reportExit(code int, modules []string, trace func(string)) error {
 		return fmt.Errorf("%s: %w", dev, err)
 	}
 	defer unix.Close(fd)
-	return exchangeExit(fd, code, time.Now().Add(exitAckWait))
+	return exchangeExit(fd, append(giveBackRecords(giveBack), guestinit.ExitLine(code)...), time.Now().Add(exitAckWait))
 }
 
-// exchangeExit writes the exit line on fd, non-blocking, and reads until
-// the host's acknowledgement, up to deadline.
-func exchangeExit(fd, code int, deadline time.Time) error {
-	for line := guestinit.ExitLine(code); len(line) > 0; {
+// giveBackRecords are the files to give back as the channel carries them
+// (guestinit.FileLine and the bytes); a file that cannot be read, or is
+// larger than guestinit.MaxGiveBack, is said and left out.
+func giveBackRecords(paths []string) []byte {
+	var b []byte
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err == nil && len(data) > guestinit.MaxGiveBack {
+			err = fmt.Errorf("%d bytes, more than the %d given back", len(data), guestinit.MaxGiveBack)
+		}
+		if err != nil {
+			logf("giving back %s: %v", p, err)
+			continue
+		}
+		b = append(append(b, guestinit.FileLine(p, len(data))...), data...)
+	}
+	return b
+}
+
+// exchangeExit writes out (the files given back and the exit line) on
+// fd, non-blocking, and reads until the host's acknowledgement, up to
+// deadline.
+func exchangeExit(fd int, out []byte, deadline time.Time) error {
+	for line := out; len(line) > 0; {
 		if err := waitFD(fd, unix.POLLOUT, deadline); err != nil {
 			return fmt.Errorf("writing the exit line: %w", err)
 		}

@@ -330,7 +330,7 @@ func TestExchangeExit(t *testing.T) {
 					time.Sleep(10 * time.Millisecond)
 				}
 			}()
-			err = exchangeExit(guest, 7, time.Now().Add(300*time.Millisecond))
+			err = exchangeExit(guest, guestinit.ExitLine(7), time.Now().Add(300*time.Millisecond))
 			if line := <-got; line != "exit 7\n" {
 				t.Errorf("the host read %q", line)
 			}
