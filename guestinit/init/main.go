@@ -891,7 +891,10 @@ func reportExit(code int, giveBack, modules []string, trace func(string)) error 
 		return fmt.Errorf("%s: %w", dev, err)
 	}
 	defer unix.Close(fd)
-	return exchangeExit(fd, append(giveBackRecords(giveBack), guestinit.ExitLine(code)...), time.Now().Add(exitAckWait))
+	out := append(giveBackRecords(giveBack), guestinit.ExitLine(code)...)
+	// A second more for every MiB given back (the channel is slow under
+	// emulation).
+	return exchangeExit(fd, out, time.Now().Add(exitAckWait+time.Duration(len(out)>>20)*time.Second))
 }
 
 // giveBackRecords are the files to give back as the channel carries them
