@@ -151,7 +151,10 @@ pid is a supervisor that exits with the program's exit code.
 Make the link and see each engine's configuration with: ops runtime install`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		// cobra prints "NAME version VERSION": the spec's line rides along.
+		// (A version template would link text/template, whose reflection
+		// keeps every exported method in the binary.)
+		Version: Version + "\nspec: " + ociruntime.SpecVersion,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.openLog(lg); err != nil {
 				return err
@@ -164,7 +167,6 @@ Make the link and see each engine's configuration with: ops runtime install`,
 	}
 	root.SetOut(app.Stdout)
 	root.SetErr(app.Stderr)
-	root.SetVersionTemplate(fmt.Sprintf("%s version {{.Version}}\nspec: %s\n", RuntimeName, ociruntime.SpecVersion))
 	root.Flags().BoolP("version", "v", false, "print the version")
 	pf := root.PersistentFlags()
 	defRoot := conf.Root

@@ -1,19 +1,9 @@
 package gojsonschema
 
 import (
-	"bytes"
-	"sync"
-	"text/template"
+	"fmt"
+	"strings"
 )
-
-var errorTemplates = errorTemplate{template.New("errors-new"), sync.RWMutex{}}
-
-// template.Template is not thread-safe for writing, so some locking is done
-// sync.RWMutex is used for efficiently locking when new templates are created
-type errorTemplate struct {
-	*template.Template
-	sync.RWMutex
-}
 
 type (
 
@@ -329,36 +319,42 @@ func newError(err ResultError, context *JsonContext, value interface{}, locale l
 // formatErrorDescription takes a string in the default text/template
 // format and converts it to a string with replacements. The fields come
 // from the ErrorDetails struct and vary for each type of error.
+//
+// Patched for ops: text/template is not linked (its reflection keeps every
+// exported method of every type in a binary). Every description the locales
+// hold is text and {{.name}} actions, which are replaced here as
+// text/template would: the value printed with fmt.Sprint, "<no value>" when
+// the key is missing or nil. Any other action is left as written.
 func formatErrorDescription(s string, details ErrorDetails) string {
-
-	var tpl *template.Template
-	var descrAsBuffer bytes.Buffer
-	var err error
-
-	errorTemplates.RLock()
-	tpl = errorTemplates.Lookup(s)
-	errorTemplates.RUnlock()
-
-	if tpl == nil {
-		errorTemplates.Lock()
-		tpl = errorTemplates.New(s)
-
-		if ErrorTemplateFuncs != nil {
-			tpl.Funcs(ErrorTemplateFuncs)
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "{{")
+		if i < 0 {
+			break
 		}
-
-		tpl, err = tpl.Parse(s)
-		errorTemplates.Unlock()
-
-		if err != nil {
-			return err.Error()
+		j := strings.Index(s[i:], "}}")
+		if j < 0 {
+			break
+		}
+		action := s[i+2 : i+j]
+		b.WriteString(s[:i])
+		s = s[i+j+2:]
+		name := strings.TrimSpace(action)
+		if !strings.HasPrefix(name, ".") {
+			b.WriteString("{{" + action + "}}")
+			continue
+		}
+		name = name[1:]
+		if name == "" || strings.ContainsAny(name, " .()|$\"") {
+			b.WriteString("{{" + action + "}}")
+			continue
+		}
+		if v := details[name]; v != nil {
+			b.WriteString(fmt.Sprint(v))
+		} else {
+			b.WriteString("<no value>")
 		}
 	}
-
-	err = tpl.Execute(&descrAsBuffer, details)
-	if err != nil {
-		return err.Error()
-	}
-
-	return descrAsBuffer.String()
+	b.WriteString(s)
+	return b.String()
 }

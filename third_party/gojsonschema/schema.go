@@ -31,7 +31,6 @@ import (
 	"math/big"
 	"reflect"
 	"regexp"
-	"text/template"
 
 	"github.com/xeipuuv/gojsonreference"
 )
@@ -42,7 +41,9 @@ var (
 	Locale locale = DefaultLocale{}
 
 	// ErrorTemplateFuncs allows you to define custom template funcs for use in localization.
-	ErrorTemplateFuncs template.FuncMap
+	// Patched for ops: kept for the API (a text/template FuncMap is
+	// assignable to it) but not used: descriptions take {{.name}} only.
+	ErrorTemplateFuncs map[string]interface{}
 )
 
 // NewSchema instances a schema using the given JSONLoader
