@@ -140,7 +140,14 @@ func Down(store instance.Store, f *File, home lepton.Home, volumes bool) error {
 		return err
 	}
 	defer unlock()
-	return down(store, f, home, volumes)
+	if err := down(store, f, home, volumes); err != nil {
+		return err
+	}
+	if _, err := os.Stat(home.ComposeDir(f.Name)); errors.Is(err, os.ErrNotExist) {
+		// The project is gone: its lock file goes with it (held here).
+		_ = fileutil.RemoveLocked(home.ComposeLock(f.Name))
+	}
+	return nil
 }
 
 // down is Down by the holder of the project's lock.

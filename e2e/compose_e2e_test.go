@@ -276,6 +276,9 @@ func TestE2EComposeTaxi(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(home, "compose", name)); !os.IsNotExist(err) {
 			t.Fatalf("project state left after compose down: %v", err)
 		}
+		if left, _ := filepath.Glob(filepath.Join(home, "compose", "*"+name+"*")); len(left) > 0 {
+			t.Fatalf("left in the compose folder after down: %v", left)
+		}
 		if out, _ := exec.Command("ss", "-ltnpH").CombinedOutput(); strings.Contains(string(out), fmt.Sprintf(":%d ", port)) {
 			t.Fatalf("port %d still listened on after down:\n%s", port, out)
 		}

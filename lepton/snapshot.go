@@ -121,7 +121,9 @@ const (
 )
 
 // pruneSharedSnapshots removes the snapshots of shared bases beyond the
-// keepSharedSnapshots most recently saved; a failure only leaves one.
+// keepSharedSnapshots most recently saved, their lock files too (one is
+// made for each base ever saved); a failure only leaves one, and so does a
+// save of it under way.
 func (h Home) pruneSharedSnapshots() {
 	ents, err := os.ReadDir(h.snapshotsDir())
 	if err != nil {
@@ -143,8 +145,21 @@ func (h Home) pruneSharedSnapshots() {
 	}
 	slices.SortFunc(all, func(a, b saved) int { return b.at.Compare(a.at) })
 	for _, old := range all[min(keepSharedSnapshots, len(all)):] {
-		old.s.remove()
+		old.s.discard()
 	}
+}
+
+// discard removes the snapshot and its lock file, unless a run holds the
+// lock (it is saving the snapshot again).
+func (s *snapshot) discard() {
+	lock := lockPath(s.state)
+	unlock, err := fileutil.TryLock(lock)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	s.remove()
+	_ = fileutil.RemoveLocked(lock)
 }
 
 // snapshotOf is where the snapshot of the image at path is kept.

@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/opsdev/ops/internal/fileutil"
 	"github.com/opsdev/ops/internal/testutil"
 	"github.com/opsdev/ops/qemu"
 )
@@ -171,6 +173,48 @@ func TestRestoreFailed(t *testing.T) {
 	} {
 		if got := restoreFailed(msg); got != want {
 			t.Errorf("restoreFailed(%q) = %v", msg, got)
+		}
+	}
+}
+
+// TestPruneSharedSnapshots: of the shared bases' snapshots, the two most
+// recently saved stay; the others go with their lock files, but for one a
+// run is saving (it holds the lock); an image's own snapshot is not one of
+// them.
+func TestPruneSharedSnapshots(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	dir := h.snapshotsDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"shared-a", "shared-b", "shared-c", "shared-d", "shared-e", "app"} // oldest first
+	now := time.Now()
+	for i, n := range names {
+		s := h.snapshotOf(n)
+		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			at := now.Add(time.Duration(i-len(names)) * time.Minute)
+			if err := os.Chtimes(p, at, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	unlock, err := fileutil.Lock(lockPath(h.snapshotOf("shared-b").state)) // being saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	h.pruneSharedSnapshots()
+	want := map[string]bool{"shared-b": true, "shared-d": true, "shared-e": true, "app": true}
+	for _, n := range names {
+		s := h.snapshotOf(n)
+		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
+			_, err := os.Stat(p)
+			if got := err == nil; got != want[n] {
+				t.Errorf("%s: there %v, want %v", filepath.Base(p), got, want[n])
+			}
 		}
 	}
 }

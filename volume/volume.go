@@ -162,14 +162,19 @@ func (s Store) Create(name string, size int64, seed string, format Format) (*Vol
 		return nil, goerrors.Wrap(err, 0)
 	}
 	// One creator of a name at a time: of two at once, the second finds
-	// the first's volume.
-	unlock, err := fileutil.TryLock(s.lockFile(name))
+	// the first's volume. The lock file goes with the creation, not left
+	// behind for each name ever created.
+	lock := s.lockFile(name)
+	unlock, err := fileutil.TryLock(lock)
 	if errors.Is(err, fileutil.ErrLocked) {
 		return nil, fmt.Errorf("volume %s is being created by another ops", name)
 	} else if err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}
-	defer unlock()
+	defer func() {
+		_ = fileutil.RemoveLocked(lock)
+		unlock()
+	}()
 	if err := fileutil.ClearStale(s.Dir); err != nil {
 		return nil, goerrors.Wrap(err, 0)
 	}

@@ -48,6 +48,9 @@ func TestNanosVolume(t *testing.T) {
 	if filepath.Base(v.Path) != "data:"+v.UUID+".raw" || v.Format.Name() != "tfs" || v.Size < 16<<20 {
 		t.Fatalf("%+v", v)
 	}
+	if left, _ := filepath.Glob(filepath.Join(home.Dir, ".*")); len(left) > 0 {
+		t.Errorf("left beside the volume: %v", left)
+	}
 	// Used is what the sparse file takes on disk: more than nothing (the
 	// metadata and the seed), less than its size.
 	if v.Used <= 0 || v.Used >= v.Size {
