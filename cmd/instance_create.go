@@ -34,7 +34,7 @@ func newInstanceCreateCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			image, err := instanceImage(app, home, c, args[0])
+			image, err := instanceImage(app, home, c, args[0], name)
 			if err != nil {
 				return err
 			}
@@ -55,13 +55,18 @@ func newInstanceCreateCmd(app *App) *cobra.Command {
 }
 
 // instanceImage is the built image an instance boots: an ELF is built
-// first with the run flags; otherwise the argument names a built image.
-// c.Guest is set to the image's guest.
-func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg string) (string, error) {
+// first with the run flags, into an image named after the instance
+// (instance, when given; -i names another), so that two instances of one
+// program keep their own arguments; otherwise the argument names a built
+// image. c.Guest is set to the image's guest.
+func instanceImage(app *App, home lepton.Home, c *lepton.Config, arg, instance string) (string, error) {
 	if isELF(arg) {
 		in, name, err := elfInput(c, []string{arg})
 		if err != nil {
 			return "", err
+		}
+		if instance != "" {
+			name = instance
 		}
 		in.OpsVersion = Version
 		b, err := app.builder.Build(home, in, lepton.Target{DefaultName: name})

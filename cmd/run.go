@@ -64,6 +64,10 @@ func runVM(app *App, f *runFlags, c *lepton.Config, in lepton.PlanInput, name st
 	if err != nil {
 		return err
 	}
+	if c.RunConfig.Background && c.RunConfig.InstanceName != "" && !f.skipBuild {
+		// An instance's image is its own, as instance create makes it.
+		name = c.RunConfig.InstanceName
+	}
 	target := lepton.Target{Output: f.output, DefaultName: name}
 	var b *lepton.Built
 	if f.skipBuild {

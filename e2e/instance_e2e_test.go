@@ -201,6 +201,63 @@ func TestE2EInstanceRestartPolicy(t *testing.T) {
 	})
 }
 
+// TestE2EInstanceOwnImage: two instances created from one program, with
+// arguments of their own, each boot their own image (named after the
+// instance): a start of the first after the second was created runs the
+// first's arguments, not the second's.
+func TestE2EInstanceOwnImage(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		home = writableHome(t, home)
+		exited := func(name string, runs int) instanceJSON {
+			t.Helper()
+			deadline := time.Now().Add(120 * time.Second)
+			var in instanceJSON
+			for time.Now().Before(deadline) {
+				in = listInstances(t, e, home)[name]
+				logs := e.run(t, home, "instance", "logs", name).stdout
+				if in.Status == "exited" && strings.Count(logs, "hello from C") == runs {
+					return in
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+			t.Fatalf("%s: %+v", name, in)
+			return in
+		}
+		for _, c := range []struct {
+			name string
+			args []string
+		}{{"own-a", []string{"-a", "3"}}, {"own-b", []string{"-a", "4", "-a", "x"}}} {
+			r := e.run(t, home, append([]string{"instance", "create", "./hello_static", "--guest", guest, "--name", c.name}, c.args...)...)
+			if r.code != 0 {
+				t.Fatalf("create %s: %s %s", c.name, r.stdout, r.stderr)
+			}
+			t.Cleanup(func() { e.run(t, home, "instance", "delete", "-f", c.name) })
+		}
+		if in := exited("own-b", 1); in.ExitCode == nil || *in.ExitCode != 4 {
+			t.Fatalf("own-b: exit code %v, want 4 (%+v)", fmtCode(in.ExitCode), in)
+		}
+		exited("own-a", 1)
+		if r := e.run(t, home, "instance", "start", "own-a"); r.code != 0 {
+			t.Fatalf("start own-a: %s", r.stderr)
+		}
+		if in := exited("own-a", 2); in.ExitCode == nil || *in.ExitCode != 3 {
+			t.Fatalf("own-a, started again after own-b was made: exit code %v, want 3 (%+v)", fmtCode(in.ExitCode), in)
+		}
+		if logs := e.run(t, home, "instance", "logs", "own-a").stdout; strings.Count(logs, "hello from C, 2 args") != 2 {
+			t.Fatalf("own-a ran another's arguments:\n%s", logs)
+		}
+	})
+}
+
+// fmtCode is an instance's exit code as a number, or "none".
+func fmtCode(c *int) string {
+	if c == nil {
+		return "none"
+	}
+	return strconv.Itoa(*c)
+}
+
 // TestE2EInstanceAndVolumeErrors: bad input is one clear line each.
 func TestE2EInstanceAndVolumeErrors(t *testing.T) {
 	e := getEnv(t)
