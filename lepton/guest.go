@@ -171,14 +171,6 @@ func (h Home) BuiltImage(nameOrPath, want string) (path string, g Guest, a arch.
 	if err != nil {
 		return "", nil, "", err
 	}
-	if _, err := os.Stat(p); err != nil && !strings.Contains(nameOrPath, "/") {
-		for _, g := range guests() {
-			if _, err := os.Stat(p + g.imageSuffix()); err == nil {
-				p += g.imageSuffix()
-				break
-			}
-		}
-	}
 	f, err := os.Open(p)
 	if err != nil {
 		return "", nil, "", fmt.Errorf("no image %s (ops image list shows the built ones; an ELF path is built first)", nameOrPath)

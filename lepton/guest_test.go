@@ -174,6 +174,29 @@ func TestBuiltImage(t *testing.T) {
 	}
 }
 
+// TestLinuxImageByName: the image commands find a Linux guest's image by
+// its plain name as the others do (NAME.initramfs), say in one line what
+// the Nanos readers cannot read, and delete it with its key.
+func TestLinuxImageByName(t *testing.T) {
+	home := Home{Dir: t.TempDir()}
+	img := filepath.Join(home.imagesDir(), "api.initramfs")
+	testutil.WriteFile(t, img, "070701"+strings.Repeat("0", 200))
+	testutil.WriteFile(t, keyPath(img), "key")
+	if p, err := home.FindImage("api"); err != nil || p != img {
+		t.Fatalf("FindImage(api) = %s, %v; want %s", p, err, img)
+	}
+	err := home.ReadImage("api", false, func(*opsfs.Reader) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "is a Linux-guest image") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("ReadImage of an initramfs: %v", err)
+	}
+	if err := home.DeleteImage("api"); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(home.imagesDir(), "*api*")); len(left) > 0 {
+		t.Errorf("left after delete: %v", left)
+	}
+}
+
 func TestChooseGuestExplicit(t *testing.T) {
 	home := Home{Dir: t.TempDir()}
 	for _, tc := range []struct {

@@ -25,6 +25,7 @@ func (h Home) DeleteImage(name string) error {
 	if err != nil {
 		return err
 	}
+	p = withGuestSuffix(p)
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no image %q in %s ('ops image list' lists them)", name, h.imagesDir())
 	}
@@ -201,12 +202,33 @@ func CopyOut(rd *opsfs.Reader, src, dest string, recursive, deref bool) error {
 }
 
 // FindImage is the file an image argument names: a plain name is an
-// image in the ops home, anything with a slash is a path.
+// image in the ops home (NAME, or a Linux guest's NAME.initramfs when
+// there is no NAME), anything with a slash is a path.
 func (h Home) FindImage(nameOrPath string) (string, error) {
 	if strings.Contains(nameOrPath, "/") {
 		return nameOrPath, nil
 	}
-	return h.imagePath(nameOrPath)
+	p, err := h.imagePath(nameOrPath)
+	if err != nil {
+		return "", err
+	}
+	return withGuestSuffix(p), nil
+}
+
+// withGuestSuffix is p, or where there is no p, the first image a
+// guest's suffix makes of it that exists (the Linux guest's .initramfs).
+func withGuestSuffix(p string) string {
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	for _, g := range guests() {
+		if sfx := g.imageSuffix(); sfx != "" {
+			if _, err := os.Stat(p + sfx); err == nil {
+				return p + sfx
+			}
+		}
+	}
+	return p
 }
 
 // ReadImage opens a Nanos image (name or path) and hands fn its root
@@ -241,6 +263,10 @@ func (h Home) ReadImage(nameOrPath string, bootfs bool, fn func(rd *opsfs.Reader
 	}
 	boot, root, err := opsfs.OpenNanosDisk(disk, size)
 	if err != nil {
+		head := make([]byte, 6)
+		if _, rerr := disk.ReadAt(head, 0); rerr == nil && (&linuxGuest{}).isImage(head) {
+			return fmt.Errorf("%s is a Linux-guest image (an initramfs): image tree, ls, cat, cp and env read Nanos images; list it with: cpio -itv < %s", p, p)
+		}
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	if bootfs {
