@@ -35,7 +35,7 @@ func BenchmarkBootARM64(b *testing.B) {
 				home = linuxHomeARM64(b)
 			}
 			args := []string{"run", "--arch", "arm64", "--guest", guest, "--no-snapshot", prog}
-			argv := bareQEMU(qemuLine(b, e, home, args, false, ""), filepath.Join(b.TempDir(), "ch.sock"))
+			argv := qemuLine(b, e, home, args, false, "")
 			tools := []struct {
 				name string
 				cmd  func() *exec.Cmd
@@ -82,8 +82,9 @@ func BenchmarkBootARM64(b *testing.B) {
 }
 
 // bareQEMU is ops's QEMU command made to run on its own: a disk whose
-// writes go to the overlay ops makes for each run (-blockdev nodes) takes
-// QEMU's own throwaway overlay instead, and the channel ops serves (a
+// writes go to the overlay ops makes for each run (-blockdev nodes; every
+// Nanos boot that does not write its image) takes QEMU's own throwaway
+// overlay instead (-drive snapshot=on), as a command typed by hand would, and the channel ops serves (a
 // descriptor) is a socket nobody connects to, at sock (init, finding no
 // one there, powers off without reporting its exit code).
 func bareQEMU(argv []string, sock string) []string {

@@ -114,7 +114,7 @@ func median(d []time.Duration) float64 {
 }
 
 // qemuLine is the QEMU command `ops run -v` prints for args, split the
-// way the shell would.
+// way the shell would, made to run on its own (bareQEMU).
 func qemuLine(b *testing.B, e *env, home string, args []string, server bool, url string) []string {
 	c := e.opsCmd(context.Background(), home, append([]string{args[0], "-v"}, args[1:]...)...)
 	var stderr bytes.Buffer
@@ -142,7 +142,7 @@ func qemuLine(b *testing.B, e *env, home string, args []string, server bool, url
 					}
 				}
 			}
-			return argv
+			return bareQEMU(argv, filepath.Join(b.TempDir(), "ch.sock"))
 		}
 	}
 	b.Fatalf("ops run -v printed no QEMU command:\n%s", stderr.String())

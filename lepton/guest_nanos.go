@@ -339,7 +339,12 @@ func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 			return vm, fmt.Errorf("%s is an overlay over %s: it boots only writable", b.Image.Path, b.Image.Base)
 		}
 		disk = qemu.Drive{File: b.Image.Base, Overlay: b.Image.Path, Image: true}
-	case !vm.DebugExit && !b.Writable:
+	case !b.Writable:
+		// ops's own overlay in the boot's scratch folder takes the
+		// guest's writes rather than QEMU's snapshot=on, so that ops can
+		// read the exit record Nanos writes there: the whole exit code,
+		// where the exit device carries 7 bits of it, and all of it on a
+		// machine without one.
 		disk.Snapshot, disk.Overlay = false, filepath.Join(b.Scratch, "disk.qcow2")
 	}
 	vm.Drives = append([]qemu.Drive{disk}, volumeDrives(b)...)
@@ -354,19 +359,19 @@ func (g *nanosGuest) VM(b Boot) (qemu.VM, error) {
 // record from an earlier run; an overlay is made fresh, but for one that
 // is the image (SharedParts), new from its build.
 func (g *nanosGuest) prepare(vm qemu.VM) error {
-	if vm.DebugExit || len(vm.Drives) == 0 {
+	if len(vm.Drives) == 0 {
 		return nil
 	}
 	d := vm.Drives[0]
-	st, err := os.Stat(d.File)
-	if err != nil {
-		return goerrors.Wrap(err, 0)
-	}
 	switch {
 	case d.Image:
 		// The image is its overlay, made once for one boot.
 		return nil
 	case d.Overlay != "":
+		st, err := os.Stat(d.File)
+		if err != nil {
+			return goerrors.Wrap(err, 0)
+		}
 		return qemu.CreateOverlay(d.Overlay, st.Size())
 	}
 	f, err := os.OpenFile(d.File, os.O_RDWR, 0)
@@ -395,37 +400,53 @@ func (g *nanosGuest) klogOffset() (int64, error) {
 
 // exitCode implements Guest: QEMU's exit device gives the code, or on a
 // machine without one (arm64) the disk's exit record: none is an exit
-// code of 0.
+// code of 0. The device carries the code's low 7 bits (QEMU exits with
+// code<<1 | 1); a non-zero code's record, when it agrees with them, gives
+// the rest (a program's exit(255), or -1, is 255, not 127).
 func (g *nanosGuest) exitCode(vm qemu.VM, res *qemu.Result) (int, error) {
 	if vm.DebugExit || len(vm.Drives) == 0 || res.Status != 0 || res.NetFailed != "" || res.StartFailed() {
-		return res.GuestExitCode()
+		code, err := res.GuestExitCode()
+		if err != nil || code == 0 || !vm.DebugExit || len(vm.Drives) == 0 || res.Status&1 == 0 {
+			return code, err
+		}
+		if full, ok, _ := g.exitRecord(vm); ok && full&0x7f == code {
+			return full, nil
+		}
+		return code, nil
 	}
+	code, _, err := g.exitRecord(vm)
+	return code, err
+}
+
+// exitRecord reads the exit record Nanos left on the boot's disk, through
+// its overlay when it has one; ok is false when there is none.
+func (g *nanosGuest) exitRecord(vm qemu.VM) (code int, ok bool, err error) {
 	at, err := g.klogOffset()
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	d := vm.Drives[0]
 	disk, err := os.Open(d.File)
 	if err != nil {
-		return 0, goerrors.Wrap(err, 0)
+		return 0, false, goerrors.Wrap(err, 0)
 	}
 	defer disk.Close()
 	rec := make([]byte, 16)
 	if d.Overlay != "" {
 		ov, err := os.Open(d.Overlay)
 		if err != nil {
-			return 0, goerrors.Wrap(err, 0)
+			return 0, false, goerrors.Wrap(err, 0)
 		}
 		defer ov.Close()
 		err = qemu.ReadOverlay(ov, disk, at, rec)
 		if err != nil {
-			return 0, fmt.Errorf("reading the exit record: %w", err)
+			return 0, false, fmt.Errorf("reading the exit record: %w", err)
 		}
 	} else if _, err := disk.ReadAt(rec, at); err != nil {
-		return 0, goerrors.Wrap(err, 0)
+		return 0, false, goerrors.Wrap(err, 0)
 	}
-	code, _ := opsfs.ParseKlog(rec)
-	return code, nil
+	code, ok = opsfs.ParseKlog(rec)
+	return code, ok, nil
 }
 
 // nanosManifest is the typed manifest that goes into the root filesystem's

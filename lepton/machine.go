@@ -479,6 +479,11 @@ func (m *Machine) once(ctx context.Context, vm qemu.VM, job *channelJob) (*qemu.
 			m.say(qemu.VirtiofsdLine(s))
 		}
 		m.say(qemu.ShellLine(argv))
+		for _, d := range vm.Drives {
+			if d.Overlay != "" && !d.Image {
+				m.say(fmt.Sprintf("%s takes the guest's writes to %s for this boot only (by hand: -drive file=%s,format=raw,snapshot=on in place of its -blockdev nodes)", d.Overlay, d.File, d.File))
+			}
+		}
 		if vm.Unprivileged() {
 			m.say("QEMU runs as " + vm.RunAs + ", given descriptors for its disks, kernel, tap device and QMP socket in place of the paths above")
 		}

@@ -368,7 +368,9 @@ func (r *Result) QEMUError() string {
 }
 
 // GuestExitCode turns QEMU's status into the guest program's exit code.
-// With isa-debug-exit, a guest code N makes QEMU exit with N<<1 | 1.
+// With isa-debug-exit, a guest code N makes QEMU exit with N<<1 | 1, of
+// which the process's status keeps N's low 7 bits: a code the guest also
+// reported (Reported) that agrees with them is the whole one.
 func (r *Result) GuestExitCode() (int, error) {
 	switch {
 	case r.NetFailed != "":
@@ -380,6 +382,9 @@ func (r *Result) GuestExitCode() (int, error) {
 	case r.StartFailed():
 		return 0, fmt.Errorf("QEMU failed: %s", strings.TrimSpace(r.QEMUError()))
 	case r.Status&1 == 1:
+		if r.Reported != nil && *r.Reported&0x7f == r.Status>>1 {
+			return *r.Reported, nil
+		}
 		return r.Status >> 1, nil
 	case r.Status == 0 && r.Reported != nil:
 		return *r.Reported, nil

@@ -260,6 +260,11 @@ func TestGuestExitCode(t *testing.T) {
 		{Result{Status: 1}, 0, ""},
 		{Result{Status: 7}, 3, ""},
 		{Result{Status: 255}, 127, ""},
+		// A code above 127 loses its top bit to the process status; the
+		// guest's own report of it, agreeing with the low 7 bits, wins.
+		{Result{Status: 255, Reported: intp(255)}, 255, ""},
+		{Result{Status: 145, Reported: intp(200)}, 200, ""},
+		{Result{Status: 7, Reported: intp(4)}, 3, ""},
 		{Result{Status: 0}, 0, "without reporting"},
 		{Result{Status: 1, Stderr: "qemu-system-x86_64: -drive file=x: Could not open 'x'\n"}, 0, "QEMU failed"},
 		{Result{Status: 1, Stderr: "qemu-system-x86_64: warning: host doesn't support requested feature\n"}, 0, ""},
@@ -280,6 +285,8 @@ func TestGuestExitCode(t *testing.T) {
 		}
 	}
 }
+
+func intp(v int) *int { return &v }
 
 func TestTSCkHz(t *testing.T) {
 	if got := TSCkHz("processor: 0\ncpu MHz\t\t: 2096.032\n"); got != 2096032 {

@@ -89,6 +89,10 @@ type ending struct {
 	// channelModules are the channel's drivers, to load before reporting
 	// on it; nil once the snapshot point loaded them.
 	channelModules []string
+	// channelUp: the host answered on the channel at the snapshot point,
+	// so it reads the exit code there too, all of it, where isa-debug-exit
+	// carries the low 7 bits (a code above 127 goes there).
+	channelUp bool
 	// debug, with start, times the report (ops.debug=1).
 	debug bool
 	start time.Time
@@ -179,6 +183,7 @@ func run(start time.Time) (end ending) {
 		m.LateModules = nil
 		ready, err := snapshotPoint(m.SnapshotModules, ownLater)
 		end.channelModules = nil // loaded, or loading them failed
+		end.channelUp = err == nil
 		if err != nil {
 			logf("snapshot point: %v", err)
 			if ready || ownLater {
@@ -463,7 +468,7 @@ func exit(end ending) {
 		unix.Sync()
 		unmountVolumes()
 	}
-	if !end.channel {
+	if !end.channel && !(end.channelUp && end.code > 127) {
 		debugExit(end.code)
 	} else if err := reportExit(end.code, end.giveBack, end.channelModules, func(step string) {
 		if end.debug {
