@@ -73,10 +73,60 @@ func resetOnClose(_, _ string, c syscall.RawConn) error {
 	return serr
 }
 
-// check runs the probe once.
+// hedgeAfter is how long a probe's attempt may go unanswered before
+// another goes beside it, and hedgeMax how many attempts one probe makes
+// at most. A connection made while the guest is still booting may be held
+// for seconds: passt (the Debian 12 build) hands the guest its SYN once,
+// before the guest can answer, and never again (~10 s to its timeout),
+// which held a compose service's first probe, and every service waiting on
+// its health, that long. A new connection gets through as soon as the
+// guest listens; a slow server still has the whole timeout to answer.
+const (
+	hedgeAfter = time.Second
+	hedgeMax   = 4
+)
+
+// check runs the probe once: its first answer, within its timeout, from
+// one attempt or from the attempts that went beside a silent one.
 func (p Probe) check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
-	defer cancel()
+	defer cancel() // the attempts still waiting end (with a reset)
+	res := make(chan error, hedgeMax)
+	attempt := func() { res <- p.attempt(ctx) }
+	go attempt()
+	pending, made := 1, 1
+	hedge := time.NewTimer(hedgeAfter)
+	defer hedge.Stop()
+	var last error
+	for {
+		select {
+		case err := <-res:
+			pending--
+			if err == nil {
+				return nil
+			}
+			last = err
+			if pending == 0 {
+				return err
+			}
+		case <-hedge.C:
+			if made < hedgeMax {
+				go attempt()
+				pending++
+				made++
+				hedge.Reset(hedgeAfter)
+			}
+		case <-ctx.Done():
+			if last != nil {
+				return last
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// attempt is one try of the probe, until ctx ends.
+func (p Probe) attempt(ctx context.Context) error {
 	dialer := net.Dialer{Control: resetOnClose}
 	if p.TCP != "" {
 		c, err := dialer.DialContext(ctx, "tcp", p.TCP)

@@ -93,3 +93,60 @@ func TestWatchHealth(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestProbeHedged: an attempt whose connection is held silent (a SYN
+// passt handed a guest still booting) gets another beside it after
+// hedgeAfter, which answers: the probe passes then, not at its timeout.
+// A server that answers nothing still fails.
+func TestProbeHedged(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int32
+	held := make(chan net.Conn, 16)
+	defer func() {
+		close(held)
+		for c := range held {
+			c.Close()
+		}
+	}()
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	go srv.Serve(&silentFirst{Listener: ln, n: &conns, held: held})
+	defer srv.Close()
+	p := Probe{HTTP: "http://" + ln.Addr().String() + "/", Timeout: 20 * time.Second}
+	start := time.Now()
+	if err := p.check(context.Background()); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if took := time.Since(start); took >= p.Timeout/2 {
+		t.Errorf("passed after %v: the held attempt was waited for (timeout %v)", took, p.Timeout)
+	}
+
+	mute, err := net.Listen("tcp", "127.0.0.1:0") // accepts (the backlog), never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	p = Probe{HTTP: "http://" + mute.Addr().String() + "/", Timeout: 2*hedgeAfter + hedgeAfter/2}
+	if err := p.check(context.Background()); err == nil {
+		t.Fatal("a server that never answers passed")
+	}
+}
+
+// silentFirst holds the first connection it accepts open and silent.
+type silentFirst struct {
+	net.Listener
+	n    *atomic.Int32
+	held chan net.Conn
+}
+
+func (l *silentFirst) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.n.Add(1) > 1 {
+			return c, err
+		}
+		l.held <- c
+	}
+}
