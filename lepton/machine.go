@@ -369,6 +369,7 @@ func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func())
 			stop()
 			return
 		}
+		j.restore.used()
 	default:
 		if err := awaitReady(ch); err != nil {
 			if !errors.Is(err, errNoReady) {
@@ -384,6 +385,8 @@ func (m *Machine) serve(j *channelJob, vm qemu.VM, p *qemu.Process, stop func())
 				m.say(fmt.Sprintf("ops: saving the snapshot of %s: %v (the next run boots again)", filepath.Base(m.Built.Path), err))
 			} else if m.ownOnChannel(vm) != "" {
 				m.Home.pruneSharedSnapshots()
+			} else {
+				m.Home.pruneImageSnapshots(j.save)
 			}
 		}
 	}

@@ -114,39 +114,86 @@ func (m *Machine) ownOnChannel(vm qemu.VM) string {
 
 // sharedSnapshotPrefix starts the names of the snapshots of shared bases
 // in the snapshots folder; keepSharedSnapshots of them are kept, the most
-// recently saved.
+// recently saved. The images' own snapshots are kept, the most recently
+// saved or restored first, while they take imageSnapshotBudget bytes
+// together (the one just saved always): each holds the guest's memory,
+// 60-250 MB, and a home that ran many images filled its disk with them.
 const (
 	sharedSnapshotPrefix = "shared-"
 	keepSharedSnapshots  = 2
+	imageSnapshotBudget  = 2 << 30
 )
+
+// savedSnapshot is a snapshot in the snapshots folder, when its record
+// was last written or used, and its state's size.
+type savedSnapshot struct {
+	s    *snapshot
+	at   time.Time
+	size int64
+}
+
+// savedSnapshots lists the shared bases' snapshots (shared) or the
+// images' own, most recently written or used record first.
+func (h Home) savedSnapshots(shared bool) []savedSnapshot {
+	ents, err := os.ReadDir(h.snapshotsDir())
+	if err != nil {
+		return nil
+	}
+	var all []savedSnapshot
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(name, ".") || strings.HasPrefix(name, sharedSnapshotPrefix) != shared {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		s := h.snapshotOf(name)
+		var size int64
+		if st, err := os.Stat(s.state); err == nil {
+			size = st.Size()
+		}
+		all = append(all, savedSnapshot{s, info.ModTime(), size})
+	}
+	slices.SortFunc(all, func(a, b savedSnapshot) int { return b.at.Compare(a.at) })
+	return all
+}
 
 // pruneSharedSnapshots removes the snapshots of shared bases beyond the
 // keepSharedSnapshots most recently saved, their lock files too (one is
 // made for each base ever saved); a failure only leaves one, and so does a
 // save of it under way.
 func (h Home) pruneSharedSnapshots() {
-	ents, err := os.ReadDir(h.snapshotsDir())
-	if err != nil {
-		return
-	}
-	type saved struct {
-		s  *snapshot
-		at time.Time
-	}
-	var all []saved
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || !strings.HasPrefix(name, sharedSnapshotPrefix) {
-			continue
-		}
-		if info, err := e.Info(); err == nil {
-			all = append(all, saved{h.snapshotOf(name), info.ModTime()})
-		}
-	}
-	slices.SortFunc(all, func(a, b saved) int { return b.at.Compare(a.at) })
+	all := h.savedSnapshots(true)
 	for _, old := range all[min(keepSharedSnapshots, len(all)):] {
 		old.s.discard()
 	}
+}
+
+// pruneImageSnapshots removes the images' own snapshots beyond
+// imageSnapshotBudget bytes, the least recently saved or restored first;
+// kept, the one just saved, stays whatever its size. An image whose
+// snapshot went boots cold next time and saves it again.
+func (h Home) pruneImageSnapshots(kept *snapshot) {
+	var total int64
+	for _, sv := range h.savedSnapshots(false) {
+		if sv.s.state == kept.state {
+			total += sv.size
+			continue
+		}
+		if total+sv.size <= imageSnapshotBudget {
+			total += sv.size
+			continue
+		}
+		sv.s.discard()
+	}
+}
+
+// used marks the snapshot as restored now, for pruneImageSnapshots.
+func (s *snapshot) used() {
+	now := time.Now()
+	_ = os.Chtimes(s.meta, now, now)
 }
 
 // discard removes the snapshot and its lock file, unless a run holds the

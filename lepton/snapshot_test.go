@@ -218,3 +218,48 @@ func TestPruneSharedSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneImageSnapshots: the images' own snapshots are kept, the most
+// recently saved or restored first, while they fit imageSnapshotBudget;
+// the one just saved stays whatever its age, and the shared bases' are
+// not counted.
+func TestPruneImageSnapshots(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	dir := h.snapshotsDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"img1", "img2", "img3", "img4", "shared-x"} // oldest first
+	now := time.Now()
+	for i, n := range names {
+		s := h.snapshotOf(n)
+		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if p == s.state {
+				// Sparse: its size counts, no disk is used.
+				if err := os.Truncate(p, 800<<20); err != nil {
+					t.Fatal(err)
+				}
+			}
+			at := now.Add(time.Duration(i-len(names)) * time.Minute)
+			if err := os.Chtimes(p, at, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.snapshotOf("img3").used() // restored just now: the newest
+	h.pruneImageSnapshots(h.snapshotOf("img1"))
+	// img3, then img4 fit (1.6 GiB); img2 would not; img1 was just saved.
+	want := map[string]bool{"img1": true, "img3": true, "img4": true, "shared-x": true}
+	for _, n := range names {
+		s := h.snapshotOf(n)
+		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
+			_, err := os.Stat(p)
+			if got := err == nil; got != want[n] {
+				t.Errorf("%s: there %v, want %v", filepath.Base(p), got, want[n])
+			}
+		}
+	}
+}
