@@ -81,17 +81,13 @@ func newImageCatCmd(app *App) *cobra.Command {
 	var bootfs bool
 	cmd := &cobra.Command{
 		Use:   "cat IMAGE PATH",
-		Short: "Print a file from a Nanos image",
+		Short: "Print a file from a Nanos image (links inside it followed)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImageFS(app, args[0], bootfs, func(rd *opsfs.Reader) error {
-				n, err := rd.Lookup(args[1])
+				b, err := lepton.ReadImageFile(rd, args[1])
 				if err != nil {
 					return err
-				}
-				b, err := rd.ReadFile(n)
-				if err != nil {
-					return fmt.Errorf("%s: %w", args[1], err)
 				}
 				_, err = app.Stdout.Write(b)
 				return err

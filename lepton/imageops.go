@@ -158,6 +158,31 @@ func ImageEnv(root *opsfs.Reader) [][2]string {
 	return out
 }
 
+// ReadImageFile reads the file at p in an image, following links inside
+// the image (at most 40, as the kernel does).
+func ReadImageFile(rd *opsfs.Reader, p string) ([]byte, error) {
+	for range 40 {
+		n, err := rd.Lookup(p)
+		if err != nil {
+			return nil, err
+		}
+		t, ok := n.Get("linktarget")
+		if !ok {
+			b, err := rd.ReadFile(n)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", p, err)
+			}
+			return b, nil
+		}
+		target := opsfs.Format(t)
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(p), target)
+		}
+		p = target
+	}
+	return nil, fmt.Errorf("%s: too many links", p)
+}
+
 // CopyOut copies src from an image to the host path dest: a file, or a
 // folder when recursive. Links are recreated as links unless deref,
 // which copies what a link inside the image names.

@@ -422,3 +422,38 @@ func TestBootUUIDMemo(t *testing.T) {
 		t.Fatal("a changed kernel was given the old boot filesystem's UUID")
 	}
 }
+
+// TestReadImageFile: image cat reads through links inside the image, one
+// or more, within a folder and up from one.
+func TestReadImageFile(t *testing.T) {
+	dir := t.TempDir()
+	k := fakeRelease(t, dir)
+	data := filepath.Join(dir, "data")
+	testutil.WriteFile(t, filepath.Join(data, "real.txt"), "real\n")
+	testutil.WriteFile(t, filepath.Join(data, "sub", "keep"), "")
+	for link, target := range map[string]string{"rel": "real.txt", "twice": "rel", "sub/up": "../real.txt"} {
+		if err := os.Symlink(target, filepath.Join(data, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Config{Dirs: []string{"data"}}
+	p, err := newPlan(PlanInput{Config: c, Program: "/bin/true", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "images", "links")
+	if _, err := buildImage(imageSpec{Plan: p, Guest: &nanosGuest{Kernel: k}, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	err = Home{Dir: dir}.ReadImage(out, false, func(rd *opsfs.Reader) error {
+		for _, name := range []string{"/data/real.txt", "/data/rel", "/data/twice", "/data/sub/up"} {
+			if b, err := ReadImageFile(rd, name); err != nil || string(b) != "real\n" {
+				t.Errorf("%s: %q, %v", name, b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
