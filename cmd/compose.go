@@ -249,6 +249,10 @@ func composeUp(app *App, f *composeFlags) error {
 	if err != nil {
 		return err
 	}
+	if !f.detach && ctx.Err() != nil {
+		// Stopped by Ctrl-C or SIGTERM (and brought down): as ops run.
+		return &ExitError{Code: app.stoppedCode()}
+	}
 	return exitWith(code)
 }
 

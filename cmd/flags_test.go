@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opsdev/ops/lepton"
@@ -136,6 +137,22 @@ func TestStringArrayFlag(t *testing.T) {
 		}
 		if a.FlagUsages() != b.FlagUsages() {
 			t.Errorf("help differs:\n%s\n%s", a.FlagUsages(), b.FlagUsages())
+		}
+	}
+}
+
+// TestRunSkipBuildRefusesBuildFlags: -s boots the image as it was built,
+// so -a and -e, which only a build takes, are one clear error rather than
+// ignored.
+func TestRunSkipBuildRefusesBuildFlags(t *testing.T) {
+	t.Setenv("OPS_HOME", t.TempDir())
+	for _, args := range [][]string{
+		{"run", "-s", "-i", "app", "-a", "x"},
+		{"run", "-s", "-i", "app", "-e", "K=V"},
+	} {
+		_, err := runOps(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "-s boots the image as it is") {
+			t.Errorf("ops %v: %v", args, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -37,6 +38,9 @@ the Nanos manifest options of the same names.`,
 				return err
 			}
 			if f.skipBuild {
+				if len(f.args) > 0 || len(f.envs) > 0 {
+					return errors.New("-a and -e change what an image is built with; -s boots the image as it is (run without -s to rebuild it)")
+				}
 				name := c.Program
 				if len(args) > 0 {
 					name = args[0]

@@ -340,7 +340,11 @@ func (u *up) start(ctx context.Context, svcs []*service) (err error) {
 			return fmt.Errorf("service %s: %w", s.Service, err)
 		}
 	}
-	line := fmt.Sprintf("compose %s: %d services up as %d instances (ops compose ps; ops compose down stops them)", u.file.Name, len(u.file.Services), len(svcs))
+	stops := "ops compose down stops them"
+	if !u.opts.Detach {
+		stops = "Ctrl-C stops them"
+	}
+	line := fmt.Sprintf("compose %s: %s up as %s (ops compose ps; %s)", u.file.Name, plural(len(u.file.Services), "service"), plural(len(svcs), "instance"), stops)
 	for _, e := range u.layout.published() {
 		name := e.Instance
 		if name == "" {
@@ -661,4 +665,12 @@ func prefixWriter(w io.Writer, name string) io.Writer {
 		}
 	}()
 	return pw
+}
+
+// plural is n and the noun, with an s when n is not 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -663,9 +663,11 @@ services:
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		// Ctrl-C brings the project down, and up exits 130 as ops run does.
 		code, out := stop()
-		if code != 0 || !strings.Contains(out, name+"-init | hello from C") || !strings.Contains(out, "web waits for init to be completed successfully") {
-			t.Fatalf("exit %d:\n%s", code, out)
+		if code != 130 || !strings.Contains(out, name+"-init | hello from C") || !strings.Contains(out, "web waits for init to be completed successfully") ||
+			!strings.Contains(out, "Ctrl-C stops them") {
+			t.Fatalf("exit %d, want 130:\n%s", code, out)
 		}
 		if l := listInstances(t, e, home); len(l) != 0 {
 			t.Fatalf("instances left after Ctrl-C: %+v", l)

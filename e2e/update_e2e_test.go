@@ -102,7 +102,7 @@ func TestE2EConfigErrors(t *testing.T) {
 	cfg := filepath.Join(dir, "config.json")
 	os.WriteFile(cfg, []byte("{\n  \"Args\": [\"a\"],\n  \"RunConfg\": {}\n}\n"), 0o644)
 	r := e.run(t, e.home, "build", "-c", cfg, "./hello_static")
-	if r.code == 0 || strings.TrimSpace(r.stderr) != "ops: "+cfg+`:3: unknown key "RunConfg" (keys are listed in config.example.json)` {
+	if r.code == 0 || strings.TrimSpace(r.stderr) != "ops: "+cfg+`:3: unknown key "RunConfg": did you mean "RunConfig"? (the README's config.json table lists the keys)` {
 		t.Fatalf("unknown key: %q", r.stderr)
 	}
 	os.WriteFile(cfg, []byte("{\"RunConfig\": {\"Memory\": 512}}"), 0o644)

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -226,9 +227,73 @@ func describeJSONError(b []byte, err error) error {
 		return fmt.Errorf("1: the file is empty; write {} for no settings")
 	}
 	if m := unknownField().FindStringSubmatch(err.Error()); m != nil {
-		return fmt.Errorf("%d: unknown key %q (keys are listed in config.example.json)", lineOf(b, m[1]), m[1])
+		if near := nearestKey(m[1]); near != "" {
+			return fmt.Errorf("%d: unknown key %q: did you mean %q? (the README's config.json table lists the keys)", lineOf(b, m[1]), m[1], near)
+		}
+		return fmt.Errorf("%d: unknown key %q (the README's config.json table lists the keys)", lineOf(b, m[1]), m[1])
 	}
 	return fmt.Errorf("1: %v", err)
+}
+
+// nearestKey is the config.json key (of Config or a struct within it)
+// nearest to an unknown one, "" when none is within two edits of it.
+func nearestKey(unknown string) string {
+	var keys []string
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			keys = append(keys, name)
+			walk(f.Type)
+		}
+	}
+	walk(reflect.TypeOf(Config{}))
+	best, bestD := "", 3
+	for _, k := range keys {
+		if d := editDistance(strings.ToLower(unknown), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func jsonKind(goType string) string {
