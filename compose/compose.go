@@ -52,6 +52,7 @@ type Service struct {
 	CPUs       int
 	Hostname   string
 	Mounts     []VolumeMount
+	Binds      []BindMount
 	Health     *Health
 }
 
@@ -60,6 +61,16 @@ type Publish struct {
 	HostIP string // default 127.0.0.1
 	Host   int
 	Guest  int
+}
+
+// BindMount is a host folder or file a service's volumes bind into the
+// guest: a folder is shared with it (as ops run --mounts /dir:/path), a
+// file is copied into its image (a VM shares folders, not single files).
+type BindMount struct {
+	Source   string // absolute host path
+	Target   string
+	ReadOnly bool
+	File     bool
 }
 
 // VolumeMount is a named volume mounted in the guest.

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -401,8 +402,16 @@ func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool)
 		return nil, fmt.Errorf("deploy.replicas %d: give 1 to 32", s.Replicas)
 	}
 	for _, v := range sc.Volumes {
+		if v.Type == types.VolumeTypeBind {
+			b, err := bindMount(v)
+			if err != nil {
+				return nil, err
+			}
+			s.Binds = append(s.Binds, b)
+			continue
+		}
 		if v.Type != types.VolumeTypeVolume || v.Source == "" {
-			return nil, fmt.Errorf("volumes %s: ops mounts named volumes only (a bind mount of a host folder has no place in a VM image: put the files in x-ops config's Dirs)", v.Target)
+			return nil, fmt.Errorf("volumes %s: ops mounts named volumes and host folders or files (%s mounts have no place in a VM)", v.Target, v.Type)
 		}
 		if s.Replicas > 1 {
 			return nil, fmt.Errorf("volumes %s: a volume is mounted by one VM at a time; a service with %d replicas cannot mount it", v.Source, s.Replicas)
@@ -424,6 +433,25 @@ func fromService(p *types.Project, sc types.ServiceConfig, vols map[string]bool)
 		s.Expose = append(s.Expose, s.Health.Port)
 	}
 	return s, nil
+}
+
+// bindMount reads a bind mount: its source (made absolute from the
+// project's folder by the loader) must exist, a folder or a regular file.
+func bindMount(v types.ServiceVolumeConfig) (BindMount, error) {
+	b := BindMount{Source: v.Source, Target: v.Target, ReadOnly: v.ReadOnly}
+	if !filepath.IsAbs(v.Source) || !path.IsAbs(v.Target) {
+		return b, fmt.Errorf("volumes %s:%s: give the host path and an absolute path in the guest", v.Source, v.Target)
+	}
+	st, err := os.Stat(v.Source)
+	switch {
+	case err != nil:
+		return b, fmt.Errorf("volumes %s: no such folder or file on this host (make it first)", v.Source)
+	case st.Mode().IsRegular():
+		b.File = true
+	case !st.IsDir():
+		return b, fmt.Errorf("volumes %s: a folder or a regular file can be bound, not this", v.Source)
+	}
+	return b, nil
 }
 
 func parsePort(s string) (int, error) {

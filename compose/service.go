@@ -3,6 +3,7 @@ package compose
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -53,6 +54,19 @@ func (f *File) serviceConfig(r Replica, defaultGuest string) (*lepton.Config, er
 			p += ":ro"
 		}
 		c.Mounts[f.volumeName(m.Volume)] = p
+	}
+	for _, b := range s.Binds {
+		if b.File {
+			continue // copied into the image (fileBinds)
+		}
+		if c.Mounts == nil {
+			c.Mounts = map[string]string{}
+		}
+		p := b.Target
+		if b.ReadOnly {
+			p += ":ro"
+		}
+		c.Mounts[b.Source] = p // a host folder shared with the guest
 	}
 	if s.Arch != "" {
 		if c.Arch != "" {
@@ -108,6 +122,11 @@ func (u *up) prepare(r Replica, index int) (*service, error) {
 		{Path: "/etc/hosts", Kind: opsfs.KindFile, Data: u.layout.hosts(r, selfAddr)},
 		{Path: "/etc/nsswitch.conf", Kind: opsfs.KindFile, Data: []byte("hosts: files dns\n")},
 	}
+	files, err := u.fileBinds(r)
+	if err != nil {
+		return nil, err
+	}
+	in.Extra = append(in.Extra, files...)
 	b, err := u.opts.Builder.Build(u.opts.Home, in, lepton.Target{DefaultName: r.Instance})
 	if err != nil {
 		return nil, err
@@ -214,4 +233,26 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// fileBinds are the host files a replica's service binds, as entries of
+// its image: a VM shares folders, not single files, so each is copied in
+// when the image is built. A writable one is said once: what the guest
+// writes to it stays in the VM.
+func (u *up) fileBinds(r Replica) ([]opsfs.Entry, error) {
+	var out []opsfs.Entry
+	for _, b := range u.file.Services[r.Service].Binds {
+		if !b.File {
+			continue
+		}
+		st, err := os.Stat(b.Source)
+		if err != nil {
+			return nil, fmt.Errorf("service %s: volumes %s: %w", r.Service, b.Source, err)
+		}
+		if !b.ReadOnly && r.Index == 0 {
+			u.opts.Say(fmt.Sprintf("compose %s: service %s: %s is copied into its image at %s (a VM shares folders, not single files): the guest's writes to it stay in the VM", u.file.Name, r.Service, b.Source, b.Target))
+		}
+		out = append(out, opsfs.Entry{Path: b.Target, Kind: opsfs.KindFile, Source: b.Source, Size: st.Size(), Mode: st.Mode().Perm()})
+	}
+	return out, nil
 }

@@ -15,6 +15,12 @@ func TestServiceConfig(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "svc.json"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(dir, "www"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.conf"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	doc := `
 services:
   plain:
@@ -25,7 +31,7 @@ services:
     environment: {B: service, C: service}
     working_dir: /srv
     hostname: web
-    volumes: ["data:/data:ro"]
+    volumes: ["data:/data:ro", "./www:/srv/www:ro", "./app.conf:/etc/app.conf"]
     deploy: {resources: {limits: {memory: 1.5G, cpus: "2.5"}}}
   workers:
     x-ops: {program: ./p, config: svc.json}
@@ -54,7 +60,7 @@ volumes: {data: {}}
 		{f.replicasOf("plain")[0], "", got{nil, map[string]string{}, "", 0, "", "", "plain", nil}},
 		{f.replicasOf("plain")[0], "linux", got{nil, map[string]string{}, "", 0, "linux", "", "plain", nil}},
 		{f.replicasOf("full")[0], "nanos", got{[]string{"--base", "--port", "80"}, map[string]string{"A": "config", "B": "service", "C": "service"},
-			"1536M", 3, "linux", "/srv", "web", map[string]string{"project_data": "/data:ro"}}},
+			"1536M", 3, "linux", "/srv", "web", map[string]string{"project_data": "/data:ro", filepath.Join(dir, "www"): "/srv/www:ro"}}},
 		{f.replicasOf("workers")[1], "linux", got{[]string{"--base"}, map[string]string{"A": "config", "B": "config"}, "1G", 0, "linux", "", "workers-2", nil}},
 	} {
 		c, err := f.serviceConfig(tc.replica, tc.defaultGuest)
@@ -65,6 +71,11 @@ volumes: {data: {}}
 		if !reflect.DeepEqual(g, tc.want) {
 			t.Errorf("%s (default guest %q): %+v, want %+v", tc.replica.Instance, tc.defaultGuest, g, tc.want)
 		}
+	}
+	// A host folder is shared (Mounts, above); a host file is copied
+	// into the image (fileBinds).
+	if b := f.Services["full"].Binds; len(b) != 2 || !b[1].File || b[1].Source != filepath.Join(dir, "app.conf") || b[1].Target != "/etc/app.conf" || b[0].File {
+		t.Fatalf("binds %+v", b)
 	}
 	if r := f.replicasOf("workers"); len(r) != 2 || r[0].Instance != "project-workers-1" || r[1].Hostname != "workers-2" {
 		t.Fatalf("replicas %+v", r)

@@ -632,6 +632,50 @@ func TestE2EComposeBadInput(t *testing.T) {
 // for a one-shot service to complete before starting the server that
 // depends on it, prints the consoles with their names, and removes
 // everything on Ctrl-C; a project whose services all exit ends with the
+// TestE2EComposeBindMounts: a service's bind mounts, as compose files
+// write them: a host folder is shared with the guest (what it appends
+// reaches the host), a host file is copied into the image (the guest reads
+// it and may write its copy; the host's stays, and up says so).
+func TestE2EComposeBindMounts(t *testing.T) {
+	e := getEnv(t)
+	forEachGuest(t, func(t *testing.T, guest, home string) {
+		if guest == "nanos" {
+			home = writableHome(t, home)
+		}
+		dir := t.TempDir()
+		writeFiles(t, dir, map[string]string{
+			"data/log.txt": "from the host\n",
+			"app.conf":     "conf from the host\n",
+			"compose.yaml": fmt.Sprintf(`name: bind%d
+services:
+  folder:
+    x-ops: {program: %s}
+    command: [append, /data/log.txt, from the guest]
+    volumes: ["./data:/data"]
+  file:
+    x-ops: {program: %s}
+    command: [append, /etc/app.conf, appended in the guest]
+    volumes: ["./app.conf:/etc/app.conf"]
+`, os.Getpid()%1000, e.progs["hello_static"], e.progs["hello_static"]),
+		})
+		r := inDir(e, dir).run(t, home, "compose", "up", "--guest", guest)
+		for _, want := range []string{"read: from the host", "read: from the guest", "read: conf from the host", "read: appended in the guest"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("no %q in the output", want)
+			}
+		}
+		if r.code != 0 || !strings.Contains(r.stderr, "is copied into its image at /etc/app.conf") {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "data", "log.txt")); string(b) != "from the host\nfrom the guest\n" {
+			t.Errorf("the shared folder's file on the host: %q", b)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "app.conf")); string(b) != "conf from the host\n" {
+			t.Errorf("the copied file changed on the host: %q", b)
+		}
+	})
+}
+
 // first non-zero exit code.
 func TestE2EComposeForeground(t *testing.T) {
 	e := getEnv(t)
