@@ -177,17 +177,14 @@ func TestRestoreFailed(t *testing.T) {
 	}
 }
 
-// TestPruneSharedSnapshots: of the shared bases' snapshots, the two most
-// recently saved stay; the others go with their lock files, but for one a
-// run is saving (it holds the lock); an image's own snapshot is not one of
-// them.
-func TestPruneSharedSnapshots(t *testing.T) {
-	h := Home{Dir: t.TempDir()}
-	dir := h.snapshotsDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeSnapshots makes a snapshot for each name in the home's snapshots
+// folder (a state of size bytes, sparse; its record; its lock), the first
+// the oldest, a minute apart.
+func writeSnapshots(t *testing.T, h Home, names []string, size int64) {
+	t.Helper()
+	if err := os.MkdirAll(h.snapshotsDir(), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{"shared-a", "shared-b", "shared-c", "shared-d", "shared-e", "app"} // oldest first
 	now := time.Now()
 	for i, n := range names {
 		s := h.snapshotOf(n)
@@ -195,19 +192,23 @@ func TestPruneSharedSnapshots(t *testing.T) {
 			if err := os.WriteFile(p, nil, 0o644); err != nil {
 				t.Fatal(err)
 			}
+			if p == s.state {
+				if err := os.Truncate(p, size); err != nil {
+					t.Fatal(err)
+				}
+			}
 			at := now.Add(time.Duration(i-len(names)) * time.Minute)
 			if err := os.Chtimes(p, at, at); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	unlock, err := fileutil.Lock(lockPath(h.snapshotOf("shared-b").state)) // being saved
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unlock()
-	h.pruneSharedSnapshots()
-	want := map[string]bool{"shared-b": true, "shared-d": true, "shared-e": true, "app": true}
+}
+
+// checkSnapshots checks which of the named snapshots are there, each with
+// its state, record and lock, and which are gone with all three.
+func checkSnapshots(t *testing.T, h Home, names []string, want map[string]bool) {
+	t.Helper()
 	for _, n := range names {
 		s := h.snapshotOf(n)
 		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
@@ -219,47 +220,33 @@ func TestPruneSharedSnapshots(t *testing.T) {
 	}
 }
 
+// TestPruneSharedSnapshots: of the shared bases' snapshots, the two most
+// recently saved stay; the others go with their lock files, but for one a
+// run is saving (it holds the lock); an image's own snapshot is not one of
+// them.
+func TestPruneSharedSnapshots(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	names := []string{"shared-a", "shared-b", "shared-c", "shared-d", "shared-e", "app"} // oldest first
+	writeSnapshots(t, h, names, 0)
+	unlock, err := fileutil.Lock(lockPath(h.snapshotOf("shared-b").state)) // being saved
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	h.pruneSharedSnapshots()
+	checkSnapshots(t, h, names, map[string]bool{"shared-b": true, "shared-d": true, "shared-e": true, "app": true})
+}
+
 // TestPruneImageSnapshots: the images' own snapshots are kept, the most
 // recently saved or restored first, while they fit imageSnapshotBudget;
 // the one just saved stays whatever its age, and the shared bases' are
 // not counted.
 func TestPruneImageSnapshots(t *testing.T) {
 	h := Home{Dir: t.TempDir()}
-	dir := h.snapshotsDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	names := []string{"img1", "img2", "img3", "img4", "shared-x"} // oldest first
-	now := time.Now()
-	for i, n := range names {
-		s := h.snapshotOf(n)
-		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
-			if err := os.WriteFile(p, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if p == s.state {
-				// Sparse: its size counts, no disk is used.
-				if err := os.Truncate(p, 800<<20); err != nil {
-					t.Fatal(err)
-				}
-			}
-			at := now.Add(time.Duration(i-len(names)) * time.Minute)
-			if err := os.Chtimes(p, at, at); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	writeSnapshots(t, h, names, 800<<20)
 	h.snapshotOf("img3").used() // restored just now: the newest
 	h.pruneImageSnapshots(h.snapshotOf("img1"))
 	// img3, then img4 fit (1.6 GiB); img2 would not; img1 was just saved.
-	want := map[string]bool{"img1": true, "img3": true, "img4": true, "shared-x": true}
-	for _, n := range names {
-		s := h.snapshotOf(n)
-		for _, p := range []string{s.state, s.meta, lockPath(s.state)} {
-			_, err := os.Stat(p)
-			if got := err == nil; got != want[n] {
-				t.Errorf("%s: there %v, want %v", filepath.Base(p), got, want[n])
-			}
-		}
-	}
+	checkSnapshots(t, h, names, map[string]bool{"img1": true, "img3": true, "img4": true, "shared-x": true})
 }
