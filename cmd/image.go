@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path"
+	"strings"
 	"text/tabwriter"
 
 	opsfs "github.com/opsdev/ops/fs"
@@ -61,20 +63,63 @@ func newImageListCmd(app *App) *cobra.Command {
 }
 
 func newImageTreeCmd(app *App) *cobra.Command {
-	var bootfs bool
+	var bootfs, asJSON, manifest bool
 	cmd := &cobra.Command{
 		Use:   "tree IMAGE",
-		Short: "Print the manifest and file tree of a Nanos image (path or name)",
+		Short: "Print the file tree of a Nanos image (path or name), as nanovms/ops does; --manifest: its whole manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withImageFS(app, args[0], bootfs, func(rd *opsfs.Reader) error {
-				_, err := fmt.Fprintln(app.Stdout, opsfs.Format(rd.Root))
-				return err
+				switch {
+				case manifest:
+					_, err := fmt.Fprintln(app.Stdout, opsfs.Format(rd.Root))
+					return err
+				case asJSON:
+					var files []string
+					if err := walkImage(rd, "/", 0, func(p string, e opsfs.DirEntry, _ int) {
+						if e.Kind != opsfs.KindDir {
+							files = append(files, p)
+						}
+					}); err != nil {
+						return err
+					}
+					return json.NewEncoder(app.Stdout).Encode(files)
+				}
+				fmt.Fprintln(app.Stdout, "/")
+				return walkImage(rd, "/", 1, func(_ string, e opsfs.DirEntry, depth int) {
+					line := strings.Repeat("|   ", depth) + e.Name
+					if e.Kind == opsfs.KindSymlink {
+						line += " -> " + e.Target
+					}
+					fmt.Fprintln(app.Stdout, line)
+				})
 			})
 		},
 	}
 	bootfsFlag(cmd, &bootfs)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "the paths of the files (not folders), as a JSON list")
+	cmd.Flags().BoolVar(&manifest, "manifest", false, "print the root tuple: the manifest (program, arguments, environment) with every file's extents")
 	return cmd
+}
+
+// walkImage calls fn for every entry below the folder p of an image, in
+// order, folders before what they hold, with its path and depth (depth
+// for p's own entries).
+func walkImage(rd *opsfs.Reader, p string, depth int, fn func(p string, e opsfs.DirEntry, depth int)) error {
+	ents, err := rd.ReadDir(p)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		q := path.Join(p, e.Name)
+		fn(q, e, depth)
+		if e.Kind == opsfs.KindDir {
+			if err := walkImage(rd, q, depth+1, fn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func newImageCatCmd(app *App) *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -126,5 +127,44 @@ func TestDiskArch(t *testing.T) {
 	}
 	if _, err := diskArch(app, cfg); err == nil || !strings.HasPrefix(err.Error(), cfg+": not a Nanos disk image") {
 		t.Fatalf("not a disk: %v", err)
+	}
+}
+
+// TestImageTree: ops image tree prints a Nanos image's files as
+// nanovms/ops does (one a line, indented by depth, links with their
+// targets); --json the files' paths; --manifest the root tuple.
+func TestImageTree(t *testing.T) {
+	t.Setenv("OPS_HOME", t.TempDir())
+	rel := testutil.FakeRelease(t, t.TempDir())
+	dir := t.TempDir()
+	testutil.WriteFile(t, filepath.Join(dir, "data", "sub", "f.txt"), "x")
+	if err := os.Symlink("sub/f.txt", filepath.Join(dir, "data", "link")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir) // Dirs are read from the current folder
+	cfg := filepath.Join(dir, "config.json")
+	b, _ := json.Marshal(map[string]any{"Kernel": rel.Kernel, "Boot": rel.Boot, "KlibDir": rel.KlibDir, "Dirs": []string{"data"}})
+	if err := os.WriteFile(cfg, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runOps(t, "build", "/bin/true", "-c", cfg, "-i", "treeme", "--guest", "nanos"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err := runOps(t, "image", "tree", "treeme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"/\n", "\n|   data\n|   |   link -> sub/f.txt\n|   |   sub\n|   |   |   f.txt\n", "\n|   etc\n", "\n|   |   passwd\n", "\n|   true\n"} {
+		if !strings.HasPrefix(out, want) && !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	out, err = runOps(t, "image", "tree", "treeme", "--json")
+	var files []string
+	if err != nil || json.Unmarshal([]byte(out), &files) != nil || !slices.Contains(files, "/data/sub/f.txt") || !slices.Contains(files, "/data/link") || slices.Contains(files, "/data") {
+		t.Errorf("--json: %v %q", err, out)
+	}
+	if out, err = runOps(t, "image", "tree", "treeme", "--manifest"); err != nil || !strings.Contains(out, "program:/true") {
+		t.Errorf("--manifest: %v %q", err, out)
 	}
 }

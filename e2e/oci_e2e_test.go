@@ -181,8 +181,11 @@ func TestE2EImagePush(t *testing.T) {
 	if r := e.run(t, home, "image", "ls", "server"); !strings.Contains(r.stdout, "hello_static") || !strings.Contains(r.stdout, "etc/") {
 		t.Fatalf("image ls: %q %q", r.stdout, r.stderr)
 	}
-	if r := e.run(t, home, "image", "tree", "server"); !strings.Contains(r.stdout, "program:/hello_static") {
+	if r := e.run(t, home, "image", "tree", "server"); !strings.Contains(r.stdout, "\n|   hello_static\n") {
 		t.Fatalf("image tree: %q %q", r.stdout, r.stderr)
+	}
+	if r := e.run(t, home, "image", "tree", "server", "--manifest"); !strings.Contains(r.stdout, "program:/hello_static") {
+		t.Fatalf("image tree --manifest: %q %q", r.stdout, r.stderr)
 	}
 	host := localRegistry(t)
 	r := e.run(t, home, "image", "push", "server", host+"/vms/server:1.0")
