@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opsdev/ops/internal/editdist"
 	"github.com/opsdev/ops/volume"
 )
 
@@ -268,32 +269,11 @@ func nearestKey(unknown string) string {
 	walk(reflect.TypeOf(Config{}))
 	best, bestD := "", 3
 	for _, k := range keys {
-		if d := editDistance(strings.ToLower(unknown), strings.ToLower(k)); d < bestD {
+		if d := editdist.Distance(strings.ToLower(unknown), strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }
 
 func jsonKind(goType string) string {

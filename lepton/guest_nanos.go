@@ -404,17 +404,16 @@ func (g *nanosGuest) klogOffset() (int64, error) {
 // code<<1 | 1); a non-zero code's record, when it agrees with them, gives
 // the rest (a program's exit(255), or -1, is 255, not 127).
 func (g *nanosGuest) exitCode(vm qemu.VM, res *qemu.Result) (int, error) {
-	if vm.DebugExit || len(vm.Drives) == 0 || res.Status != 0 || res.NetFailed != "" || res.StartFailed() {
-		code, err := res.GuestExitCode()
-		if err != nil || code == 0 || !vm.DebugExit || len(vm.Drives) == 0 || res.Status&1 == 0 {
-			return code, err
-		}
+	if len(vm.Drives) > 0 && !vm.DebugExit && res.Status == 0 && res.NetFailed == "" && !res.StartFailed() {
+		code, _, err := g.exitRecord(vm)
+		return code, err
+	}
+	code, err := res.GuestExitCode()
+	if err == nil && code != 0 && vm.DebugExit && len(vm.Drives) > 0 {
 		if full, ok, _ := g.exitRecord(vm); ok && full&0x7f == code {
 			return full, nil
 		}
-		return code, nil
 	}
-	code, _, err := g.exitRecord(vm)
 	return code, err
 }
 

@@ -159,20 +159,31 @@ func ImageEnv(root *opsfs.Reader) [][2]string {
 }
 
 // ReadImageFile reads the file at p in an image, following links inside
-// the image (at most 40, as the kernel does).
+// the image.
 func ReadImageFile(rd *opsfs.Reader, p string) ([]byte, error) {
+	p, n, err := followLinks(rd, p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := rd.ReadFile(n)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return b, nil
+}
+
+// followLinks is where p leads in an image and its node: through links
+// inside the image, a relative one from its folder, at most 40 as the
+// kernel follows.
+func followLinks(rd *opsfs.Reader, p string) (string, *opsfs.Tuple, error) {
 	for range 40 {
 		n, err := rd.Lookup(p)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
 		t, ok := n.Get("linktarget")
 		if !ok {
-			b, err := rd.ReadFile(n)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", p, err)
-			}
-			return b, nil
+			return p, n, nil
 		}
 		target := opsfs.Format(t)
 		if !path.IsAbs(target) {
@@ -180,7 +191,7 @@ func ReadImageFile(rd *opsfs.Reader, p string) ([]byte, error) {
 		}
 		p = target
 	}
-	return nil, fmt.Errorf("%s: too many links", p)
+	return "", nil, fmt.Errorf("%s: too many links", p)
 }
 
 // CopyOut copies src from an image to the host path dest: a file, or a
@@ -210,12 +221,12 @@ func CopyOut(rd *opsfs.Reader, src, dest string, recursive, deref bool) error {
 		return nil
 	}
 	if t, ok := n.Get("linktarget"); ok {
-		target := opsfs.Format(t)
 		if !deref {
-			return os.Symlink(target, dest)
+			return os.Symlink(opsfs.Format(t), dest)
 		}
-		if !path.IsAbs(target) {
-			target = path.Join(path.Dir(src), target)
+		target, _, err := followLinks(rd, src)
+		if err != nil {
+			return err
 		}
 		return CopyOut(rd, target, dest, recursive, false)
 	}

@@ -423,8 +423,8 @@ func TestBootUUIDMemo(t *testing.T) {
 	}
 }
 
-// TestReadImageFile: image cat reads through links inside the image, one
-// or more, within a folder and up from one.
+// TestReadImageFile: image cat (and image cp -L) reads through links
+// inside the image, one or more, within a folder and up from one.
 func TestReadImageFile(t *testing.T) {
 	dir := t.TempDir()
 	k := fakeRelease(t, dir)
@@ -450,6 +450,20 @@ func TestReadImageFile(t *testing.T) {
 			if b, err := ReadImageFile(rd, name); err != nil || string(b) != "real\n" {
 				t.Errorf("%s: %q, %v", name, b, err)
 			}
+		}
+		// image cp -L follows the same links; without -L a link is a link.
+		out := t.TempDir()
+		if err := CopyOut(rd, "/data/twice", filepath.Join(out, "deref"), false, true); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(filepath.Join(out, "deref")); err != nil || string(b) != "real\n" {
+			t.Errorf("cp -L of a link to a link: %q, %v", b, err)
+		}
+		if err := CopyOut(rd, "/data/twice", filepath.Join(out, "link"), false, false); err != nil {
+			t.Fatal(err)
+		}
+		if target, err := os.Readlink(filepath.Join(out, "link")); err != nil || target != "rel" {
+			t.Errorf("cp of a link: %q, %v", target, err)
 		}
 		return nil
 	})

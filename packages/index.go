@@ -19,6 +19,7 @@ import (
 
 	goerrors "github.com/go-errors/errors"
 	"github.com/opsdev/ops/arch"
+	"github.com/opsdev/ops/internal/editdist"
 	"github.com/opsdev/ops/internal/fileutil"
 )
 
@@ -301,7 +302,7 @@ func suggest(pkgs []Package, name string) []string {
 	var out []scored
 	seen := map[string]bool{}
 	for _, p := range pkgs {
-		d := editDistance(strings.ToLower(p.Name), strings.ToLower(name))
+		d := editdist.Distance(strings.ToLower(p.Name), strings.ToLower(name))
 		if strings.Contains(strings.ToLower(p.Name), strings.ToLower(name)) {
 			d = 1
 		}
@@ -318,26 +319,6 @@ func suggest(pkgs []Package, name string) []string {
 		s = append(s, out[i].ref)
 	}
 	return s
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // VersionLess orders version strings naturally: runs of digits compare as
