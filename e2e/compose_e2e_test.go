@@ -634,8 +634,9 @@ func TestE2EComposeBadInput(t *testing.T) {
 // everything on Ctrl-C; a project whose services all exit ends with the
 // TestE2EComposeBindMounts: a service's bind mounts, as compose files
 // write them: a host folder is shared with the guest (what it appends
-// reaches the host), a host file is copied into the image (the guest reads
-// it and may write its copy; the host's stays, and up says so).
+// reaches the host; a read-only one is read), a host file is copied into
+// the image (the guest reads it and may write its copy; the host's stays,
+// and up says so).
 func TestE2EComposeBindMounts(t *testing.T) {
 	e := getEnv(t)
 	forEachGuest(t, func(t *testing.T, guest, home string) {
@@ -645,6 +646,7 @@ func TestE2EComposeBindMounts(t *testing.T) {
 		dir := t.TempDir()
 		writeFiles(t, dir, map[string]string{
 			"data/log.txt": "from the host\n",
+			"conf/ro.txt":  "read-only from the host\n",
 			"app.conf":     "conf from the host\n",
 			"compose.yaml": fmt.Sprintf(`name: bind%d
 services:
@@ -656,10 +658,14 @@ services:
     x-ops: {program: %s}
     command: [append, /etc/app.conf, appended in the guest]
     volumes: ["./app.conf:/etc/app.conf"]
-`, os.Getpid()%1000, e.progs["hello_static"], e.progs["hello_static"]),
+  readonly:
+    x-ops: {program: %s}
+    command: [cat, /conf/ro.txt]
+    volumes: ["./conf:/conf:ro"]
+`, os.Getpid()%1000, e.progs["hello_static"], e.progs["hello_static"], e.progs["hello_static"]),
 		})
 		r := inDir(e, dir).run(t, home, "compose", "up", "--guest", guest)
-		for _, want := range []string{"read: from the host", "read: from the guest", "read: conf from the host", "read: appended in the guest"} {
+		for _, want := range []string{"read: from the host", "read: from the guest", "read: conf from the host", "read: appended in the guest", "read: read-only from the host"} {
 			if !strings.Contains(r.stdout, want) {
 				t.Errorf("no %q in the output", want)
 			}

@@ -81,6 +81,17 @@ int main(int argc, char **argv) {
 		printf("slept %ld ms\n", (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000);
 		return 0;
 	}
+	if (argc > 2 && strcmp(argv[1], "cat") == 0) {
+		FILE *f = fopen(argv[2], "r");
+		char line[256];
+		if (!f) {
+			perror(argv[2]);
+			return 1;
+		}
+		while (fgets(line, sizeof line, f))
+			printf("read: %s", line);
+		return 0;
+	}
 	if (argc > 3 && strcmp(argv[1], "append") == 0) {
 		FILE *f = fopen(argv[2], "a");
 		if (!f || fprintf(f, "%s\n", argv[3]) < 0 || fclose(f) != 0) {

@@ -96,16 +96,20 @@ func withShares(c *Config, manifest map[string]string) *Config {
 	return &cc
 }
 
-// qemuShares are a boot's shares as QEMU's, and who QEMU runs as to
-// reach them when ops runs as root: the owner of the folders the guest
-// writes to (root itself when root owns one, or they have several
-// owners), else runAs as it was.
+// qemuShares are a boot's shares as QEMU's (Nanos's 9p), and who QEMU
+// runs as to reach them when ops runs as root: the owner of the shared
+// folders, read-only ones too, which QEMU must read (root itself when root
+// owns one, or they have several owners), else runAs as it was.
 func qemuShares(shares []Share, runAs string) ([]qemu.Share, string) {
 	var out []qemu.Share
 	owner := ""
 	for _, s := range shares {
-		out = append(out, qemu.Share{Path: s.Host, Tag: strconv.Itoa(s.Tag), ReadOnly: s.ReadOnly})
-		if s.ReadOnly || runAs == "" {
+		// Not QEMU's readonly=on: Nanos's 9p client opens every file for
+		// reading and writing, which such an export refuses (EROFS), so
+		// nothing in a :ro share could be read. The guest mounts it
+		// read-only (the manifest's :ro), and the program cannot write.
+		out = append(out, qemu.Share{Path: s.Host, Tag: strconv.Itoa(s.Tag)})
+		if runAs == "" {
 			continue
 		}
 		o := folderOwner(s.Host)

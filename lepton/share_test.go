@@ -39,3 +39,22 @@ func TestSplitShares(t *testing.T) {
 		}
 	}
 }
+
+// TestQEMUShares: Nanos's shares are exported read-write whatever the
+// guest's mount (its 9p client opens every file for writing, which a
+// readonly=on export refuses), and QEMU runs as the shared folders'
+// owner, a read-only one's too (it must read it).
+func TestQEMUShares(t *testing.T) {
+	dir := t.TempDir()
+	shares := []Share{{Host: dir, Path: "/conf", ReadOnly: true, Tag: 0}}
+	out, runAs := qemuShares(shares, "65534:65534")
+	if len(out) != 1 || out[0].ReadOnly || out[0].Path != dir || out[0].Tag != "0" {
+		t.Errorf("shares %+v", out)
+	}
+	if want := folderOwner(dir); runAs != want && !(want == "0:0" && runAs == "") {
+		t.Errorf("QEMU runs as %q, want the folder's owner %s", runAs, want)
+	}
+	if _, runAs := qemuShares(shares, ""); runAs != "" {
+		t.Errorf("QEMU not dropping privileges runs as %q", runAs)
+	}
+}
